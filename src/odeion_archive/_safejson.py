@@ -1,0 +1,96 @@
+"""Strict JSON for untrusted archives.
+
+Python's :mod:`json` accepts duplicate keys (the last one wins), ``NaN`` and
+``Infinity``, and recurses without bound. An archive is hostile input, so every
+JSON document the library reads from one goes through :func:`loads`, which
+refuses all three before anything is built from the data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from odeion_archive.errors import UnsafeArchiveError
+
+__all__ = ["MAX_DEPTH", "dumps", "loads"]
+
+#: Deepest nesting of arrays and objects accepted in a document.
+MAX_DEPTH = 32
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise UnsafeArchiveError(
+                f"{{what}}: the key {key!r} appears twice in one object; "
+                "the archive was tampered with or damaged, use another archive"
+            )
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise UnsafeArchiveError(
+        f"{{what}}: the value {name} is not valid JSON; "
+        "the archive was tampered with or damaged, use another archive"
+    )
+
+
+def _check_depth(text: str, max_depth: int, what: str) -> None:
+    """Refuse nesting deeper than ``max_depth`` without recursing."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise UnsafeArchiveError(
+                    f"{what}: JSON is nested deeper than {max_depth} levels; "
+                    "the archive was tampered with or damaged, use another archive"
+                )
+        elif char in "]}":
+            depth -= 1
+
+
+def loads(data: bytes | str, *, what: str, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse one strict JSON document; ``what`` names it in error messages."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise UnsafeArchiveError(
+            f"{what}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "the archive was damaged, use another archive"
+        ) from None
+    if text.count("[") + text.count("{") > max_depth:
+        # Only documents that could possibly be too deep pay for the scan.
+        _check_depth(text, max_depth, what)
+    try:
+        return json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+        )
+    except UnsafeArchiveError as exc:
+        raise UnsafeArchiveError(str(exc).replace("{what}", what)) from None
+    except json.JSONDecodeError as exc:
+        raise UnsafeArchiveError(
+            f"{what}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "the archive was damaged, use another archive"
+        ) from None
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize deterministically: sorted keys, no NaN, UTF-8, compact."""
+    return json.dumps(
+        value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    ).encode("utf-8")

@@ -1,0 +1,125 @@
+"""The exceptions of odeion-archive.
+
+Every exception the library raises on purpose derives from :class:`ArchiveError`.
+Each message says what went wrong and what to do about it, so that a host can
+show ``str(error)`` to an administrator as it is.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveError",
+    "ArchiveInvalidError",
+    "BackupFailedError",
+    "BusyError",
+    "CancelledError",
+    "CorruptArchiveError",
+    "DatabaseError",
+    "InsufficientSpaceError",
+    "ManifestError",
+    "ManifestTooNewError",
+    "NotFoundError",
+    "PluginError",
+    "RestoreBlockedError",
+    "RestoreFailedError",
+    "ToolNotFoundError",
+    "UnknownComponentError",
+    "UnknownFormatError",
+    "UnsafeArchiveError",
+]
+
+
+class ArchiveError(Exception):
+    """Base class of every error that odeion-archive raises on purpose."""
+
+
+# -- archives ---------------------------------------------------------------
+
+
+class ArchiveInvalidError(ArchiveError):
+    """The archive cannot be used: it is unreadable, unsafe or corrupt."""
+
+
+class UnsafeArchiveError(ArchiveInvalidError):
+    """The archive holds something a safe reader refuses (a path escape, a link, a bomb...)."""
+
+
+class CorruptArchiveError(ArchiveInvalidError):
+    """The archive's bytes do not match what its manifest and container promise."""
+
+
+class ManifestError(ArchiveInvalidError):
+    """The manifest is missing or malformed; the message names the offending field."""
+
+
+class ManifestTooNewError(ArchiveInvalidError):
+    """The manifest was written by a newer, incompatible version of odeion-archive."""
+
+    def __init__(self, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"the archive's manifest has version {found}, but this odeion-archive reads "
+            f"manifest versions up to {supported}; upgrade odeion-archive to read this archive"
+        )
+
+
+# -- plugins ----------------------------------------------------------------
+
+
+class PluginError(ArchiveError):
+    """A plugin could not be loaded, or two plugins claim the same name."""
+
+
+class UnknownFormatError(PluginError, LookupError):
+    """No registered plugin provides the requested archive format."""
+
+
+class UnknownComponentError(PluginError, LookupError):
+    """No registered plugin provides the requested component."""
+
+
+# -- the database and its tools ---------------------------------------------
+
+
+class DatabaseError(ArchiveError):
+    """The database could not be reached or answered with an error."""
+
+
+class ToolNotFoundError(ArchiveError):
+    """No suitable PostgreSQL client tool (pg_dump, pg_restore) was found."""
+
+
+# -- operations -------------------------------------------------------------
+
+
+class NotFoundError(ArchiveError, LookupError):
+    """The named archive is not in the backup store."""
+
+
+class BusyError(ArchiveError):
+    """Another backup or restore holds the data directory."""
+
+
+class CancelledError(ArchiveError):
+    """The operation was cancelled through its cancellation token."""
+
+
+class InsufficientSpaceError(ArchiveError):
+    """The backup directory lacks the free space the backup needs."""
+
+
+class BackupFailedError(ArchiveError):
+    """A backup failed; nothing was added to the store."""
+
+
+class RestoreFailedError(ArchiveError):
+    """A restore failed; the database was left as it was before."""
+
+
+class RestoreBlockedError(ArchiveError):
+    """The restore plan has blockers; nothing was changed."""
+
+    def __init__(self, message: str, plan: object) -> None:
+        self.plan = plan
+        super().__init__(message)

@@ -1,0 +1,1 @@
+"""Built-in archive formats, registered through the same hooks as third-party ones."""

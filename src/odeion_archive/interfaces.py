@@ -1,0 +1,296 @@
+"""The interfaces that format and component plugins implement.
+
+A plugin returns objects that satisfy these protocols from the hooks in
+:mod:`odeion_archive.hookspecs`. The built-in zip and tar.zst formats and the
+users_auth, settings and full_db components are written against exactly these
+interfaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import attrs
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from odeion_archive.events import CancelToken
+    from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
+
+__all__ = [
+    "ArchiveFormat",
+    "ArchiveReader",
+    "ArchiveWriter",
+    "BackupContext",
+    "Component",
+    "ComponentPlan",
+    "Conflict",
+    "Entry",
+    "EntryKind",
+    "Issue",
+    "MemberSource",
+    "PlanContext",
+    "ReadLimits",
+    "RestoreContext",
+    "RowCounts",
+]
+
+# -- formats ----------------------------------------------------------------
+
+EntryKind = Literal["file", "directory", "symlink", "hardlink", "device", "fifo", "other"]
+
+
+@attrs.frozen
+class Entry:
+    """A member as the container describes it, before its data is read.
+
+    ``name`` is the raw name from the container (not yet checked); ``size`` the
+    uncompressed size that the container declares.
+    """
+
+    name: str
+    kind: EntryKind
+    size: int
+
+
+@attrs.frozen
+class ReadLimits:
+    """Bounds a reader enforces on untrusted archives."""
+
+    #: Most members (manifest members included) an archive may hold.
+    max_members: int = 10_000
+    #: Largest zstd window a decoder may allocate.
+    max_window_bytes: int = 128 * 1024 * 1024
+    #: Largest manifest member.
+    max_manifest_bytes: int = 512 * 1024
+    #: Largest chunk a reader yields.
+    chunk_bytes: int = 1024 * 1024
+
+
+class MemberSource(Protocol):
+    """A member met while walking an archive: its entry, and its data once."""
+
+    @property
+    def entry(self) -> Entry:
+        """The container's description of this member."""
+        ...
+
+    def chunks(self) -> Iterator[bytes]:
+        """The member's bytes, in chunks of at most ``ReadLimits.chunk_bytes``.
+
+        Must be consumed before the walk advances; a walk that advances
+        without consuming skips the data.
+        """
+        ...
+
+
+@runtime_checkable
+class ArchiveWriter(Protocol):
+    """Writes one archive to a sequential binary stream, member after member."""
+
+    def add(self, path: str, chunks: Iterable[bytes]) -> None:
+        """Write one regular member from an iterable of chunks, streaming.
+
+        The writer holds at most a bounded amount of the member in memory and
+        never seeks the output stream.
+        """
+        ...
+
+    def close(self) -> None:
+        """Write the container's trailer (index, central directory, seal)."""
+        ...
+
+
+@runtime_checkable
+class ArchiveReader(Protocol):
+    """Reads one archive from a seekable binary file, without trusting it."""
+
+    def read_member(self, path: str, max_size: int) -> bytes:
+        """The whole of one small member, found without reading the archive through.
+
+        Reads a bounded number of bytes of the file (for the manifest of an
+        archive of any size). Raises :class:`~odeion_archive.errors.ManifestError`
+        if the member is absent and
+        :class:`~odeion_archive.errors.UnsafeArchiveError` if it exceeds ``max_size``.
+        """
+        ...
+
+    def walk(self) -> Iterator[MemberSource]:
+        """Every entry of the archive, in archive order (links, directories too)."""
+        ...
+
+    def container_problems(self) -> list[str]:
+        """Check the container itself (structure, seal, checksums) end to end.
+
+        Returns one message per problem; an empty list means the container is
+        intact. Detects a flipped bit anywhere and truncation at any offset.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release what the reader holds (not the file, which the caller owns)."""
+        ...
+
+
+@runtime_checkable
+class ArchiveFormat(Protocol):
+    """An archive container format, such as zip or tar.zst."""
+
+    #: The name users choose the format by, e.g. ``"tar.zst"``.
+    name: str
+    #: File name suffix of archives in this format, e.g. ``".tar.zst"``.
+    suffix: str
+
+    def sniff(self, head: bytes) -> bool:
+        """Whether ``head`` (the first bytes of a file, up to 4 KiB) starts this format."""
+        ...
+
+    def open_writer(self, stream: IO[bytes]) -> ArchiveWriter:
+        """A writer that writes a new archive to ``stream``."""
+        ...
+
+    def open_reader(self, file: IO[bytes], limits: ReadLimits) -> ArchiveReader:
+        """A reader of the archive in the seekable ``file``."""
+        ...
+
+
+# -- components -------------------------------------------------------------
+
+Conflict = Literal["skip", "overwrite", "rename"]
+
+
+@attrs.frozen
+class Issue:
+    """A blocker or a warning of a plan: a stable code and a sentence to act on."""
+
+    code: str
+    message: str
+
+
+@attrs.frozen
+class RowCounts:
+    """Predicted effect of a JSON restore on one table."""
+
+    insert: int = 0
+    skip: int = 0
+    overwrite: int = 0
+    rename: int = 0
+
+
+@attrs.frozen
+class ComponentPlan:
+    """What restoring one component would do, decided without changing anything."""
+
+    blockers: tuple[Issue, ...] = ()
+    warnings: tuple[Issue, ...] = ()
+    steps: tuple[str, ...] = ()
+    counts: Mapping[str, RowCounts] = attrs.field(factory=dict, hash=False)
+    #: New usernames and similar, as ``{table: {old: new}}``, for the rename strategy.
+    renames: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, hash=False)
+
+
+class BackupContext(Protocol):
+    """What a component gets to write its part of a backup."""
+
+    #: A connection inside the backup's snapshot (REPEATABLE READ, read only).
+    connection: psycopg.Connection[Any]
+    #: The exported snapshot id, for tools that join the snapshot (``pg_dump --snapshot``).
+    snapshot: str
+    #: The database's schema version.
+    schema_version: int
+    cancel: CancelToken
+
+    def add_member(
+        self, name: str, chunks: Iterable[bytes], *, total: int | None = None
+    ) -> MemberEntry:
+        """Stream a member ``<component>/<name>`` into the archive; returns its entry."""
+        ...
+
+    def progress(self, phase: str, done: int, total: int | None = None,
+                 unit: Literal["bytes", "rows", "steps"] = "rows") -> None:
+        """Report progress of this component."""
+        ...
+
+    def tool_env(self) -> tuple[str, dict[str, str]]:
+        """A connection string without password, and the environment to run a tool with."""
+        ...
+
+    def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> str:
+        """The path of a PostgreSQL client tool suitable for this server."""
+        ...
+
+
+class PlanContext(Protocol):
+    """What a component gets to plan its restore (read-only)."""
+
+    manifest: Manifest
+    entry: ComponentEntry
+    #: A connection to the target database; the planner rolls back whatever happens.
+    connection: psycopg.Connection[Any]
+    conflict: Conflict
+    #: The target database's schema version.
+    schema_version: int
+    #: Host options (``remap_paths``, ``acting_user``, ``allow_unsafe_dump``...).
+    options: Mapping[str, Any]
+
+    def open_member(self, path: str) -> IO[bytes]:
+        """A member's bytes, checked against its size and sha256 as they are read."""
+        ...
+
+    def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> str | None:
+        """The path of a local client tool, or ``None`` if none is found."""
+        ...
+
+
+class RestoreContext(PlanContext, Protocol):
+    """What a component gets to restore; ``connection`` is inside the restore's transaction."""
+
+    plan: ComponentPlan
+    cancel: CancelToken
+
+    def progress(self, phase: str, done: int, total: int | None = None,
+                 unit: Literal["bytes", "rows", "steps"] = "rows") -> None:
+        """Report progress of this component."""
+        ...
+
+    def tool_env(self) -> tuple[str, dict[str, str]]:
+        """A connection string without password, and the environment to run a tool with."""
+        ...
+
+
+@runtime_checkable
+class Component(Protocol):
+    """A part of the database that a backup can carry and a restore bring back."""
+
+    #: The name users choose the component by, e.g. ``"users_auth"``.
+    name: str
+    #: Version of the member layout this component writes.
+    payload_version: int
+    #: ``"transaction"``: restored inside the restore's single transaction, with
+    #: other such components. ``"database"``: replaces the whole database, alone.
+    restore_scope: Literal["transaction", "database"]
+
+    def backup(self, context: BackupContext) -> Mapping[str, Any]:
+        """Write the component's members; return its facts for the manifest."""
+        ...
+
+    def plan(self, context: PlanContext) -> ComponentPlan:
+        """Decide what a restore of this component would do, changing nothing."""
+        ...
+
+    def restore(self, context: RestoreContext) -> None:
+        """Carry out ``context.plan``; raise to roll everything back."""
+        ...
+
+
+def member_path(component: str, name: str) -> str:
+    """The archive path of member ``name`` of ``component``."""
+    return f"{component}/{name}"
+
+
+__all__ += ["member_path"]
+
+if TYPE_CHECKING:
+    _entry: MemberEntry

@@ -1,0 +1,189 @@
+"""The manifest: what an archive holds, as frozen values.
+
+An archive stores its manifest in two members. ``manifest.json`` comes first
+and says what the archive is (versions, time, format, components). Facts known
+only once a member is written - its size and sha256, a component's row counts -
+live in ``manifest-tail.json``, the last member. Readers treat both as one
+:class:`Manifest`; :meth:`Manifest.from_parts` joins them.
+
+(Un)structuring and migration of older versions live in one place,
+:mod:`odeion_archive._converter`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from odeion_archive.errors import ManifestError
+
+__all__ = [
+    "HEAD_MEMBER",
+    "MANIFEST_MEMBERS",
+    "MANIFEST_VERSION",
+    "TAIL_MEMBER",
+    "ComponentEntry",
+    "Manifest",
+    "MemberEntry",
+]
+
+#: The manifest version this library writes, as (major, minor). A reader
+#: accepts any minor of a major it knows and refuses a newer major.
+MANIFEST_VERSION = (1, 0)
+HEAD_MEMBER = "manifest.json"
+TAIL_MEMBER = "manifest-tail.json"
+MANIFEST_MEMBERS = frozenset({HEAD_MEMBER, TAIL_MEMBER})
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
+
+
+def _check_sha256(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not _SHA256.fullmatch(value):
+        raise ManifestError(
+            f"manifest field {attribute.name!r}: {value!r} is not a lowercase hex sha256"
+        )
+
+
+def _check_non_negative(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ManifestError(f"manifest field {attribute.name!r}: {value} is negative")
+
+
+def _check_name(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not _NAME.fullmatch(value):
+        raise ManifestError(
+            f"manifest field {attribute.name!r}: {value!r} is not a valid name "
+            "(lowercase letters, digits, '_', '.', '-', starting with a letter)"
+        )
+
+
+def _check_utc(_inst: object, attribute: attrs.Attribute[dt.datetime], value: dt.datetime) -> None:
+    if value.tzinfo is None or value.utcoffset() != dt.timedelta(0):
+        raise ManifestError(f"manifest field {attribute.name!r}: {value} is not in UTC")
+
+
+@attrs.frozen
+class MemberEntry:
+    """One file inside the archive: its path, size in bytes and sha256."""
+
+    path: str
+    size: int = attrs.field(validator=_check_non_negative)
+    sha256: str = attrs.field(validator=_check_sha256)
+
+
+@attrs.frozen
+class ComponentEntry:
+    """One component of an archive: its payload, and the facts a planner needs.
+
+    ``facts`` is JSON data that the component defines (the full_db component
+    records PostgreSQL and pg_dump versions, the JSON components row counts).
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    payload_version: int = attrs.field(validator=_check_non_negative)
+    members: tuple[MemberEntry, ...] = ()
+    facts: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    def member(self, path: str) -> MemberEntry:
+        """The member at ``path``; :class:`ManifestError` if it is not listed."""
+        for member in self.members:
+            if member.path == path:
+                return member
+        raise ManifestError(
+            f"component {self.name!r} lists no member {path!r}; the archive is incomplete"
+        )
+
+
+@attrs.frozen
+class Manifest:
+    """Everything an archive says about itself."""
+
+    created_at: dt.datetime = attrs.field(validator=_check_utc)
+    library_version: str
+    server_version: str
+    schema_version: int = attrs.field(validator=_check_non_negative)
+    format: str
+    components: tuple[ComponentEntry, ...]
+    manifest_version: tuple[int, int] = MANIFEST_VERSION
+
+    def __attrs_post_init__(self) -> None:
+        names = [c.name for c in self.components]
+        if len(set(names)) != len(names):
+            raise ManifestError(f"manifest field 'components': a name appears twice in {names}")
+        paths = [m.path for c in self.components for m in c.members]
+        if len(set(paths)) != len(paths):
+            raise ManifestError("manifest field 'members': a path is listed twice")
+
+    # -- named constructors --------------------------------------------------
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Manifest:
+        """Read a whole manifest from one JSON document (as :meth:`to_json` writes)."""
+        from odeion_archive import _converter
+
+        return _converter.manifest_from_json(data)
+
+    @classmethod
+    def from_parts(cls, head: bytes, tail: bytes) -> Manifest:
+        """Join the ``manifest.json`` and ``manifest-tail.json`` members of an archive."""
+        from odeion_archive import _converter
+
+        return _converter.manifest_from_parts(head, tail)
+
+    # -- serialization -------------------------------------------------------
+
+    def to_json(self) -> bytes:
+        """The whole manifest as one deterministic JSON document."""
+        from odeion_archive import _converter
+
+        return _converter.manifest_to_json(self)
+
+    def head_json(self) -> bytes:
+        """The ``manifest.json`` member: the manifest without members and facts."""
+        from odeion_archive import _converter
+
+        return _converter.manifest_head_json(self)
+
+    def tail_json(self) -> bytes:
+        """The ``manifest-tail.json`` member: members and facts per component."""
+        from odeion_archive import _converter
+
+        return _converter.manifest_tail_json(self)
+
+    # -- queries -------------------------------------------------------------
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """The names of the archive's components, in archive order."""
+        return tuple(c.name for c in self.components)
+
+    @property
+    def members(self) -> tuple[MemberEntry, ...]:
+        """Every payload member of every component, in archive order."""
+        return tuple(m for c in self.components for m in c.members)
+
+    def has_component(self, name: str) -> bool:
+        """Whether the archive holds the component ``name``."""
+        return name in self.component_names
+
+    def component(self, name: str) -> ComponentEntry:
+        """The component ``name``; :class:`ManifestError` if the archive lacks it."""
+        for component in self.components:
+            if component.name == name:
+                return component
+        raise ManifestError(
+            f"the archive holds no component {name!r} (it holds: "
+            f"{', '.join(self.component_names) or 'none'})"
+        )
+
+    def member(self, path: str) -> MemberEntry:
+        """The member at ``path`` in any component."""
+        for member in self.members:
+            if member.path == path:
+                return member
+        raise ManifestError(f"the manifest lists no member {path!r}")

@@ -1,0 +1,115 @@
+"""Frozen values that operations return: archive listings, reports, plans, results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from odeion_archive.interfaces import Conflict, Issue, RowCounts
+from odeion_archive.manifest import Manifest
+
+__all__ = [
+    "ArchiveInfo",
+    "BackupResult",
+    "Problem",
+    "RestorePlan",
+    "RestoreResult",
+    "VerifyReport",
+]
+
+
+@attrs.frozen
+class ArchiveInfo:
+    """One archive in the backup store, as read from its manifest."""
+
+    name: str
+    path: Path
+    size: int
+    manifest: Manifest = attrs.field(repr=False)
+
+    @property
+    def format(self) -> str:
+        """The archive's format name."""
+        return self.manifest.format
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The components the archive holds."""
+        return self.manifest.component_names
+
+    @property
+    def created_at(self) -> dt.datetime:
+        """When the backup was taken (UTC)."""
+        return self.manifest.created_at
+
+    @property
+    def server_version(self) -> str:
+        """The Odeion server version that took the backup."""
+        return self.manifest.server_version
+
+    @property
+    def schema_version(self) -> int:
+        """The database schema version at backup time."""
+        return self.manifest.schema_version
+
+
+@attrs.frozen
+class BackupResult:
+    """A finished backup: the archive it added to the store."""
+
+    archive: ArchiveInfo
+    seconds: float
+
+
+@attrs.frozen
+class Problem:
+    """One problem that verification found; ``member`` is ``None`` for the container."""
+
+    member: str | None
+    message: str
+
+
+@attrs.frozen
+class VerifyReport:
+    """The outcome of verifying an archive."""
+
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Whether the archive is intact."""
+        return not self.problems
+
+
+@attrs.frozen
+class RestorePlan:
+    """What a restore will do, decided by the planner before anything changes."""
+
+    mode: str
+    conflict: Conflict
+    components: tuple[str, ...]
+    blockers: tuple[Issue, ...] = ()
+    warnings: tuple[Issue, ...] = ()
+    steps: tuple[str, ...] = ()
+    counts: Mapping[str, RowCounts] = attrs.field(factory=dict, hash=False)
+    renames: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, hash=False)
+    #: The database's schema version after the restore.
+    schema_version: int | None = None
+
+    @property
+    def can_restore(self) -> bool:
+        """Whether the restore may go ahead (no blockers)."""
+        return not self.blockers
+
+
+@attrs.frozen
+class RestoreResult:
+    """A committed restore. The host must rescan its libraries afterwards."""
+
+    plan: RestorePlan
+    schema_version: int
+    seconds: float
+    rescan_required: bool = True
