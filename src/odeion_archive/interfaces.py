@@ -8,7 +8,7 @@ interfaces.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from odeion_archive.events import CancelToken
     from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
+    from odeion_archive.postgres import PgTool
 
 __all__ = [
     "ArchiveFormat",
@@ -217,8 +218,8 @@ class BackupContext(Protocol):
         """A connection string without password, and the environment to run a tool with."""
         ...
 
-    def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> str:
-        """The path of a PostgreSQL client tool suitable for this server."""
+    def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> PgTool:
+        """A PostgreSQL client tool suitable for this server (major at least the server's)."""
         ...
 
 
@@ -239,8 +240,12 @@ class PlanContext(Protocol):
         """A member's bytes, checked against its size and sha256 as they are read."""
         ...
 
-    def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> str | None:
-        """The path of a local client tool, or ``None`` if none is found."""
+    def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> PgTool | None:
+        """A local client tool suited to the target server, or ``None`` if none is found."""
+        ...
+
+    def tools(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> Sequence[PgTool]:
+        """Every local client tool of that name, whatever its version."""
         ...
 
 
@@ -291,6 +296,3 @@ def member_path(component: str, name: str) -> str:
 
 
 __all__ += ["member_path"]
-
-if TYPE_CHECKING:
-    _entry: MemberEntry

@@ -1,0 +1,277 @@
+"""The host's entry point: one :class:`Archiver` per Odeion data directory.
+
+It ties together the backup store in ``<data_dir>/backups``, the database (a
+URL the host passes, or the embedded PostgreSQL in ``<data_dir>/pgdata``), the
+plugin registry and the data directory's lock, and offers every operation the
+admin panel and the command line need.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from odeion_archive._lock import DataDirLock
+from odeion_archive.archive import ArchiveFile
+from odeion_archive.backup import DEFAULT_COMPONENTS, DEFAULT_FORMAT, BackupOptions, run_backup
+from odeion_archive.events import CancelToken, ProgressCallback, null_progress
+from odeion_archive.interfaces import Conflict
+from odeion_archive.manifest import Manifest
+from odeion_archive.postgres import EmbeddedPostgres
+from odeion_archive.registry import Registry
+from odeion_archive.restore import RestoreOptions, plan_restore, run_restore
+from odeion_archive.results import (
+    ArchiveInfo,
+    BackupResult,
+    RestorePlan,
+    RestoreResult,
+    VerifyReport,
+)
+from odeion_archive.store import BackupStore
+
+__all__ = ["Archiver"]
+
+_log = logging.getLogger(__name__)
+
+
+class Archiver:
+    """Backups and restores of one Odeion data directory.
+
+    ``database_url`` is the server's PostgreSQL; without it the embedded
+    PostgreSQL in ``<data_dir>/pgdata`` is started on first use and stopped by
+    :meth:`close`. ``pg_bin`` restricts the client tools to one directory.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        database_url: str | None = None,
+        registry: Registry | None = None,
+        pg_bin: Path | str | None = None,
+        server_version: str = "unknown",
+    ) -> None:
+        self._data_dir = Path(data_dir)
+        self._database_url = database_url
+        self._registry = registry if registry is not None else Registry.default()
+        self._pg_bin = Path(pg_bin) if pg_bin is not None else None
+        self._server_version = server_version
+        self._store = BackupStore(self._data_dir / "backups", self._registry)
+        self._embedded: EmbeddedPostgres | None = None
+        self._embedded_url: str | None = None
+
+    # -- plumbing ------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        """The Odeion data directory."""
+        return self._data_dir
+
+    @property
+    def registry(self) -> Registry:
+        """The formats and components available."""
+        return self._registry
+
+    @property
+    def store(self) -> BackupStore:
+        """The archives in ``<data_dir>/backups``."""
+        return self._store
+
+    def database_url(self) -> str:
+        """The database's connection string, starting the embedded server if needed."""
+        if self._database_url is not None:
+            return self._database_url
+        if self._embedded_url is None:
+            self._data_dir.mkdir(parents=True, exist_ok=True)
+            self._embedded = EmbeddedPostgres(self._data_dir)
+            self._embedded_url = self._embedded.start()
+        return self._embedded_url
+
+    def close(self) -> None:
+        """Stop the embedded PostgreSQL if this archiver started it."""
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+            self._embedded_url = None
+
+    def __enter__(self) -> Archiver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _exclusive(self, operation: str) -> Iterator[None]:
+        with DataDirLock(self._data_dir, operation):
+            removed = self._store.clean_leftovers()
+            if removed:
+                _log.info("removed leftovers of interrupted operations: %s", removed)
+            yield
+
+    def resolve(self, archive: str | Path) -> Path:
+        """The path of ``archive``: a name from :meth:`list`, or a path to a file."""
+        if isinstance(archive, Path):
+            return archive
+        in_store = "/" not in archive and (self._store.directory / archive).is_file()
+        if not in_store and Path(archive).is_file():
+            return Path(archive)
+        return self._store.path_of(archive)
+
+    # -- backups ---------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        components: Sequence[str] = DEFAULT_COMPONENTS,
+        format: str = DEFAULT_FORMAT,  # noqa: A002 - the word users know
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> BackupResult:
+        """Back up ``components`` into a new archive in the store.
+
+        Runs in the calling thread (start it in a background task); reports
+        progress to ``progress`` and stops within a second of ``cancel``.
+        """
+        started = time.monotonic()
+        options = BackupOptions(
+            components=tuple(components), format=format, server_version=self._server_version
+        )
+        with self._exclusive("backup"):
+            info = run_backup(
+                self.database_url(),
+                self._store,
+                self._registry,
+                options,
+                pg_bin=self._pg_bin,
+                progress=progress,
+                cancel=cancel,
+            )
+        result = BackupResult(archive=info, seconds=time.monotonic() - started)
+        self._notify("odeion_archive_backup_created", result)
+        return result
+
+    def list(self) -> list[ArchiveInfo]:
+        """The archives in the store, newest first."""
+        return self._store.list()
+
+    def inspect(self, archive: str | Path) -> Manifest:
+        """The manifest of an archive (a bounded read, fast for any size)."""
+        with ArchiveFile.open(self.resolve(archive), self._registry) as opened:
+            return opened.manifest
+
+    def verify(
+        self,
+        archive: str | Path,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> VerifyReport:
+        """Check every member of an archive against its manifest, and the container."""
+        with ArchiveFile.open(self.resolve(archive), self._registry) as opened:
+            return opened.verify(progress=progress, cancel=cancel)
+
+    def open_download(self, name: str) -> IO[bytes]:
+        """A binary stream of the archive ``name``."""
+        return self._store.open_download(name)
+
+    def import_archive(self, source: IO[bytes] | Path | str) -> ArchiveInfo:
+        """Validate and verify an uploaded archive, then add it to the store."""
+        with self._exclusive("import"):
+            if isinstance(source, str | Path):
+                with Path(source).open("rb") as stream:
+                    return self._store.import_file(stream)
+            return self._store.import_file(source)
+
+    def delete(self, name: str) -> None:
+        """Delete the archive ``name`` from the store."""
+        with self._exclusive("delete"):
+            self._store.delete(name)
+
+    def prune(self, keep_last: int) -> list[str]:
+        """Keep the newest ``keep_last`` archives; returns the names deleted."""
+        with self._exclusive("prune"):
+            return self._store.prune(keep_last)
+
+    # -- restores --------------------------------------------------------------
+
+    def plan(
+        self,
+        archive: str | Path,
+        mode: str,
+        conflict: Conflict = "skip",
+        *,
+        remap_paths: Mapping[str, str] | None = None,
+        acting_user: str | None = None,
+        allow_unsafe_dump: bool = False,
+    ) -> RestorePlan:
+        """What restoring ``archive`` in ``mode`` would do; nothing is changed."""
+        options = RestoreOptions(
+            mode=mode,
+            conflict=conflict,
+            remap_paths=dict(remap_paths or {}),
+            acting_user=acting_user,
+            allow_unsafe_dump=allow_unsafe_dump,
+        )
+        return plan_restore(
+            self.resolve(archive),
+            options,
+            registry=self._registry,
+            conninfo=self.database_url(),
+            pg_bin=self._pg_bin,
+        )
+
+    def restore(
+        self,
+        archive: str | Path,
+        mode: str,
+        conflict: Conflict = "skip",
+        *,
+        remap_paths: Mapping[str, str] | None = None,
+        acting_user: str | None = None,
+        allow_unsafe_dump: bool = False,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> RestoreResult:
+        """Restore ``archive``; the database is unchanged unless it fully succeeds.
+
+        Raises :class:`~odeion_archive.errors.RestoreBlockedError` (with the
+        plan) if the planner finds blockers. Afterwards the host must rescan
+        its libraries; the ``odeion_archive_restore_finished`` hook fires.
+        """
+        options = RestoreOptions(
+            mode=mode,
+            conflict=conflict,
+            remap_paths=dict(remap_paths or {}),
+            acting_user=acting_user,
+            allow_unsafe_dump=allow_unsafe_dump,
+        )
+        path = self.resolve(archive)
+        with self._exclusive("restore"):
+            result = run_restore(
+                path,
+                options,
+                registry=self._registry,
+                conninfo=self.database_url(),
+                pg_bin=self._pg_bin,
+                progress=progress,
+                cancel=cancel,
+            )
+        self._notify("odeion_archive_restore_finished", result)
+        return result
+
+    def _notify(self, hook_name: str, result: BackupResult | RestoreResult) -> None:
+        hook = getattr(self._registry.hook, hook_name)
+        try:
+            hook(result=result)
+        except Exception:
+            _log.exception("a plugin's %s hook failed (the operation itself succeeded)", hook_name)

@@ -1,0 +1,237 @@
+"""Creating a backup: every component in one snapshot, into one archive.
+
+The backup opens one REPEATABLE READ transaction and exports its snapshot. The
+JSON components read through that transaction and ``pg_dump`` joins it with
+``--snapshot``, so every component of an archive describes the same instant,
+however much the database changes while the backup runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import psycopg
+
+from odeion_archive import schema
+from odeion_archive._tools import Toolbox
+from odeion_archive._version import __version__
+from odeion_archive.archive import ArchiveBuilder
+from odeion_archive.errors import (
+    ArchiveError,
+    BackupFailedError,
+    DatabaseError,
+    InsufficientSpaceError,
+)
+from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
+from odeion_archive.interfaces import Component
+from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
+from odeion_archive.postgres import PgTool, server_version_num, tool_invocation
+from odeion_archive.registry import Registry
+from odeion_archive.results import ArchiveInfo
+from odeion_archive.store import BackupStore
+
+__all__ = ["DEFAULT_COMPONENTS", "DEFAULT_FORMAT", "BackupOptions", "run_backup"]
+
+DEFAULT_COMPONENTS = ("users_auth", "settings", "full_db")
+DEFAULT_FORMAT = "tar.zst"
+
+
+@attrs.frozen
+class BackupOptions:
+    """What to back up and how."""
+
+    components: tuple[str, ...] = DEFAULT_COMPONENTS
+    format: str = DEFAULT_FORMAT
+    #: The Odeion server version recorded in the manifest.
+    server_version: str = "unknown"
+    #: Free space that must remain after a full_db backup, on top of its estimate.
+    reserve_bytes: int = 64 * 1024 * 1024
+
+
+class _Context:
+    """The :class:`~odeion_archive.interfaces.BackupContext` of one component."""
+
+    def __init__(
+        self,
+        *,
+        component: Component,
+        connection: psycopg.Connection[Any],
+        snapshot: str,
+        schema_version: int,
+        builder: ArchiveBuilder,
+        toolbox: Toolbox,
+        conninfo: str,
+        cancel: CancelToken,
+        progress: ProgressCallback,
+    ) -> None:
+        self.connection = connection
+        self.snapshot = snapshot
+        self.schema_version = schema_version
+        self.cancel = cancel
+        self._component = component
+        self._builder = builder
+        self._toolbox = toolbox
+        self._conninfo = conninfo
+        self._progress = progress
+
+    def add_member(
+        self, name: str, chunks: Iterable[bytes], *, total: int | None = None
+    ) -> MemberEntry:
+        return self._builder.add_member(self._component.name, name, self._count(chunks, total))
+
+    def _count(self, chunks: Iterable[bytes], total: int | None) -> Iterator[bytes]:
+        done = 0
+        last = 0.0
+        for chunk in chunks:
+            self.cancel.raise_if_cancelled()
+            done += len(chunk)
+            now = time.monotonic()
+            if now - last >= 0.2:
+                last = now
+                self.progress("write", done, total, "bytes")
+            yield chunk
+        self.progress("write", done, done, "bytes")
+
+    def progress(
+        self,
+        phase: str,
+        done: int,
+        total: int | None = None,
+        unit: Literal["bytes", "rows", "steps"] = "rows",
+    ) -> None:
+        self._progress(
+            ProgressEvent(
+                operation="backup",
+                phase=phase,
+                component=self._component.name,
+                done=done,
+                total=total,
+                unit=unit,
+            )
+        )
+
+    def tool_env(self) -> tuple[str, dict[str, str]]:
+        return tool_invocation(self._conninfo)
+
+    def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> PgTool:
+        return self._toolbox.get(name)
+
+
+def _check_space(
+    connection: psycopg.Connection[Any], directory: Path, reserve: int
+) -> None:
+    """Refuse a full_db backup that would not fit, estimated from the database size."""
+    row = connection.execute("SELECT pg_database_size(current_database())").fetchone()
+    estimate = int(row[0]) if row else 0
+    free = shutil.disk_usage(directory).free
+    if free < estimate + reserve:
+        raise InsufficientSpaceError(
+            f"not enough free space in {directory} for a full_db backup: about "
+            f"{(estimate + reserve) // (1024 * 1024)} MiB needed (database size "
+            f"{estimate // (1024 * 1024)} MiB plus {reserve // (1024 * 1024)} MiB reserve), "
+            f"{free // (1024 * 1024)} MiB free; free some space (prune old backups) and try again"
+        )
+
+
+def _components(registry: Registry, names: Sequence[str]) -> list[Component]:
+    if not names:
+        raise BackupFailedError("no component chosen; choose at least one to back up")
+    if len(set(names)) != len(names):
+        raise BackupFailedError(f"a component is named twice in {list(names)}")
+    return [registry.component(name) for name in names]
+
+
+def run_backup(
+    conninfo: str,
+    store: BackupStore,
+    registry: Registry,
+    options: BackupOptions,
+    *,
+    pg_bin: Path | None = None,
+    progress: ProgressCallback = null_progress,
+    cancel: CancelToken | None = None,
+) -> ArchiveInfo:
+    """Write one archive of ``options.components`` and add it to ``store``.
+
+    The caller holds the data directory's lock. Nothing is added to the store
+    unless every component succeeded.
+    """
+    cancel = cancel or CancelToken()
+    fmt = registry.format(options.format)
+    components = _components(registry, options.components)
+
+    def emit(phase: str, message: str = "") -> None:
+        progress(ProgressEvent(operation="backup", phase=phase, unit="steps", message=message))
+
+    emit("snapshot", "opening a consistent snapshot of the database")
+    try:
+        connection = psycopg.connect(conninfo, autocommit=False)
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"cannot connect to the database: {exc}; check the database URL and that "
+            "PostgreSQL is running"
+        ) from None
+    with connection:
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        connection.execute("SET LOCAL TimeZone = 'UTC'")
+        row = connection.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        snapshot = str(row[0])
+        schema_version = schema.schema_version(connection)
+        toolbox = Toolbox(server_version_num(connection) // 10000, pg_bin)
+        if any(c.restore_scope == "database" for c in components):
+            store.ensure()
+            _check_space(connection, store.directory, options.reserve_bytes)
+        created_at = dt.datetime.now(dt.UTC)
+        head = Manifest(
+            created_at=created_at,
+            library_version=__version__,
+            server_version=options.server_version,
+            schema_version=schema_version,
+            format=fmt.name,
+            components=tuple(ComponentEntry(c.name, c.payload_version) for c in components),
+        )
+        try:
+            with store.writing() as (temp, stream):
+                builder = ArchiveBuilder(fmt, stream, head=head)
+                for component in components:
+                    cancel.raise_if_cancelled()
+                    emit("component", f"backing up {component.name}")
+                    context = _Context(
+                        component=component,
+                        connection=connection,
+                        snapshot=snapshot,
+                        schema_version=schema_version,
+                        builder=builder,
+                        toolbox=toolbox,
+                        conninfo=conninfo,
+                        cancel=cancel,
+                        progress=progress,
+                    )
+                    facts: Mapping[str, Any] = component.backup(context)
+                    builder.set_facts(component.name, facts)
+                emit("finalize", "writing the manifest and sealing the archive")
+                manifest = builder.finish()
+        except ArchiveError:
+            raise
+        except psycopg.Error as exc:
+            raise BackupFailedError(
+                f"the database failed during the backup: {exc}; nothing was added to the "
+                "store, check the server and try again"
+            ) from None
+        except OSError as exc:
+            raise BackupFailedError(
+                f"writing the archive failed: {exc}; nothing was added to the store, "
+                "check the backup directory (space, permissions) and try again"
+            ) from None
+    name = store.new_name(fmt.suffix, created_at)
+    path = store.publish(temp, name)
+    emit("done", f"created {name}")
+    return ArchiveInfo(name=name, path=path, size=path.stat().st_size, manifest=manifest)

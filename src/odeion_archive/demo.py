@@ -1,0 +1,217 @@
+"""The whole job end to end on the embedded PostgreSQL, and database comparison.
+
+:func:`run_demo` creates a data directory, loads the Odeion schema with sample
+data, backs it up in both formats, verifies the archives, plans and restores
+them into fresh databases, and compares the databases table by table.
+:func:`compare_databases` is public because hosts and tests want it too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from odeion_archive import schema, seed
+from odeion_archive.archiver import Archiver
+from odeion_archive.errors import ArchiveError
+from odeion_archive.postgres import EmbeddedPostgres
+
+__all__ = ["DatabaseComparison", "TableComparison", "compare_databases", "run_demo"]
+
+
+@attrs.frozen
+class TableComparison:
+    """One table in two databases: its row counts and whether the rows are equal."""
+
+    table: str
+    rows_a: int | None
+    rows_b: int | None
+    same: bool
+
+
+@attrs.frozen
+class DatabaseComparison:
+    """Every user table and sequence of two databases, compared."""
+
+    tables: tuple[TableComparison, ...]
+    sequences_same: bool
+
+    @property
+    def same(self) -> bool:
+        """Whether both databases hold the same tables, rows and sequence positions."""
+        return self.sequences_same and all(t.same for t in self.tables)
+
+    def differing(self) -> list[str]:
+        """The tables that differ."""
+        return [t.table for t in self.tables if not t.same]
+
+
+def _table_digests(conninfo: str) -> dict[str, tuple[int, str]]:
+    """Row count and an order-independent digest of every table, computed by the server."""
+    digests: dict[str, tuple[int, str]] = {}
+    with psycopg.connect(conninfo) as connection:
+        tables = connection.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            " AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2"
+        ).fetchall()
+        for namespace, name in tables:
+            query = sql.SQL(
+                "SELECT count(*), coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '')"
+                " FROM {} t"
+            ).format(sql.Identifier(namespace, name))
+            row = connection.execute(query).fetchone()
+            assert row is not None
+            key = name if namespace == "public" else f"{namespace}.{name}"
+            digests[key] = (int(row[0]), str(row[1]))
+    return digests
+
+
+def _sequences(conninfo: str) -> dict[str, Any]:
+    with psycopg.connect(conninfo) as connection:
+        return {
+            f"{schema_name}.{name}": value
+            for schema_name, name, value in connection.execute(
+                "SELECT schemaname, sequencename, last_value FROM pg_sequences ORDER BY 1, 2"
+            )
+        }
+
+
+def compare_databases(a: str, b: str) -> DatabaseComparison:
+    """Compare every table (rows, as a server-side digest) and sequence of two databases."""
+    left, right = _table_digests(a), _table_digests(b)
+    tables = tuple(
+        TableComparison(
+            table=name,
+            rows_a=left[name][0] if name in left else None,
+            rows_b=right[name][0] if name in right else None,
+            same=left.get(name) == right.get(name),
+        )
+        for name in sorted(left.keys() | right.keys())
+    )
+    return DatabaseComparison(tables=tables, sequences_same=_sequences(a) == _sequences(b))
+
+
+@contextmanager
+def _workdir(directory: Path | None) -> Iterator[tuple[Path, bool]]:
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        yield directory, False
+        return
+    temporary = Path(tempfile.mkdtemp(prefix="odeion-demo-"))
+    try:
+        yield temporary, True
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _create_database(admin: str, name: str) -> str:
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return make_conninfo(admin, dbname=name)
+
+
+def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) -> bool:
+    """Run the whole job on the embedded PostgreSQL; ``report`` receives each line.
+
+    Returns whether every restored database matched its source. Raises
+    :class:`~odeion_archive.errors.ArchiveError` if a step fails.
+    """
+    total = time.monotonic()
+    with _workdir(directory) as (workdir, temporary):
+        data_dir = workdir / "odeion-data"
+        report(f"working in {workdir}" + (" (removed at the end)" if temporary else ""))
+
+        def step(title: str) -> Callable[[str], None]:
+            started = time.monotonic()
+            report(f"- {title} ...")
+
+            def done(detail: str) -> None:
+                report(f"  {detail} ({time.monotonic() - started:.2f} s)")
+
+            return done
+
+        done = step("starting the embedded PostgreSQL")
+        server = EmbeddedPostgres(data_dir)
+        source = server.start()
+        try:
+            done(f"PostgreSQL running, data in {server.pgdata}")
+            done = step("loading the Odeion schema and sample data")
+            with psycopg.connect(source) as connection:
+                if schema.schema_version(connection) == 0:
+                    schema.migrate(connection)
+                    counts = seed.seed(connection, seed.SeedScale.demo())
+                    connection.execute(
+                        "CREATE TABLE plugin_bookmarks (id serial PRIMARY KEY, note text);"
+                        " INSERT INTO plugin_bookmarks (note)"
+                        " SELECT 'bookmark ' || g FROM generate_series(1, 100) g"
+                    )
+                    connection.commit()
+                    loaded = ", ".join(f"{n} {t}" for t, n in counts.items())
+                else:
+                    loaded = "already loaded"
+            done(f"schema version {schema.LATEST_SCHEMA_VERSION}; {loaded}; plus a table "
+                 "'plugin_bookmarks' that only full_db knows")
+
+            archives = {}
+            with Archiver(data_dir, database_url=source, server_version="demo") as archiver:
+                for fmt in ("tar.zst", "zip"):
+                    done = step(f"backing up users_auth, settings and full_db as {fmt}")
+                    result = archiver.create(format=fmt)
+                    archives[fmt] = result.archive
+                    done(f"{result.archive.name}, {result.archive.size:,} bytes")
+                for fmt, info in archives.items():
+                    done = step(f"verifying {info.name}")
+                    verdict = archiver.verify(info.name)
+                    if not verdict.ok:
+                        raise ArchiveError(f"verification of {info.name} failed: {verdict}")
+                    done(f"{len(info.manifest.members)} members match their sha256")
+
+            admin = make_conninfo(source, dbname="postgres")
+            full_target = _create_database(admin, "odeion_restored_full")
+            json_target = _create_database(admin, "odeion_restored_json")
+            with psycopg.connect(json_target) as connection:
+                schema.migrate(connection)
+
+            same = True
+            for target, fmt, mode in ((full_target, "tar.zst", "full_db"),
+                                      (json_target, "zip", "everything_json")):
+                with Archiver(data_dir, database_url=target) as archiver:
+                    info = archives[fmt]
+                    done = step(f"planning a {mode} restore of the {fmt} archive")
+                    plan = archiver.plan(info.path, mode, "skip")
+                    done("can restore" if plan.can_restore else
+                         f"blocked: {[b.code for b in plan.blockers]}")
+                    done = step(f"restoring {mode} into a fresh database")
+                    result = archiver.restore(info.path, mode, "skip")
+                    done(f"database at schema version {result.schema_version}; libraries to "
+                         "rescan")
+                done = step(f"comparing the {mode} restore with the source, table by table")
+                comparison = compare_databases(source, target)
+                wanted = None if mode == "full_db" else {
+                    "users", "invite_codes", "api_tokens", "system_settings"}
+                checked = [t for t in comparison.tables if wanted is None or t.table in wanted]
+                for table in checked:
+                    report(f"    {table.table:<20} {table.rows_a!s:>8} -> {table.rows_b!s:>8}  "
+                           f"{'same' if table.same else 'DIFFERENT'}")
+                ok = all(t.same for t in checked) and (
+                    wanted is not None or comparison.sequences_same)
+                same = same and ok
+                done("identical" if ok else "DIFFERENT")
+        finally:
+            server.stop()
+        report(f"demo {'succeeded' if same else 'FAILED'} in {time.monotonic() - total:.1f} s")
+        return same

@@ -1,0 +1,380 @@
+"""The restore planner, and the restore that carries out its plan.
+
+:func:`plan_restore` is the one place that decides what a restore will do. It
+reads the archive's manifest (a bounded read), asks the target database and the
+local tools what it needs, lets each component predict its effect, and changes
+nothing. :func:`run_restore` plans again, refuses a plan with blockers, and
+carries the plan out: the JSON components inside one transaction, ``full_db``
+by replacing the database atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import attrs
+import psycopg
+
+from odeion_archive import schema
+from odeion_archive._tools import Toolbox
+from odeion_archive.archive import ArchiveFile
+from odeion_archive.errors import (
+    ArchiveError,
+    ArchiveInvalidError,
+    DatabaseError,
+    ManifestTooNewError,
+    RestoreBlockedError,
+    RestoreFailedError,
+    UnknownComponentError,
+)
+from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
+from odeion_archive.interfaces import Component, ComponentPlan, Conflict, Issue, RowCounts
+from odeion_archive.manifest import ComponentEntry, Manifest
+from odeion_archive.postgres import PgTool, server_version_num, tool_invocation
+from odeion_archive.registry import Registry
+from odeion_archive.results import RestorePlan, RestoreResult
+
+__all__ = ["CONFLICTS", "MODES", "RestoreOptions", "plan_restore", "run_restore"]
+
+#: The restore modes and the components each restores.
+MODES: Mapping[str, tuple[str, ...]] = {
+    "full_db": ("full_db",),
+    "users_auth": ("users_auth",),
+    "settings": ("settings",),
+    "everything_json": ("users_auth", "settings"),
+}
+CONFLICTS: tuple[Conflict, ...] = ("skip", "overwrite", "rename")
+
+
+@attrs.frozen
+class RestoreOptions:
+    """Choices of the host for one restore."""
+
+    mode: str
+    conflict: Conflict = "skip"
+    #: For full_db: old media root -> new media root, applied in the same transaction.
+    remap_paths: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    #: Username of the account performing the restore, protected from being overwritten.
+    acting_user: str | None = None
+    #: Let full_db restore a dump with entries that Odeion never uses (event triggers...).
+    allow_unsafe_dump: bool = False
+
+    def as_mapping(self) -> Mapping[str, Any]:
+        """The options as the mapping components read."""
+        return {
+            "remap_paths": dict(self.remap_paths),
+            "acting_user": self.acting_user,
+            "allow_unsafe_dump": self.allow_unsafe_dump,
+        }
+
+
+def components_for(mode: str, registry: Registry) -> tuple[str, ...]:
+    """The components a mode restores; a third-party component name is its own mode."""
+    if mode in MODES:
+        return MODES[mode]
+    if mode in registry.components():
+        return (mode,)
+    raise ValueError(
+        f"unknown restore mode {mode!r}; choose one of {', '.join([*MODES, *registry.components()])}"
+    )
+
+
+class _Context:
+    """The Plan- and RestoreContext handed to one component."""
+
+    def __init__(
+        self,
+        *,
+        archive: ArchiveFile,
+        entry: ComponentEntry,
+        connection: psycopg.Connection[Any],
+        options: RestoreOptions,
+        schema_version: int,
+        toolbox: Toolbox,
+        conninfo: str,
+        cancel: CancelToken,
+        progress: ProgressCallback,
+        plan: ComponentPlan | None = None,
+    ) -> None:
+        self.manifest: Manifest = archive.manifest
+        self.entry = entry
+        self.connection = connection
+        self.conflict: Conflict = options.conflict
+        self.schema_version = schema_version
+        self.options = options.as_mapping()
+        self.cancel = cancel
+        self.plan = plan or ComponentPlan()
+        self._archive = archive
+        self._toolbox = toolbox
+        self._conninfo = conninfo
+        self._progress = progress
+
+    def open_member(self, path: str) -> IO[bytes]:
+        return self._archive.open_member(path)
+
+    def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> PgTool | None:
+        return self._toolbox.find(name)
+
+    def tools(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> Sequence[PgTool]:
+        return self._toolbox.all(name)
+
+    def tool_env(self) -> tuple[str, dict[str, str]]:
+        return tool_invocation(self._conninfo)
+
+    def progress(
+        self,
+        phase: str,
+        done: int,
+        total: int | None = None,
+        unit: Literal["bytes", "rows", "steps"] = "rows",
+    ) -> None:
+        self._progress(
+            ProgressEvent(
+                operation="restore",
+                phase=phase,
+                component=self.entry.name,
+                done=done,
+                total=total,
+                unit=unit,
+            )
+        )
+
+
+def _connect(conninfo: str) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(conninfo, autocommit=False)
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"cannot connect to the database: {exc}; check the database URL and that "
+            "PostgreSQL is running"
+        ) from None
+
+
+def _blocked(options: RestoreOptions, components: tuple[str, ...], issue: Issue) -> RestorePlan:
+    return RestorePlan(
+        mode=options.mode, conflict=options.conflict, components=components, blockers=(issue,)
+    )
+
+
+@contextmanager
+def _open_archive(path: Path, registry: Registry) -> Iterator[ArchiveFile]:
+    with ArchiveFile.open(path, registry) as archive:
+        yield archive
+
+
+def plan_restore(
+    path: Path,
+    options: RestoreOptions,
+    *,
+    registry: Registry,
+    conninfo: str,
+    pg_bin: Path | None = None,
+) -> RestorePlan:
+    """Decide whether and how the archive at ``path`` restores; change nothing."""
+    names = components_for(options.mode, registry)
+    if options.conflict not in CONFLICTS:
+        raise ValueError(f"unknown conflict strategy {options.conflict!r}; choose one of {CONFLICTS}")
+    try:
+        archive = ArchiveFile.open(path, registry)
+    except ManifestTooNewError as exc:
+        return _blocked(options, names, Issue("manifest_too_new", str(exc)))
+    except ArchiveInvalidError as exc:
+        return _blocked(
+            options, names, Issue("archive_invalid", f"{exc} (the archive cannot be used)")
+        )
+    with archive, _connect(conninfo) as connection:
+        try:
+            return _plan(archive, names, options, registry, connection, conninfo, pg_bin)
+        finally:
+            connection.rollback()
+
+
+def _plan(
+    archive: ArchiveFile,
+    names: tuple[str, ...],
+    options: RestoreOptions,
+    registry: Registry,
+    connection: psycopg.Connection[Any],
+    conninfo: str,
+    pg_bin: Path | None,
+) -> RestorePlan:
+    manifest = archive.manifest
+    blockers: list[Issue] = []
+    warnings: list[Issue] = []
+    steps: list[str] = []
+    counts: dict[str, RowCounts] = {}
+    renames: dict[str, Mapping[str, str]] = {}
+
+    missing = [n for n in names if not manifest.has_component(n)]
+    for name in missing:
+        blockers.append(
+            Issue(
+                "component_missing",
+                f"the mode {options.mode!r} needs the component {name!r}, which this archive "
+                f"does not hold (it holds: {', '.join(manifest.component_names) or 'nothing'}); "
+                "choose a mode that matches the archive, or another archive",
+            )
+        )
+    components: list[Component] = []
+    for name in names:
+        try:
+            components.append(registry.component(name))
+        except UnknownComponentError as exc:
+            blockers.append(Issue("component_missing", str(exc)))
+
+    target_schema = schema.schema_version(connection)
+    database_scope = any(c.restore_scope == "database" for c in components)
+    if manifest.schema_version > schema.LATEST_SCHEMA_VERSION:
+        blockers.append(
+            Issue(
+                "schema_too_new",
+                f"the archive was taken at schema version {manifest.schema_version}, newer than "
+                f"this odeion-archive knows ({schema.LATEST_SCHEMA_VERSION}); upgrade the Odeion "
+                "server (and odeion-archive) first",
+            )
+        )
+    elif not database_scope and manifest.schema_version > target_schema:
+        blockers.append(
+            Issue(
+                "schema_too_new",
+                f"the archive was taken at schema version {manifest.schema_version}, but this "
+                f"database is at version {target_schema}; upgrade the Odeion server (which "
+                "migrates its database) before restoring",
+            )
+        )
+    if not database_scope and target_schema == 0:
+        blockers.append(
+            Issue(
+                "schema_missing",
+                "this database has no Odeion schema yet; start the Odeion server once so it "
+                "creates its tables, or restore the full_db component",
+            )
+        )
+
+    toolbox = Toolbox(server_version_num(connection) // 10000, pg_bin)
+    if blockers:
+        return RestorePlan(
+            mode=options.mode,
+            conflict=options.conflict,
+            components=names,
+            blockers=tuple(blockers),
+            warnings=(_rescan_warning(),),
+        )
+    for component in components:
+        context = _Context(
+            archive=archive,
+            entry=manifest.component(component.name),
+            connection=connection,
+            options=options,
+            schema_version=target_schema,
+            toolbox=toolbox,
+            conninfo=conninfo,
+            cancel=CancelToken(),
+            progress=null_progress,
+        )
+        try:
+            part = component.plan(context)
+        except ArchiveInvalidError as exc:
+            part = ComponentPlan(blockers=(Issue("archive_invalid", str(exc)),))
+        blockers.extend(part.blockers)
+        warnings.extend(part.warnings)
+        steps.extend(part.steps)
+        counts.update(part.counts)
+        renames.update(part.renames)
+    warnings.append(_rescan_warning())
+    return RestorePlan(
+        mode=options.mode,
+        conflict=options.conflict,
+        components=names,
+        blockers=tuple(blockers),
+        warnings=tuple(warnings),
+        steps=tuple(steps),
+        counts=counts,
+        renames=renames,
+        schema_version=manifest.schema_version if database_scope else target_schema,
+    )
+
+
+def _rescan_warning() -> Issue:
+    return Issue(
+        "rescan_required",
+        "after the restore the server must rescan its libraries so that the database "
+        "matches the media files on disk",
+    )
+
+
+def run_restore(
+    path: Path,
+    options: RestoreOptions,
+    *,
+    registry: Registry,
+    conninfo: str,
+    pg_bin: Path | None = None,
+    progress: ProgressCallback = null_progress,
+    cancel: CancelToken | None = None,
+) -> RestoreResult:
+    """Plan, then carry out the plan; the database is unchanged unless it succeeds.
+
+    The caller holds the data directory's lock.
+    """
+    cancel = cancel or CancelToken()
+    started = time.monotonic()
+    plan = plan_restore(path, options, registry=registry, conninfo=conninfo, pg_bin=pg_bin)
+    if not plan.can_restore:
+        raise RestoreBlockedError(
+            "the archive cannot be restored: "
+            + "; ".join(f"[{b.code}] {b.message}" for b in plan.blockers),
+            plan,
+        )
+    components = [registry.component(name) for name in plan.components]
+    with ArchiveFile.open(path, registry) as archive, _connect(conninfo) as connection:
+        toolbox = Toolbox(server_version_num(connection) // 10000, pg_bin)
+        target_schema = schema.schema_version(connection)
+        connection.rollback()
+        try:
+            with connection.transaction():
+                for component in components:
+                    cancel.raise_if_cancelled()
+                    progress(
+                        ProgressEvent(
+                            operation="restore",
+                            phase="component",
+                            component=component.name,
+                            unit="steps",
+                            message=f"restoring {component.name}",
+                        )
+                    )
+                    part = ComponentPlan(
+                        counts={t: c for t, c in plan.counts.items()},
+                        renames=plan.renames,
+                    )
+                    context = _Context(
+                        archive=archive,
+                        entry=archive.manifest.component(component.name),
+                        connection=connection,
+                        options=options,
+                        schema_version=target_schema,
+                        toolbox=toolbox,
+                        conninfo=conninfo,
+                        cancel=cancel,
+                        progress=progress,
+                        plan=part,
+                    )
+                    component.restore(context)
+                    cancel.raise_if_cancelled()
+        except ArchiveError:
+            raise
+        except psycopg.Error as exc:
+            raise RestoreFailedError(
+                f"the restore failed and was rolled back, the database is unchanged: {exc}"
+            ) from None
+        connection.rollback()
+        schema_after = schema.schema_version(connection)
+        connection.rollback()
+    return RestoreResult(
+        plan=plan, schema_version=schema_after, seconds=time.monotonic() - started
+    )
