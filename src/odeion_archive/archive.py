@@ -1,0 +1,643 @@
+"""Whole archives: writing one member after another, and reading one safely.
+
+:class:`ArchiveBuilder` writes an archive through any
+:class:`~odeion_archive.interfaces.ArchiveFormat`: the head manifest first, the
+members as they are streamed (their size and sha256 computed on the way), and
+the tail manifest last.
+
+:class:`ArchiveFile` reads an archive that nothing vouches for. It recognises
+the format from the file's first bytes, reads the manifest with a bounded
+number of bytes, and refuses, before any member data is handed out, whatever a
+safe reader must: unsafe names, links and other non-regular members, duplicate
+names, members the manifest does not list or that are missing, sizes that
+disagree. Member data is checked against the manifest's size and sha256 as it
+streams, and cut off as soon as it exceeds the listed size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import os
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self, cast
+
+import attrs
+
+from odeion_archive import _names, _safejson
+from odeion_archive.errors import (
+    ArchiveInvalidError,
+    BackupFailedError,
+    CorruptArchiveError,
+    ManifestError,
+    UnsafeArchiveError,
+)
+from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
+from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, ArchiveWriter, Entry, ReadLimits
+from odeion_archive.manifest import (
+    HEAD_MEMBER,
+    MANIFEST_MEMBERS,
+    TAIL_MEMBER,
+    ComponentEntry,
+    Manifest,
+    MemberEntry,
+)
+from odeion_archive.registry import Registry
+from odeion_archive.results import Problem, VerifyReport
+
+__all__ = ["SNIFF_BYTES", "ArchiveBuilder", "ArchiveFile", "verify_archive"]
+
+#: How many leading bytes of a file the formats are recognised from.
+SNIFF_BYTES = 4096
+
+_DAMAGED = "the archive is damaged or was tampered with, use another archive"
+
+
+# -- writing ---------------------------------------------------------------------
+
+
+def _accepts_size(writer: ArchiveWriter) -> bool:
+    try:
+        return "size" in inspect.signature(writer.add).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class ArchiveBuilder:
+    """Writes one archive: ``add_member`` for each member, ``set_facts``, then ``finish``.
+
+    ``head`` is the manifest as known before any member is written: its
+    components list no members and no facts yet. The head manifest is written
+    at once; :meth:`finish` writes the tail manifest and closes the container.
+    The stream is written sequentially and never seeked.
+    """
+
+    def __init__(self, fmt: ArchiveFormat, stream: IO[bytes], *, head: Manifest) -> None:
+        if head.format != fmt.name:
+            raise BackupFailedError(
+                f"the manifest names the format {head.format!r} but the archive is written as "
+                f"{fmt.name!r}; build the head manifest with format={fmt.name!r}"
+            )
+        for component in head.components:
+            if component.members or component.facts:
+                raise BackupFailedError(
+                    f"the head manifest already lists members or facts for component "
+                    f"{component.name!r}; pass components without them, the builder adds them"
+                )
+        self._head = head
+        self._writer = fmt.open_writer(stream)
+        self._sized = _accepts_size(self._writer)
+        self._members: dict[str, list[MemberEntry]] = {c.name: [] for c in head.components}
+        self._facts: dict[str, Mapping[str, Any]] = {}
+        self._finished = False
+        self._write(HEAD_MEMBER, [head.head_json()], len(head.head_json()))
+
+    def _write(self, path: str, chunks: Iterable[bytes], size: int | None) -> None:
+        if self._sized:
+            cast("Any", self._writer).add(path, chunks, size=size)
+        else:
+            self._writer.add(path, chunks)
+
+    def add_member(
+        self, component: str, name: str, chunks: Iterable[bytes], *, size: int | None = None
+    ) -> MemberEntry:
+        """Stream the member ``<component>/<name>`` into the archive; return its entry.
+
+        ``size``, when known in advance, lets formats that need it up front
+        (tar.zst) stream without spooling; a wrong ``size`` is an error.
+        """
+        if self._finished:
+            raise BackupFailedError(
+                f"cannot add {component}/{name}: the archive is finished; add members first"
+            )
+        if component not in self._members:
+            raise BackupFailedError(
+                f"component {component!r} is not in the head manifest (it has "
+                f"{', '.join(self._members) or 'none'}); add it to the head manifest first"
+            )
+        path = f"{component}/{name}"
+        try:
+            _names.check_name(path)
+        except UnsafeArchiveError:
+            raise BackupFailedError(
+                f"cannot write a member named {path!r}: names must be plain relative paths "
+                "without '..', empty parts, backslashes or control characters; rename it"
+            ) from None
+        digest = hashlib.sha256()
+        counted = [0]
+
+        def hashing() -> Iterator[bytes]:
+            for chunk in chunks:
+                digest.update(chunk)
+                counted[0] += len(chunk)
+                yield chunk
+
+        self._write(path, hashing(), size)
+        entry = MemberEntry(path, counted[0], digest.hexdigest())
+        self._members[component].append(entry)
+        return entry
+
+    def set_facts(self, component: str, facts: Mapping[str, Any]) -> None:
+        """Record the facts of ``component`` (JSON data) for the tail manifest."""
+        if component not in self._members:
+            raise BackupFailedError(
+                f"component {component!r} is not in the head manifest; add it there first"
+            )
+        try:
+            _safejson.dumps(facts)
+        except (TypeError, ValueError) as exc:
+            raise BackupFailedError(
+                f"the facts of component {component!r} are not JSON data ({exc}); "
+                "return only dicts, lists, strings, finite numbers, booleans and None"
+            ) from None
+        self._facts[component] = dict(facts)
+
+    def finish(self) -> Manifest:
+        """Write the tail manifest, close the container, and return the whole manifest."""
+        if self._finished:
+            raise BackupFailedError("the archive is already finished; build a new one")
+        self._finished = True
+        components = tuple(
+            attrs.evolve(c, members=tuple(self._members[c.name]),
+                         facts=self._facts.get(c.name, {}))
+            for c in self._head.components
+        )
+        manifest = attrs.evolve(self._head, components=components)
+        tail = manifest.tail_json()
+        self._write(TAIL_MEMBER, [tail], len(tail))
+        self._writer.close()
+        return manifest
+
+
+# -- reading ---------------------------------------------------------------------
+
+
+class _FdView(io.RawIOBase):
+    """An independent read position on a shared file descriptor (``pread``)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET:
+            self._pos = offset
+        elif whence == os.SEEK_CUR:
+            self._pos += offset
+        else:
+            self._pos = os.fstat(self._fd).st_size + offset
+        self._pos = max(self._pos, 0)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = os.pread(self._fd, len(view), self._pos)
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _collect(chunks: Iterable[bytes], limit: int, what: str) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise CorruptArchiveError(f"{what} holds more than {limit} bytes; {_DAMAGED}")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _checked(chunks: Iterable[bytes], expected: MemberEntry) -> Iterator[bytes]:
+    """``chunks``, cut off past the listed size, checked against size and sha256 at the end."""
+    digest = hashlib.sha256()
+    done = 0
+    for chunk in chunks:
+        done += len(chunk)
+        if done > expected.size:
+            raise CorruptArchiveError(
+                f"member {expected.path!r} holds more than the {expected.size} bytes the "
+                f"manifest lists; {_DAMAGED}"
+            )
+        digest.update(chunk)
+        yield chunk
+    if done != expected.size:
+        raise CorruptArchiveError(
+            f"member {expected.path!r} holds {done} bytes, the manifest lists "
+            f"{expected.size}; {_DAMAGED}"
+        )
+    if digest.hexdigest() != expected.sha256:
+        raise CorruptArchiveError(
+            f"member {expected.path!r} does not match the sha256 the manifest lists; {_DAMAGED}"
+        )
+
+
+class _MemberStream(io.RawIOBase):
+    """A readable stream over a checked chunk iterator."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        size = min(len(view), len(self._pending))
+        view[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+        super().close()
+
+
+class ArchiveFile:
+    """An archive opened for reading, with every safety check of an untrusted file.
+
+    Open one with :meth:`open`. ``path`` is the file, ``format`` its
+    :class:`~odeion_archive.interfaces.ArchiveFormat`, ``manifest`` the joined
+    manifest and ``size`` the file's size in bytes.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        fd: int,
+        fmt: ArchiveFormat,
+        manifest: Manifest,
+        manifest_bytes: Mapping[str, bytes],
+        limits: ReadLimits,
+    ) -> None:
+        self.path = path
+        self.format = fmt
+        self.manifest = manifest
+        self.size = os.fstat(fd).st_size
+        self._fd: int | None = fd
+        self._manifest_bytes = dict(manifest_bytes)
+        self._limits = limits
+
+    # -- opening -------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, path: Path | str, registry: Registry, *, limits: ReadLimits | None = None
+    ) -> ArchiveFile:
+        """Open the archive at ``path``: recognise its format and read its manifest.
+
+        Raises :class:`~odeion_archive.errors.ArchiveInvalidError` (or one of its
+        subclasses) if the file is not a readable archive.
+        """
+        limits = ReadLimits() if limits is None else limits
+        path = Path(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ArchiveInvalidError(
+                f"cannot open the archive {path}: {exc.strerror}; check the path and its "
+                "permissions"
+            ) from None
+        try:
+            fmt, manifest, manifest_bytes = cls._read_manifest(path, fd, registry, limits)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, fd, fmt, manifest, manifest_bytes, limits)
+
+    @staticmethod
+    def _read_manifest(
+        path: Path, fd: int, registry: Registry, limits: ReadLimits
+    ) -> tuple[ArchiveFormat, Manifest, dict[str, bytes]]:
+        head = os.pread(fd, SNIFF_BYTES, 0)
+        fmt = registry.format_of(head)
+        if fmt is None:
+            known = ", ".join(sorted(registry.formats())) or "none"
+            raise ArchiveInvalidError(
+                f"{path.name} is not an archive in any known format (known: {known}); "
+                "choose an archive that odeion-archive wrote, or install the plugin of its format"
+            )
+        reader = fmt.open_reader(cast("IO[bytes]", _FdView(fd)), limits)
+        try:
+            raw = {
+                member: reader.read_member(member, limits.max_manifest_bytes)
+                for member in (HEAD_MEMBER, TAIL_MEMBER)
+            }
+        finally:
+            reader.close()
+        manifest = Manifest.from_parts(raw[HEAD_MEMBER], raw[TAIL_MEMBER])
+        if manifest.format != fmt.name:
+            raise ManifestError(
+                f"manifest field 'format' says {manifest.format!r} but the file is a "
+                f"{fmt.name!r} archive; {_DAMAGED}"
+            )
+        _check_manifest_paths(manifest.components)
+        return fmt, manifest, raw
+
+    # -- the file ------------------------------------------------------------
+
+    def _open_reader(self) -> ArchiveReader:
+        if self._fd is None:
+            raise ArchiveInvalidError(
+                f"the archive {self.path} is closed; open it again to read it"
+            )
+        return self.format.open_reader(cast("IO[bytes]", _FdView(self._fd)), self._limits)
+
+    def close(self) -> None:
+        """Release the file."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- checks --------------------------------------------------------------
+
+    def _expected(self) -> dict[str, int]:
+        sizes = {name: len(data) for name, data in self._manifest_bytes.items()}
+        sizes.update((m.path, m.size) for m in self.manifest.members)
+        return sizes
+
+    def _entries(self, reader: ArchiveReader) -> list[Entry]:
+        """The container's listing: its own, or a walk that reads no data."""
+        entries_of = getattr(reader, "entries", None)
+        if callable(entries_of):
+            return list(entries_of())
+        entries = []
+        for source in reader.walk():
+            entries.append(source.entry)
+            if len(entries) > self._limits.max_members:
+                break
+        return entries
+
+    def _listing(self, reader: ArchiveReader) -> list[Entry]:
+        """Every entry, checked as a whole before any member data is handed out."""
+        entries = self._entries(reader)
+        errors = self._listing_errors(entries)
+        if errors:
+            raise errors[0][0]
+        return entries
+
+    def _listing_errors(self, entries: list[Entry]) -> list[tuple[ArchiveInvalidError, str | None]]:
+        """Everything wrong with the listing, most dangerous first."""
+        if len(entries) > self._limits.max_members:
+            return [(UnsafeArchiveError(
+                f"the archive holds more than {self._limits.max_members} members; refusing it "
+                "(raise ReadLimits.max_members only for an archive you trust)"), None)]
+        errors: list[tuple[ArchiveInvalidError, str | None]] = []
+        for entry in entries:
+            try:
+                _check_entry(entry)
+            except UnsafeArchiveError as exc:
+                errors.append((exc, entry.name))
+        try:
+            _names.check_unique(e.name for e in entries)
+        except UnsafeArchiveError as exc:
+            errors.append((exc, None))
+        expected = self._expected()
+        errors.extend(
+            (UnsafeArchiveError(
+                f"member {entry.name!r} is not listed in the manifest; {_DAMAGED}"), entry.name)
+            for entry in entries if entry.name not in expected
+        )
+        for entry in entries:
+            if entry.name in expected and entry.size != expected[entry.name]:
+                bigger = "larger" if entry.size > expected[entry.name] else "smaller"
+                errors.append((CorruptArchiveError(
+                    f"member {entry.name!r} is {bigger} ({entry.size} bytes) than the manifest "
+                    f"lists ({expected[entry.name]}); {_DAMAGED}"), entry.name))
+        present = {e.name for e in entries}
+        errors.extend(
+            (CorruptArchiveError(
+                f"member {name!r} is listed in the manifest but missing; {_DAMAGED}"), name)
+            for name in expected if name not in present
+        )
+        return errors
+
+    def _sources(self, reader: ArchiveReader, listing: list[Entry]) -> Iterator[Any]:
+        """The reader's walk, checked entry by entry against the listing."""
+        position = 0
+        for source in reader.walk():
+            entry = source.entry
+            if position >= len(listing) or listing[position] != entry:
+                raise CorruptArchiveError(
+                    f"the archive's stream holds {entry.name!r} where its directory says "
+                    f"otherwise; {_DAMAGED}"
+                )
+            position += 1
+            _check_entry(entry)
+            yield source
+        if position != len(listing):
+            raise CorruptArchiveError(
+                f"the archive's stream ends before {listing[position].name!r}; {_DAMAGED}"
+            )
+
+    # -- reading members -----------------------------------------------------
+
+    def walk(self) -> Generator[tuple[MemberEntry, Iterator[bytes]], None, None]:
+        """Every payload member, in archive order, with an iterator of its checked bytes.
+
+        The chunks of one member must be consumed before the walk advances. A
+        member whose bytes do not match the manifest raises
+        :class:`~odeion_archive.errors.CorruptArchiveError` naming it, as soon as
+        it exceeds its listed size, or at its end for a size or sha256 mismatch.
+        """
+        reader = self._open_reader()
+        try:
+            listing = self._listing(reader)
+            for source in self._sources(reader, listing):
+                name = source.entry.name
+                if name in MANIFEST_MEMBERS:
+                    data = _collect(source.chunks(), len(self._manifest_bytes[name]), name)
+                    if data != self._manifest_bytes[name]:
+                        raise CorruptArchiveError(
+                            f"{name} reads differently in the archive's stream; {_DAMAGED}"
+                        )
+                    continue
+                expected = self.manifest.member(name)
+                yield expected, _checked(source.chunks(), expected)
+        finally:
+            reader.close()
+
+    def open_member(self, path: str) -> IO[bytes]:
+        """A readable binary stream of the member ``path``.
+
+        Reading raises :class:`~odeion_archive.errors.CorruptArchiveError` if
+        the bytes exceed the listed size, or do not match the listed size and
+        sha256 by the time the end is reached.
+        """
+        self.manifest.member(path)
+
+        def chunks() -> Iterator[bytes]:
+            walk = self.walk()
+            try:
+                for entry, member_chunks in walk:
+                    if entry.path == path:
+                        yield from member_chunks
+                        return
+            finally:
+                walk.close()
+
+        return cast("IO[bytes]", io.BufferedReader(_MemberStream(chunks()),
+                                                    self._limits.chunk_bytes))
+
+    # -- verification --------------------------------------------------------
+
+    def verify(
+        self, progress: ProgressCallback | None = None, cancel: CancelToken | None = None
+    ) -> VerifyReport:
+        """Check the container and every member against the manifest; report each problem."""
+        progress = progress or null_progress
+        reader = self._open_reader()
+        try:
+            problems = [Problem(None, message) for message in reader.container_problems()]
+            problems += self._verify_members(reader, progress, cancel)
+        finally:
+            reader.close()
+        return VerifyReport(tuple(problems))
+
+    def _verify_members(
+        self, reader: ArchiveReader, progress: ProgressCallback, cancel: CancelToken | None
+    ) -> list[Problem]:
+        try:
+            listing = self._entries(reader)
+        except ArchiveInvalidError as exc:
+            return [Problem(None, str(exc))]
+        problems = [Problem(member, str(error))
+                    for error, member in self._listing_errors(listing)]
+        listed = {m.path: m for m in self.manifest.members}
+        listed.update(
+            (name, MemberEntry(name, len(data), hashlib.sha256(data).hexdigest()))
+            for name, data in self._manifest_bytes.items()
+        )
+        total = sum(m.size for m in listed.values())
+        done = 0
+        seen: set[str] = set()
+        current: str | None = None
+
+        def report(member: str, message: str) -> None:
+            if not any(p.member == member for p in problems):
+                problems.append(Problem(member, message))
+
+        def tick(member: str) -> None:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            component = None if member in MANIFEST_MEMBERS else member.split("/", 1)[0]
+            progress(ProgressEvent(operation="verify", phase="verify", component=component,
+                                   done=done, total=total))
+
+        tick(HEAD_MEMBER)
+        try:
+            for source in reader.walk():
+                entry = source.entry
+                current = entry.name
+                member = listed.get(entry.name)
+                if entry.name in seen or member is None or entry.kind != "file":
+                    continue  # reported with the listing
+                seen.add(entry.name)
+                digest = hashlib.sha256()
+                size = 0
+                try:
+                    for chunk in source.chunks():
+                        size += len(chunk)
+                        if size > member.size:
+                            break
+                        digest.update(chunk)
+                        done += len(chunk)
+                        tick(entry.name)
+                except ArchiveInvalidError as exc:
+                    report(entry.name, str(exc))
+                    continue
+                if size != member.size:
+                    report(entry.name, f"member {entry.name!r} holds "
+                           f"{'more than ' if size > member.size else ''}{size} bytes, the "
+                           f"manifest lists {member.size}; {_DAMAGED}")
+                elif digest.hexdigest() != member.sha256:
+                    report(entry.name, f"member {entry.name!r} does not match the sha256 the "
+                           f"manifest lists; {_DAMAGED}")
+            current = None
+        except ArchiveInvalidError as exc:
+            problems.append(Problem(current, str(exc)))
+        for name in listed:
+            if name not in seen:
+                report(name, f"member {name!r} was not found while reading the archive "
+                       f"through; {_DAMAGED}")
+        progress(ProgressEvent(operation="verify", phase="done", done=done, total=total))
+        return problems
+
+
+def _check_entry(entry: Entry) -> None:
+    _names.check_name(entry.name)
+    if entry.kind != "file":
+        raise UnsafeArchiveError(
+            f"member {entry.name!r} is a {entry.kind}; odeion archives hold only regular "
+            f"files, so {_DAMAGED}"
+        )
+
+
+def _check_manifest_paths(components: Iterable[ComponentEntry]) -> None:
+    paths = list(MANIFEST_MEMBERS)
+    for component in components:
+        for member in component.members:
+            try:
+                _names.check_name(member.path)
+            except UnsafeArchiveError as exc:
+                raise ManifestError(f"manifest field 'members': {exc}") from None
+            if not member.path.startswith(component.name + "/") or member.path in MANIFEST_MEMBERS:
+                raise ManifestError(
+                    f"manifest field 'members': {member.path!r} lies outside its component "
+                    f"{component.name!r}; {_DAMAGED}"
+                )
+            paths.append(member.path)
+    try:
+        _names.check_unique(paths)
+    except UnsafeArchiveError as exc:
+        raise ManifestError(f"manifest field 'members': {exc}") from None
+
+
+def verify_archive(
+    path: Path | str,
+    registry: Registry,
+    *,
+    limits: ReadLimits | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> VerifyReport:
+    """Verify the archive at ``path``; an archive that cannot even be opened is one problem."""
+    try:
+        archive = ArchiveFile.open(path, registry, limits=limits)
+    except ArchiveInvalidError as exc:
+        return VerifyReport((Problem(None, str(exc)),))
+    with archive:
+        return archive.verify(progress, cancel)

@@ -1,0 +1,279 @@
+"""Contract checks for archive format plugins, for use in a plugin's own tests.
+
+:func:`check_format` exercises a format through the public reading and
+writing API and raises :class:`AssertionError` with a clear message on the
+first broken promise: round trip, determinism, recognition from the bytes,
+writing without seeking, detection of flipped bits and truncation, refusal
+of unsafe names, unlisted, missing and oversized members, and member limits::
+
+    from odeion_archive.testing import check_format
+
+    def test_my_format(tmp_path):
+        check_format(MyFormat(), tmp_path)
+
+:func:`write_archive` and :func:`format_registry` help to build archives in
+tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from odeion_archive._version import __version__
+from odeion_archive.archive import ArchiveBuilder, ArchiveFile, verify_archive
+from odeion_archive.errors import ArchiveError, ArchiveInvalidError
+from odeion_archive.hookspecs import hookimpl
+from odeion_archive.interfaces import ArchiveFormat, ReadLimits
+from odeion_archive.manifest import (
+    HEAD_MEMBER,
+    TAIL_MEMBER,
+    ComponentEntry,
+    Manifest,
+    MemberEntry,
+)
+from odeion_archive.registry import Registry
+
+__all__ = ["FIXED_TIME", "check_format", "format_registry", "head_manifest", "write_archive"]
+
+#: The creation time of archives built by these helpers.
+FIXED_TIME = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+Members = Mapping[str, Mapping[str, bytes]]
+
+
+class _FormatPlugin:
+    """A plugin that provides the given formats."""
+
+    def __init__(self, formats: tuple[ArchiveFormat, ...]) -> None:
+        self._formats = formats
+
+    @hookimpl
+    def odeion_archive_formats(self) -> list[ArchiveFormat]:
+        return list(self._formats)
+
+
+def format_registry(*formats: ArchiveFormat) -> Registry:
+    """A registry that knows exactly ``formats`` (and no component)."""
+    registry = Registry.empty()
+    registry.register(_FormatPlugin(formats), name="formats-under-test")
+    return registry
+
+
+def head_manifest(
+    fmt: ArchiveFormat, components: tuple[str, ...], *, created_at: dt.datetime = FIXED_TIME
+) -> Manifest:
+    """A head manifest (no members or facts yet) for an archive of ``fmt``."""
+    return Manifest(
+        created_at=created_at,
+        library_version=__version__,
+        server_version="10.10.0",
+        schema_version=1,
+        format=fmt.name,
+        components=tuple(ComponentEntry(name, 1) for name in components),
+    )
+
+
+def write_archive(
+    fmt: ArchiveFormat,
+    stream: IO[bytes],
+    members: Members,
+    *,
+    facts: Mapping[str, Mapping[str, Any]] | None = None,
+    created_at: dt.datetime = FIXED_TIME,
+    chunk_size: int = 64 * 1024,
+) -> Manifest:
+    """Write ``{component: {name: data}}`` as an archive to ``stream``; return its manifest."""
+    builder = ArchiveBuilder(fmt, stream, head=head_manifest(fmt, tuple(members),
+                                                               created_at=created_at))
+    for component, files in members.items():
+        for name, data in files.items():
+            chunks = (data[i : i + chunk_size] for i in range(0, len(data), chunk_size))
+            builder.add_member(component, name, chunks)
+        builder.set_facts(component, (facts or {}).get(component, {"files": len(files)}))
+    return builder.finish()
+
+
+class _NoSeek(io.RawIOBase):
+    """A write-only stream that fails on any attempt to seek or tell, like a pipe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, _offset: int, _whence: int = 0) -> int:
+        raise AssertionError("the writer seeked its output stream; writers must not seek")
+
+    def tell(self) -> int:
+        raise AssertionError("the writer asked for the output position; writers must not seek")
+
+    def write(self, data: Any) -> int:
+        self.data += data
+        return len(data)
+
+
+def _sample_members() -> dict[str, dict[str, bytes]]:
+    noise = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(12_000))
+    return {
+        "users_auth": {
+            "users.jsonl": b'{"id":1,"name":"ana"}\n' * 50,
+            "empty.jsonl": b"",
+        },
+        "full_db": {
+            "database.dump": noise,
+            "d\u00e9j\u00e0/" + "n" * 120 + ".bin": b"long, non-ASCII name",
+        },
+    }
+
+
+def _write(fmt: ArchiveFormat, path: Path, members: Members) -> Manifest:
+    with path.open("wb") as stream:
+        return write_archive(fmt, stream, members)
+
+
+def _detected(path: Path, registry: Registry) -> bool:
+    return not verify_archive(path, registry).ok
+
+
+def _positions(size: int, count: int) -> list[int]:
+    step = max(1, size // count)
+    return sorted({*range(min(size, 40)), *range(0, size, step), *range(max(0, size - 120), size)})
+
+
+def check_format(fmt: ArchiveFormat, workdir: Path) -> None:
+    """Check that ``fmt`` keeps the contract of an archive format; raise AssertionError if not.
+
+    ``workdir`` is an empty directory for the archives the check writes.
+    """
+    registry = format_registry(fmt)
+    members = _sample_members()
+    path = workdir / f"contract{fmt.suffix}"
+    manifest = _write(fmt, path, members)
+    _check_round_trip(fmt, path, registry, manifest, members)
+    _check_determinism(fmt, path, workdir, members)
+    _check_damage(fmt, workdir, registry)
+    _check_refusals(fmt, workdir, registry)
+
+
+def _check_round_trip(
+    fmt: ArchiveFormat, path: Path, registry: Registry, manifest: Manifest, members: Members
+) -> None:
+    head = path.read_bytes()[:4096]
+    assert fmt.sniff(head), f"{fmt.name}: sniff() does not recognise an archive it wrote"
+    for other in (b"", b"\0" * 512, b"plain text, not an archive\n" * 40):
+        assert not fmt.sniff(other), f"{fmt.name}: sniff() claims {other[:16]!r}..."
+    with ArchiveFile.open(path, registry) as archive:
+        assert archive.format is fmt, f"{fmt.name}: the archive was not recognised as {fmt.name}"
+        assert archive.manifest == manifest, f"{fmt.name}: the manifest read back differs"
+        seen = {}
+        for entry, chunks in archive.walk():
+            seen[entry.path] = b"".join(chunks)
+        expected = {f"{c}/{n}": d for c, files in members.items() for n, d in files.items()}
+        assert seen == expected, f"{fmt.name}: walk() gives other members or bytes than written"
+        for member_path, data in expected.items():
+            with archive.open_member(member_path) as stream:
+                assert stream.read() == data, f"{fmt.name}: open_member({member_path!r}) differs"
+        report = archive.verify()
+        assert report.ok, f"{fmt.name}: an intact archive fails verify: {report.problems}"
+
+
+def _check_determinism(fmt: ArchiveFormat, path: Path, workdir: Path, members: Members) -> None:
+    again = workdir / f"again{fmt.suffix}"
+    _write(fmt, again, members)
+    assert again.read_bytes() == path.read_bytes(), (
+        f"{fmt.name}: the same members in the same order gave different bytes"
+    )
+    pipe = _NoSeek()
+    write_archive(fmt, pipe, members)  # type: ignore[arg-type]
+    assert bytes(pipe.data) == path.read_bytes(), (
+        f"{fmt.name}: writing to a stream that cannot seek gave other bytes"
+    )
+
+
+def _check_damage(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None:
+    small = workdir / f"small{fmt.suffix}"
+    _write(fmt, small, {"users_auth": {"users.jsonl": b'{"id":1}\n' * 20}})
+    original = small.read_bytes()
+    damaged = workdir / f"damaged{fmt.suffix}"
+    for position in _positions(len(original), 48):
+        for bit in (0, 7):
+            data = bytearray(original)
+            data[position] ^= 1 << bit
+            damaged.write_bytes(bytes(data))
+            assert _detected(damaged, registry), (
+                f"{fmt.name}: verify misses a flipped bit {bit} at byte {position} "
+                f"of {len(original)}"
+            )
+    for length in _positions(len(original), 48):
+        damaged.write_bytes(original[:length])
+        assert _detected(damaged, registry), (
+            f"{fmt.name}: verify misses truncation to {length} of {len(original)} bytes"
+        )
+
+
+def _raw_archive(fmt: ArchiveFormat, path: Path, manifest: Manifest,
+                 members: Iterator[tuple[str, bytes]]) -> None:
+    """Write manifest head, ``members`` and tail with the bare format writer."""
+    with path.open("wb") as stream:
+        writer = fmt.open_writer(stream)
+        writer.add(HEAD_MEMBER, [manifest.head_json()])
+        for name, data in members:
+            writer.add(name, [data])
+        writer.add(TAIL_MEMBER, [manifest.tail_json()])
+        writer.close()
+
+
+def _expect_refusal(path: Path, registry: Registry, what: str,
+                    limits: ReadLimits | None = None) -> None:
+    handed_out = 0
+    try:
+        with ArchiveFile.open(path, registry, limits=limits) as archive:
+            for _entry, chunks in archive.walk():
+                for chunk in chunks:
+                    handed_out += len(chunk)
+    except ArchiveInvalidError:
+        return
+    raise AssertionError(f"an archive with {what} was read without refusal "
+                         f"({handed_out} bytes handed out)")
+
+
+def _check_refusals(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None:
+    for name in ("/etc/passwd", "a/../../x", "a\\b", "a\0b", "a\nb", "a//b", "./a"):
+        pipe = _NoSeek()
+        writer = fmt.open_writer(pipe)  # type: ignore[arg-type]
+        try:
+            writer.add(name, [b"x"])
+        except ArchiveError:
+            continue
+        raise AssertionError(f"{fmt.name}: the writer accepts the unsafe name {name!r}")
+    data = b"listed member data\n" * 10
+    member = MemberEntry("users_auth/a.jsonl", len(data), hashlib.sha256(data).hexdigest())
+    listed = attrs.evolve(head_manifest(fmt, ("users_auth",)),
+                          components=(ComponentEntry("users_auth", 1, (member,)),))
+    path = workdir / f"refuse{fmt.suffix}"
+    _raw_archive(fmt, path, listed, iter([("users_auth/a.jsonl", data),
+                                          ("users_auth/unlisted.jsonl", b"x")]))
+    _expect_refusal(path, registry, "a member the manifest does not list")
+    _raw_archive(fmt, path, listed, iter([]))
+    _expect_refusal(path, registry, "a listed member missing")
+    _raw_archive(fmt, path, listed, iter([("users_auth/a.jsonl", data + b"more")]))
+    _expect_refusal(path, registry, "a member larger than the manifest says")
+    _raw_archive(fmt, path, listed, iter([("users_auth/a.jsonl", data)]))
+    with ArchiveFile.open(path, registry) as archive:
+        assert [e.path for e, chunks in archive.walk() if b"".join(chunks)] == [
+            "users_auth/a.jsonl"
+        ], f"{fmt.name}: a hand-written valid archive does not read back"
+    _expect_refusal(path, registry, "more members than ReadLimits.max_members",
+                    ReadLimits(max_members=2))
