@@ -354,9 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from odeion_archive.demo import run_demo
 
-            run_demo(args.dir, report=lambda line: print(line, file=sys.stderr if args.json
-                                                          else sys.stdout, flush=True))
-            return EXIT_OK
+            ok = run_demo(args.dir, report=lambda line: print(
+                line, file=sys.stderr if args.json else sys.stdout, flush=True))
+            return EXIT_OK if ok else EXIT_FAILED
         with Archiver(args.data_dir, database_url=args.database_url, pg_bin=args.pg_bin,
                       server_version=args.server_version) as archiver:
             return _run(args, archiver, out)

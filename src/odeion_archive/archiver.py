@@ -255,10 +255,9 @@ class Archiver:
             acting_user=acting_user,
             allow_unsafe_dump=allow_unsafe_dump,
         )
-        path = self.resolve(archive)
         with self._exclusive("restore"):
             result = run_restore(
-                path,
+                self.resolve(archive),
                 options,
                 registry=self._registry,
                 conninfo=self.database_url(),

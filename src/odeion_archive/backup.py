@@ -186,6 +186,13 @@ def run_backup(
         snapshot = str(row[0])
         schema_version = schema.schema_version(connection)
         toolbox = Toolbox(server_version_num(connection) // 10000, pg_bin)
+        if schema_version == 0:
+            needing = [c.name for c in components if c.restore_scope != "database"]
+            if needing:
+                raise BackupFailedError(
+                    f"the database has no Odeion schema, so {', '.join(needing)} cannot be "
+                    "exported; point the backup at the Odeion database, or back up full_db only"
+                )
         if any(c.restore_scope == "database" for c in components):
             store.ensure()
             _check_space(connection, store.directory, options.reserve_bytes)

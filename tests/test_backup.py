@@ -1,0 +1,344 @@
+"""Creating backups from real PostgreSQL servers: contents, one instant, failures."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import pytest
+
+from odeion_archive import (
+    Archiver,
+    ArchiveFile,
+    BackupFailedError,
+    CancelledError,
+    CancelToken,
+    InsufficientSpaceError,
+    ProgressEvent,
+    Registry,
+)
+from odeion_archive.backup import BackupOptions, run_backup
+from odeion_archive.store import TEMP_PREFIX
+
+COMPONENTS = ("users_auth", "settings", "full_db")
+COMBINATIONS = [
+    combo for n in range(1, 4) for combo in itertools.combinations(COMPONENTS, n)
+]
+
+
+def members_of(path: Path) -> dict[str, bytes]:
+    """Every payload member of an archive, read through the safe walk."""
+    with ArchiveFile.open(path, Registry.default(entry_points=False)) as archive:
+        return {entry.path: b"".join(chunks) for entry, chunks in archive.walk()}
+
+
+def jsonl(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+
+def restore_dump(dump: bytes, pg_restore: Path) -> list[str]:
+    """The table of contents pg_restore reads from a dump."""
+    listing = subprocess.run(
+        [str(pg_restore), "-l"], input=dump, capture_output=True, check=True
+    ).stdout.decode()
+    return [line for line in listing.splitlines() if line and not line.startswith(";")]
+
+
+@pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
+@pytest.mark.parametrize("components", COMBINATIONS, ids="+".join)
+def test_every_combination_backs_up_and_reads_back(
+    pg_server: Any, odeion_db: str, tmp_path: Path, fmt: str, components: tuple[str, ...]
+) -> None:
+    archiver = Archiver(tmp_path, database_url=odeion_db, server_version="9.9.9")
+    result = archiver.create(components=components, format=fmt)
+    info = result.archive
+
+    assert info.format == fmt
+    assert info.components == components
+    assert archiver.verify(info.name).ok
+    assert [i.name for i in archiver.list()] == [info.name]
+    manifest = archiver.inspect(info.name)
+    assert manifest.server_version == "9.9.9"
+    assert manifest.schema_version == 2
+
+    members = members_of(info.path)
+    with psycopg.connect(odeion_db) as conn:
+        if "users_auth" in components:
+            users = jsonl(members["users_auth/users.jsonl"])
+            expected = [r[0] for r in conn.execute("SELECT username FROM users ORDER BY id")]
+            assert [u["username"] for u in users] == expected
+            assert manifest.component("users_auth").facts["rows"]["users"] == len(expected)
+            tokens = jsonl(members["users_auth/api_tokens.jsonl"])
+            owners = [r[0] for r in conn.execute(
+                "SELECT u.username FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id"
+            )]
+            assert [t["username"] for t in tokens] == owners
+            assert all("id" not in t and "user_id" not in t for t in tokens)
+        if "settings" in components:
+            settings = jsonl(members["settings/system_settings.jsonl"])
+            rows = conn.execute("SELECT key, value FROM system_settings ORDER BY key").fetchall()
+            assert [(s["key"], s["value"]) for s in settings] == [tuple(r) for r in rows]
+        if "full_db" in components:
+            facts = manifest.component("full_db").facts
+            assert facts["server_version_num"] // 10000 == pg_server.major
+            assert facts["dump_archive_version"].startswith("1.")
+            toc = restore_dump(members["full_db/database.dump"], pg_server.bin_dir / "pg_restore")
+            assert any("TABLE DATA public watch_history" in line for line in toc)
+            assert any("TABLE DATA public sessions" in line for line in toc)
+
+
+def test_archive_files_and_directory_are_private_whatever_the_umask(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    url = odeion_db
+    old = os.umask(0)
+    try:
+        info = Archiver(tmp_path, database_url=url).create(components=["settings"]).archive
+    finally:
+        os.umask(old)
+    assert (tmp_path / "backups").stat().st_mode & 0o777 == 0o700
+    assert info.path.stat().st_mode & 0o777 == 0o600
+
+
+def test_two_backups_in_the_same_second_get_different_names(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    archiver = Archiver(tmp_path, database_url=odeion_db)
+    names = {archiver.create(components=["settings"]).archive.name for _ in range(3)}
+    assert len(names) == 3
+    assert len(archiver.list()) == 3
+
+
+def test_progress_reports_phases_and_bytes(odeion_db: str, tmp_path: Path) -> None:
+    events: list[ProgressEvent] = []
+    Archiver(tmp_path, database_url=odeion_db).create(progress=events.append)
+    phases = {e.phase for e in events}
+    assert {"snapshot", "component", "finalize", "done"} <= phases
+    writes = [e for e in events if e.phase == "write" and e.component == "full_db"]
+    assert writes and writes[-1].done > 0 and writes[-1].unit == "bytes"
+    assert {e.component for e in events if e.unit == "rows"} >= {"users_auth", "settings"}
+
+
+# -- one instant ----------------------------------------------------------------
+
+
+def test_all_components_describe_one_instant_while_a_writer_changes_the_database(
+    pg_server: Any, odeion_db: str, tmp_path: Path, empty_db: str
+) -> None:
+    """A writer adds a user and a setting together in each transaction, all along."""
+    stop = threading.Event()
+    written = 0
+
+    def writer() -> None:
+        nonlocal written
+        with psycopg.connect(odeion_db, autocommit=True) as conn:
+            for i in itertools.count():
+                if stop.is_set():
+                    return
+                with conn.transaction():
+                    conn.execute(
+                        "INSERT INTO users (username, password_hash) VALUES (%s, 'x')",
+                        (f"writer{i}",),
+                    )
+                    conn.execute(
+                        "INSERT INTO system_settings (key, value) VALUES (%s, '1')",
+                        (f"writer{i}",),
+                    )
+                written = i + 1
+
+    def slow(_event: ProgressEvent) -> None:
+        time.sleep(0.02)  # lets the writer commit between every step of the backup
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while written < 5:
+            time.sleep(0.01)
+        info = Archiver(tmp_path, database_url=odeion_db).create(progress=slow).archive
+    finally:
+        stop.set()
+        thread.join()
+    members = members_of(info.path)
+    users = {u["username"] for u in jsonl(members["users_auth/users.jsonl"])
+             if u["username"].startswith("writer")}
+    settings = {s["key"] for s in jsonl(members["settings/system_settings.jsonl"])
+                if s["key"].startswith("writer")}
+    assert users == settings
+    assert 5 <= len(users) < written  # taken mid-way, not before nor after the writer
+
+    # The dump holds exactly the same writer rows.
+    dump = tmp_path / "db.dump"
+    dump.write_bytes(members["full_db/database.dump"])
+    subprocess.run(
+        [str(pg_server.bin_dir / "pg_restore"), "--no-owner", "-d", empty_db, str(dump)],
+        check=True, capture_output=True,
+    )
+    with psycopg.connect(empty_db) as conn:
+        dumped = {r[0] for r in conn.execute("SELECT username FROM users WHERE username LIKE 'writer%'")}
+        dumped_settings = {r[0] for r in conn.execute(
+            "SELECT key FROM system_settings WHERE key LIKE 'writer%'")}
+    assert dumped == users == dumped_settings
+
+
+# -- failures leave nothing listed -----------------------------------------------------
+
+
+def _big_table(conninfo: str) -> None:
+    """Make the dump several megabytes, so that it is still running when interrupted."""
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(
+            "CREATE TABLE plugin_blobs AS SELECT g AS id, repeat(md5(g::text), 200) AS body"
+            " FROM generate_series(1, 8000) g"
+        )
+
+
+def _assert_nothing_left(tmp_path: Path, archiver: Archiver, before: list[str]) -> None:
+    assert [i.name for i in archiver.list()] == before
+    assert not [p for p in (tmp_path / "backups").iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def _pg_dumps() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if p.name() == "pg_dump"]
+
+
+def test_a_killed_pg_dump_fails_the_backup_and_lists_nothing(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    _big_table(odeion_db)
+    archiver = Archiver(tmp_path, database_url=odeion_db)
+    first = archiver.create(components=["settings"]).archive
+    killed = []
+
+    def kill(event: ProgressEvent) -> None:
+        if event.component == "full_db" and event.phase == "write" and not killed:
+            for process in _pg_dumps():
+                process.send_signal(signal.SIGKILL)
+                killed.append(process.pid)
+
+    with pytest.raises(BackupFailedError, match="pg_dump was killed by signal 9"):
+        archiver.create(progress=kill)
+    assert killed
+    _assert_nothing_left(tmp_path, archiver, [first.name])
+
+
+def test_pg_dump_losing_its_server_fails_with_its_own_words(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    _big_table(odeion_db)
+    archiver = Archiver(tmp_path, database_url=odeion_db)
+    done = []
+
+    def terminate(event: ProgressEvent) -> None:
+        if event.component == "full_db" and event.phase == "write" and not done:
+            with psycopg.connect(odeion_db, autocommit=True) as conn:
+                done.extend(conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = 'pg_dump'"
+                ).fetchall())
+
+    with pytest.raises(BackupFailedError, match=r"pg_dump exited with 1: .*(terminat|connection)"):
+        archiver.create(progress=terminate)
+    assert done
+    _assert_nothing_left(tmp_path, archiver, [])
+
+
+def test_pg_dump_refused_by_the_server_fails_with_its_own_words(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(odeion_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE plugin_secret (x int)")
+        conn.execute("DROP ROLE IF EXISTS odeion_backup_ro")
+        conn.execute("CREATE ROLE odeion_backup_ro LOGIN")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO odeion_backup_ro")
+        conn.execute("REVOKE ALL ON plugin_secret FROM odeion_backup_ro")
+    url = psycopg.conninfo.make_conninfo(odeion_db, user="odeion_backup_ro")
+    archiver = Archiver(tmp_path, database_url=url)
+    try:
+        with pytest.raises(BackupFailedError, match="permission denied for table plugin_secret"):
+            archiver.create()
+        _assert_nothing_left(tmp_path, archiver, [])
+    finally:
+        with psycopg.connect(odeion_db, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY odeion_backup_ro")
+            conn.execute("DROP ROLE odeion_backup_ro")
+
+
+def test_cancel_stops_within_a_second_and_lists_nothing(odeion_db: str, tmp_path: Path) -> None:
+    _big_table(odeion_db)
+    archiver = Archiver(tmp_path, database_url=odeion_db)
+    cancel = CancelToken()
+    asked: list[float] = []
+
+    def slow(event: ProgressEvent) -> None:
+        if event.component == "full_db" and not asked:
+            asked.append(time.monotonic())
+            cancel.cancel()
+
+    with pytest.raises(CancelledError):
+        archiver.create(progress=slow, cancel=cancel)
+    assert asked and time.monotonic() - asked[0] < 1.0
+    assert not _pg_dumps()
+    _assert_nothing_left(tmp_path, archiver, [])
+
+
+def test_not_enough_space_refuses_before_writing(odeion_db: str, tmp_path: Path) -> None:
+    archiver = Archiver(tmp_path, database_url=odeion_db)
+    options = BackupOptions(reserve_bytes=2**62)
+    with pytest.raises(InsufficientSpaceError, match="not enough free space.*prune old backups"):
+        run_backup(odeion_db, archiver.store, archiver.registry, options)
+    _assert_nothing_left(tmp_path, archiver, [])
+
+
+_KILLED_BACKUP = """
+import sys, time
+from odeion_archive import Archiver
+def slow(event):
+    if event.component == "full_db":
+        print("writing", flush=True)
+        time.sleep(0.5)
+Archiver(sys.argv[1], database_url=sys.argv[2]).create(progress=slow)
+"""
+
+
+def test_kill_9_during_a_backup_leaves_no_partial_archive_and_frees_the_lock(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    _big_table(odeion_db)
+    archiver = Archiver(tmp_path, database_url=odeion_db)
+    first = archiver.create(components=["users_auth"]).archive
+    before = first.path.read_bytes()
+    process = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_BACKUP, str(tmp_path), odeion_db],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "writing"
+    leftovers = [p for p in (tmp_path / "backups").iterdir() if p.name.startswith(TEMP_PREFIX)]
+    assert leftovers  # it was writing its temporary archive
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    assert [i.name for i in archiver.list()] == [first.name]
+    assert first.path.read_bytes() == before
+    # The next operation gets the lock (the dead holder's is gone) and cleans up.
+    second = archiver.create(components=["settings"]).archive
+    assert [i.name for i in archiver.list()] == [second.name, first.name]
+    assert not [p for p in (tmp_path / "backups").iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_json_components_need_the_odeion_schema(empty_db: str, tmp_path: Path) -> None:
+    archiver = Archiver(tmp_path, database_url=empty_db)
+    with pytest.raises(BackupFailedError, match="no Odeion schema"):
+        archiver.create(components=["settings"])
+    # A database without Odeion's schema can still be dumped whole.
+    assert archiver.create(components=["full_db"]).archive.components == ("full_db",)

@@ -1,0 +1,216 @@
+"""The backup store: listing, download, import of uploads, delete, prune, the lock, hooks."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from odeion_archive import (
+    ArchiveInvalidError,
+    Archiver,
+    BackupResult,
+    BusyError,
+    NotFoundError,
+    Registry,
+    RestoreResult,
+    hookimpl,
+)
+from odeion_archive._lock import DataDirLock
+from odeion_archive.schema import migrate
+from odeion_archive.seed import SeedScale, seed
+from odeion_archive.store import TEMP_PREFIX
+
+
+@pytest.fixture(scope="module")
+def odeion18(pg18: Any) -> Iterator[str]:
+    """One seeded Odeion database on PostgreSQL 18 for the whole module."""
+    name = f"store_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = pg18.database_conninfo(name)
+    with psycopg.connect(url) as conn:
+        migrate(conn)
+        seed(conn, SeedScale.tiny())
+    yield url
+    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def archiver(odeion18: str, tmp_path: Path) -> Archiver:
+    return Archiver(tmp_path / "data", database_url=odeion18)
+
+
+def _store_files(archiver: Archiver) -> list[str]:
+    return sorted(p.name for p in archiver.store.directory.iterdir())
+
+
+def test_list_is_newest_first_from_the_manifests_not_the_names(archiver: Archiver) -> None:
+    first = archiver.create(components=["settings"]).archive
+    second = archiver.create(components=["settings"], format="zip").archive
+    # Swap the names: the order must still follow the manifests' times.
+    directory = archiver.store.directory
+    (directory / first.name).rename(directory / "zzz-old")
+    (directory / second.name).rename(directory / "aaa-new")
+    listed = archiver.list()
+    assert [i.name for i in listed] == ["aaa-new", "zzz-old"]
+    assert listed[0].format == "zip"  # recognised from its bytes, whatever the name
+    assert listed[0].created_at > listed[1].created_at
+
+    assert archiver.prune(1) == ["zzz-old"]
+    assert [i.name for i in archiver.list()] == ["aaa-new"]
+
+
+def test_list_skips_files_that_are_not_archives(archiver: Archiver) -> None:
+    info = archiver.create(components=["settings"]).archive
+    (archiver.store.directory / "notes.txt").write_text("not an archive")
+    assert [i.name for i in archiver.list()] == [info.name]
+
+
+def test_download_streams_the_archive_bytes(archiver: Archiver) -> None:
+    info = archiver.create(components=["settings"]).archive
+    with archiver.open_download(info.name) as stream:
+        assert stream.read() == info.path.read_bytes()
+    with pytest.raises(NotFoundError, match="use a name that 'list' shows"):
+        archiver.open_download("../etc/passwd")
+
+
+def test_delete_removes_one_archive(archiver: Archiver) -> None:
+    keep = archiver.create(components=["settings"]).archive
+    gone = archiver.create(components=["settings"]).archive
+    archiver.delete(gone.name)
+    assert [i.name for i in archiver.list()] == [keep.name]
+    with pytest.raises(NotFoundError):
+        archiver.delete(gone.name)
+
+
+def test_import_adds_a_verified_upload(archiver: Archiver, tmp_path: Path) -> None:
+    info = archiver.create(components=["users_auth", "settings"]).archive
+    upload = tmp_path / "upload.bin"
+    shutil.copy(info.path, upload)
+    archiver.delete(info.name)
+
+    imported = archiver.import_archive(io.BytesIO(upload.read_bytes()))
+    assert [i.name for i in archiver.list()] == [imported.name]
+    assert imported.path.read_bytes() == upload.read_bytes()
+    assert imported.path.stat().st_mode & 0o777 == 0o600
+    assert archiver.verify(imported.name).ok
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])
+def test_a_rejected_upload_leaves_nothing_behind(
+    archiver: Archiver, tmp_path: Path, damage: str
+) -> None:
+    info = archiver.create(components=["users_auth", "settings"]).archive
+    data = bytearray(info.path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x10
+    elif damage == "truncate":
+        del data[len(data) * 2 // 3 :]
+    else:
+        data = bytearray(b"PK\x03\x04" + os.urandom(2000))
+    before = _store_files(archiver)
+    with pytest.raises(ArchiveInvalidError):
+        archiver.import_archive(io.BytesIO(bytes(data)))
+    assert _store_files(archiver) == before
+
+
+def test_prune_keeps_the_newest(archiver: Archiver) -> None:
+    names = [archiver.create(components=["settings"]).archive.name for _ in range(4)]
+    assert sorted(archiver.prune(2)) == sorted(names[:2])
+    assert [i.name for i in archiver.list()] == names[:1:-1]
+    assert archiver.prune(5) == []
+
+
+def test_a_second_operation_during_one_is_busy(archiver: Archiver) -> None:
+    with DataDirLock(archiver.data_dir, "backup"), pytest.raises(BusyError, match="busy.*backup"):
+        archiver.create(components=["settings"])
+    with DataDirLock(archiver.data_dir, "backup"), pytest.raises(BusyError):
+        archiver.restore("whatever.tar.zst", "settings")
+    archiver.create(components=["settings"])  # free again
+
+
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from odeion_archive._lock import DataDirLock
+lock = DataDirLock(Path(sys.argv[1]), "backup")
+lock.acquire()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_lock_held_by_another_process_is_busy_until_it_dies(archiver: Archiver) -> None:
+    archiver.data_dir.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(archiver.data_dir)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(BusyError, match=f"pid {holder.pid}"):
+            archiver.create(components=["settings"])
+    finally:
+        holder.kill()
+        holder.wait()
+    archiver.create(components=["settings"])  # recovered automatically
+
+
+def test_leftovers_of_an_interrupted_backup_are_cleaned_on_the_next_start(
+    archiver: Archiver,
+) -> None:
+    archiver.store.ensure()
+    leftover = archiver.store.directory / f"{TEMP_PREFIX}12345-deadbeef"
+    leftover.write_bytes(b"half an archive")
+    assert archiver.list() == []
+    archiver.create(components=["settings"])
+    assert not leftover.exists()
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.backups: list[BackupResult] = []
+        self.restores: list[RestoreResult] = []
+
+    @hookimpl
+    def odeion_archive_backup_created(self, result: BackupResult) -> None:
+        self.backups.append(result)
+
+    @hookimpl
+    def odeion_archive_restore_finished(self, result: RestoreResult) -> None:
+        self.restores.append(result)
+
+
+def test_hosts_observe_finished_backups_through_a_hook(odeion18: str, tmp_path: Path) -> None:
+    registry = Registry.default(entry_points=False)
+    recorder = _Recorder()
+    registry.register(recorder, name="host")
+    archiver = Archiver(tmp_path, database_url=odeion18, registry=registry)
+    result = archiver.create(components=["settings"])
+    assert recorder.backups == [result]
+
+
+def test_a_failing_hook_does_not_undo_the_backup(odeion18: str, tmp_path: Path) -> None:
+    class Broken:
+        @hookimpl
+        def odeion_archive_backup_created(self, result: BackupResult) -> None:
+            raise RuntimeError("notification service down")
+
+    registry = Registry.default(entry_points=False)
+    registry.register(Broken(), name="broken")
+    archiver = Archiver(tmp_path, database_url=odeion18, registry=registry)
+    info = archiver.create(components=["settings"]).archive
+    assert [i.name for i in archiver.list()] == [info.name]
