@@ -64,6 +64,7 @@ _MAX_PAX = 64 * 1024
 _PIECE = 1024 * 1024
 _SPOOL_MEMORY = 8 * 1024 * 1024
 _HEADER_READ = 16 * 1024
+_SNIFF_BYTES = 4096
 _ADVICE = "the archive is damaged or was tampered with, use another archive"
 
 _KINDS: dict[bytes, EntryKind] = {
@@ -600,7 +601,10 @@ class TarZstFormat:
         return f"TarZstFormat(level={self.level})"
 
     def sniff(self, head: bytes) -> bool:
-        """Whether ``head`` is a zstd frame that starts a POSIX tar stream."""
+        """Whether ``head`` is a zstd frame that starts a POSIX tar stream.
+
+        ``head`` is the first 4 KiB of the file (or all of a shorter file).
+        """
         if not head.startswith(_ZSTD_MAGIC):
             return False
         dctx = zstandard.ZstdDecompressor(max_window_size=ReadLimits().max_window_bytes)
@@ -608,7 +612,11 @@ class TarZstFormat:
             start = dctx.stream_reader(io.BytesIO(head), read_across_frames=False).read(_BLOCK)
         except zstandard.ZstdError:
             return False
-        return len(start) < _BLOCK or start[257:265] == b"ustar\x0000"
+        if len(start) < _BLOCK:
+            # The first block of the first frame did not fit in ``head``: only a full
+            # head can be the start of an archive whose first member is that large.
+            return len(head) >= _SNIFF_BYTES
+        return start[257:265] == b"ustar\x0000"
 
     def open_writer(self, stream: IO[bytes]) -> _TarZstWriter:
         """A streaming writer to ``stream`` (which is never seeked)."""
