@@ -199,12 +199,12 @@ class _CentralEntry:
     external_attr: int
 
     @property
-    def kind(self) -> EntryKind:  # noqa: PLR0911
+    def kind(self) -> EntryKind:
         if self.name.endswith("/"):
             return "directory"
         if self.made_by >> 8 == 3:  # Unix: the mode is in the high half
             mode = self.external_attr >> 16
-            if mode == 0 or stat.S_ISREG(mode):
+            if stat.S_IFMT(mode) == 0 or stat.S_ISREG(mode):  # no type bits: a file
                 return "file"
             if stat.S_ISLNK(mode):
                 return "symlink"
@@ -529,22 +529,24 @@ class _ZipReader:
             try:
                 header, data_start = self._local(entry)
                 problems += _local_problems(entry, header)
-                end = data_start + entry.csize
-                if header[10] >= _ZIP64_LOCAL.size or entry.csize >= _U32:
-                    raw = self._exact(end, _DESCRIPTOR64.size, "a data descriptor")
-                    descriptor: tuple[int, ...] = _DESCRIPTOR64.unpack(raw)
+                expected = data_start + entry.csize
+                if header[2] & 0x8:
+                    zip64 = header[10] >= _ZIP64_LOCAL.size or entry.csize >= _U32
+                    layout = _DESCRIPTOR64 if zip64 else _DESCRIPTOR32
+                    descriptor = layout.unpack(self._exact(expected, layout.size,
+                                                           "a data descriptor"))
+                    expected += layout.size
+                    recorded = descriptor[1:]
                 else:
-                    raw = self._exact(end, _DESCRIPTOR32.size, "a data descriptor")
-                    descriptor = _DESCRIPTOR32.unpack(raw)
+                    recorded = (header[6], header[7], header[8])
+                if recorded != (entry.crc, entry.csize, entry.usize) and _U32 not in recorded:
+                    problems.append(
+                        f"the sizes or CRC-32 recorded with {entry.name!r} disagree with the "
+                        f"central directory; {_ADVICE}"
+                    )
             except CorruptArchiveError as exc:
                 problems.append(str(exc))
                 return problems
-            if descriptor[1:] != (entry.crc, entry.csize, entry.usize):
-                problems.append(
-                    f"the data descriptor of {entry.name!r} disagrees with the central "
-                    f"directory; {_ADVICE}"
-                )
-            expected = end + len(raw)
         if expected != directory.cd_offset:
             problems.append(
                 f"the zip central directory does not follow the last member; {_ADVICE}"
@@ -557,18 +559,11 @@ class _ZipReader:
 
 
 def _local_problems(entry: _CentralEntry, header: tuple[int, ...]) -> list[str]:
-    _sig, _version, flags, _method, dos_time, dos_date, _crc, _cs, _us, _nlen, elen = header
-    problems = []
+    _sig, _version, flags, _method, dos_time, dos_date, _crc, _cs, _us, _nlen, _elen = header
     if flags != entry.flags or (dos_time, dos_date) != (entry.dos_time, entry.dos_date):
-        problems.append(
-            f"the local header of {entry.name!r} disagrees with the central directory; "
-            f"{_ADVICE}"
-        )
-    if not flags & 0x8 or elen not in {0, _ZIP64_LOCAL.size}:
-        problems.append(
-            f"the local header of {entry.name!r} is not one this library writes; {_ADVICE}"
-        )
-    return problems
+        return [f"the local header of {entry.name!r} disagrees with the central directory; "
+                + _ADVICE]
+    return []
 
 
 def _end_problems(directory: _Directory) -> list[str]:
