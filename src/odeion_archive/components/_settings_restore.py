@@ -1,0 +1,144 @@
+"""Plan and restore of the ``settings`` component (``system_settings``).
+
+Settings are matched by ``key``. ``skip`` keeps existing keys as they are,
+``overwrite`` replaces their value and ``updated_at``; ``rename`` cannot apply
+to a setting (the server looks settings up by key), so it keeps existing keys
+like ``skip`` and says so in a warning. New keys are inserted in every case.
+The decisions are made by :func:`_decide`, shared by :func:`plan` and
+:func:`restore`, with the helpers the users_auth restore uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from odeion_archive.components._users_restore import (
+    Progress,
+    RowSpec,
+    archive_data,
+    check_against_plan,
+    check_any,
+    check_row_count,
+    check_text,
+    counts_of,
+    create_temp,
+    drop_temp,
+    expect_rows,
+    listing,
+    load_member,
+    plan_with,
+    require_unique,
+    schema_blockers,
+)
+from odeion_archive.errors import RestoreBlockedError
+from odeion_archive.interfaces import ComponentPlan, Issue, PlanContext, RestoreContext
+
+__all__ = ["plan", "restore"]
+
+SETTINGS_MEMBER = "settings/system_settings.jsonl"
+TABLES = ("system_settings",)
+
+_SETTINGS = RowSpec(
+    required={"key": check_text, "value": check_any, "updated_at": check_text}
+)
+_TEMP = ("_oa_settings_raw", "_oa_settings")
+
+Cursor = psycopg.Cursor[tuple[Any, ...]]
+
+
+def plan(context: PlanContext) -> ComponentPlan:
+    """Predict what restoring the settings would do; change nothing."""
+    return plan_with(context, _decide)
+
+
+def restore(context: RestoreContext) -> None:
+    """Carry out the plan inside the caller's transaction (the caller commits)."""
+    blockers = schema_blockers(context)
+    if blockers:
+        raise RestoreBlockedError(
+            "; ".join(f"[{b.code}] {b.message}" for b in blockers), ComponentPlan(blockers=blockers)
+        )
+    conn = context.connection
+    with conn.cursor() as cur:
+        cur.execute("LOCK TABLE system_settings IN SHARE ROW EXCLUSIVE MODE")
+
+    def report(phase: str, done: int, total: int | None) -> None:
+        context.progress(phase, done, total, "rows")
+
+    decided = _decide(context, report)
+    check_against_plan(context, decided, TABLES, ())
+    context.cancel.raise_if_cancelled()
+    counts = decided.counts["system_settings"]
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO system_settings (key, value, updated_at) "
+            "SELECT key, value, updated_at FROM _oa_settings WHERE decision = 'insert' "
+            "ORDER BY ord"
+        )
+        expect_rows(cur, "settings", counts.insert)
+        cur.execute(
+            "UPDATE system_settings s SET value = t.value, updated_at = t.updated_at "
+            "FROM _oa_settings t WHERE t.decision = 'overwrite' AND s.key = t.key"
+        )
+        expect_rows(cur, "settings", counts.overwrite)
+        drop_temp(cur, *_TEMP)
+
+
+def _decide(context: PlanContext, progress: Progress | None) -> ComponentPlan:
+    """Load the settings and record per row what happens to it."""
+    found = load_member(context, SETTINGS_MEMBER, "_oa_settings_raw", _SETTINGS, progress)
+    check_row_count(context, "system_settings", SETTINGS_MEMBER, found)
+    with context.connection.cursor(row_factory=tuple_row) as cur:
+        with archive_data(SETTINGS_MEMBER):
+            create_temp(cur, "_oa_settings", query=sql.SQL(
+                "SELECT ord, doc->>'key' AS key, doc->'value' AS value, "
+                "(doc->>'updated_at')::timestamptz AS updated_at, false AS matched, "
+                "false AS same, "
+                "NULL::text AS decision FROM _oa_settings_raw"
+            ))
+        drop_temp(cur, "_oa_settings_raw")
+        cur.execute("ANALYZE _oa_settings")
+        require_unique(cur, "_oa_settings", "key", "key", "a setting key")
+        cur.execute(
+            "UPDATE _oa_settings t SET matched = true, same = (s.value = t.value) "
+            "FROM system_settings s WHERE s.key = t.key"
+        )
+        existing = "'overwrite'" if context.conflict == "overwrite" else "'skip'"
+        cur.execute(
+            sql.SQL(
+                "UPDATE _oa_settings SET decision = CASE WHEN matched THEN {} ELSE 'insert' END"
+            ).format(sql.SQL(existing))
+        )
+        counts = counts_of(cur, "_oa_settings")
+        warnings: list[Issue] = []
+        if context.conflict == "rename":
+            # Keys whose value equals the archive's lose nothing and need no word.
+            cur.execute("SELECT key FROM _oa_settings WHERE matched AND NOT same ORDER BY ord")
+            kept = [str(row[0]) for row in cur.fetchall()]
+            if kept:
+                warnings.append(
+                    Issue(
+                        "rename_not_applicable",
+                        f"the rename strategy does not apply to settings: {len(kept)} "
+                        "setting(s) that already exist with another value keep their "
+                        f"current value ({listing(kept)}); choose overwrite to replace them",
+                    )
+                )
+        how = {
+            "skip": "existing keys are kept",
+            "overwrite": "existing keys get the archive's value",
+            "rename": "existing keys are kept",
+        }[context.conflict]
+        step = (
+            f"Restore settings ({how}): {counts.insert} added, {counts.overwrite} updated, "
+            f"{counts.skip} skipped."
+        )
+    return ComponentPlan(
+        warnings=tuple(warnings),
+        steps=(step,),
+        counts={"system_settings": counts},
+    )
