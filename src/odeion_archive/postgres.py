@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -200,7 +201,11 @@ def tool_invocation(conninfo: str) -> tuple[str, dict[str, str]]:
 
 def _import_embedded() -> ModuleType:
     try:
-        return importlib.import_module(_EMBEDDED_PACKAGE)
+        with warnings.catch_warnings():
+            # The package looks up a runtime directory when imported and warns where
+            # XDG_RUNTIME_DIR is unset (services, containers); its fallback is fine.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            return importlib.import_module(_EMBEDDED_PACKAGE)
     except ImportError as exc:
         raise ToolNotFoundError(
             f"the embedded PostgreSQL server is not installed ({exc}); {_INSTALL_HINT}"
