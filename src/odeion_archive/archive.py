@@ -450,13 +450,10 @@ class ArchiveFile:
         position = 0
         for source in reader.walk():
             entry = source.entry
-            if position >= len(listing) or listing[position] != entry:
-                raise CorruptArchiveError(
-                    f"the archive's stream holds {entry.name!r} where its directory says "
-                    f"otherwise; {_DAMAGED}"
-                )
-            position += 1
             _check_entry(entry)
+            if position >= len(listing) or listing[position] != entry:
+                raise _diverged(entry)
+            position += 1
             yield source
         if position != len(listing):
             raise CorruptArchiveError(
@@ -559,9 +556,11 @@ class ArchiveFile:
 
         tick(HEAD_MEMBER)
         try:
-            for source in reader.walk():
+            for position, source in enumerate(reader.walk()):
                 entry = source.entry
                 current = entry.name
+                if position >= len(listing) or listing[position] != entry:
+                    raise _diverged(entry)
                 member = listed.get(entry.name)
                 if entry.name in seen or member is None or entry.kind != "file":
                     continue  # reported with the listing
@@ -595,6 +594,13 @@ class ArchiveFile:
                        f"through; {_DAMAGED}")
         progress(ProgressEvent(operation="verify", phase="done", done=done, total=total))
         return problems
+
+
+def _diverged(entry: Entry) -> CorruptArchiveError:
+    return CorruptArchiveError(
+        f"the archive's stream holds {entry.name!r} where its directory or index says "
+        f"otherwise; {_DAMAGED}"
+    )
 
 
 def _check_entry(entry: Entry) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,9 @@ from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat
 from odeion_archive.registry import BUILTIN_PLUGINS, Registry
+
+# The helper modules next to the tests (_craft_archives) import by their plain names.
+sys.path.insert(0, str(Path(__file__).parent))
 
 FORMAT_MODULES = [name for name in BUILTIN_PLUGINS if name.startswith("odeion_archive.formats.")]
 
