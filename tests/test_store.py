@@ -166,6 +166,7 @@ def test_a_lock_held_by_another_process_is_busy_until_it_dies(archiver: Archiver
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
     archiver.create(components=["settings"])  # recovered automatically
 
 

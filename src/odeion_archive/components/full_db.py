@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from odeion_archive.errors import BackupFailedError, CancelledError
+from odeion_archive.errors import BackupFailedError
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.interfaces import (
     BackupContext,
@@ -75,8 +75,6 @@ def _stream_dump(command: list[str], env: dict[str, str], context: BackupContext
                 process.kill()
                 process.wait()
             process.stdout.close()
-            if context.cancel.cancelled:
-                raise CancelledError("the backup was cancelled; nothing was added to the store")
 
 
 class FullDbComponent:
