@@ -380,4 +380,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _error(args: argparse.Namespace, message: str) -> None:
     if getattr(args, "debug", False):
         traceback.print_exc(file=sys.stderr)
-    sys.stderr.write(f"odeion-archive: error: {message}\n")
+    one_line = " ".join(message.split())
+    sys.stderr.write(f"odeion-archive: error: {one_line}\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from odeion_archive.events import ProgressEvent
@@ -35,21 +36,31 @@ class ProgressPrinter:
     phase changes and at most every ``interval`` seconds.
     """
 
-    def __init__(self, stream: TextIO, *, tty: bool, interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        tty: bool,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._stream = stream
         self._tty = tty
         self._interval = interval
+        self._clock = clock
         self._key: tuple[str, str | None] | None = None
-        self._started = time.monotonic()
-        self._last_line = 0.0
+        self._started = clock()
+        self._done_at_start = 0
+        self._last_line = float("-inf")
         self._drawn = False
 
     def __call__(self, event: ProgressEvent) -> None:
         key = (event.phase, event.component)
-        now = time.monotonic()
+        now = self._clock()
         if key != self._key:
             self._key = key
             self._started = now
+            self._done_at_start = event.done
             if self._drawn:
                 self._stream.write("\n")
                 self._drawn = False
@@ -63,21 +74,24 @@ class ProgressPrinter:
                 self._drawn = True
                 self._stream.flush()
             return
-        elapsed = max(now - self._started, 1e-6)
-        rate = event.done / elapsed
+        elapsed = now - self._started
+        # The rate needs some time to mean anything; until then it is not shown.
+        rate = (event.done - self._done_at_start) / elapsed if elapsed >= 0.5 else None
+        speed = f", {_amount(rate, event.unit)}/s" if rate is not None else ""
         label = f"{event.component + ' ' if event.component else ''}{event.phase}"
         if event.total:
             fraction = min(event.done / event.total, 1.0)
-            remaining = (event.total - event.done) / rate if rate > 0 else 0.0
+            left = (
+                f", {_duration((event.total - event.done) / rate)} left" if rate else ""
+            )
             detail = (
                 f"{fraction:6.1%} {_amount(event.done, event.unit)} of "
-                f"{_amount(event.total, event.unit)}, {_amount(rate, event.unit)}/s, "
-                f"{_duration(remaining)} left"
+                f"{_amount(event.total, event.unit)}{speed}{left}"
             )
             bar = "#" * int(fraction * _WIDTH)
             drawn = f"[{bar:<{_WIDTH}}] {detail}"
         else:
-            drawn = f"{_amount(event.done, event.unit)}, {_amount(rate, event.unit)}/s"
+            drawn = f"{_amount(event.done, event.unit)}{speed}"
         if self._tty:
             self._stream.write(f"\r\x1b[K{label}: {drawn}")
             self._drawn = True
