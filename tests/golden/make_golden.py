@@ -1,0 +1,83 @@
+"""Write the golden archives of manifest version 1 (tests/golden/v1), deterministically.
+
+Run ``python tests/golden/make_golden.py`` to (re)write them. The archives are
+committed: the tests read them with the current code, and check that this
+script still produces the same bytes with the zlib and zstd versions recorded
+in ``v1/versions.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import sys
+import zlib
+from pathlib import Path
+
+import zstandard
+
+from odeion_archive.archive import ArchiveBuilder
+from odeion_archive.formats.tarzst import TarZstFormat
+from odeion_archive.formats.zip import ZipFormat
+from odeion_archive.interfaces import ArchiveFormat
+from odeion_archive.manifest import ComponentEntry, Manifest
+
+HERE = Path(__file__).parent / "v1"
+CREATED_AT = dt.datetime(2026, 1, 15, 12, 30, 0, tzinfo=dt.UTC)
+MEMBERS: dict[str, dict[str, bytes]] = {
+    "users_auth": {
+        "users.jsonl": (b'{"id":1,"username":"ana","is_admin":true}\n'
+                        b'{"id":2,"username":"b\xc3\xa9la","is_admin":false}\n'),
+        "sessions.jsonl": b"",
+    },
+    "settings": {
+        "settings.json": b'{"language":"fr","theme":"dark","transcoding":{"threads":4}}\n',
+        "libraries.jsonl": b'{"id":1,"name":"Films","path":"/media/films"}\n' * 3,
+    },
+}
+FACTS = {
+    "users_auth": {"rows": {"users": 2, "sessions": 0}},
+    "settings": {"rows": {"settings": 1, "libraries": 3}},
+}
+FILES = {"zip": "archive.zip", "tar.zst": "archive.tar.zst"}
+
+
+def versions() -> dict[str, str]:
+    """The compression libraries whose output the golden bytes depend on."""
+    return {"zlib": zlib.ZLIB_RUNTIME_VERSION,
+            "zstd": ".".join(str(part) for part in zstandard.ZSTD_VERSION)}
+
+
+def build(fmt: ArchiveFormat) -> bytes:
+    """The golden archive in ``fmt``."""
+    head = Manifest(
+        created_at=CREATED_AT,
+        library_version="1.0.0",
+        server_version="10.10.3",
+        schema_version=7,
+        format=fmt.name,
+        components=tuple(ComponentEntry(name, 1) for name in MEMBERS),
+        manifest_version=(1, 0),
+    )
+    stream = io.BytesIO()
+    builder = ArchiveBuilder(fmt, stream, head=head)
+    for component, files in MEMBERS.items():
+        for name, data in files.items():
+            builder.add_member(component, name, [data[:20], data[20:]])
+        builder.set_facts(component, FACTS[component])
+    builder.finish()
+    return stream.getvalue()
+
+
+def main() -> None:
+    """Write the archives and the library versions next to them."""
+    HERE.mkdir(exist_ok=True)
+    for fmt in (ZipFormat(), TarZstFormat()):
+        (HERE / FILES[fmt.name]).write_bytes(build(fmt))
+    (HERE / "versions.json").write_text(json.dumps(versions(), indent=2, sort_keys=True) + "\n")
+    sys.stdout.write(f"wrote the golden archives to {HERE}\n")
+
+
+if __name__ == "__main__":
+    main()
