@@ -39,6 +39,7 @@ from odeion_archive.errors import ArchiveInvalidError, CorruptArchiveError, Unsa
 
 __all__ = [
     "MAX_READ_VERSION",
+    "TRUSTED_EXTENSIONS",
     "DumpHeader",
     "TocEntry",
     "max_archive_version",
@@ -428,7 +429,7 @@ def max_archive_version(pg_restore_major: int) -> tuple[int, int, int]:
 
 # -- entries Odeion never uses ------------------------------------------------
 
-_TRUSTED_EXTENSIONS: Final = frozenset(
+TRUSTED_EXTENSIONS: Final = frozenset(
     {
         "btree_gin", "btree_gist", "citext", "cube", "dict_int", "fuzzystrmatch", "hstore",
         "intarray", "isn", "lo", "ltree", "pgcrypto", "pg_trgm", "plpgsql", "seg",
@@ -499,7 +500,7 @@ def unsafe_entries(header: DumpHeader) -> list[str]:
             reasons.append(f"{name}: {_DANGEROUS_DESCS[entry.desc]}")
         elif entry.desc == "PROCEDURAL LANGUAGE" and entry.tag != "plpgsql":
             reasons.append(f"{name}: a procedural language other than plpgsql")
-        elif entry.desc == "EXTENSION" and entry.tag not in _TRUSTED_EXTENSIONS:
+        elif entry.desc == "EXTENSION" and entry.tag not in TRUSTED_EXTENSIONS:
             reasons.append(f"{name}: an extension that is not a trusted one")
         elif entry.desc == "DATABASE":
             databases += 1
