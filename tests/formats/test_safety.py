@@ -310,3 +310,11 @@ def test_manifest_sha256_is_computed_from_the_bytes() -> None:
     # Guard for the crafted manifests above: they list real digests.
     manifest = manifest_for("zip", {GOOD: DATA})
     assert manifest.member(GOOD).sha256 == hashlib.sha256(DATA).hexdigest()
+
+
+def test_oversized_pax_headers_are_refused(registry: Registry, tmp_path: Path) -> None:
+    path = tmp_path / "pax.tar.zst"
+    info = tar_info(GOOD, len(DATA), comment="x" * 70_000)
+    craft_tarzst(path, manifest_for("tar.zst", {GOOD: DATA}), [(info, DATA)])
+    error = _refused_before_data(path, registry, UnsafeArchiveError)
+    assert "pax" in str(error)

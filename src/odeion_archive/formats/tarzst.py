@@ -290,6 +290,7 @@ class _TarStream:
     def next_entry(self) -> tuple[Entry, int] | None:
         """The next member's entry and padded data length, or ``None`` at the end."""
         pax: dict[str, str] = {}
+        pax_bytes = 0
         while True:
             block = self.read(_BLOCK)
             if block == _ZERO_BLOCK:
@@ -300,9 +301,10 @@ class _TarStream:
                 )
             raw_name, size, typeflag = _parse_header(block)
             if typeflag == b"x":
-                if size > _MAX_PAX:
+                pax_bytes += size
+                if pax_bytes > _MAX_PAX:
                     raise UnsafeArchiveError(
-                        f"a pax header of {size} bytes exceeds the limit of {_MAX_PAX}; {_ADVICE}"
+                        f"the pax headers of one member exceed {_MAX_PAX} bytes; {_ADVICE}"
                     )
                 data = self.exact(size, "a pax header")
                 self.skip(-size % _BLOCK, "a pax header")
