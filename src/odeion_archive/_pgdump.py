@@ -216,7 +216,8 @@ def _read_start(reader: _Reader) -> tuple[tuple[int, int, int], str, dt.datetime
     if magic != _MAGIC:
         raise CorruptArchiveError(
             f"the database dump does not start with {_MAGIC!r} (found {magic!r}); it is not a "
-            "pg_dump custom-format dump, the archive is corrupt or was not made by odeion-archive"
+            "pg_dump custom-format dump; the archive is corrupt or was not made by odeion-archive, "
+            "use another archive"
         )
     version = (reader.byte("the version"), reader.byte("the version"), reader.byte("the version"))
     if not MIN_READ_VERSION <= version <= MAX_READ_VERSION:
