@@ -25,6 +25,7 @@ from odeion_archive.archive import ArchiveFile
 from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,
+    CorruptArchiveError,
     DatabaseError,
     ManifestTooNewError,
     RestoreBlockedError,
@@ -237,6 +238,14 @@ def _plan(
                 "server (and odeion-archive) first",
             )
         )
+    elif not database_scope and target_schema == 0:
+        blockers.append(
+            Issue(
+                "schema_missing",
+                "this database has no Odeion schema yet; start the Odeion server once so it "
+                "creates its tables, or restore the full_db component",
+            )
+        )
     elif not database_scope and manifest.schema_version > target_schema:
         blockers.append(
             Issue(
@@ -244,14 +253,6 @@ def _plan(
                 f"the archive was taken at schema version {manifest.schema_version}, but this "
                 f"database is at version {target_schema}; upgrade the Odeion server (which "
                 "migrates its database) before restoring",
-            )
-        )
-    if not database_scope and target_schema == 0:
-        blockers.append(
-            Issue(
-                "schema_missing",
-                "this database has no Odeion schema yet; start the Odeion server once so it "
-                "creates its tables, or restore the full_db component",
             )
         )
 
@@ -332,6 +333,16 @@ def run_restore(
         )
     components = [registry.component(name) for name in plan.components]
     with ArchiveFile.open(path, registry) as archive, _connect(conninfo) as connection:
+        # A damaged archive must not change the database in any mode, even where the
+        # damage lies in a member this mode does not use: check it all first.
+        report = archive.verify(progress=progress, cancel=cancel)
+        if not report.ok:
+            details = "; ".join(f"{p.member or 'container'}: {p.message}"
+                                for p in report.problems[:3])
+            raise CorruptArchiveError(
+                f"the archive is damaged ({details}); nothing was changed, restore from an "
+                "intact copy"
+            )
         toolbox = Toolbox(server_version_num(connection) // 10000, pg_bin)
         target_schema = schema.schema_version(connection)
         connection.rollback()

@@ -143,7 +143,7 @@ def remap_statements(
         params = {"old": sql.Literal(old_root), "new": sql.Literal(new_root)}
         statements.append(
             sql.SQL(
-                "UPDATE libraries SET root_paths = ARRAY(SELECT CASE "
+                "UPDATE public.libraries SET root_paths = ARRAY(SELECT CASE "
                 "WHEN p = {old} OR left(p, length({old}) + 1) = {old} || '/' "
                 "THEN {new} || substr(p, length({old}) + 1) ELSE p END "
                 "FROM unnest(root_paths) WITH ORDINALITY AS r(p, n) ORDER BY n) "
@@ -153,7 +153,7 @@ def remap_statements(
         )
         statements.append(
             sql.SQL(
-                "UPDATE media_items SET path = {new} || substr(path, length({old}) + 1) "
+                "UPDATE public.media_items SET path = {new} || substr(path, length({old}) + 1) "
                 "WHERE path = {old} OR left(path, length({old}) + 1) = {old} || '/';"
             ).format(**params).as_string(connection)
         )
