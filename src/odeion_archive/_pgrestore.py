@@ -687,7 +687,8 @@ def replace_database(
 
     ``conninfo`` must not carry a password; ``env`` is the programs'
     environment (``PGPASSWORD`` and the like). ``post_sql`` runs after the
-    dump, in the same transaction. ``final_check`` is called once the dump
+    dump, in the same transaction, with the session's own settings
+    (``search_path`` included). ``final_check`` is called once the dump
     stream is exhausted and pg_restore succeeded, before ``COMMIT``: raising
     there (an archive checksum mismatch, say) leaves the database unchanged.
     ``on_bytes`` is called with the size of each chunk handed to pg_restore.
@@ -813,6 +814,10 @@ def _finish(
         _write(pipeline, rest)
     if final_check is not None:
         final_check()
+    if post_sql:
+        # The dump's SQL emptied search_path and changed other settings; the
+        # caller's statements run with the session's own.
+        _write(pipeline, b"RESET ALL;\n")
     for statement in post_sql:
         _write(pipeline, _statement_bytes(statement))
     _write(pipeline, b"COMMIT;\n")
