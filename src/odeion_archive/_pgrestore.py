@@ -636,18 +636,25 @@ def _feed_dump(
 ) -> None:
     stdin = pipeline.restore.stdin
     assert stdin is not None
+    reading = True
     try:
         for chunk in dump:
             if pipeline.stop.is_set():
                 return
-            if chunk:
-                stdin.write(chunk)
-                if on_bytes is not None:
-                    on_bytes(len(chunk))
-        stdin.flush()
+            if chunk and reading:
+                try:
+                    stdin.write(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    # pg_restore stopped reading: its exit code tells whether it
+                    # failed. The rest of the stream is still read to its end, so
+                    # that the source can check it is whole.
+                    reading = False
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+        if reading:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                stdin.flush()
         pipeline.feed_done = True
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # pg_restore stopped reading; its exit code tells why
     except BaseException as exc:
         pipeline.feed_error = exc
         pipeline.kill()
@@ -721,7 +728,7 @@ def replace_database(
             if watcher is not None:
                 watcher.start()
             _pump(pipeline, guard)
-            _finish(pipeline, guard, post_sql, cancel, final_check, restore_err)
+            _finish(pipeline, guard, post_sql, cancel, final_check, restore_err, writer)
         except _PsqlGoneError:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 pipeline.psql.wait(timeout=5)
@@ -785,8 +792,11 @@ def _finish(
     cancel: CancelToken | None,
     final_check: Callable[[], None] | None,
     restore_err: IO[bytes],
+    writer: threading.Thread,
 ) -> None:
     code = pipeline.restore.wait()
+    if code == 0:
+        writer.join()  # the rest of the stream, if pg_restore did not need it
     if cancel is not None:
         cancel.raise_if_cancelled()
     if pipeline.feed_error is not None:
@@ -806,8 +816,8 @@ def _finish(
         )
     if not pipeline.feed_done:
         raise RestoreFailedError(
-            "pg_restore finished before it had read the whole dump; the database was left as "
-            "it was, the dump is probably damaged, use another archive"
+            "the database dump was not read to its end; the database was left as it was, "
+            "restore again"
         )
     rest = guard.finish()
     if rest:
