@@ -17,13 +17,13 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from odeion_archive.components._users_restore import (
+    ANY,
+    TEXT,
     Progress,
     RowSpec,
     archive_data,
     check_against_plan,
-    check_any,
     check_row_count,
-    check_text,
     counts_of,
     create_temp,
     drop_temp,
@@ -43,7 +43,7 @@ SETTINGS_MEMBER = "settings/system_settings.jsonl"
 TABLES = ("system_settings",)
 
 _SETTINGS = RowSpec(
-    required={"key": check_text, "value": check_any, "updated_at": check_text}
+    required={"key": TEXT, "value": ANY, "updated_at": TEXT}
 )
 _TEMP = ("_oa_settings_raw", "_oa_settings")
 

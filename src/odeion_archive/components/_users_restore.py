@@ -19,6 +19,7 @@ whose new name must be chosen (the rename strategy).
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, cast
@@ -56,9 +57,6 @@ TOKENS_MEMBER = "users_auth/api_tokens.jsonl"
 TABLES = ("users", "invite_codes", "api_tokens")
 RENAME_KEYS = ("users", "users.email", "invite_codes")
 
-_ROLES = frozenset({"admin", "user", "guest"})
-_INT32 = 2**31
-_INT64 = 2**63
 #: How many names a warning lists before it says "and N more".
 _LISTED = 10
 #: Candidates tried per row before the rename strategy gives up.
@@ -72,85 +70,88 @@ Progress = Callable[[str, int, int | None], None]
 
 # -- validation of archive rows ---------------------------------------------
 
-Check = Callable[[Any], str | None]
+
+@attrs.frozen
+class Field:
+    """A kind of field: a SQL condition on ``{j}`` (the jsonb value) and its description."""
+
+    condition: str
+    description: str
 
 
-def check_text(value: Any) -> str | None:
-    return None if type(value) is str and value else "must be a non-empty string"
-
-
-def check_opt_text(value: Any) -> str | None:
-    return None if value is None or type(value) is str else "must be a string or null"
-
-
-def check_id(value: Any) -> str | None:
-    ok = type(value) is int and 0 < value < _INT64
-    return None if ok else "must be a positive 64-bit integer"
-
-
-def check_count(value: Any) -> str | None:
-    ok = type(value) is int and 0 <= value < _INT32
-    return None if ok else "must be a non-negative 32-bit integer"
-
-
-def check_opt_positive(value: Any) -> str | None:
-    ok = value is None or (type(value) is int and 0 < value < _INT32)
-    return None if ok else "must be a positive 32-bit integer or null"
-
-
-def check_role(value: Any) -> str | None:
-    return None if value in _ROLES and type(value) is str else "must be admin, user or guest"
-
-
-def check_bool(value: Any) -> str | None:
-    return None if type(value) is bool else "must be true or false"
-
-
-def check_object(value: Any) -> str | None:
-    return None if type(value) is dict else "must be a JSON object"
-
-
-def check_any(_value: Any) -> str | None:
-    return None
+TEXT = Field("jsonb_typeof({j}) = 'string' AND {j} <> '\"\"'", "must be a non-empty string")
+OPT_TEXT = Field("jsonb_typeof({j}) IN ('string', 'null')", "must be a string or null")
+ID = Field(
+    "CASE WHEN jsonb_typeof({j}) = 'number' THEN {j}::numeric BETWEEN 1 AND "
+    "9223372036854775807 AND {j}::numeric = trunc({j}::numeric) ELSE false END",
+    "must be a positive 64-bit integer",
+)
+COUNT = Field(
+    "CASE WHEN jsonb_typeof({j}) = 'number' THEN {j}::numeric BETWEEN 0 AND 2147483647 "
+    "AND {j}::numeric = trunc({j}::numeric) ELSE false END",
+    "must be a non-negative 32-bit integer",
+)
+OPT_POSITIVE = Field(
+    "CASE WHEN jsonb_typeof({j}) = 'number' THEN {j}::numeric BETWEEN 1 AND 2147483647 "
+    "AND {j}::numeric = trunc({j}::numeric) ELSE jsonb_typeof({j}) = 'null' END",
+    "must be a positive 32-bit integer or null",
+)
+ROLE = Field(
+    "{j} IN ('\"admin\"', '\"user\"', '\"guest\"')", "must be admin, user or guest"
+)
+BOOL = Field("jsonb_typeof({j}) = 'boolean'", "must be true or false")
+OBJECT = Field("jsonb_typeof({j}) = 'object'", "must be a JSON object")
+ANY = Field("true", "may be any JSON value")
 
 
 @attrs.frozen
 class RowSpec:
-    """The fields of one kind of archive line: required and optional, each with its check."""
+    """The fields of one kind of archive line: required and optional ones, by kind."""
 
-    required: Mapping[str, Check]
-    optional: Mapping[str, Check] = attrs.field(factory=dict)
+    required: Mapping[str, Field]
+    optional: Mapping[str, Field] = attrs.field(factory=dict)
 
-    def check(self, value: dict[str, Any], where: str) -> None:
-        """Raise :class:`CorruptArchiveError` unless ``value`` has exactly valid fields."""
-        for key, check in self.required.items():
-            if key not in value:
-                raise CorruptArchiveError(
-                    f"{where}: the field {key!r} is missing; the archive is damaged or was "
-                    "not written by odeion-archive, use another archive"
+    def problem(self) -> sql.Composable:
+        """SQL naming the first problem of the line ``doc`` (NULL if there is none)."""
+        keys = [*self.required, *self.optional]
+        parts: list[sql.Composable] = [
+            sql.SQL("WHEN doc - {}::text[] <> '{{}}' THEN 'has an unknown field ' || "
+                    "(SELECT min(quote_literal(k)) FROM jsonb_object_keys(doc - {}::text[]) k)"
+                    ).format(sql.Literal(keys), sql.Literal(keys))
+        ]
+        parts.extend(
+            sql.SQL("WHEN NOT doc ? {} THEN {}").format(
+                sql.Literal(key), sql.Literal(f"lacks the field {key!r}")
+            )
+            for key in self.required
+        )
+        for key, field in (*self.required.items(), *self.optional.items()):
+            value = sql.SQL("(doc->{})").format(sql.Literal(key))
+            condition = sql.SQL(field.condition.replace("{j}", "{value}")).format(value=value)
+            parts.append(
+                sql.SQL("WHEN doc ? {} AND NOT ({}) THEN {} || left((doc->{})::text, 80)").format(
+                    sql.Literal(key), condition,
+                    sql.Literal(f"has the field {key!r} that {field.description}, found "),
+                    sql.Literal(key),
                 )
-            problem = check(value[key])
-            if problem is not None:
-                raise CorruptArchiveError(
-                    f"{where}: the field {key!r} {problem} (found {value[key]!r:.80}); the "
-                    "archive is damaged or was edited, use another archive"
-                )
-        if len(value) != len(self.required):
-            for key, field in value.items():
-                if key in self.required:
-                    continue
-                optional = self.optional.get(key)
-                if optional is None:
-                    raise CorruptArchiveError(
-                        f"{where}: unknown field {key!r:.80}; the archive was written by a "
-                        "newer or different program, use a matching odeion-archive"
-                    )
-                problem = optional(field)
-                if problem is not None:
-                    raise CorruptArchiveError(
-                        f"{where}: the field {key!r} {problem} (found {field!r:.80}); "
-                        "the archive is damaged or was edited, use another archive"
-                    )
+            )
+        return sql.SQL("CASE {} END").format(sql.SQL(" ").join(parts))
+
+
+def validate_raw(cur: Cursor, table: str, spec: RowSpec, path: str) -> None:
+    """Raise :class:`CorruptArchiveError` for the first loaded line that breaks ``spec``."""
+    cur.execute(
+        sql.SQL(
+            "SELECT ord, problem FROM (SELECT ord, {} AS problem FROM {}) AS p "
+            "WHERE problem IS NOT NULL ORDER BY ord LIMIT 1"
+        ).format(spec.problem(), sql.Identifier(table))
+    )
+    row = cur.fetchone()
+    if row is not None:
+        raise CorruptArchiveError(
+            f"{path} line {row[0]}: the row {row[1]}; the archive is damaged or was edited, "
+            "use another archive"
+        )
 
 
 # -- loading members into temporary tables ------------------------------------
@@ -178,6 +179,42 @@ def _lines(stream: IO[bytes], what: str) -> Iterator[tuple[int, bytes]]:
             line = line[:-1]
         if line.strip():
             yield number, line
+
+
+class _RefusedError(Exception):
+    """Raised by the fast parser for input the strict parser must explain."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _RefusedError
+    return result
+
+
+def _constant(_name: str) -> Any:
+    raise _RefusedError
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
+
+
+def strict_json(line: bytes, where: str) -> Any:
+    """Parse one line as strictly as :func:`odeion_archive._safejson.loads`, faster.
+
+    One decoder serves every line; anything unusual (a duplicate key, NaN, deep
+    nesting, invalid text) goes through ``_safejson.loads``, which explains it.
+    """
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return _safejson.loads(line, what=where)
+    if text.count("[") + text.count("{") > _safejson.MAX_DEPTH:
+        return _safejson.loads(line, what=where)
+    try:
+        return _DECODER.decode(text)
+    except (_RefusedError, ValueError):
+        return _safejson.loads(line, what=where)
 
 
 def _copy_text(line: bytes) -> bytes:
@@ -251,12 +288,11 @@ def load_member(
             buffer = bytearray()
             for number, line in _lines(stream, path):
                 where = f"{path} line {number}"
-                value = _safejson.loads(line, what=where)
+                value = strict_json(line, where)
                 if type(value) is not dict:
                     raise CorruptArchiveError(
                         f"{where}: not a JSON object; the archive is damaged, use another archive"
                     )
-                spec.check(value, where)
                 buffer += b"%d\t" % number
                 buffer += _copy_text(line)
                 buffer += b"\n"
@@ -270,6 +306,7 @@ def load_member(
                         progress(f"read {path}", rows, None)
             if buffer:
                 copy.write(bytes(buffer))
+        validate_raw(cur, table, spec, path)
     if progress is not None:
         progress(f"read {path}", rows, rows)
     return rows
@@ -421,9 +458,12 @@ def check_against_plan(
         )
 
 
-def expect_rows(cur: Cursor, what: str, expected: int) -> None:
-    """Make sure the last statement changed exactly the rows the decisions predicted."""
-    if cur.rowcount != expected:
+def expect_rows(cur: Cursor, what: str, expected: int, *, at_most: bool = False) -> None:
+    """Make sure the last statement changed the rows the decisions predicted.
+
+    ``at_most``: for updates that leave rows alone which already hold the new values.
+    """
+    if cur.rowcount > expected or (cur.rowcount < expected and not at_most):
         raise RestoreFailedError(
             f"restoring {what} changed {cur.rowcount} rows instead of the {expected} planned; "
             "the restore was rolled back, plan it again"
@@ -506,37 +546,37 @@ def suffixed_email(email: str, k: int) -> str:
 
 _USERS = RowSpec(
     required={
-        "id": check_id,
-        "username": check_text,
-        "email": check_opt_text,
-        "display_name": check_opt_text,
-        "password_hash": check_text,
-        "role": check_role,
-        "disabled": check_bool,
-        "preferences": check_object,
-        "created_at": check_text,
-        "last_login_at": check_opt_text,
+        "id": ID,
+        "username": TEXT,
+        "email": OPT_TEXT,
+        "display_name": OPT_TEXT,
+        "password_hash": TEXT,
+        "role": ROLE,
+        "disabled": BOOL,
+        "preferences": OBJECT,
+        "created_at": TEXT,
+        "last_login_at": OPT_TEXT,
     },
-    optional={"locale": check_text},
+    optional={"locale": TEXT},
 )
 _INVITES = RowSpec(
     required={
-        "code": check_text,
-        "created_by": check_opt_text,
-        "role": check_role,
-        "max_uses": check_opt_positive,
-        "uses": check_count,
-        "expires_at": check_opt_text,
-        "created_at": check_text,
+        "code": TEXT,
+        "created_by": OPT_TEXT,
+        "role": ROLE,
+        "max_uses": OPT_POSITIVE,
+        "uses": COUNT,
+        "expires_at": OPT_TEXT,
+        "created_at": TEXT,
     }
 )
 _TOKENS = RowSpec(
     required={
-        "username": check_text,
-        "name": check_text,
-        "token_hash": check_text,
-        "created_at": check_text,
-        "last_used_at": check_opt_text,
+        "username": TEXT,
+        "name": TEXT,
+        "token_hash": TEXT,
+        "created_at": TEXT,
+        "last_used_at": OPT_TEXT,
     }
 )
 
@@ -580,8 +620,7 @@ def restore(context: RestoreContext) -> None:
 
 
 def _load(context: PlanContext, progress: Progress | None) -> None:
-    """Load the three members into typed temporary tables and check their keys."""
-    conn = context.connection
+    """Load and validate the three members into ``_oa_*_raw`` temporary tables."""
     loaded = {
         "users": load_member(context, USERS_MEMBER, "_oa_users_raw", _USERS, progress),
         "invite_codes": load_member(context, INVITES_MEMBER, "_oa_codes_raw", _INVITES, progress),
@@ -590,61 +629,6 @@ def _load(context: PlanContext, progress: Progress | None) -> None:
     for table, path in (("users", USERS_MEMBER), ("invite_codes", INVITES_MEMBER),
                         ("api_tokens", TOKENS_MEMBER)):
         check_row_count(context, table, path, loaded[table])
-    with conn.cursor() as cur, archive_data(USERS_MEMBER):
-        create_temp(cur, "_oa_users", query=sql.SQL(
-            "SELECT ord, (doc->>'id')::bigint AS id, doc->>'username' AS username, "
-            "lower(doc->>'username') AS lname, doc->>'email' AS email, "
-            "lower(doc->>'email') AS lemail, doc->>'display_name' AS display_name, "
-            "doc->>'password_hash' AS password_hash, doc->>'role' AS role, "
-            "(doc->'disabled')::boolean AS disabled, doc->'preferences' AS preferences, "
-            "(doc->>'created_at')::timestamptz AS created_at, "
-            "(doc->>'last_login_at')::timestamptz AS last_login_at, doc->>'locale' AS locale, "
-            "NULL::bigint AS match_id, NULL::boolean AS match_same, "
-            "NULL::bigint AS email_holder, NULL::text AS decision, "
-            "doc->>'username' AS final_username, doc->>'email' AS final_email, "
-            "NULL::bigint AS target_id FROM _oa_users_raw"
-        ))
-    with conn.cursor() as cur, archive_data(INVITES_MEMBER):
-        create_temp(cur, "_oa_codes", query=sql.SQL(
-            "SELECT ord, doc->>'code' AS code, doc->>'created_by' AS created_by, "
-            "doc->>'role' AS role, (doc->>'max_uses')::integer AS max_uses, "
-            "(doc->>'uses')::integer AS uses, (doc->>'expires_at')::timestamptz AS expires_at, "
-            "(doc->>'created_at')::timestamptz AS created_at, NULL::bigint AS creator_id, "
-            "false AS matched, NULL::boolean AS match_same, NULL::text AS decision, "
-            "doc->>'code' AS final_code FROM _oa_codes_raw"
-        ))
-    with conn.cursor() as cur, archive_data(TOKENS_MEMBER):
-        create_temp(cur, "_oa_tokens", query=sql.SQL(
-            "SELECT ord, doc->>'username' AS username, lower(doc->>'username') AS lowner, "
-            "doc->>'name' AS name, doc->>'token_hash' AS token_hash, "
-            "(doc->>'created_at')::timestamptz AS created_at, "
-            "(doc->>'last_used_at')::timestamptz AS last_used_at, "
-            "NULL::text AS owner_decision, NULL::bigint AS owner_id, NULL::bigint AS match_id, "
-            "NULL::bigint AS hash_holder, NULL::text AS decision FROM _oa_tokens_raw"
-        ))
-    with conn.cursor() as cur:
-        drop_temp(cur, "_oa_users_raw", "_oa_codes_raw", "_oa_tokens_raw")
-        for table in ("_oa_users", "_oa_codes", "_oa_tokens"):
-            cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
-        require_unique(cur, "_oa_users", "lname", "username", "a username (ignoring case)")
-        require_unique(cur, "_oa_users", "id", "id::text", "a user id")
-        require_unique(cur, "_oa_users", "lemail", "email", "an e-mail address (ignoring case)",
-                       "lemail IS NOT NULL")
-        require_unique(cur, "_oa_codes", "code", "code", "an invite code")
-        require_unique(cur, "_oa_tokens", "lowner, name", "username || '/' || name",
-                       "an API token name of one user")
-        require_unique(cur, "_oa_tokens", "token_hash", "username || '/' || name",
-                       "an API token hash")
-        cur.execute(
-            "SELECT username || '/' || name FROM _oa_tokens t WHERE NOT EXISTS "
-            "(SELECT FROM _oa_users u WHERE u.lname = t.lowner) ORDER BY ord LIMIT 3"
-        )
-        orphans = [str(row[0]) for row in cur.fetchall()]
-        if orphans:
-            raise CorruptArchiveError(
-                f"{TOKENS_MEMBER}: API tokens of users the archive does not hold "
-                f"({listing(orphans)}); the archive is damaged or was edited, use another archive"
-            )
 
 
 def _decide(context: PlanContext, progress: Progress | None) -> ComponentPlan:
@@ -655,48 +639,67 @@ def _decide(context: PlanContext, progress: Progress | None) -> ComponentPlan:
         _decide_users(cur, conflict)
         _decide_codes(cur, conflict)
         _decide_tokens(cur)
+        drop_temp(cur, "_oa_users_raw", "_oa_codes_raw", "_oa_tokens_raw")
         return _outcome(cur, context)
 
 
+_USER_DECISIONS = {
+    "skip": (
+        "CASE WHEN match_id IS NOT NULL THEN 'skip' "
+        "WHEN email_holder IS NOT NULL THEN 'skip_email' ELSE 'insert' END"
+    ),
+    "overwrite": (
+        "CASE WHEN match_id IS NOT NULL AND email_holder IS NOT NULL "
+        "AND email_holder <> match_id THEN 'skip_email' "
+        "WHEN match_id IS NOT NULL THEN 'overwrite' "
+        "WHEN email_holder IS NOT NULL THEN 'skip_email' ELSE 'insert' END"
+    ),
+    # Rows left NULL need new names, chosen in Python.
+    "rename": (
+        "CASE WHEN match_id IS NULL AND email_holder IS NULL THEN 'insert' "
+        "WHEN match_id IS NOT NULL AND match_same THEN 'skip' END"
+    ),
+}
+
+
 def _decide_users(cur: Cursor, conflict: str) -> None:
-    cur.execute(
-        "UPDATE _oa_users t SET match_id = u.id, match_same = "
-        "(u.password_hash = t.password_hash AND u.created_at = t.created_at) "
-        "FROM users u WHERE lower(u.username) = t.lname"
-    )
-    cur.execute(
-        "UPDATE _oa_users t SET email_holder = u.id FROM users u "
-        "WHERE u.email IS NOT NULL AND lower(u.email) = t.lemail"
-    )
-    if conflict == "skip":
-        decision = (
-            "CASE WHEN match_id IS NOT NULL THEN 'skip' "
-            "WHEN email_holder IS NOT NULL THEN 'skip_email' ELSE 'insert' END"
-        )
-    elif conflict == "overwrite":
-        decision = (
-            "CASE WHEN match_id IS NOT NULL AND email_holder IS NOT NULL "
-            "AND email_holder <> match_id THEN 'skip_email' "
-            "WHEN match_id IS NOT NULL THEN 'overwrite' "
-            "WHEN email_holder IS NOT NULL THEN 'skip_email' ELSE 'insert' END"
-        )
-    else:
-        # Rows left NULL need new names, chosen below.
-        decision = (
-            "CASE WHEN match_id IS NULL AND email_holder IS NULL THEN 'insert' "
-            "WHEN match_id IS NOT NULL AND match_same THEN 'skip' END"
-        )
-    cur.execute(
-        sql.SQL("UPDATE _oa_users SET decision = {}, target_id = match_id").format(
-            sql.SQL(decision)
-        )
-    )
+    """``_oa_users``: typed incoming users, what they match and what happens to them."""
+    with archive_data(USERS_MEMBER):
+        create_temp(cur, "_oa_users", query=sql.SQL(
+            "SELECT d.*, CASE WHEN d.decision IN ('skip', 'overwrite', 'skip_email') "
+            " THEN d.match_id WHEN d.decision = 'insert' AND d.id_free THEN d.id END AS target_id "
+            "FROM (SELECT m.*, {decision} AS decision, m.username AS final_username, "
+            " m.email AS final_email FROM ("
+            "  SELECT r.ord, (r.doc->>'id')::bigint AS id, r.doc->>'username' AS username, "
+            "  lower(r.doc->>'username') AS lname, r.doc->>'email' AS email, "
+            "  lower(r.doc->>'email') AS lemail, r.doc->>'display_name' AS display_name, "
+            "  r.doc->>'password_hash' AS password_hash, r.doc->>'role' AS role, "
+            "  (r.doc->'disabled')::boolean AS disabled, r.doc->'preferences' AS preferences, "
+            "  (r.doc->>'created_at')::timestamptz AS created_at, "
+            "  (r.doc->>'last_login_at')::timestamptz AS last_login_at, "
+            "  r.doc->>'locale' AS locale, u.id AS match_id, "
+            "  coalesce(u.password_hash = r.doc->>'password_hash' "
+            "   AND u.created_at = (r.doc->>'created_at')::timestamptz, false) AS match_same, "
+            "  e.id AS email_holder, k.id IS NULL AS id_free "
+            "  FROM _oa_users_raw r "
+            "  LEFT JOIN users u ON lower(u.username) = lower(r.doc->>'username') "
+            "  LEFT JOIN users e ON e.email IS NOT NULL "
+            "   AND lower(e.email) = lower(r.doc->>'email') "
+            "  LEFT JOIN users k ON k.id = (r.doc->>'id')::bigint"
+            " ) AS m) AS d"
+        ).format(decision=sql.SQL(_USER_DECISIONS[conflict])))
+    require_unique(cur, "_oa_users", "lname", "username", "a username (ignoring case)")
+    require_unique(cur, "_oa_users", "id", "id::text", "a user id")
+    require_unique(cur, "_oa_users", "lemail", "email", "an e-mail address (ignoring case)",
+                   "lemail IS NOT NULL")
     if conflict == "rename":
+        # The name probes join on this table: give the planner its statistics.
+        cur.execute("ANALYZE _oa_users")
         _rename_users(cur)
     # New rows keep their archive id where it is free, else get one past every id in use.
     cur.execute(
-        "UPDATE _oa_users t SET target_id = t.id WHERE t.decision IN ('insert', 'rename') "
-        "AND t.target_id IS NULL AND NOT EXISTS (SELECT FROM users u WHERE u.id = t.id)"
+        "UPDATE _oa_users SET target_id = id "
+        "WHERE decision = 'rename' AND target_id IS NULL AND id_free"
     )
     cur.execute(
         "UPDATE _oa_users t SET target_id = n.new_id FROM ("
@@ -784,28 +787,37 @@ def _rename_users(cur: Cursor) -> None:
 
 
 def _decide_codes(cur: Cursor, conflict: str) -> None:
-    # The creator as restored: the incoming user's row in the target, else a namesake.
-    cur.execute(
-        "UPDATE _oa_codes c SET creator_id = u.target_id FROM _oa_users u "
-        "WHERE c.created_by IS NOT NULL AND u.lname = lower(c.created_by)"
-    )
-    cur.execute(
-        "UPDATE _oa_codes c SET creator_id = u.id FROM users u WHERE c.creator_id IS NULL "
-        "AND c.created_by IS NOT NULL AND lower(u.username) = lower(c.created_by) "
-        "AND NOT EXISTS (SELECT FROM _oa_users x WHERE x.lname = lower(c.created_by))"
-    )
-    cur.execute(
-        "UPDATE _oa_codes c SET matched = true, match_same = (i.created_at = c.created_at "
-        "AND i.role = c.role AND i.max_uses IS NOT DISTINCT FROM c.max_uses "
-        "AND i.expires_at IS NOT DISTINCT FROM c.expires_at) "
-        "FROM invite_codes i WHERE i.code = c.code"
-    )
+    """``_oa_codes``: typed incoming invite codes, their creator as restored, their fate."""
     decision = {
         "skip": "CASE WHEN matched THEN 'skip' ELSE 'insert' END",
         "overwrite": "CASE WHEN matched THEN 'overwrite' ELSE 'insert' END",
         "rename": "CASE WHEN NOT matched THEN 'insert' WHEN match_same THEN 'skip' END",
     }[conflict]
-    cur.execute(sql.SQL("UPDATE _oa_codes SET decision = {}").format(sql.SQL(decision)))
+    # The creator is the incoming user's row as restored, else a namesake in the target.
+    with archive_data(INVITES_MEMBER):
+        create_temp(cur, "_oa_codes", query=sql.SQL(
+            "SELECT c.*, {decision} AS decision, c.code AS final_code FROM ("
+            " SELECT r.ord, r.doc->>'code' AS code, r.doc->>'created_by' AS created_by, "
+            " r.doc->>'role' AS role, (r.doc->>'max_uses')::integer AS max_uses, "
+            " (r.doc->>'uses')::integer AS uses, "
+            " (r.doc->>'expires_at')::timestamptz AS expires_at, "
+            " (r.doc->>'created_at')::timestamptz AS created_at, "
+            " CASE WHEN ou.ord IS NOT NULL THEN ou.target_id ELSE tu.id END AS creator_id, "
+            " i.code IS NOT NULL AS matched, "
+            " coalesce(i.created_at = (r.doc->>'created_at')::timestamptz "
+            "  AND i.role = r.doc->>'role' "
+            "  AND i.max_uses IS NOT DISTINCT FROM (r.doc->>'max_uses')::integer "
+            "  AND i.expires_at IS NOT DISTINCT FROM (r.doc->>'expires_at')::timestamptz, "
+            "  false) AS match_same "
+            " FROM _oa_codes_raw r "
+            " LEFT JOIN _oa_users ou ON ou.lname = lower(r.doc->>'created_by') "
+            " LEFT JOIN users tu ON lower(tu.username) = lower(r.doc->>'created_by') "
+            " LEFT JOIN invite_codes i ON i.code = r.doc->>'code'"
+            ") AS c"
+        ).format(decision=sql.SQL(decision)))
+    require_unique(cur, "_oa_codes", "code", "code", "an invite code")
+    if conflict == "rename":
+        cur.execute("ANALYZE _oa_codes")
     if conflict != "rename":
         return
     cur.execute("SELECT ord, code FROM _oa_codes WHERE decision IS NULL ORDER BY ord")
@@ -848,27 +860,45 @@ def _decide_codes(cur: Cursor, conflict: str) -> None:
 
 
 def _decide_tokens(cur: Cursor) -> None:
+    """``_oa_tokens``: typed incoming API tokens, their owner as restored, their fate.
+
+    Tokens follow their owner: a skipped user gets no tokens added. A token whose
+    hash another token already holds cannot be added (token_hash is unique).
+    """
+    with archive_data(TOKENS_MEMBER):
+        create_temp(cur, "_oa_tokens", query=sql.SQL(
+            "SELECT t.*, CASE WHEN owner_decision IS NULL THEN 'orphan' "
+            " WHEN owner_decision NOT IN ('insert', 'rename', 'overwrite') THEN 'skip' "
+            " WHEN hash_holder IS NOT NULL AND hash_holder IS DISTINCT FROM match_id "
+            " THEN 'skip_conflict' "
+            " WHEN match_id IS NOT NULL THEN 'overwrite' ELSE 'insert' END AS decision FROM ("
+            " SELECT r.ord, r.doc->>'username' AS username, lower(r.doc->>'username') AS lowner, "
+            " r.doc->>'name' AS name, r.doc->>'token_hash' AS token_hash, "
+            " (r.doc->>'created_at')::timestamptz AS created_at, "
+            " (r.doc->>'last_used_at')::timestamptz AS last_used_at, "
+            " ou.decision AS owner_decision, ou.target_id AS owner_id, m.id AS match_id, "
+            " h.id AS hash_holder "
+            " FROM _oa_tokens_raw r "
+            " LEFT JOIN _oa_users ou ON ou.lname = lower(r.doc->>'username') "
+            " LEFT JOIN api_tokens m ON ou.decision = 'overwrite' AND m.user_id = ou.target_id "
+            "  AND m.name = r.doc->>'name' "
+            " LEFT JOIN api_tokens h ON h.token_hash = r.doc->>'token_hash'"
+            ") AS t"
+        ))
+    require_unique(cur, "_oa_tokens", "lowner, name", "username || '/' || name",
+                   "an API token name of one user")
+    require_unique(cur, "_oa_tokens", "token_hash", "username || '/' || name",
+                   "an API token hash")
     cur.execute(
-        "UPDATE _oa_tokens t SET owner_decision = u.decision, owner_id = u.target_id "
-        "FROM _oa_users u WHERE u.lname = t.lowner"
+        "SELECT username || '/' || name FROM _oa_tokens WHERE decision = 'orphan' "
+        "ORDER BY ord LIMIT 3"
     )
-    cur.execute(
-        "UPDATE _oa_tokens t SET match_id = a.id FROM api_tokens a "
-        "WHERE t.owner_decision = 'overwrite' AND a.user_id = t.owner_id AND a.name = t.name"
-    )
-    cur.execute(
-        "UPDATE _oa_tokens t SET hash_holder = a.id FROM api_tokens a "
-        "WHERE a.token_hash = t.token_hash"
-    )
-    # Tokens follow their owner: a skipped user gets no tokens added. A token whose
-    # hash another token already holds cannot be added (token_hash is unique).
-    cur.execute(
-        "UPDATE _oa_tokens SET decision = CASE "
-        "WHEN owner_decision NOT IN ('insert', 'rename', 'overwrite') THEN 'skip' "
-        "WHEN hash_holder IS NOT NULL AND hash_holder IS DISTINCT FROM match_id "
-        "THEN 'skip_conflict' "
-        "WHEN match_id IS NOT NULL THEN 'overwrite' ELSE 'insert' END"
-    )
+    orphans = [str(row[0]) for row in cur.fetchall()]
+    if orphans:
+        raise CorruptArchiveError(
+            f"{TOKENS_MEMBER}: API tokens of users the archive does not hold "
+            f"({listing(orphans)}); the archive is damaged or was edited, use another archive"
+        )
 
 
 def _outcome(cur: Cursor, context: PlanContext) -> ComponentPlan:
@@ -935,8 +965,9 @@ def _blockers(cur: Cursor, context: PlanContext) -> list[Issue]:
             )
     cur.execute(
         "SELECT (SELECT count(*) FROM users WHERE role = 'admin' AND NOT disabled), "
-        "(SELECT count(*) FROM users u WHERE role = 'admin' AND NOT disabled AND NOT EXISTS "
-        " (SELECT FROM _oa_users t WHERE t.decision = 'overwrite' AND t.target_id = u.id)) "
+        "(SELECT count(*) FROM users u LEFT JOIN _oa_users t "
+        " ON t.target_id = u.id AND t.decision = 'overwrite' "
+        " WHERE u.role = 'admin' AND NOT u.disabled AND t.ord IS NULL) "
         "+ (SELECT count(*) FROM _oa_users WHERE decision IN ('insert', 'rename', 'overwrite') "
         " AND role = 'admin' AND NOT disabled)"
     )
@@ -1067,7 +1098,7 @@ def _apply(cur: Cursor, schema_version: int, decided: ComponentPlan) -> None:
         cur.execute(
             sql.SQL(
                 "INSERT INTO users ({}, locale) SELECT {}, locale FROM _oa_users "
-                "WHERE decision IN ('insert', 'rename') AND locale IS NOT NULL ORDER BY ord"
+                "WHERE decision IN ('insert', 'rename') AND locale IS NOT NULL"
             ).format(sql.SQL(columns), sql.SQL(values))
         )
         inserted += cur.rowcount
@@ -1076,7 +1107,7 @@ def _apply(cur: Cursor, schema_version: int, decided: ComponentPlan) -> None:
     cur.execute(
         sql.SQL(
             "INSERT INTO users ({}) SELECT {} FROM _oa_users "
-            "WHERE decision IN ('insert', 'rename'){} ORDER BY ord"
+            "WHERE decision IN ('insert', 'rename'){}"
         ).format(sql.SQL(columns), sql.SQL(values), sql.SQL(where))
     )
     inserted += cur.rowcount
@@ -1086,17 +1117,28 @@ def _apply(cur: Cursor, schema_version: int, decided: ComponentPlan) -> None:
             f"{users.insert + users.rename} planned; the restore was rolled back, plan it again"
         )
     # Updated in place: the id stays, so history, tokens and sessions stay attached.
-    locale = ", locale = coalesce(t.locale, u.locale)" if schema_version >= 2 else ""
+    # Rows already equal to the archive's are left alone (no new row versions).
+    names = [
+        "username", "email", "display_name", "password_hash", "role", "disabled",
+        "preferences", "created_at", "last_login_at",
+    ]
+    theirs: list[sql.Composable] = [sql.Identifier("t", name) for name in names]
+    if schema_version >= 2:
+        names.append("locale")
+        theirs.append(sql.SQL("coalesce(t.locale, u.locale)"))
+    new_values = sql.SQL(", ").join(theirs)
     cur.execute(
         sql.SQL(
-            "UPDATE users u SET username = t.username, email = t.email, "
-            "display_name = t.display_name, password_hash = t.password_hash, role = t.role, "
-            "disabled = t.disabled, preferences = t.preferences, created_at = t.created_at, "
-            "last_login_at = t.last_login_at{} "
-            "FROM _oa_users t WHERE t.decision = 'overwrite' AND u.id = t.target_id"
-        ).format(sql.SQL(locale))
+            "UPDATE users u SET ({columns}) = ({new}) FROM _oa_users t "
+            "WHERE t.decision = 'overwrite' AND u.id = t.target_id "
+            "AND ({old}) IS DISTINCT FROM ({new})"
+        ).format(
+            columns=sql.SQL(", ").join(sql.Identifier(name) for name in names),
+            old=sql.SQL(", ").join(sql.Identifier("u", name) for name in names),
+            new=new_values,
+        )
     )
-    expect_rows(cur, "users", users.overwrite)
+    expect_rows(cur, "users", users.overwrite, at_most=True)
     _move_sequence(cur, "users")
 
     uses = sql.Identifier("uses" if schema_version >= 2 else "use_count")
@@ -1104,31 +1146,36 @@ def _apply(cur: Cursor, schema_version: int, decided: ComponentPlan) -> None:
         sql.SQL(
             "INSERT INTO invite_codes (code, created_by, role, max_uses, {}, expires_at, "
             "created_at) SELECT final_code, creator_id, role, max_uses, uses, expires_at, "
-            "created_at FROM _oa_codes WHERE decision IN ('insert', 'rename') ORDER BY ord"
+            "created_at FROM _oa_codes WHERE decision IN ('insert', 'rename')"
         ).format(uses)
     )
     expect_rows(cur, "invite codes", codes.insert + codes.rename)
     cur.execute(
         sql.SQL(
             "UPDATE invite_codes i SET created_by = t.creator_id, role = t.role, "
-            "max_uses = t.max_uses, {} = t.uses, expires_at = t.expires_at, "
+            "max_uses = t.max_uses, {uses} = t.uses, expires_at = t.expires_at, "
             "created_at = t.created_at FROM _oa_codes t "
-            "WHERE t.decision = 'overwrite' AND i.code = t.code"
-        ).format(uses)
+            "WHERE t.decision = 'overwrite' AND i.code = t.code AND "
+            "(i.created_by, i.role, i.max_uses, i.{uses}, i.expires_at, i.created_at) "
+            "IS DISTINCT FROM (t.creator_id, t.role, t.max_uses, t.uses, t.expires_at, "
+            "t.created_at)"
+        ).format(uses=uses)
     )
-    expect_rows(cur, "invite codes", codes.overwrite)
+    expect_rows(cur, "invite codes", codes.overwrite, at_most=True)
 
     _move_sequence(cur, "api_tokens")
     cur.execute(
         "INSERT INTO api_tokens (user_id, name, token_hash, created_at, last_used_at) "
         "SELECT owner_id, name, token_hash, created_at, last_used_at FROM _oa_tokens "
-        "WHERE decision = 'insert' ORDER BY ord"
+        "WHERE decision = 'insert'"
     )
     expect_rows(cur, "API tokens", tokens.insert)
     cur.execute(
         "UPDATE api_tokens a SET token_hash = t.token_hash, created_at = t.created_at, "
         "last_used_at = t.last_used_at FROM _oa_tokens t "
-        "WHERE t.decision = 'overwrite' AND a.id = t.match_id"
+        "WHERE t.decision = 'overwrite' AND a.id = t.match_id AND "
+        "(a.token_hash, a.created_at, a.last_used_at) "
+        "IS DISTINCT FROM (t.token_hash, t.created_at, t.last_used_at)"
     )
-    expect_rows(cur, "API tokens", tokens.overwrite)
+    expect_rows(cur, "API tokens", tokens.overwrite, at_most=True)
     _move_sequence(cur, "api_tokens")
