@@ -460,18 +460,27 @@ def test_100k_users_restore_quickly(pg18: Any, capsys: pytest.CaptureFixture[str
                                  watch_history=0))
         archive = take_backup(source)
         timings = []
-        runs: list[tuple[Conflict, str]] = [
-            ("skip", target), ("overwrite", target), ("overwrite", source), ("rename", source)
+        runs: list[tuple[Conflict, str, str]] = [
+            ("skip", target, "into an empty database"),
+            ("overwrite", target, "every user and token differs"),
+            ("rename", source, "into the source (all identical)"),
         ]
-        for conflict, into in runs:
+        for conflict, into, what in runs:
+            if conflict == "overwrite":
+                execute(
+                    target,
+                    "UPDATE users SET password_hash = password_hash || 'x', display_name = 'x'",
+                    "UPDATE api_tokens SET last_used_at = now()",
+                )
             started = time.monotonic()
             planned = plan(into, archive, "everything_json", conflict)
             planned_at = time.monotonic()
             restore(into, archive, "everything_json", conflict, planned=planned)
             done = time.monotonic()
             timings.append(
-                f"{conflict:9} {planned.counts['users']}: plan {planned_at - started:.1f} s, "
-                f"restore {done - planned_at:.1f} s"
+                f"{conflict:9} {what}: {planned.counts['users']}, "
+                f"{planned.counts['api_tokens'].insert + planned.counts['api_tokens'].overwrite}"
+                f" tokens: plan {planned_at - started:.1f} s, restore {done - planned_at:.1f} s"
             )
         with capsys.disabled():
             print("\n100k users:\n  " + "\n  ".join(timings))  # noqa: T201
