@@ -343,3 +343,17 @@ def test_json_components_need_the_odeion_schema(empty_db: str, tmp_path: Path) -
         archiver.create(components=["settings"])
     # A database without Odeion's schema can still be dumped whole.
     assert archiver.create(components=["full_db"]).archive.components == ("full_db",)
+
+
+def test_the_dump_streams_into_a_tar_zst_archive_without_staging(
+    odeion_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg_dump's output has no size in advance; it must still not be spooled anywhere."""
+    import odeion_archive.formats.tarzst as tarzst
+
+    def no_spooling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a member was spooled")
+
+    monkeypatch.setattr(tarzst.tempfile, "SpooledTemporaryFile", no_spooling)
+    info = Archiver(tmp_path, database_url=odeion_db).create(format="tar.zst").archive
+    assert Archiver(tmp_path, database_url=odeion_db).verify(info.name).ok

@@ -127,7 +127,8 @@ class BackupStore:
         """
         self.ensure()
         temp = self._dir / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+        # Read-write: a format may read back what it wrote (tar.zst seals rewritten headers).
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
         try:
             with os.fdopen(fd, "wb", buffering=1024 * 1024) as stream:
                 yield temp, stream

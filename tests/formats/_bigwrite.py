@@ -1,7 +1,8 @@
 """Child process: stream one large generated member into an archive on stdout.
 
 Prints ``<peak rss bytes> <seconds>`` to stderr. Run as
-``python _bigwrite.py <format> <level> <mebibytes> <give-size>``.
+``python _bigwrite.py <format> <level> <mebibytes> <give-size> [<output file>]``;
+without an output file the archive goes to stdout.
 """
 
 import resource
@@ -31,7 +32,7 @@ def main() -> None:
         sys.argv[4] == "1"
     fmt = ZipFormat(level) if name == "zip" else TarZstFormat(level)
     start = time.perf_counter()
-    out = sys.stdout.buffer
+    out = open(sys.argv[5], "w+b") if len(sys.argv) > 5 else sys.stdout.buffer  # noqa: SIM115
     builder = ArchiveBuilder(fmt, out, head=head_manifest(fmt, ("full_db",)))
     builder.add_member("full_db", "database.dump", generated(mebibytes),
                        size=mebibytes * MIB if give_size else None)

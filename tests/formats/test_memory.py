@@ -51,8 +51,41 @@ def test_writing_one_gib_to_a_pipe_holds_bounded_memory(fmt: str, level: int,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unsized_tar_zst_member_is_spooled_with_bounded_memory(tmp_path: Path) -> None:
-    # A tar header needs the size before the data; without it, the member is spooled.
+def test_unsized_tar_zst_member_to_a_pipe_is_spooled_with_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    # A tar header needs the size before the data: on a pipe, the member is spooled.
     rss, _, size = _run("tar.zst", 3, 256, tmp_path, give_size=False)
     assert rss < 200 * MIB
     assert size > 0
+
+
+@pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
+def test_unsized_member_to_a_file_streams_without_staging(fmt: str, tmp_path: Path) -> None:
+    """A pg_dump stream has no size: written to the archive file, it is not staged."""
+    staging = tmp_path / "tmp"
+    staging.mkdir()
+    archive = tmp_path / "archive"
+    env = {**os.environ, "TMPDIR": str(staging)}
+    completed = subprocess.run(
+        [sys.executable, str(CHILD), fmt, "1" if fmt == "zip" else "3", "512", "0", str(archive)],
+        capture_output=True, env=env, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()
+    rss = int(completed.stderr.split()[0])
+    assert rss < 200 * MIB
+    assert list(staging.iterdir()) == []  # nothing spooled
+    from odeion_archive.registry import Registry
+    from odeion_archive.archive import ArchiveFile
+
+    registry = Registry.empty()
+    for module in ("odeion_archive.formats.zip", "odeion_archive.formats.tarzst"):
+        registry.register(__import__(module, fromlist=["x"]), name=module)
+    with ArchiveFile.open(archive, registry) as opened:
+        assert opened.manifest.member("full_db/database.dump").size == 512 * MIB
+        assert opened.verify().ok
+    if fmt == "tar.zst":  # the header rewritten in place is what tar reads
+        listing = subprocess.run(["tar", "--zstd", "-tvf", str(archive)], capture_output=True,
+                                 text=True, check=True).stdout
+        assert any("full_db/database.dump" in line and str(512 * MIB) in line
+                   for line in listing.splitlines())

@@ -2,13 +2,14 @@
 
 Layout of an archive, all of it readable by ``zstd -dc | tar -x``:
 
-* one zstd frame (with content checksum) per member, holding the member's
-  tar header (and a pax header for long or non-ASCII names and huge sizes),
-  its data and the padding to a 512-byte block;
+* per member, two zstd frames: a small frame holding the member's tar header
+  (and a pax header for long or non-ASCII names) in one uncompressed block,
+  then a frame (with content checksum) holding its data and the padding to a
+  512-byte block;
 * one zstd frame holding the tar end-of-archive marker (two zero blocks);
 * one zstd *skippable* frame, which tar and the zstd tool pass over, holding
   the index ``{"end": <offset>, "members": [[name, offset], ...]}`` (compressed
-  offset of each member's frame) and a fixed 80-byte footer: sha256 of the
+  offset of each member's first frame) and a fixed 80-byte footer: sha256 of the
   index, the *seal* (sha256 of every compressed byte before the skippable
   frame), the index length and a magic.
 
@@ -17,10 +18,15 @@ reader fetch one small member (the manifest) with a bounded read; the walk
 ignores it and decompresses the stream from the start, since the stream is
 the truth, with a decoder window bounded by ``ReadLimits.max_window_bytes``.
 
-A tar header carries the member's size before its data. A member whose size
-is not given to :meth:`add` is therefore first spooled (in memory up to
-8 MiB, then to an anonymous temporary file); with the size given, a member
-streams straight through.
+A tar header carries the member's size before its data, and a pg_dump stream
+has no size until it ends. The header's frame is therefore stored, not
+compressed, and always has the same length for a given name (the size field
+is octal, or base-256 past 8 GiB: 12 bytes either way): a member of unknown
+size streams straight through, and its header is rewritten in place once the
+size is known, on an output that can seek (the archive file). The seal then
+covers the bytes as finally written. Only on an output that cannot seek (a
+pipe) is a member of unknown size spooled first (in memory up to 8 MiB, then to
+an anonymous temporary file).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import os
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -91,7 +98,10 @@ def _ustar(name: bytes, size: int, typeflag: bytes) -> bytes:
     header[100:108] = b"0000644\0"
     header[108:116] = b"0000000\0"
     header[116:124] = b"0000000\0"
-    header[124:136] = b"%011o\0" % size
+    if size > _MAX_OCTAL_SIZE:
+        header[124:136] = b"\x80" + size.to_bytes(11, "big")  # base-256, same width
+    else:
+        header[124:136] = b"%011o\0" % size
     header[136:148] = b"00000000000\0"
     header[148:156] = b" " * 8
     header[156:157] = typeflag
@@ -113,25 +123,37 @@ def tar_header(path: str, size: int) -> bytes:
     if len(name) > 100 or not path.isascii():
         records += _pax_record("path", path)
         name = b"odeion-pax-" + hashlib.sha256(name).hexdigest()[:32].encode()
-    field_size = size
-    if size > _MAX_OCTAL_SIZE:
-        records += _pax_record("size", str(size))
-        field_size = 0
     if not records:
-        return _ustar(name, field_size, b"0")
+        return _ustar(name, size, b"0")
     return (
         _ustar(b"PaxHeaders/" + name[:80], len(records), b"x")
         + records
         + _padding(len(records))
-        + _ustar(name, field_size, b"0")
+        + _ustar(name, size, b"0")
     )
+
+
+def _stored_frame(data: bytes) -> bytes:
+    """A zstd frame holding ``data`` in one raw (uncompressed) block.
+
+    Single-segment, with a two-byte content size: for 256 to 65,791 bytes,
+    which covers every tar header this writer makes.
+    """
+    size = len(data)
+    if not 256 <= size < 65536 + 256:
+        raise BackupFailedError(f"a tar header of {size} bytes does not fit a stored frame")
+    block_header = (1 | (size << 3)).to_bytes(3, "little")  # last block, raw
+    return _ZSTD_MAGIC + b"\x60" + (size - 256).to_bytes(2, "little") + block_header + data
+
+
+_STORED_PREFIX = 4 + 1 + 2 + 3
 
 
 # -- writing ---------------------------------------------------------------------
 
 
 class _TarZstWriter:
-    """Writes one zstd frame per member; the end marker and index on :meth:`close`."""
+    """Writes two zstd frames per member; the end marker and index on :meth:`close`."""
 
     def __init__(self, stream: IO[bytes], level: int) -> None:
         self._out = stream
@@ -140,6 +162,8 @@ class _TarZstWriter:
         )
         self._offset = 0
         self._hash = hashlib.sha256()
+        # Where the first header rewritten in place starts, and the seal's state there.
+        self._rehash: tuple[int, Any] | None = None
         self._index: list[tuple[str, int]] = []
         self._keys: set[str] = set()
         self._closed = False
@@ -150,8 +174,29 @@ class _TarZstWriter:
             self._hash.update(data)
             self._offset += len(data)
 
+    def _can_rewrite(self) -> bool:
+        """Whether headers can be rewritten in place and read back for the seal."""
+        try:
+            if not self._out.seekable() or self._out.tell() != self._offset:
+                return False
+            if self._out.readable():
+                return True
+            os.pread(self._out.fileno(), 1, 0)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            return False
+        return True
+
+    def _read_back(self, offset: int, size: int) -> bytes:
+        if self._out.readable():
+            position = self._out.tell()
+            self._out.seek(offset)
+            data = self._out.read(size)
+            self._out.seek(position)
+            return data
+        return os.pread(self._out.fileno(), size, offset)
+
     def add(self, path: str, chunks: Iterable[bytes], *, size: int | None = None) -> None:
-        """Write one regular member in its own frame; ``size`` avoids spooling it."""
+        """Write one regular member, streaming; ``size`` is checked if given."""
         if self._closed:
             raise BackupFailedError(
                 f"cannot add {path!r}: the tar.zst writer is closed; add members before close()"
@@ -164,7 +209,7 @@ class _TarZstWriter:
                 "normalisation-insensitively); give each member a distinct name"
             )
         self._keys.add(key)
-        if size is None:
+        if size is None and not self._can_rewrite():
             with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
                 for chunk in chunks:
                     spool.write(chunk)
@@ -174,28 +219,54 @@ class _TarZstWriter:
         else:
             self._add(path, chunks, size)
 
-    def _add(self, path: str, chunks: Iterable[bytes], size: int) -> None:
+    def _add(self, path: str, chunks: Iterable[bytes], size: int | None) -> None:
         offset = self._offset
+        if size is None and self._rehash is None:
+            self._rehash = (offset, self._hash.copy())
+        header = tar_header(path, size or 0)
+        self._write(_stored_frame(header))
         frame = self._cctx.compressobj()
-        self._write(frame.compress(tar_header(path, size)))
         written = 0
         for chunk in chunks:
             view = memoryview(chunk)
             for start in range(0, len(view), _PIECE):
                 piece = view[start : start + _PIECE]
                 written += len(piece)
-                if written > size:
+                if size is not None and written > size:
                     break
                 self._write(frame.compress(piece))
-        if written != size:
+        if size is not None and written != size:
             raise BackupFailedError(
                 f"member {path!r} was announced with {size} bytes but "
                 f"{'more' if written > size else written} were given; the archive is "
                 "unusable, fix the component that wrote it"
             )
-        self._write(frame.compress(_padding(size)))
+        self._write(frame.compress(_padding(written)))
         self._write(frame.flush())
+        if size is None:
+            final = tar_header(path, written)
+            self._out.flush()
+            self._out.seek(offset + _STORED_PREFIX)
+            self._out.write(final)
+            self._out.seek(self._offset)
         self._index.append((path, offset))
+
+    def _seal(self) -> bytes:
+        """sha256 of every byte written so far, as it now stands."""
+        if self._rehash is None:
+            return self._hash.digest()
+        start, digest = self._rehash
+        self._out.flush()
+        position = start
+        while position < self._offset:
+            data = self._read_back(position, min(_PIECE * 4, self._offset - position))
+            if not data:
+                raise BackupFailedError(
+                    "the archive could not be read back to seal it; check the backup directory"
+                )
+            digest.update(data)
+            position += len(data)
+        return bytes(digest.digest())
 
     def close(self) -> None:
         """Write the end-of-archive frame and the sealed index frame."""
@@ -205,7 +276,7 @@ class _TarZstWriter:
         end = self._offset
         frame = self._cctx.compressobj()
         self._write(frame.compress(_ZERO_BLOCK * 2) + frame.flush())
-        seal = self._hash.digest()
+        seal = self._seal()
         index = _safejson.dumps({"end": end, "members": [list(m) for m in self._index]})
         footer = _FOOTER.pack(hashlib.sha256(index).digest(), seal, len(index), FOOTER_MAGIC)
         payload = index + footer
@@ -478,7 +549,7 @@ class _TarZstReader:
     def _frame_stream(self, offset: int) -> _TarStream:
         source = cast("IO[bytes]", _Slice(self._file, offset, self._frame_end(offset)))
         reader = self._dctx.stream_reader(source, read_size=_HEADER_READ,
-                                          read_across_frames=False)
+                                          read_across_frames=True)
         return _TarStream(reader, self._limits)
 
     # -- the ArchiveReader interface -----------------------------------------
