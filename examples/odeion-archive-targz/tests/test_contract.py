@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from odeion_archive_targz import TarGzFormat
 
 from odeion_archive import ArchiveFile, BackupFailedError, ReadLimits
-from odeion_archive.archive import ArchiveBuilder
+from odeion_archive.archive import ArchiveBuilder, verify_archive
 from odeion_archive.testing import check_format, format_registry, head_manifest, write_archive
 
 MIB = 1024 * 1024
@@ -29,6 +29,28 @@ def test_levels_out_of_range_are_refused() -> None:
     for level in (0, 10):
         with pytest.raises(BackupFailedError):
             TarGzFormat(level)
+
+
+@pytest.mark.parametrize("given", [b"x" * 9, b"x" * 11])
+def test_a_member_of_another_size_than_announced_breaks_the_writer(given: bytes) -> None:
+    writer = TarGzFormat().open_writer(io.BytesIO())
+    with pytest.raises(BackupFailedError, match="announced with 10 bytes"):
+        writer.add("users_auth/a.jsonl", [given], size=10)
+    with pytest.raises(BackupFailedError, match="unusable"):
+        writer.add("users_auth/b.jsonl", [b""], size=0)
+    with pytest.raises(BackupFailedError, match="unusable"):
+        writer.close()
+
+
+def test_the_writer_refuses_duplicates_and_adds_after_close() -> None:
+    writer = TarGzFormat().open_writer(io.BytesIO())
+    writer.add("users_auth/a.jsonl", [b"x"])
+    with pytest.raises(BackupFailedError, match="already written"):
+        writer.add("users_auth/A.jsonl", [b"y"])
+    writer.close()
+    writer.close()
+    with pytest.raises(BackupFailedError, match="closed"):
+        writer.add("users_auth/c.jsonl", [b""])
 
 
 class _Sink(io.RawIOBase):
@@ -143,3 +165,19 @@ def test_any_members_read_back(files: dict[str, bytes], chunk: int, tmp_path: Pa
         read = {entry.path: b"".join(chunks) for entry, chunks in archive.walk()}
         assert read == {f"settings/{n}": d for n, d in distinct.items()}
         assert archive.verify().ok
+
+
+def test_every_flipped_byte_and_every_truncation_is_found(tmp_path: Path) -> None:
+    fmt = TarGzFormat()
+    registry = format_registry(fmt)
+    stream = io.BytesIO()
+    write_archive(fmt, stream, {"settings": {"system_settings.jsonl": b'{"k":"v"}\n' * 30}})
+    original = stream.getvalue()
+    damaged = tmp_path / "damaged.tar.gz"
+    for position in range(len(original)):
+        data = bytearray(original)
+        data[position] ^= 0x10
+        damaged.write_bytes(bytes(data))
+        assert not verify_archive(damaged, registry).ok, f"flip at {position}"
+        damaged.write_bytes(original[:position])
+        assert not verify_archive(damaged, registry).ok, f"truncation to {position}"

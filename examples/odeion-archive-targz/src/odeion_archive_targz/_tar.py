@@ -161,7 +161,9 @@ def _parse_header(block: bytes) -> tarfile.TarInfo:
     except tarfile.HeaderError as exc:
         raise CorruptArchiveError(f"a tar header is invalid ({exc}); {ADVICE}") from None
     except UnicodeDecodeError:
-        raise UnsafeArchiveError(f"a tar header holds a name that is not UTF-8; {ADVICE}") from None
+        raise UnsafeArchiveError(
+            f"a tar header holds a name or owner that is not UTF-8; {ADVICE}"
+        ) from None
     if info.size < 0:
         raise CorruptArchiveError(f"a tar header declares a negative size; {ADVICE}")
     return info
