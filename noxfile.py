@@ -31,7 +31,7 @@ def lint(session: nox.Session) -> None:
     """Check style and common mistakes with ruff."""
     _install(session, "--group", "lint")
     session.run("ruff", "check", "src", "tests", "noxfile.py", "benchmarks", "examples")
-    session.run("ruff", "format", "--check", "--diff", "src/odeion_archive/manifest.py")
+    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py", "benchmarks", "examples")
 
 
 @nox.session(python=PYTHON)
@@ -57,8 +57,12 @@ def bench(session: nox.Session) -> None:
     2 GB of data; takes a while); the default scale is smaller.
     """
     _install(session, "-e", ".[embedded]")
-    session.run("python", "benchmarks/bench.py", *session.posargs,
-                env={"PYTHONUNBUFFERED": "1", **({"CI": os.environ["CI"]} if "CI" in os.environ else {})})
+    session.run(
+        "python",
+        "benchmarks/bench.py",
+        *session.posargs,
+        env={"PYTHONUNBUFFERED": "1", **({"CI": os.environ["CI"]} if "CI" in os.environ else {})},
+    )
 
 
 @nox.session(python=PYTHON)

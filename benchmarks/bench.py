@@ -51,7 +51,9 @@ print(json.dumps({"seconds": seconds, "rss": rss, **extra}))
 
 def _child(**args: Any) -> dict[str, Any]:
     completed = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(args)], capture_output=True, text=True,
+        [sys.executable, "-c", _CHILD, json.dumps(args)],
+        capture_output=True,
+        text=True,
         check=False,
     )
     if completed.returncode != 0:
@@ -68,7 +70,9 @@ def _timed(command: list[str], env: dict[str, str], **kwargs: Any) -> float:
 
 def _fresh_database(admin: str, name: str, *, migrated: bool = False) -> str:
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_conninfo(admin, dbname=name)
     if migrated:
@@ -84,8 +88,11 @@ def _mib(value: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", choices=["demo", "benchmark"], default="demo")
-    parser.add_argument("--database-url", help="an admin URL of a server to use (default: "
-                        "an embedded PostgreSQL in a temporary directory)")
+    parser.add_argument(
+        "--database-url",
+        help="an admin URL of a server to use (default: "
+        "an embedded PostgreSQL in a temporary directory)",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="odeion-bench-"))
@@ -97,7 +104,9 @@ def main() -> None:
         server = EmbeddedPostgres(workdir / "server", database="postgres")
         admin = server.start()
     try:
-        run(admin, workdir, SeedScale.benchmark() if args.scale == "benchmark" else SeedScale.demo())
+        run(
+            admin, workdir, SeedScale.benchmark() if args.scale == "benchmark" else SeedScale.demo()
+        )
     finally:
         if server is not None:
             server.stop()
@@ -115,57 +124,104 @@ def run(admin: str, workdir: Path, scale: SeedScale) -> None:
         size_row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
         major = int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000  # type: ignore[index]
     assert size_row is not None
-    print(f"seeded {counts} in {time.perf_counter() - started:.1f} s; "
-          f"database size {_mib(size_row[0])}")
+    print(
+        f"seeded {counts} in {time.perf_counter() - started:.1f} s; "
+        f"database size {_mib(size_row[0])}"
+    )
 
     pg_dump = pick_tool("pg_dump", major, find_tools("pg_dump"))
     pg_restore = pick_tool("pg_restore", major, find_tools("pg_restore"))
     conninfo, env = tool_invocation(source)
     dump_file = workdir / "plain.dump"
     t_dump = _timed([str(pg_dump.path), "-Fc", "-f", str(dump_file), f"--dbname={conninfo}"], env)
-    with open(os.devnull, "wb") as devnull:
-        t_dump_z0 = _timed([str(pg_dump.path), "-Fc", "-Z0", f"--dbname={conninfo}"], env,
-                           stdout=devnull)
+    with Path(os.devnull).open("wb") as devnull:
+        t_dump_z0 = _timed(
+            [str(pg_dump.path), "-Fc", "-Z0", f"--dbname={conninfo}"], env, stdout=devnull
+        )
     dump_size = dump_file.stat().st_size
 
     data_dir = workdir / "data"
-    full = _child(op="backup", data_dir=str(data_dir), url=source, components=["full_db"],
-                  format="tar.zst")
-    json_backup = _child(op="backup", data_dir=str(data_dir), url=source,
-                         components=["users_auth", "settings"], format="tar.zst")
+    full = _child(
+        op="backup", data_dir=str(data_dir), url=source, components=["full_db"], format="tar.zst"
+    )
+    json_backup = _child(
+        op="backup",
+        data_dir=str(data_dir),
+        url=source,
+        components=["users_auth", "settings"],
+        format="tar.zst",
+    )
 
     restore_plain = _fresh_database(admin, "bench_pg_restore")
     target_info, target_env = tool_invocation(restore_plain)
-    t_restore = _timed([str(pg_restore.path), "--single-transaction", "--no-owner",
-                        f"--dbname={target_info}", str(dump_file)], target_env)
+    t_restore = _timed(
+        [
+            str(pg_restore.path),
+            "--single-transaction",
+            "--no-owner",
+            f"--dbname={target_info}",
+            str(dump_file),
+        ],
+        target_env,
+    )
     restore_ours = _fresh_database(admin, "bench_full_restore")
-    ours = _child(op="restore", data_dir=str(data_dir), url=restore_ours,
-                  archive=full["path"], mode="full_db", conflict="skip")
-    plan = _child(op="plan", data_dir=str(data_dir), url=restore_ours,
-                  archive=full["path"], mode="full_db", conflict="skip")
+    ours = _child(
+        op="restore",
+        data_dir=str(data_dir),
+        url=restore_ours,
+        archive=full["path"],
+        mode="full_db",
+        conflict="skip",
+    )
+    plan = _child(
+        op="plan",
+        data_dir=str(data_dir),
+        url=restore_ours,
+        archive=full["path"],
+        mode="full_db",
+        conflict="skip",
+    )
 
     users_target = _fresh_database(admin, "bench_users_restore", migrated=True)
-    users_insert = _child(op="restore", data_dir=str(data_dir), url=users_target,
-                          archive=json_backup["path"], mode="users_auth", conflict="overwrite")
-    users_overwrite = _child(op="restore", data_dir=str(data_dir), url=users_target,
-                             archive=json_backup["path"], mode="users_auth", conflict="overwrite")
+    users_insert = _child(
+        op="restore",
+        data_dir=str(data_dir),
+        url=users_target,
+        archive=json_backup["path"],
+        mode="users_auth",
+        conflict="overwrite",
+    )
+    users_overwrite = _child(
+        op="restore",
+        data_dir=str(data_dir),
+        url=users_target,
+        archive=json_backup["path"],
+        mode="users_auth",
+        conflict="overwrite",
+    )
 
     print()
     print(f"pg_dump -Fc -f file            {t_dump:8.2f} s   {_mib(dump_size)}")
     print(f"pg_dump -Fc -Z0 > /dev/null    {t_dump_z0:8.2f} s")
-    print(f"full_db backup, tar.zst        {full['seconds']:8.2f} s   {_mib(full['size'])}"
-          f"   peak RSS {_mib(full['rss'])}")
+    print(
+        f"full_db backup, tar.zst        {full['seconds']:8.2f} s   {_mib(full['size'])}"
+        f"   peak RSS {_mib(full['rss'])}"
+    )
     print(f"  time ratio to pg_dump -f     {full['seconds'] / t_dump:8.2f}   (target <= 0.50)")
     print(f"  size ratio to pg_dump -f     {full['size'] / dump_size:8.2f}   (target <= 1.00)")
-    print(f"users_auth+settings backup     {json_backup['seconds']:8.2f} s   "
-          f"peak RSS {_mib(json_backup['rss'])}   (target < 3 s at 100,000 users)")
+    print(
+        f"users_auth+settings backup     {json_backup['seconds']:8.2f} s   "
+        f"peak RSS {_mib(json_backup['rss'])}   (target < 3 s at 100,000 users)"
+    )
     print(f"pg_restore --single-transaction {t_restore:7.2f} s")
     print(f"full_db restore                {ours['seconds']:8.2f} s   peak RSS {_mib(ours['rss'])}")
     print(f"  time ratio to pg_restore     {ours['seconds'] / t_restore:8.2f}   (target <= 1.15)")
     print(f"plan of the full_db archive    {plan['seconds']:8.2f} s   (target well under 1 s)")
     print(f"users_auth restore, inserting  {users_insert['seconds']:8.2f} s   (target < 10 s)")
     print(f"users_auth restore, overwriting {users_overwrite['seconds']:7.2f} s   (target < 10 s)")
-    print(f"peak RSS of this driver        {_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}")
+    print(
+        f"peak RSS of this driver        {_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}"
+    )
 
 
 if __name__ == "__main__":

@@ -163,28 +163,48 @@ def pg15() -> Iterator[PgServer]:
         _run_as(
             user,
             [
-                str(PG15_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
-                "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync",
+                str(PG15_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
             ],
             base,
         )
         _run_as(
             user,
             [
-                str(PG15_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"),
-                "-w", "-t", "60", "-o", options, "start",
+                str(PG15_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "start",
             ],
             base,
         )
         started = True
-        conninfo = make_conninfo("", host=str(base), port=str(port), user="postgres",
-                                 dbname="postgres")
+        conninfo = make_conninfo(
+            "", host=str(base), port=str(port), user="postgres", dbname="postgres"
+        )
         yield PgServer(name="pg15", conninfo=conninfo, bin_dir=PG15_BIN, major=_major(conninfo))
     finally:
         if started:
             with contextlib.suppress(Exception):
                 _run_as(
-                    user, [str(PG15_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                    user,
+                    [str(PG15_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                     base,
                 )
         shutil.rmtree(base, ignore_errors=True)
@@ -284,9 +304,7 @@ def _odeion_database(
 
 
 @pytest.fixture
-def odeion_db(
-    pg_server: PgServer, _odeion_templates: dict[tuple[str, int], str]
-) -> Iterator[str]:
+def odeion_db(pg_server: PgServer, _odeion_templates: dict[tuple[str, int], str]) -> Iterator[str]:
     """A new database at the latest schema version, seeded with ``SeedScale.tiny()``."""
     yield from _odeion_database(pg_server, LATEST_SCHEMA_VERSION, _odeion_templates)
 
@@ -313,9 +331,7 @@ def table_contents(conninfo: str, table: str) -> list[tuple[Any, ...]]:
     """
     ident = _split_name(table)
     with psycopg.connect(conninfo) as conn:
-        regclass = conn.execute(
-            "SELECT %s::regclass::oid", (ident.as_string(conn),)
-        ).fetchone()
+        regclass = conn.execute("SELECT %s::regclass::oid", (ident.as_string(conn),)).fetchone()
         assert regclass is not None
         keys = [
             row[0]

@@ -54,14 +54,17 @@ def _archive(fmt: ArchiveFormat, tmp_path: Path) -> Path:
 # -- building --------------------------------------------------------------------------
 
 
-def test_builder_computes_entries_and_the_manifest_reads_back(fmt: ArchiveFormat,
-                                                              registry: Registry,
-                                                              tmp_path: Path) -> None:
+def test_builder_computes_entries_and_the_manifest_reads_back(
+    fmt: ArchiveFormat, registry: Registry, tmp_path: Path
+) -> None:
     stream = io.BytesIO()
     builder = ArchiveBuilder(fmt, stream, head=head_manifest(fmt, ("users_auth", "settings")))
     entry = builder.add_member("users_auth", "users.jsonl", iter([USERS[:7], USERS[7:]]))
     assert (entry.path, entry.size, entry.sha256) == (
-        "users_auth/users.jsonl", len(USERS), hashlib.sha256(USERS).hexdigest())
+        "users_auth/users.jsonl",
+        len(USERS),
+        hashlib.sha256(USERS).hexdigest(),
+    )
     builder.set_facts("users_auth", {"rows": {"users": 100}})
     manifest = builder.finish()
     assert manifest.component("users_auth").members == (entry,)
@@ -110,8 +113,7 @@ def test_a_wrong_announced_size_fails_the_backup(fmt: ArchiveFormat, size: int) 
         builder.add_member("users_auth", "a.jsonl", [b"abcd"], size=size)
 
 
-def test_builder_works_with_a_writer_that_takes_no_size(registry: Registry,
-                                                        tmp_path: Path) -> None:
+def test_builder_works_with_a_writer_that_takes_no_size(registry: Registry, tmp_path: Path) -> None:
     class PlainWriter:
         def __init__(self, inner: Any) -> None:
             self._inner = inner
@@ -136,15 +138,18 @@ def test_builder_works_with_a_writer_that_takes_no_size(registry: Registry,
 # -- reading ---------------------------------------------------------------------------
 
 
-def test_walk_and_open_member_give_the_bytes(fmt: ArchiveFormat, registry: Registry,
-                                             tmp_path: Path) -> None:
+def test_walk_and_open_member_give_the_bytes(
+    fmt: ArchiveFormat, registry: Registry, tmp_path: Path
+) -> None:
     path = _archive(fmt, tmp_path)
     with ArchiveFile.open(path, registry) as archive:
         walked = {entry.path: b"".join(chunks) for entry, chunks in archive.walk()}
         assert walked == {"users_auth/users.jsonl": USERS, "full_db/database.dump": DUMP}
         # Two members open at once read independently.
-        with archive.open_member("full_db/database.dump") as dump, \
-                archive.open_member("users_auth/users.jsonl") as users:
+        with (
+            archive.open_member("full_db/database.dump") as dump,
+            archive.open_member("users_auth/users.jsonl") as users,
+        ):
             parts = [dump.read(1000), users.read(10), dump.read(), users.read()]
         assert parts[0] + parts[2] == DUMP
         assert parts[1] + parts[3] == USERS
@@ -154,13 +159,18 @@ def test_walk_and_open_member_give_the_bytes(fmt: ArchiveFormat, registry: Regis
         next(archive.walk())
 
 
-def test_open_member_raises_when_the_bytes_do_not_match(fmt: ArchiveFormat, registry: Registry,
-                                                       tmp_path: Path) -> None:
+def test_open_member_raises_when_the_bytes_do_not_match(
+    fmt: ArchiveFormat, registry: Registry, tmp_path: Path
+) -> None:
     path = _archive(fmt, tmp_path)
     with ArchiveFile.open(path, registry) as archive:
-        archive.manifest = attrs.evolve(archive.manifest, components=tuple(
-            attrs.evolve(c, members=tuple(attrs.evolve(m, sha256="f" * 64) for m in c.members))
-            for c in archive.manifest.components))
+        archive.manifest = attrs.evolve(
+            archive.manifest,
+            components=tuple(
+                attrs.evolve(c, members=tuple(attrs.evolve(m, sha256="f" * 64) for m in c.members))
+                for c in archive.manifest.components
+            ),
+        )
         with archive.open_member("full_db/database.dump") as stream:
             assert stream.read(100) == DUMP[:100]  # fine until the end is reached
             with pytest.raises(CorruptArchiveError, match=r"full_db/database\.dump"):
@@ -184,7 +194,8 @@ def test_opening_what_is_not_an_archive_is_refused(registry: Registry, tmp_path:
 
 
 def test_a_manifest_member_that_reads_differently_in_the_stream_is_caught(
-    registry: Registry, tmp_path: Path,
+    registry: Registry,
+    tmp_path: Path,
 ) -> None:
     # The tar.zst index points the reader at one manifest; the stream carries another.
     fmt = TarZstFormat()
@@ -246,8 +257,9 @@ def test_a_reader_without_a_listing_is_walked_twice_and_checked_first(tmp_path: 
         assert archive.verify().ok
 
 
-def test_walk_chunks_respect_the_chunk_limit(fmt: ArchiveFormat, registry: Registry,
-                                             tmp_path: Path) -> None:
+def test_walk_chunks_respect_the_chunk_limit(
+    fmt: ArchiveFormat, registry: Registry, tmp_path: Path
+) -> None:
     path = _archive(fmt, tmp_path)
     with ArchiveFile.open(path, registry, limits=ReadLimits(chunk_bytes=4096)) as archive:
         sizes = [len(chunk) for _entry, chunks in archive.walk() for chunk in chunks]

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,8 +19,8 @@ import psycopg
 import pytest
 
 from odeion_archive import (
-    Archiver,
     ArchiveFile,
+    Archiver,
     BackupFailedError,
     CancelledError,
     CancelToken,
@@ -31,9 +32,7 @@ from odeion_archive.backup import BackupOptions, run_backup
 from odeion_archive.store import TEMP_PREFIX
 
 COMPONENTS = ("users_auth", "settings", "full_db")
-COMBINATIONS = [
-    combo for n in range(1, 4) for combo in itertools.combinations(COMPONENTS, n)
-]
+COMBINATIONS = [combo for n in range(1, 4) for combo in itertools.combinations(COMPONENTS, n)]
 
 
 def members_of(path: Path) -> dict[str, bytes]:
@@ -79,9 +78,12 @@ def test_every_combination_backs_up_and_reads_back(
             assert [u["username"] for u in users] == expected
             assert manifest.component("users_auth").facts["rows"]["users"] == len(expected)
             tokens = jsonl(members["users_auth/api_tokens.jsonl"])
-            owners = [r[0] for r in conn.execute(
-                "SELECT u.username FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id"
-            )]
+            owners = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT u.username FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id"
+                )
+            ]
             assert [t["username"] for t in tokens] == owners
             assert all("id" not in t and "user_id" not in t for t in tokens)
         if "settings" in components:
@@ -110,9 +112,7 @@ def test_archive_files_and_directory_are_private_whatever_the_umask(
     assert info.path.stat().st_mode & 0o777 == 0o600
 
 
-def test_two_backups_in_the_same_second_get_different_names(
-    odeion_db: str, tmp_path: Path
-) -> None:
+def test_two_backups_in_the_same_second_get_different_names(odeion_db: str, tmp_path: Path) -> None:
     archiver = Archiver(tmp_path, database_url=odeion_db)
     names = {archiver.create(components=["settings"]).archive.name for _ in range(3)}
     assert len(names) == 3
@@ -169,10 +169,16 @@ def test_all_components_describe_one_instant_while_a_writer_changes_the_database
         stop.set()
         thread.join()
     members = members_of(info.path)
-    users = {u["username"] for u in jsonl(members["users_auth/users.jsonl"])
-             if u["username"].startswith("writer")}
-    settings = {s["key"] for s in jsonl(members["settings/system_settings.jsonl"])
-                if s["key"].startswith("writer")}
+    users = {
+        u["username"]
+        for u in jsonl(members["users_auth/users.jsonl"])
+        if u["username"].startswith("writer")
+    }
+    settings = {
+        s["key"]
+        for s in jsonl(members["settings/system_settings.jsonl"])
+        if s["key"].startswith("writer")
+    }
     assert users == settings
     assert 5 <= len(users) < written  # taken mid-way, not before nor after the writer
 
@@ -181,12 +187,16 @@ def test_all_components_describe_one_instant_while_a_writer_changes_the_database
     dump.write_bytes(members["full_db/database.dump"])
     subprocess.run(
         [str(pg_server.bin_dir / "pg_restore"), "--no-owner", "-d", empty_db, str(dump)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     with psycopg.connect(empty_db) as conn:
-        dumped = {r[0] for r in conn.execute("SELECT username FROM users WHERE username LIKE 'writer%'")}
-        dumped_settings = {r[0] for r in conn.execute(
-            "SELECT key FROM system_settings WHERE key LIKE 'writer%'")}
+        dumped = {
+            r[0] for r in conn.execute("SELECT username FROM users WHERE username LIKE 'writer%'")
+        }
+        dumped_settings = {
+            r[0] for r in conn.execute("SELECT key FROM system_settings WHERE key LIKE 'writer%'")
+        }
     assert dumped == users == dumped_settings
 
 
@@ -217,7 +227,7 @@ def test_a_killed_pg_dump_fails_the_backup_and_lists_nothing(
     _big_table(odeion_db)
     archiver = Archiver(tmp_path, database_url=odeion_db)
     first = archiver.create(components=["settings"]).archive
-    killed = []
+    killed: list[int] = []
 
     def kill(event: ProgressEvent) -> None:
         if event.component == "full_db" and event.phase == "write" and not killed:
@@ -231,22 +241,24 @@ def test_a_killed_pg_dump_fails_the_backup_and_lists_nothing(
     _assert_nothing_left(tmp_path, archiver, [first.name])
 
 
-def test_pg_dump_losing_its_server_fails_with_its_own_words(
-    odeion_db: str, tmp_path: Path
-) -> None:
+def test_pg_dump_losing_its_server_fails_with_its_own_words(odeion_db: str, tmp_path: Path) -> None:
     _big_table(odeion_db)
     archiver = Archiver(tmp_path, database_url=odeion_db)
-    done = []
+    done: list[Any] = []
 
     def terminate(event: ProgressEvent) -> None:
         if event.component == "full_db" and event.phase == "write" and not done:
             with psycopg.connect(odeion_db, autocommit=True) as conn:
-                done.extend(conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE application_name = 'pg_dump'"
-                ).fetchall())
+                done.extend(
+                    conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = 'pg_dump'"
+                    ).fetchall()
+                )
 
-    with pytest.raises(BackupFailedError, match=r"(?s)pg_dump exited with 1: .*server closed the connection"):
+    with pytest.raises(
+        BackupFailedError, match=r"(?s)pg_dump exited with 1: .*server closed the connection"
+    ):
         archiver.create(progress=terminate)
     assert done
     _assert_nothing_left(tmp_path, archiver, [])
@@ -319,7 +331,8 @@ def test_kill_9_during_a_backup_leaves_no_partial_archive_and_frees_the_lock(
     before = first.path.read_bytes()
     process = subprocess.Popen(
         [sys.executable, "-c", _KILLED_BACKUP, str(tmp_path), odeion_db],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "writing"
@@ -349,11 +362,10 @@ def test_the_dump_streams_into_a_tar_zst_archive_without_staging(
     odeion_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pg_dump's output has no size in advance; it must still not be spooled anywhere."""
-    import odeion_archive.formats.tarzst as tarzst
 
     def no_spooling(*args: object, **kwargs: object) -> None:
         raise AssertionError("a member was spooled")
 
-    monkeypatch.setattr(tarzst.tempfile, "SpooledTemporaryFile", no_spooling)
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", no_spooling)
     info = Archiver(tmp_path, database_url=odeion_db).create(format="tar.zst").archive
     assert Archiver(tmp_path, database_url=odeion_db).verify(info.name).ok

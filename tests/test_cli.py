@@ -49,13 +49,24 @@ class Cli:
     def __init__(self, data_dir: Path, url: str) -> None:
         self.env = {**os.environ, "ODEION_DATA_DIR": str(data_dir), "ODEION_DATABASE_URL": url}
 
-    def __call__(self, *args: str, code: int = 0, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, code: int = 0, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
         completed = subprocess.run(
-            [str(SCRIPT), *args], capture_output=True, text=True, env=self.env,
-            stdin=kwargs.pop("stdin", subprocess.DEVNULL), check=False, timeout=300, **kwargs,
+            [str(SCRIPT), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            stdin=kwargs.pop("stdin", subprocess.DEVNULL),
+            check=False,
+            timeout=300,
+            **kwargs,
         )
-        assert completed.returncode == code, (completed.returncode, completed.stdout,
-                                              completed.stderr)
+        assert completed.returncode == code, (
+            completed.returncode,
+            completed.stdout,
+            completed.stderr,
+        )
         assert ("Traceback" in completed.stderr) == ("--debug" in args and code != 0)
         return completed
 
@@ -71,8 +82,12 @@ def cli(database: str, tmp_path: Path) -> Cli:
 
 def test_the_console_script_is_installed() -> None:
     assert SCRIPT.is_file()
-    module = subprocess.run([sys.executable, "-m", "odeion_archive", "--version"],
-                            capture_output=True, text=True, check=True)
+    module = subprocess.run(
+        [sys.executable, "-m", "odeion_archive", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert module.stdout.startswith("odeion-archive ")
 
 
@@ -86,8 +101,16 @@ def test_create_list_inspect_verify(cli: Cli) -> None:
 
     listed = cli.json("list")
     assert [a["name"] for a in listed] == [zipped["name"], created["name"]]
-    assert set(listed[0]) == {"name", "path", "format", "size", "components", "created_at",
-                              "server_version", "schema_version"}
+    assert set(listed[0]) == {
+        "name",
+        "path",
+        "format",
+        "size",
+        "components",
+        "created_at",
+        "server_version",
+        "schema_version",
+    }
     assert listed[0]["schema_version"] == 2
 
     manifest = cli.json("inspect", created["name"])
@@ -118,8 +141,9 @@ def test_plan_and_restore(cli: Cli) -> None:
     blocked = cli.json("plan", created["name"], "--mode", "full_db", code=3)
     assert [b["code"] for b in blocked["blockers"]] == ["component_missing"]
 
-    restored = cli.json("restore", created["name"], "--mode", "settings", "--conflict",
-                        "overwrite", "--yes")
+    restored = cli.json(
+        "restore", created["name"], "--mode", "settings", "--conflict", "overwrite", "--yes"
+    )
     assert restored["restored"] is True
     assert restored["rescan_required"] is True
     assert restored["schema_version"] == 2
@@ -134,7 +158,11 @@ def test_restore_asks_for_confirmation_on_a_terminal(cli: Cli) -> None:
     primary, secondary = pty.openpty()
     process = subprocess.Popen(
         [str(SCRIPT), "restore", created["name"], "--mode", "settings"],
-        stdin=secondary, stdout=subprocess.PIPE, stderr=secondary, env=cli.env, text=True,
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env=cli.env,
+        text=True,
     )
     os.close(secondary)
     seen = b""
@@ -175,11 +203,17 @@ def test_import_delete_prune(cli: Cli, tmp_path: Path) -> None:
 def test_plugins_lists_formats_and_components(cli: Cli) -> None:
     plugins = cli.json("plugins")["plugins"]
     assert {(p["kind"], p["name"]) for p in plugins} >= {
-        ("format", "zip"), ("format", "tar.zst"), ("component", "users_auth"),
-        ("component", "settings"), ("component", "full_db"),
+        ("format", "zip"),
+        ("format", "tar.zst"),
+        ("component", "users_auth"),
+        ("component", "settings"),
+        ("component", "full_db"),
     }
-    assert all(p["plugin"].startswith("odeion_archive.") for p in plugins
-               if p["name"] in {"zip", "tar.zst", "users_auth", "settings", "full_db"})
+    assert all(
+        p["plugin"].startswith("odeion_archive.")
+        for p in plugins
+        if p["name"] in {"zip", "tar.zst", "users_auth", "settings", "full_db"}
+    )
 
 
 def test_usage_errors_exit_2(cli: Cli) -> None:
@@ -197,7 +231,7 @@ def test_busy_exits_5(cli: Cli, tmp_path: Path) -> None:
 def test_failures_exit_1_with_a_short_message(cli: Cli, tmp_path: Path) -> None:
     bad = Cli(tmp_path / "data", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
     failed = bad("create", code=1)
-    error = failed.stderr[failed.stderr.index("odeion-archive: error:"):]
+    error = failed.stderr[failed.stderr.index("odeion-archive: error:") :]
     assert "cannot connect to the database" in error
     assert "check the database URL" in error
     assert len(error.strip().splitlines()) == 1
@@ -215,11 +249,21 @@ def test_progress_bar_on_a_terminal_shows_rate_and_time_left() -> None:
     stream = io.StringIO()
     now = [0.0]
     printer = ProgressPrinter(stream, tty=True, clock=lambda: now[0])
-    printer(ProgressEvent(operation="backup", phase="write", component="full_db",
-                          done=0, total=100 * 2**20))
+    printer(
+        ProgressEvent(
+            operation="backup", phase="write", component="full_db", done=0, total=100 * 2**20
+        )
+    )
     now[0] = 10.0
-    printer(ProgressEvent(operation="backup", phase="write", component="full_db",
-                          done=50 * 2**20, total=100 * 2**20))
+    printer(
+        ProgressEvent(
+            operation="backup",
+            phase="write",
+            component="full_db",
+            done=50 * 2**20,
+            total=100 * 2**20,
+        )
+    )
     printer.finish()
     last = stream.getvalue().split("\r")[-1]
     assert "50.0%" in last and "5.0 MiB/s" in last and "0:10 left" in last
@@ -231,8 +275,15 @@ def test_progress_without_a_terminal_is_plain_lines() -> None:
     printer = ProgressPrinter(stream, tty=False, interval=5, clock=lambda: now[0])
     for second in range(12):
         now[0] = float(second)
-        printer(ProgressEvent(operation="backup", phase="write", component="full_db",
-                              done=second * 2**20, total=None))
+        printer(
+            ProgressEvent(
+                operation="backup",
+                phase="write",
+                component="full_db",
+                done=second * 2**20,
+                total=None,
+            )
+        )
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
     assert len(lines) == 3  # at 0, 5 and 10 seconds
@@ -241,8 +292,13 @@ def test_progress_without_a_terminal_is_plain_lines() -> None:
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     started = time.monotonic()
-    completed = subprocess.run([str(SCRIPT), "demo", "--dir", str(tmp_path / "demo")],
-                               capture_output=True, text=True, timeout=300, check=False)
+    completed = subprocess.run(
+        [str(SCRIPT), "demo", "--dir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr + completed.stdout
     assert "demo succeeded" in completed.stdout
     assert "identical" in completed.stdout

@@ -29,10 +29,15 @@ def _manifest() -> Manifest:
         schema_version=4,
         format="zip",
         components=(
-            ComponentEntry("users_auth", 1, (MemberEntry("users_auth/users.jsonl", 10, SHA),),
-                           {"rows": {"users": 3}}),
-            ComponentEntry("full_db", 2, (MemberEntry("full_db/database.dump", 99, SHA),),
-                           {"pg_dump": "18.0"}),
+            ComponentEntry(
+                "users_auth",
+                1,
+                (MemberEntry("users_auth/users.jsonl", 10, SHA),),
+                {"rows": {"users": 3}},
+            ),
+            ComponentEntry(
+                "full_db", 2, (MemberEntry("full_db/database.dump", 99, SHA),), {"pg_dump": "18.0"}
+            ),
         ),
     )
 
@@ -64,7 +69,9 @@ def test_any_minor_version_of_the_current_major_is_read() -> None:
     raw = _raw(_manifest().to_json())
     raw["manifest_version"] = f"{MANIFEST_VERSION[0]}.{MANIFEST_VERSION[1] + 7}"
     assert Manifest.from_json(json.dumps(raw)).manifest_version == (
-        MANIFEST_VERSION[0], MANIFEST_VERSION[1] + 7)
+        MANIFEST_VERSION[0],
+        MANIFEST_VERSION[1] + 7,
+    )
 
 
 def test_newer_major_is_refused_naming_both_versions() -> None:
@@ -76,8 +83,10 @@ def test_newer_major_is_refused_naming_both_versions() -> None:
     assert f"version {MANIFEST_VERSION[0] + 1}" in message
     assert f"up to {MANIFEST_VERSION[0]}" in message
     assert "upgrade" in message
-    assert (caught.value.found, caught.value.supported) == (MANIFEST_VERSION[0] + 1,
-                                                            MANIFEST_VERSION[0])
+    assert (caught.value.found, caught.value.supported) == (
+        MANIFEST_VERSION[0] + 1,
+        MANIFEST_VERSION[0],
+    )
 
 
 def test_the_migration_chain_brings_old_majors_forward(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,14 +118,19 @@ def test_the_migration_chain_brings_old_majors_forward(monkeypatch: pytest.Monke
 
 def test_the_default_chain_is_used_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_converter, "MANIFEST_VERSION", (2, 0))
-    monkeypatch.setitem(_converter.MIGRATIONS, 1,
-                        lambda raw: {**raw, "manifest_version": "2.0", "moved": True})
+    monkeypatch.setitem(
+        _converter.MIGRATIONS, 1, lambda raw: {**raw, "manifest_version": "2.0", "moved": True}
+    )
     assert _converter.migrate({"manifest_version": "1.0"}) == {
-        "manifest_version": "2.0", "moved": True}
+        "manifest_version": "2.0",
+        "moved": True,
+    }
 
 
-@pytest.mark.parametrize(("version", "message"), [
-    ("one", "manifest_version"), ("0.9", "major version 0"), (1.0, "manifest_version")])
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [("one", "manifest_version"), ("0.9", "major version 0"), (1.0, "manifest_version")],
+)
 def test_bad_versions_are_refused(version: object, message: str) -> None:
     raw = _raw(_manifest().to_json())
     raw["manifest_version"] = version
@@ -124,17 +138,20 @@ def test_bad_versions_are_refused(version: object, message: str) -> None:
         Manifest.from_json(json.dumps(raw))
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    (lambda raw: raw.pop("schema_version"), "schema_version"),
-    (lambda raw: raw.update(schema_version="four"), "schema_version"),
-    (lambda raw: raw.update(schema_version=-1), "schema_version"),
-    (lambda raw: raw.update(created_at="2026-03-04T05:06:07"), "created_at"),
-    (lambda raw: raw["components"][0]["members"][0].update(sha256="XYZ"), "sha256"),
-    (lambda raw: raw["components"][0]["members"][0].update(size=-5), "size"),
-    (lambda raw: raw["components"][0].update(name="Bad Name"), "name"),
-    (lambda raw: raw["components"].append(raw["components"][0]), "components"),
-    (lambda raw: raw.pop("manifest_version"), "manifest_version"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda raw: raw.pop("schema_version"), "schema_version"),
+        (lambda raw: raw.update(schema_version="four"), "schema_version"),
+        (lambda raw: raw.update(schema_version=-1), "schema_version"),
+        (lambda raw: raw.update(created_at="2026-03-04T05:06:07"), "created_at"),
+        (lambda raw: raw["components"][0]["members"][0].update(sha256="XYZ"), "sha256"),
+        (lambda raw: raw["components"][0]["members"][0].update(size=-5), "size"),
+        (lambda raw: raw["components"][0].update(name="Bad Name"), "name"),
+        (lambda raw: raw["components"].append(raw["components"][0]), "components"),
+        (lambda raw: raw.pop("manifest_version"), "manifest_version"),
+    ],
+)
 def test_malformed_manifest_names_the_field(change: Any, field: str) -> None:
     raw = _raw(_manifest().to_json())
     change(raw)
@@ -142,15 +159,18 @@ def test_malformed_manifest_names_the_field(change: Any, field: str) -> None:
         Manifest.from_json(json.dumps(raw))
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (b'{"a":1,"a":2}', "appears twice"),
-    (b'{"a":NaN}', "NaN"),
-    (b'{"a":Infinity}', "Infinity"),
-    (b'{"a":' + b"[" * 100 + b"]" * 100 + b"}", "nested deeper"),
-    (b"[1,2]", "JSON object"),
-    (b"\xff\xfe", "UTF-8"),
-    (b'{"a":', "invalid JSON"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b'{"a":1,"a":2}', "appears twice"),
+        (b'{"a":NaN}', "NaN"),
+        (b'{"a":Infinity}', "Infinity"),
+        (b'{"a":' + b"[" * 100 + b"]" * 100 + b"}", "nested deeper"),
+        (b"[1,2]", "JSON object"),
+        (b"\xff\xfe", "UTF-8"),
+        (b'{"a":', "invalid JSON"),
+    ],
+)
 def test_hostile_json_is_refused(text: bytes, message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         Manifest.from_json(text)

@@ -107,8 +107,14 @@ def small_dump(pg18: PgServer) -> bytes:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"PGDM", b"hello world, not a dump", b"PGDMP\x01\x10\x00\x04\x08\x03" + b"\0" * 64,
-     b"PGDMP\x02\x00\x00\x04\x08\x01", b"PGDMP\x01\x10\x00\x05\x08\x01"],
+    [
+        b"",
+        b"PGDM",
+        b"hello world, not a dump",
+        b"PGDMP\x01\x10\x00\x04\x08\x03" + b"\0" * 64,
+        b"PGDMP\x02\x00\x00\x04\x08\x01",
+        b"PGDMP\x01\x10\x00\x05\x08\x01",
+    ],
 )
 def test_garbage_is_refused(data: bytes) -> None:
     with pytest.raises(ArchiveInvalidError) as info:

@@ -31,8 +31,12 @@ Snapshot = dict[str, Any]
 
 def pg_dump(server: PgServer, conninfo: str) -> bytes:
     return subprocess.run(
-        [str(server.bin_dir / "pg_dump"), "--format=custom", "--compress=0",
-         f"--dbname={conninfo}"],
+        [
+            str(server.bin_dir / "pg_dump"),
+            "--format=custom",
+            "--compress=0",
+            f"--dbname={conninfo}",
+        ],
         capture_output=True,
         check=True,
     ).stdout
@@ -67,9 +71,14 @@ def state(conninfo: str) -> Snapshot:
         ]
         rows = {
             table: sorted(
-                (str(row) for row in conn.execute(
-                    sql.SQL("SELECT t::text FROM {} t").format(sql.Identifier(*table.split(".")))
-                )),
+                (
+                    str(row)
+                    for row in conn.execute(
+                        sql.SQL("SELECT t::text FROM {} t").format(
+                            sql.Identifier(*table.split("."))
+                        )
+                    )
+                ),
             )
             for table in tables
         }
@@ -125,8 +134,9 @@ def mutate(conninfo: str) -> None:
         )
 
 
-def test_replace_brings_back_the_source_exactly(pg_server: PgServer, odeion_db: str,
-                                                 empty_db: str) -> None:
+def test_replace_brings_back_the_source_exactly(
+    pg_server: PgServer, odeion_db: str, empty_db: str
+) -> None:
     add_extras(odeion_db)
     source = state(odeion_db)
     data = pg_dump(pg_server, odeion_db)
@@ -143,11 +153,16 @@ def test_replace_brings_back_the_source_exactly(pg_server: PgServer, odeion_db: 
     assert "afterwards.t" not in after["rows"]
 
 
-def test_post_sql_runs_in_the_same_transaction(pg_server: PgServer, odeion_db: str,
-                                               empty_db: str) -> None:
+def test_post_sql_runs_in_the_same_transaction(
+    pg_server: PgServer, odeion_db: str, empty_db: str
+) -> None:
     data = pg_dump(pg_server, odeion_db)
-    restore(pg_server, empty_db, data,
-            post_sql=["UPDATE libraries SET name = name || '!'", "CREATE TABLE marker (m int)"])
+    restore(
+        pg_server,
+        empty_db,
+        data,
+        post_sql=["UPDATE libraries SET name = name || '!'", "CREATE TABLE marker (m int)"],
+    )
     with psycopg.connect(empty_db) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM libraries")]
         assert names
@@ -162,21 +177,26 @@ def owner_db(pg_server: PgServer) -> Iterator[str]:
     role, dbname = f"owner_{suffix}", f"owned_{suffix}"
     with psycopg.connect(pg_server.conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(dbname), sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(dbname), sql.Identifier(role)
+            )
+        )
     params = conninfo_to_dict(pg_server.conninfo)
     params.pop("password", None)
     try:
         yield make_conninfo("", **{**params, "dbname": dbname, "user": role})
     finally:
         with psycopg.connect(pg_server.conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(dbname)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
-def test_non_superuser_owner_replaces_its_database(pg_server: PgServer, odeion_db: str,
-                                                   owner_db: str) -> None:
+def test_non_superuser_owner_replaces_its_database(
+    pg_server: PgServer, odeion_db: str, owner_db: str
+) -> None:
     add_extras(odeion_db)
     with psycopg.connect(odeion_db) as conn:
         # A trusted extension, where the server has one.
@@ -189,8 +209,9 @@ def test_non_superuser_owner_replaces_its_database(pg_server: PgServer, odeion_d
     source = state(odeion_db)
     data = pg_dump(pg_server, odeion_db)
     with psycopg.connect(owner_db) as conn:
-        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
-                            ).fetchone() == (False,)
+        assert conn.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone() == (False,)
         conn.execute("CREATE TABLE mine (a int)")
     public_before = state(owner_db)["schemas"]
     restore(pg_server, owner_db, data)
@@ -213,8 +234,9 @@ def _prepared_target(pg_server: PgServer, odeion_db: str, empty_db: str) -> tupl
     return data, state(empty_db)
 
 
-def test_failures_leave_the_target_as_it_was(pg_server: PgServer, odeion_db: str,
-                                             empty_db: str) -> None:
+def test_failures_leave_the_target_as_it_was(
+    pg_server: PgServer, odeion_db: str, empty_db: str
+) -> None:
     data, before = _prepared_target(pg_server, odeion_db, empty_db)
     # A dump cut in the middle of its data.
     with pytest.raises(RestoreFailedError, match="pg_restore"):
@@ -231,9 +253,13 @@ def test_failures_leave_the_target_as_it_was(pg_server: PgServer, odeion_db: str
         raise OSError("disk on fire")
 
     with pytest.raises(RestoreFailedError, match="disk on fire"):
-        replace_database(conninfo=empty_db, env=dict(os.environ),
-                         pg_restore=pg_server.bin_dir / "pg_restore",
-                         psql=pg_server.bin_dir / "psql", dump=broken())
+        replace_database(
+            conninfo=empty_db,
+            env=dict(os.environ),
+            pg_restore=pg_server.bin_dir / "pg_restore",
+            psql=pg_server.bin_dir / "psql",
+            dump=broken(),
+        )
     assert state(empty_db) == before
 
     def refuse() -> None:
@@ -247,8 +273,9 @@ def test_failures_leave_the_target_as_it_was(pg_server: PgServer, odeion_db: str
         restore(pg_server, make_conninfo(empty_db, dbname="no_such_db_x"), data)
 
 
-def test_cancel_stops_within_a_second_and_rolls_back(pg_server: PgServer, odeion_db: str,
-                                                      empty_db: str) -> None:
+def test_cancel_stops_within_a_second_and_rolls_back(
+    pg_server: PgServer, odeion_db: str, empty_db: str
+) -> None:
     data, before = _prepared_target(pg_server, odeion_db, empty_db)
     token = CancelToken()
 
@@ -261,9 +288,14 @@ def test_cancel_stops_within_a_second_and_rolls_back(pg_server: PgServer, odeion
 
     started = time.monotonic()
     with pytest.raises(CancelledError):
-        replace_database(conninfo=empty_db, env=dict(os.environ),
-                         pg_restore=pg_server.bin_dir / "pg_restore",
-                         psql=pg_server.bin_dir / "psql", dump=slow(), cancel=token)
+        replace_database(
+            conninfo=empty_db,
+            env=dict(os.environ),
+            pg_restore=pg_server.bin_dir / "pg_restore",
+            psql=pg_server.bin_dir / "psql",
+            dump=slow(),
+            cancel=token,
+        )
     assert time.monotonic() - started < 2
     assert state(empty_db) == before
 
@@ -296,15 +328,24 @@ _KILL_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("moment", ["data", "before_commit"])
-def test_kill_9_leaves_the_target_unchanged(pg_server: PgServer, odeion_db: str, empty_db: str,
-                                            tmp_path: Path, moment: str) -> None:
+def test_kill_9_leaves_the_target_unchanged(
+    pg_server: PgServer, odeion_db: str, empty_db: str, tmp_path: Path, moment: str
+) -> None:
     data, before = _prepared_target(pg_server, odeion_db, empty_db)
     dump_path = tmp_path / "db.dump"
     dump_path.write_bytes(data)
     marker = tmp_path / "marker"
     process = subprocess.Popen(
-        [sys.executable, "-c", _KILL_SCRIPT, empty_db, str(pg_server.bin_dir), str(dump_path),
-         str(marker), moment],
+        [
+            sys.executable,
+            "-c",
+            _KILL_SCRIPT,
+            empty_db,
+            str(pg_server.bin_dir),
+            str(dump_path),
+            str(marker),
+            moment,
+        ],
     )
     try:
         deadline = time.monotonic() + 30
@@ -319,8 +360,9 @@ def test_kill_9_leaves_the_target_unchanged(pg_server: PgServer, odeion_db: str,
     assert state(empty_db) == before
 
 
-def test_guard_refuses_an_event_trigger_from_a_real_dump(pg_server: PgServer, odeion_db: str,
-                                                         empty_db: str) -> None:
+def test_guard_refuses_an_event_trigger_from_a_real_dump(
+    pg_server: PgServer, odeion_db: str, empty_db: str
+) -> None:
     data, before = _prepared_target(pg_server, odeion_db, empty_db)
     with psycopg.connect(odeion_db) as conn:
         conn.execute(
@@ -334,8 +376,9 @@ def test_guard_refuses_an_event_trigger_from_a_real_dump(pg_server: PgServer, od
     assert state(empty_db) == before
     restore(pg_server, empty_db, data, allow_unsafe=True)  # a superuser may, when allowed
     with psycopg.connect(empty_db) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_event_trigger WHERE evtname = 'note_ddl'"
-                            ).fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_event_trigger WHERE evtname = 'note_ddl'"
+        ).fetchone() == (1,)
         conn.execute("DROP EVENT TRIGGER note_ddl")
 
 
@@ -357,8 +400,11 @@ def test_pg15_dump_into_pg18(pg15: PgServer, pg18: PgServer) -> None:
     finally:
         for server in (pg15, pg18):
             with psycopg.connect(server.conninfo, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(names[server.name])))
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(names[server.name])
+                    )
+                )
 
 
 # -- the guard on its own ---------------------------------------------------------
@@ -429,10 +475,7 @@ def test_guard_refuses_dangerous_statements(text: bytes, reason: str) -> None:
         b"\\! touch /tmp/owned\n",
         b"SELECT 1 \\g |sh\n",
         b"\\restrict abc\n\\connect other\n",
-        (
-            b"CREATE FUNCTION f() RETURNS int LANGUAGE sql SET search_path = begin RETURN 1;"
-            b" END;\n"
-        ),
+        (b"CREATE FUNCTION f() RETURNS int LANGUAGE sql SET search_path = begin RETURN 1; END;\n"),
         (
             b"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT begin FROM t;"
             b" END; COMMIT; END;\n"
@@ -467,8 +510,9 @@ def test_guard_crlf_copy_terminator() -> None:
 # -- speed, reported only ---------------------------------------------------------
 
 
-def test_report_speed_against_pg_restore(pg18: PgServer, capsys: pytest.CaptureFixture[str],
-                                         request: pytest.FixtureRequest) -> None:
+def test_report_speed_against_pg_restore(
+    pg18: PgServer, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
     names = [f"speed_{uuid.uuid4().hex[:8]}" for _ in range(3)]
     with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
         for name in names:
@@ -490,9 +534,17 @@ def test_report_speed_against_pg_restore(pg18: PgServer, capsys: pytest.CaptureF
         ours_seconds = timer() - started
         started = timer()
         subprocess.run(
-            [str(pg18.bin_dir / "pg_restore"), "--no-owner", "--no-privileges",
-             "--single-transaction", "--exit-on-error", f"--dbname={theirs}"],
-            input=data, check=True, capture_output=True,
+            [
+                str(pg18.bin_dir / "pg_restore"),
+                "--no-owner",
+                "--no-privileges",
+                "--single-transaction",
+                "--exit-on-error",
+                f"--dbname={theirs}",
+            ],
+            input=data,
+            check=True,
+            capture_output=True,
         )
         theirs_seconds = timer() - started
         with capsys.disabled():
@@ -504,5 +556,6 @@ def test_report_speed_against_pg_restore(pg18: PgServer, capsys: pytest.CaptureF
     finally:
         with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
             for name in names:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)))
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )

@@ -43,8 +43,9 @@ needs_embedded = pytest.mark.skipif(
 
 
 def _tool(major: int, name: str = "pg_dump") -> PgTool:
-    return PgTool(name=name, path=Path(f"/opt/pg{major}/bin/{name}"), version=f"{major}.2",
-                  major=major)
+    return PgTool(
+        name=name, path=Path(f"/opt/pg{major}/bin/{name}"), version=f"{major}.2", major=major
+    )
 
 
 # -- finding and picking tools -----------------------------------------------
@@ -141,7 +142,10 @@ def test_tool_invocation_moves_the_password_to_the_environment() -> None:
     assert "p@ss word" not in dsn
     assert "password" not in dsn
     assert conninfo_to_dict(dsn) == {
-        "user": "ann", "host": "db.example.org", "port": "5433", "dbname": "odeion",
+        "user": "ann",
+        "host": "db.example.org",
+        "port": "5433",
+        "dbname": "odeion",
         "sslmode": "require",
     }
     assert env["PGPASSWORD"] == "p@ss word"
@@ -163,16 +167,20 @@ def test_pg_dump_with_password_keeps_it_off_the_command_line(pg15: PgServer) -> 
     role = "odeion_dumper"
     dbname = "odeion_pw_dump"
     with psycopg.connect(pg15.conninfo, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(dbname)))
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+        )
         admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
         admin.execute(
             sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
                 sql.Identifier(role), sql.Literal(password)
             )
         )
-        admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-            sql.Identifier(dbname), sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(dbname), sql.Identifier(role)
+            )
+        )
     port = conninfo_to_dict(pg15.conninfo)["port"]
     conninfo = make_conninfo(
         "", host="127.0.0.1", port=port, user=role, password=password, dbname=dbname
@@ -189,19 +197,26 @@ def test_pg_dump_with_password_keeps_it_off_the_command_line(pg15: PgServer) -> 
         bare_env["PGPASSFILE"] = os.devnull
         refused = subprocess.run(
             [pg_dump, "--dbname", dsn, "--no-password", "--schema-only"],
-            env=bare_env, capture_output=True, text=True, check=False, timeout=60,
+            env=bare_env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
         assert refused.returncode != 0
         assert "password" in refused.stderr
 
         # Hold a lock so that pg_dump waits and its command line can be read.
-        with psycopg.connect(conninfo) as blocker, psycopg.connect(
-            pg15.conninfo, autocommit=True
-        ) as watcher:
+        with (
+            psycopg.connect(conninfo) as blocker,
+            psycopg.connect(pg15.conninfo, autocommit=True) as watcher,
+        ):
             blocker.execute("LOCK TABLE secrets_free IN ACCESS EXCLUSIVE MODE")
             process = subprocess.Popen(
                 [pg_dump, "--dbname", dsn, "--no-password"],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )
             try:
                 cmdline = b""
@@ -210,7 +225,8 @@ def test_pg_dump_with_password_keeps_it_off_the_command_line(pg15: PgServer) -> 
                     cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes()
                     waiting = watcher.execute(
                         "SELECT count(*) FROM pg_stat_activity WHERE usename = %s "
-                        "AND wait_event_type = 'Lock'", (role,)
+                        "AND wait_event_type = 'Lock'",
+                        (role,),
                     ).fetchone()
                     if waiting is not None and waiting[0] >= 1:
                         break
@@ -226,8 +242,9 @@ def test_pg_dump_with_password_keeps_it_off_the_command_line(pg15: PgServer) -> 
         assert password.encode() not in out
     finally:
         with psycopg.connect(pg15.conninfo, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(dbname)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 

@@ -25,9 +25,11 @@ from odeion_archive import (
     ArchiveError,
     Archiver,
     ComponentEntry,
+    Conflict,
     Manifest,
     Registry,
     RestoreBlockedError,
+    RestoreFailedError,
     RestoreResult,
     hookimpl,
 )
@@ -65,40 +67,54 @@ def databases(request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
     for server, url in made:
         name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
         with psycopg.connect(server.conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(str(name))))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
+            )
 
 
 def _change_after_backup(url: str) -> None:
     """What happens on the server after the backup: new rows, changed rows, a new table."""
     with psycopg.connect(url) as conn:
-        conn.execute("UPDATE users SET display_name = 'changed later' WHERE id = (SELECT min(id) FROM users)")
+        conn.execute(
+            "UPDATE users SET display_name = 'changed later' WHERE id = (SELECT min(id) FROM users)"
+        )
         conn.execute("INSERT INTO users (username, password_hash) VALUES ('latecomer', 'x')")
-        conn.execute("UPDATE system_settings SET value = '\"changed\"' WHERE key = (SELECT min(key) FROM system_settings)")
+        conn.execute(
+            "UPDATE system_settings SET value = '\"changed\"' WHERE key = (SELECT min(key) FROM system_settings)"
+        )
         conn.execute("INSERT INTO system_settings (key, value) VALUES ('late.setting', '1')")
         conn.execute("CREATE TABLE created_after_backup (id int)")
-        conn.execute("INSERT INTO watch_history (user_id, media_item_id) SELECT min(u.id), min(m.id) FROM users u, media_items m")
+        conn.execute(
+            "INSERT INTO watch_history (user_id, media_item_id) SELECT min(u.id), min(m.id) FROM users u, media_items m"
+        )
 
 
 def _with_plugin_table(url: str) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("CREATE TABLE plugin_notes (id bigserial PRIMARY KEY, body text NOT NULL)")
         conn.execute("CREATE INDEX plugin_notes_body ON plugin_notes (body)")
-        conn.execute("INSERT INTO plugin_notes (body) SELECT 'note ' || g FROM generate_series(1, 50) g")
+        conn.execute(
+            "INSERT INTO plugin_notes (body) SELECT 'note ' || g FROM generate_series(1, 50) g"
+        )
 
 
 def _sequences(url: str) -> dict[str, Any]:
     with psycopg.connect(url) as conn:
-        return dict(conn.execute(
-            "SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences"
-        ).fetchall())
+        return dict(
+            conn.execute(
+                "SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences"
+            ).fetchall()
+        )
 
 
 def _indexes(url: str) -> list[tuple[str, str]]:
     with psycopg.connect(url) as conn:
-        return [tuple(r) for r in conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
-        )]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+            )
+        ]
 
 
 # -- full_db ------------------------------------------------------------------------
@@ -107,11 +123,15 @@ def _indexes(url: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
 @pytest.mark.parametrize("route", ["pg18", "pg15", "pg15-to-pg18"])
 def test_full_db_restore_brings_back_the_source_exactly(
-    request: pytest.FixtureRequest, databases: Callable[..., str], db_snapshot: Snapshot,
-    tmp_path: Path, route: str, fmt: str,
+    request: pytest.FixtureRequest,
+    databases: Callable[..., str],
+    db_snapshot: Snapshot,
+    tmp_path: Path,
+    route: str,
+    fmt: str,
 ) -> None:
-    source_server = request.getfixturevalue(route.split("-")[0])
-    target_server = request.getfixturevalue(route.split("-")[-1])
+    source_server = request.getfixturevalue(route.split("-", maxsplit=1)[0])
+    target_server = request.getfixturevalue(route.rsplit("-", maxsplit=1)[-1])
     source = databases(source_server, schema=2, seeded=True)
     _with_plugin_table(source)
     expected = db_snapshot(source)
@@ -146,8 +166,11 @@ def test_full_db_restore_into_an_empty_database_and_by_a_non_superuser_owner(
     role = f"owner_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-            sql.Identifier(str(name)), sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(str(name)), sql.Identifier(role)
+            )
+        )
     owner_url = psycopg.conninfo.make_conninfo(target, user=role)
     try:
         Archiver(tmp_path, database_url=owner_url).restore(info.name, "full_db")
@@ -165,8 +188,9 @@ def test_full_db_restore_remaps_media_paths_in_the_same_transaction(
 ) -> None:
     source = databases(pg18, schema=2, seeded=True)
     with psycopg.connect(source) as conn:
-        roots = sorted({p for (paths,) in conn.execute("SELECT root_paths FROM libraries")
-                        for p in paths})
+        roots = sorted(
+            {p for (paths,) in conn.execute("SELECT root_paths FROM libraries") for p in paths}
+        )
         items = conn.execute("SELECT count(*) FROM media_items").fetchone()
     old = roots[0]
     new_root = tmp_path / "moved"
@@ -177,16 +201,20 @@ def test_full_db_restore_remaps_media_paths_in_the_same_transaction(
     before = archiver.plan(info.name, "full_db")
     assert any(w.code == "library_root_missing" and old in w.message for w in before.warnings)
     plan = archiver.plan(info.name, "full_db", remap_paths={old: str(new_root)})
-    assert not any(w.code == "library_root_missing" and str(new_root) in w.message
-                   for w in plan.warnings)
+    assert not any(
+        w.code == "library_root_missing" and str(new_root) in w.message for w in plan.warnings
+    )
     archiver.restore(info.name, "full_db", remap_paths={old: str(new_root)})
     with psycopg.connect(source) as conn:
-        now_roots = {p for (paths,) in conn.execute("SELECT root_paths FROM libraries")
-                     for p in paths}
-        moved = conn.execute("SELECT count(*) FROM media_items WHERE path LIKE %s",
-                             (f"{new_root}/%",)).fetchone()
-        stale = conn.execute("SELECT count(*) FROM media_items WHERE path LIKE %s",
-                             (f"{old}/%",)).fetchone()
+        now_roots = {
+            p for (paths,) in conn.execute("SELECT root_paths FROM libraries") for p in paths
+        }
+        moved = conn.execute(
+            "SELECT count(*) FROM media_items WHERE path LIKE %s", (f"{new_root}/%",)
+        ).fetchone()
+        stale = conn.execute(
+            "SELECT count(*) FROM media_items WHERE path LIKE %s", (f"{old}/%",)
+        ).fetchone()
         after = conn.execute("SELECT count(*) FROM media_items").fetchone()
     assert str(new_root) in now_roots and old not in now_roots
     assert moved is not None and moved[0] > 0
@@ -214,15 +242,24 @@ def _rows(url: str, table: str, key: str) -> dict[str, tuple[Any, ...]]:
 @pytest.mark.parametrize(("mode", "conflict", "fmt"), JSON_CASES)
 @pytest.mark.parametrize("route", ["pg18", "pg15", "pg15-to-pg18"])
 def test_json_restore_modes_and_strategies(
-    request: pytest.FixtureRequest, databases: Callable[..., str], db_snapshot: Snapshot,
-    tmp_path: Path, route: str, mode: str, conflict: str, fmt: str,
+    request: pytest.FixtureRequest,
+    databases: Callable[..., str],
+    db_snapshot: Snapshot,
+    tmp_path: Path,
+    route: str,
+    mode: str,
+    conflict: Conflict,
+    fmt: str,
 ) -> None:
-    source_server = request.getfixturevalue(route.split("-")[0])
-    target_server = request.getfixturevalue(route.split("-")[-1])
+    source_server = request.getfixturevalue(route.split("-", maxsplit=1)[0])
+    target_server = request.getfixturevalue(route.rsplit("-", maxsplit=1)[-1])
     source = databases(source_server, schema=2, seeded=True)
     archived = db_snapshot(source)
-    info = Archiver(tmp_path, database_url=source).create(
-        components=["users_auth", "settings"], format=fmt).archive
+    info = (
+        Archiver(tmp_path, database_url=source)
+        .create(components=["users_auth", "settings"], format=fmt)
+        .archive
+    )
     target = databases(target_server, schema=2, seeded=True) if route == "pg15-to-pg18" else source
     _change_after_backup(target)
     before = db_snapshot(target)
@@ -235,8 +272,10 @@ def test_json_restore_modes_and_strategies(
     archiver.restore(info.name, mode, conflict)
     after = db_snapshot(target)
 
-    touched = {"users_auth": {"users", "invite_codes", "api_tokens"},
-               "settings": {"system_settings"}}
+    touched = {
+        "users_auth": {"users", "invite_codes", "api_tokens"},
+        "settings": {"system_settings"},
+    }
     in_scope = set().union(*(touched[c] for c in plan.components))
     for table in after:
         if table not in in_scope:
@@ -276,8 +315,11 @@ def test_json_restore_into_a_fresh_install(
     pg_server: Any, databases: Callable[..., str], tmp_path: Path, version: int
 ) -> None:
     source = databases(pg_server, schema=version, seeded=True)
-    info = Archiver(tmp_path, database_url=source).create(
-        components=["users_auth", "settings"]).archive
+    info = (
+        Archiver(tmp_path, database_url=source)
+        .create(components=["users_auth", "settings"])
+        .archive
+    )
     fresh = databases(pg_server, schema=2)
     result = Archiver(tmp_path, database_url=fresh).restore(info.name, "everything_json")
     assert result.schema_version == 2
@@ -285,10 +327,12 @@ def test_json_restore_into_a_fresh_install(
         assert set(_rows(fresh, table, key)) == set(_rows(source, table, key))
     with psycopg.connect(fresh) as conn:
         # The server's next plain INSERTs do not collide with restored ids.
-        user = conn.execute("INSERT INTO users (username, password_hash) VALUES ('new', 'x') "
-                            "RETURNING id").fetchone()
-        conn.execute("INSERT INTO api_tokens (user_id, name, token_hash) VALUES (%s, 'n', 'h')",
-                     user)
+        user = conn.execute(
+            "INSERT INTO users (username, password_hash) VALUES ('new', 'x') RETURNING id"
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO api_tokens (user_id, name, token_hash) VALUES (%s, 'n', 'h')", user
+        )
         locale = conn.execute("SELECT DISTINCT locale FROM users").fetchall()
     if version == 1:
         assert locale == [("en",)]  # a v1 archive gives every account the default locale
@@ -317,10 +361,12 @@ def _handmade(path: Path, manifest: Manifest, members: dict[tuple[str, str], byt
     registry = Registry.default(entry_points=False)
     with path.open("wb") as stream:
         builder = ArchiveBuilder(registry.format(manifest.format), stream, head=manifest)
-        for (component, name), data in members.items():
-            builder.add_member(component, name, [data])
+        for (component_name, name), data in members.items():
+            builder.add_member(component_name, name, [data])
         for component in manifest.components:
-            builder.set_facts(component.name, {"rows": {}, "schema_version": manifest.schema_version})
+            builder.set_facts(
+                component.name, {"rows": {}, "schema_version": manifest.schema_version}
+            )
         builder.finish()
     return path
 
@@ -339,8 +385,11 @@ def _manifest(**changes: Any) -> Manifest:
 
 
 def test_blocker_manifest_too_new(odeion_db: str, tmp_path: Path) -> None:
-    path = _handmade(tmp_path / "new.tar.zst", _manifest(manifest_version=(2, 0)),
-                     {("settings", "system_settings.jsonl"): b""})
+    path = _handmade(
+        tmp_path / "new.tar.zst",
+        _manifest(manifest_version=(2, 0)),
+        {("settings", "system_settings.jsonl"): b""},
+    )
     plan = Archiver(tmp_path, database_url=odeion_db).plan(path, "settings")
     assert _codes(plan.blockers) == ["manifest_too_new"]
     assert "2" in plan.blockers[0].message and "1" in plan.blockers[0].message
@@ -353,9 +402,7 @@ def test_blocker_component_missing(odeion_db: str, tmp_path: Path) -> None:
         assert "component_missing" in _codes(archiver.plan(info.name, mode).blockers)
 
 
-def test_blocker_schema_too_new(
-    pg18: Any, databases: Callable[..., str], tmp_path: Path
-) -> None:
+def test_blocker_schema_too_new(pg18: Any, databases: Callable[..., str], tmp_path: Path) -> None:
     v2 = databases(pg18, schema=2, seeded=True)
     v1 = databases(pg18, schema=1)
     info = Archiver(tmp_path, database_url=v2).create(components=["users_auth"]).archive
@@ -363,10 +410,14 @@ def test_blocker_schema_too_new(
     assert _codes(plan.blockers) == ["schema_too_new"]
     assert "version 2" in plan.blockers[0].message and "version 1" in plan.blockers[0].message
     # An archive newer than the library knows is refused even for full_db.
-    future = _handmade(tmp_path / "future.tar.zst", _manifest(schema_version=99),
-                       {("settings", "system_settings.jsonl"): b""})
+    future = _handmade(
+        tmp_path / "future.tar.zst",
+        _manifest(schema_version=99),
+        {("settings", "system_settings.jsonl"): b""},
+    )
     assert _codes(Archiver(tmp_path, database_url=v2).plan(future, "settings").blockers) == [
-        "schema_too_new"]
+        "schema_too_new"
+    ]
 
 
 def test_blocker_schema_missing(empty_db: str, odeion_db: str, tmp_path: Path) -> None:
@@ -404,10 +455,13 @@ def test_blocker_dump_unsafe_unless_allowed(
 ) -> None:
     source = databases(pg18, schema=2, seeded=True)
     with psycopg.connect(source) as conn:
-        conn.execute("CREATE FUNCTION odeion_audit() RETURNS event_trigger LANGUAGE plpgsql "
-                     "AS $$ BEGIN END $$")
-        conn.execute("CREATE EVENT TRIGGER odeion_audit ON ddl_command_start "
-                     "EXECUTE FUNCTION odeion_audit()")
+        conn.execute(
+            "CREATE FUNCTION odeion_audit() RETURNS event_trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN END $$"
+        )
+        conn.execute(
+            "CREATE EVENT TRIGGER odeion_audit ON ddl_command_start EXECUTE FUNCTION odeion_audit()"
+        )
     archiver = Archiver(tmp_path, database_url=source)
     info = archiver.create(components=["full_db"]).archive
     target = databases(pg18, schema=2, seeded=True)
@@ -438,8 +492,12 @@ def test_every_plan_warns_that_a_rescan_is_required(odeion_db: str, tmp_path: Pa
 @pytest.mark.parametrize("mode", ["full_db", "users_auth", "settings", "everything_json"])
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_a_corrupt_archive_never_changes_the_database(
-    pg18: Any, databases: Callable[..., str], db_snapshot: Snapshot, tmp_path: Path,
-    mode: str, damage: str,
+    pg18: Any,
+    databases: Callable[..., str],
+    db_snapshot: Snapshot,
+    tmp_path: Path,
+    mode: str,
+    damage: str,
 ) -> None:
     source = databases(pg18, schema=2, seeded=True)
     archiver = Archiver(tmp_path, database_url=source)
@@ -449,13 +507,14 @@ def test_a_corrupt_archive_never_changes_the_database(
     _change_after_backup(target)
     before = db_snapshot(target)
     data = bytearray(info.path.read_bytes())
-    member = manifest.component("full_db" if mode == "full_db" else
-                                "settings" if mode == "settings" else "users_auth").members[-1]
+    member = manifest.component(
+        "full_db" if mode == "full_db" else "settings" if mode == "settings" else "users_auth"
+    ).members[-1]
     # Damage the payload in the middle of the archive, or cut the archive short.
     if damage == "flip":
         data[len(data) // 2] ^= 0x04
     else:
-        del data[len(data) * 3 // 4:]
+        del data[len(data) * 3 // 4 :]
     broken = tmp_path / f"broken-{member.path.replace('/', '_')}"
     broken.write_bytes(data)
     with pytest.raises(ArchiveError):
@@ -486,7 +545,8 @@ def test_kill_9_during_a_restore_leaves_the_database_as_it_was(
     before = db_snapshot(target)
     process = subprocess.Popen(
         [sys.executable, "-c", _KILLED_RESTORE, str(tmp_path), target, info.name, mode],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "restoring"
@@ -498,7 +558,8 @@ def test_kill_9_during_a_restore_leaves_the_database_as_it_was(
         for _ in range(100):
             busy = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid()").fetchone()
+                " AND pid <> pg_backend_pid()"
+            ).fetchone()
             if busy == (0,):
                 break
             conn.execute("SELECT pg_sleep(0.1)")
@@ -523,3 +584,37 @@ def test_the_after_restore_hook_fires_with_the_result(odeion_db: str, tmp_path: 
     result = archiver.restore(info.name, "settings", "overwrite")
     assert seen == [result]
     assert result.rescan_required and result.schema_version == 2
+
+
+def test_a_restore_refuses_to_differ_from_the_plan_the_host_reviewed(
+    odeion_db: str, db_snapshot: Snapshot, tmp_path: Path
+) -> None:
+    archiver = Archiver(tmp_path, database_url=odeion_db)
+    info = archiver.create(components=["users_auth"]).archive
+    with psycopg.connect(odeion_db) as conn:
+        conn.execute("DELETE FROM api_tokens")
+        conn.execute("DELETE FROM invite_codes")
+        conn.execute(
+            "DELETE FROM users WHERE id IN (SELECT id FROM users ORDER BY id DESC LIMIT 2)"
+        )
+    reviewed = archiver.plan(info.name, "users_auth", "skip")
+    assert reviewed.counts["users"].insert == 2
+    with psycopg.connect(odeion_db) as conn:  # meanwhile, someone adds an account back
+        conn.execute("INSERT INTO users (username, password_hash) VALUES ('someone-else', 'x')")
+    before = db_snapshot(odeion_db)
+    # Nothing changed in what the plan covers: the reviewed plan is carried out.
+    result = archiver.restore(info.name, "users_auth", "skip", expected=reviewed)
+    assert result.plan.counts["users"] == reviewed.counts["users"]
+    assert db_snapshot(odeion_db) != before
+    # Now the database differs from what was reviewed: refused, nothing changed.
+    with psycopg.connect(odeion_db) as conn:
+        conn.execute("DELETE FROM api_tokens")
+        conn.execute("DELETE FROM invite_codes")
+        conn.execute(
+            "DELETE FROM users WHERE id = (SELECT max(id) FROM users WHERE username"
+            " <> 'someone-else')"
+        )
+    before = db_snapshot(odeion_db)
+    with pytest.raises(RestoreFailedError, match="plan the restore again"):
+        archiver.restore(info.name, "users_auth", "skip", expected=reviewed)
+    assert db_snapshot(odeion_db) == before

@@ -21,8 +21,14 @@ if TYPE_CHECKING:
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
 
 TABLES = {
-    "users", "invite_codes", "api_tokens", "sessions", "system_settings", "libraries",
-    "media_items", "watch_history",
+    "users",
+    "invite_codes",
+    "api_tokens",
+    "sessions",
+    "system_settings",
+    "libraries",
+    "media_items",
+    "watch_history",
 }
 
 
@@ -39,15 +45,26 @@ def test_scales() -> None:
     assert tiny.watch_history < 100
     assert 1_000 <= demo.watch_history <= 100_000
     assert (bench.users, bench.media_items, bench.watch_history) == (
-        100_000, 1_000_000, 10_000_000,
+        100_000,
+        1_000_000,
+        10_000_000,
     )
     with pytest.raises(ValueError, match="libraries"):
-        SeedScale(users=1, invite_codes=0, api_tokens_per_user=0, sessions=0, settings=0,
-                  libraries=0, media_items=1, watch_history=0)
+        SeedScale(
+            users=1,
+            invite_codes=0,
+            api_tokens_per_user=0,
+            sessions=0,
+            settings=0,
+            libraries=0,
+            media_items=1,
+            watch_history=0,
+        )
 
 
 def test_odeion_db_is_seeded_realistically(odeion_db: str) -> None:
     with psycopg.connect(odeion_db) as conn:
+
         def one(query: str) -> Any:
             row = conn.execute(query.encode()).fetchone()
             assert row is not None
@@ -89,7 +106,8 @@ def test_odeion_db_is_seeded_realistically(odeion_db: str) -> None:
 def test_v1_database_uses_use_count(odeion_db_v1: str) -> None:
     with psycopg.connect(odeion_db_v1) as conn:
         columns = {
-            c for (c,) in conn.execute(
+            c
+            for (c,) in conn.execute(
                 "SELECT column_name FROM information_schema.columns "
                 "WHERE table_name IN ('users', 'invite_codes')"
             )
@@ -141,8 +159,16 @@ def test_seed_in_open_transaction_rolls_back(empty_db: str) -> None:
 
 def test_demo_scale_timing(pg18: PgServer) -> None:
     """Seed the demo and a medium scale and print the rates (informative, not asserted)."""
-    scale = SeedScale(users=5_000, invite_codes=500, api_tokens_per_user=2, sessions=5_000,
-                      settings=60, libraries=10, media_items=40_000, watch_history=200_000)
+    scale = SeedScale(
+        users=5_000,
+        invite_codes=500,
+        api_tokens_per_user=2,
+        sessions=5_000,
+        settings=60,
+        libraries=10,
+        media_items=40_000,
+        watch_history=200_000,
+    )
     name = f"seed_timing_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg18.conninfo, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

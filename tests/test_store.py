@@ -156,7 +156,8 @@ def test_a_lock_held_by_another_process_is_busy_until_it_dies(archiver: Archiver
     archiver.data_dir.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLD_LOCK, str(archiver.data_dir)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None
     try:

@@ -23,6 +23,7 @@ from odeion_archive._progress import ProgressPrinter
 from odeion_archive._version import __version__
 from odeion_archive.archiver import Archiver
 from odeion_archive.backup import DEFAULT_COMPONENTS, DEFAULT_FORMAT
+from odeion_archive.demo import run_demo
 from odeion_archive.errors import ArchiveError, BusyError, RestoreBlockedError
 from odeion_archive.restore import CONFLICTS, MODES
 from odeion_archive.results import ArchiveInfo, RestorePlan
@@ -114,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _global_options(parser, defaults=True)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -133,22 +135,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", default=DEFAULT_FORMAT, help=f"zip or tar.zst (default: {DEFAULT_FORMAT})"
     )
     command("list", "list the archives, newest first")
-    for name, text in (("inspect", "print an archive's manifest"),
-                       ("verify", "check every member of an archive")):
-        command(name, text).add_argument("archive", metavar="ARCHIVE",
-                                         help="a name from 'list' or a path to a file")
-    for name, text in (("plan", "show whether and how an archive would restore"),
-                       ("restore", "restore an archive")):
+    for name, text in (
+        ("inspect", "print an archive's manifest"),
+        ("verify", "check every member of an archive"),
+    ):
+        command(name, text).add_argument(
+            "archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file"
+        )
+    for name, text in (
+        ("plan", "show whether and how an archive would restore"),
+        ("restore", "restore an archive"),
+    ):
         sub = command(name, text)
         sub.add_argument("archive", metavar="ARCHIVE", help="a name from 'list' or a path")
         sub.add_argument("--mode", required=True, choices=list(MODES))
-        sub.add_argument("--conflict", default="skip", choices=list(CONFLICTS),
-                         help="for the JSON modes: what to do with existing rows (default: skip)")
-        sub.add_argument("--remap-path", type=_remap, action="append", default=[],
-                         metavar="OLD=NEW", help="full_db: move media roots from OLD to NEW")
+        sub.add_argument(
+            "--conflict",
+            default="skip",
+            choices=list(CONFLICTS),
+            help="for the JSON modes: what to do with existing rows (default: skip)",
+        )
+        sub.add_argument(
+            "--remap-path",
+            type=_remap,
+            action="append",
+            default=[],
+            metavar="OLD=NEW",
+            help="full_db: move media roots from OLD to NEW",
+        )
         sub.add_argument("--acting-user", help="the account performing the restore (protected)")
-        sub.add_argument("--allow-unsafe-dump", action="store_true",
-                         help="full_db: restore dump entries Odeion never uses")
+        sub.add_argument(
+            "--allow-unsafe-dump",
+            action="store_true",
+            help="full_db: restore dump entries Odeion never uses",
+        )
         if name == "restore":
             sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     command("import", "add an uploaded archive to the store").add_argument(
@@ -160,8 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command("plugins", "list the formats and components and the plugins that provide them")
     demo = command("demo", "run the whole job end to end on the embedded PostgreSQL")
-    demo.add_argument("--dir", type=Path, default=None,
-                      help="working directory (default: a new temporary directory)")
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="working directory (default: a new temporary directory)",
+    )
     return parser
 
 
@@ -193,8 +217,12 @@ def _plan_json(plan: RestorePlan) -> dict[str, Any]:
         "warnings": [{"code": i.code, "message": i.message} for i in plan.warnings],
         "steps": list(plan.steps),
         "counts": {
-            table: {"insert": c.insert, "skip": c.skip, "overwrite": c.overwrite,
-                    "rename": c.rename}
+            table: {
+                "insert": c.insert,
+                "skip": c.skip,
+                "overwrite": c.overwrite,
+                "rename": c.rename,
+            }
             for table, c in plan.counts.items()
         },
         "renames": {table: dict(names) for table, names in plan.renames.items()},
@@ -205,22 +233,20 @@ def _plan_json(plan: RestorePlan) -> dict[str, Any]:
 def _plan_text(plan: RestorePlan, out: TextIO) -> None:
     verdict = "can be restored" if plan.can_restore else "CANNOT be restored"
     out.write(f"mode {plan.mode}, conflict {plan.conflict}: the archive {verdict}\n")
-    for issue in plan.blockers:
-        out.write(f"  blocker [{issue.code}] {issue.message}\n")
-    for issue in plan.warnings:
-        out.write(f"  warning [{issue.code}] {issue.message}\n")
-    for step in plan.steps:
-        out.write(f"  step: {step}\n")
-    for table, c in plan.counts.items():
-        out.write(f"  {table}: insert {c.insert}, skip {c.skip}, overwrite {c.overwrite}, "
-                  f"rename {c.rename}\n")
+    out.writelines(f"  blocker [{issue.code}] {issue.message}\n" for issue in plan.blockers)
+    out.writelines(f"  warning [{issue.code}] {issue.message}\n" for issue in plan.warnings)
+    out.writelines(f"  step: {step}\n" for step in plan.steps)
+    out.writelines(
+        f"  {table}: insert {c.insert}, skip {c.skip}, overwrite {c.overwrite}, rename {c.rename}\n"
+        for table, c in plan.counts.items()
+    )
 
 
 class _Output:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
 
-    def result(self, data: Any, text: Callable[[TextIO], None]) -> None:
+    def result(self, data: Any, text: Callable[[TextIO], object]) -> None:
         if self.as_json:
             json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
             sys.stdout.write("\n")
@@ -240,25 +266,26 @@ def _run(args: argparse.Namespace, archiver: Archiver, out: _Output) -> int:
         progress.finish()
 
 
-def _dispatch(  # noqa: PLR0911 - one branch per command
+def _dispatch(
     args: argparse.Namespace, archiver: Archiver, out: _Output, progress: ProgressPrinter
 ) -> int:
     if args.command == "create":
-        result = archiver.create(
-            components=args.components, format=args.format, progress=progress
-        )
+        result = archiver.create(components=args.components, format=args.format, progress=progress)
         progress.finish()
-        out.result(_info_json(result.archive),
-                   lambda o: o.write(f"{result.archive.name}\n"))
+        out.result(_info_json(result.archive), lambda o: o.write(f"{result.archive.name}\n"))
         return EXIT_OK
     if args.command == "list":
         infos = archiver.list()
         out.result(
             [_info_json(i, listing=True) for i in infos],
-            lambda o: [o.write(f"{i.name}  {i.size:>12,}  {i.format:<7}  "
-                               f"{','.join(i.components):<30}  {i.created_at:%Y-%m-%d %H:%M:%S}Z"
-                               f"  server {i.server_version}  schema {i.schema_version}\n")
-                       for i in infos],
+            lambda o: o.write(
+                "".join(
+                    f"{i.name}  {i.size:>12,}  {i.format:<7}  {','.join(i.components):<30}  "
+                    f"{i.created_at:%Y-%m-%d %H:%M:%S}Z  server {i.server_version}  "
+                    f"schema {i.schema_version}\n"
+                    for i in infos
+                )
+            ),
         )
         return EXIT_OK
     if args.command == "inspect":
@@ -272,8 +299,11 @@ def _dispatch(  # noqa: PLR0911 - one branch per command
         problems = [{"member": p.member, "message": p.message} for p in report.problems]
         out.result(
             {"ok": report.ok, "problems": problems},
-            lambda o: o.write("ok\n" if report.ok else "".join(
-                f"{p['member'] or 'container'}: {p['message']}\n" for p in problems)),
+            lambda o: o.write(
+                "ok\n"
+                if report.ok
+                else "".join(f"{p['member'] or 'container'}: {p['message']}\n" for p in problems)
+            ),
         )
         return EXIT_OK if report.ok else EXIT_VERIFY
     if args.command in ("plan", "restore"):
@@ -290,18 +320,23 @@ def _dispatch(  # noqa: PLR0911 - one branch per command
         if args.keep_last < 0:
             raise UsageError("--keep-last takes a number of archives, 0 or more")
         deleted = archiver.prune(args.keep_last)
-        out.result({"deleted": deleted},
-                   lambda o: o.write("".join(f"deleted {n}\n" for n in deleted) or "nothing to delete\n"))
+        out.result(
+            {"deleted": deleted},
+            lambda o: o.write("".join(f"deleted {n}\n" for n in deleted) or "nothing to delete\n"),
+        )
         return EXIT_OK
     if args.command == "plugins":
         provided = archiver.registry.provided()
         failures = archiver.registry.load_failures
         out.result(
-            {"plugins": [{"name": p.name, "kind": p.kind, "plugin": p.plugin} for p in provided],
-             "failures": [str(f) for f in failures]},
-            lambda o: o.write("".join(f"{p.kind:<10} {p.name:<12} from {p.plugin}\n"
-                                      for p in provided)
-                              + "".join(f"failed: {f}\n" for f in failures)),
+            {
+                "plugins": [{"name": p.name, "kind": p.kind, "plugin": p.plugin} for p in provided],
+                "failures": [str(f) for f in failures],
+            },
+            lambda o: o.write(
+                "".join(f"{p.kind:<10} {p.name:<12} from {p.plugin}\n" for p in provided)
+                + "".join(f"failed: {f}\n" for f in failures)
+            ),
         )
         return EXIT_OK
     raise UsageError(f"unknown command {args.command!r}")
@@ -311,8 +346,14 @@ def _plan_or_restore(
     args: argparse.Namespace, archiver: Archiver, out: _Output, progress: ProgressPrinter
 ) -> int:
     remap = dict(args.remap_path)
-    plan = archiver.plan(args.archive, args.mode, args.conflict, remap_paths=remap,
-                         acting_user=args.acting_user, allow_unsafe_dump=args.allow_unsafe_dump)
+    plan = archiver.plan(
+        args.archive,
+        args.mode,
+        args.conflict,
+        remap_paths=remap,
+        acting_user=args.acting_user,
+        allow_unsafe_dump=args.allow_unsafe_dump,
+    )
     if args.command == "plan" or not plan.can_restore:
         out.result(_plan_json(plan), lambda o: _plan_text(plan, o))
         if not plan.can_restore:
@@ -330,18 +371,29 @@ def _plan_or_restore(
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             sys.stderr.write("nothing was changed\n")
             return EXIT_FAILED
-    result = archiver.restore(args.archive, args.mode, args.conflict, remap_paths=remap,
-                              acting_user=args.acting_user,
-                              allow_unsafe_dump=args.allow_unsafe_dump, progress=progress)
+    result = archiver.restore(
+        args.archive,
+        args.mode,
+        args.conflict,
+        remap_paths=remap,
+        acting_user=args.acting_user,
+        allow_unsafe_dump=args.allow_unsafe_dump,
+        progress=progress,
+        expected=plan,
+    )
     progress.finish()
     data = _plan_json(result.plan) | {
         "restored": True,
         "rescan_required": result.rescan_required,
         "schema_version": result.schema_version,
     }
-    out.result(data, lambda o: o.write(
-        f"restored {args.archive} ({args.mode}); database at schema version "
-        f"{result.schema_version}; rescan the libraries now\n"))
+    out.result(
+        data,
+        lambda o: o.write(
+            f"restored {args.archive} ({args.mode}); database at schema version "
+            f"{result.schema_version}; rescan the libraries now\n"
+        ),
+    )
     return EXIT_OK
 
 
@@ -352,13 +404,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = _Output(args.json)
     try:
         if args.command == "demo":
-            from odeion_archive.demo import run_demo
-
-            ok = run_demo(args.dir, report=lambda line: print(
-                line, file=sys.stderr if args.json else sys.stdout, flush=True))
+            ok = run_demo(
+                args.dir,
+                report=lambda line: print(
+                    line, file=sys.stderr if args.json else sys.stdout, flush=True
+                ),
+            )
             return EXIT_OK if ok else EXIT_FAILED
-        with Archiver(args.data_dir, database_url=args.database_url, pg_bin=args.pg_bin,
-                      server_version=args.server_version) as archiver:
+        with Archiver(
+            args.data_dir,
+            database_url=args.database_url,
+            pg_bin=args.pg_bin,
+            server_version=args.server_version,
+        ) as archiver:
             return _run(args, archiver, out)
     except UsageError as exc:
         _error(args, str(exc))

@@ -66,9 +66,7 @@ def _structure_version(value: Any, _type: type) -> tuple[int, int]:
 converter.register_structure_hook(dt.datetime, _structure_datetime)
 converter.register_unstructure_hook(dt.datetime, _unstructure_datetime)
 converter.register_structure_hook_func(lambda t: t == tuple[int, int], _structure_version)
-converter.register_unstructure_hook_func(
-    lambda t: t == tuple[int, int], lambda v: f"{v[0]}.{v[1]}"
-)
+converter.register_unstructure_hook_func(lambda t: t == tuple[int, int], lambda v: f"{v[0]}.{v[1]}")
 
 
 def _parse_version(value: Any) -> tuple[int, int]:
@@ -191,8 +189,9 @@ def manifest_from_parts(head: bytes, tail: bytes) -> Manifest:
                 f"{TAIL_MEMBER} has no entry for component {component.get('name')!r}; "
                 "the archive is incomplete"
             )
-        joined.append({**component, "members": extra.get("members", []),
-                       "facts": extra.get("facts", {})})
+        joined.append(
+            {**component, "members": extra.get("members", []), "facts": extra.get("facts", {})}
+        )
     if by_name:
         raise ManifestError(
             f"{TAIL_MEMBER} names components that {HEAD_MEMBER} does not: {sorted(by_name)}"

@@ -432,9 +432,27 @@ def max_archive_version(pg_restore_major: int) -> tuple[int, int, int]:
 
 TRUSTED_EXTENSIONS: Final = frozenset(
     {
-        "btree_gin", "btree_gist", "citext", "cube", "dict_int", "fuzzystrmatch", "hstore",
-        "intarray", "isn", "lo", "ltree", "pgcrypto", "pg_trgm", "plpgsql", "seg",
-        "tablefunc", "tcn", "tsm_system_rows", "tsm_system_time", "unaccent", "uuid-ossp",
+        "btree_gin",
+        "btree_gist",
+        "citext",
+        "cube",
+        "dict_int",
+        "fuzzystrmatch",
+        "hstore",
+        "intarray",
+        "isn",
+        "lo",
+        "ltree",
+        "pgcrypto",
+        "pg_trgm",
+        "plpgsql",
+        "seg",
+        "tablefunc",
+        "tcn",
+        "tsm_system_rows",
+        "tsm_system_time",
+        "unaccent",
+        "uuid-ossp",
     }
 )
 _SAFE_LANGUAGES: Final = frozenset({"sql", "plpgsql"})

@@ -93,9 +93,17 @@ _SAFE_LANGUAGES: Final = frozenset({"SQL", "PLPGSQL"})
 #: Functions that pg_restore's own SQL calls with SELECT.
 _RESTORE_FUNCTIONS: Final = frozenset(
     {
-        "SET_CONFIG", "SETVAL", "LO_CREATE", "LO_OPEN", "LOWRITE", "LO_CLOSE", "LO_UNLINK",
-        "PG_RESTORE_RELATION_STATS", "PG_RESTORE_ATTRIBUTE_STATS",
-        "PG_CLEAR_RELATION_STATS", "PG_CLEAR_ATTRIBUTE_STATS",
+        "SET_CONFIG",
+        "SETVAL",
+        "LO_CREATE",
+        "LO_OPEN",
+        "LOWRITE",
+        "LO_CLOSE",
+        "LO_UNLINK",
+        "PG_RESTORE_RELATION_STATS",
+        "PG_RESTORE_ATTRIBUTE_STATS",
+        "PG_CLEAR_RELATION_STATS",
+        "PG_CLEAR_ATTRIBUTE_STATS",
     }
 )
 _UNSAFE_CREATE: Final = {
@@ -276,9 +284,11 @@ class SqlGuard:
             self._after_language = True
         # psql's heuristic for CREATE [OR REPLACE] FUNCTION|PROCEDURE ... BEGIN ... END
         if self._idents < 4:
-            letter = upper[0].lower() if upper in (
-                "CREATE", "FUNCTION", "PROCEDURE", "OR", "REPLACE"
-            ) else ""
+            letter = (
+                upper[0].lower()
+                if upper in ("CREATE", "FUNCTION", "PROCEDURE", "OR", "REPLACE")
+                else ""
+            )
             self._marks.append(letter)
             marks = self._marks + [""] * 4
             self._routine = marks[0] == "c" and (
@@ -311,9 +321,10 @@ class SqlGuard:
         verdict = _classify(self._piece)
         if verdict is not None:
             self._refuse(*verdict)
-        is_copy = (
-            self._piece.head[:1] == ["COPY"] and list(self._piece.tail)[-2:] == ["FROM", "STDIN"]
-        )
+        is_copy = self._piece.head[:1] == ["COPY"] and list(self._piece.tail)[-2:] == [
+            "FROM",
+            "STDIN",
+        ]
         if self._psql_begin > 0:
             self._refuse("statements that psql and the server would split apart", True)
         if is_copy and self._pieces != 1:
@@ -384,9 +395,11 @@ class SqlGuard:
                     self._state = "normal"
                     self._copy_line_start = True
                     return pos + (3 if rest.startswith(b"\\.\n") else 4), True
-                if not final and len(rest) < 4 and (b"\\.\r\n".startswith(rest) or (
-                    b"\\.\n".startswith(rest)
-                )):
+                if (
+                    not final
+                    and len(rest) < 4
+                    and (b"\\.\r\n".startswith(rest) or (b"\\.\n".startswith(rest)))
+                ):
                     return pos, False
                 self._copy_line_start = False
             found = data.find(b"\n\\.", pos)
@@ -575,8 +588,11 @@ class _Pipeline:
         environment = dict(env)
         try:
             self.psql = subprocess.Popen(
-                psql_command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                stderr=psql_err, env=environment,
+                psql_command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=psql_err,
+                env=environment,
             )
         except OSError as exc:
             raise RestoreFailedError(
@@ -586,7 +602,9 @@ class _Pipeline:
         try:
             self.restore = subprocess.Popen(
                 [str(pg_restore), "--no-owner", "--no-privileges", "--exit-on-error", "-f", "-"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=restore_err,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=restore_err,
                 env=environment,
             )
         except OSError as exc:
@@ -709,19 +727,27 @@ def replace_database(
     guard = SqlGuard(allow_unsafe=allow_unsafe)
     with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
         pipeline = _Pipeline(
-            conninfo=conninfo, env=env, pg_restore=pg_restore, psql=psql,
-            restore_err=restore_err, psql_err=psql_err,
+            conninfo=conninfo,
+            env=env,
+            pg_restore=pg_restore,
+            psql=psql,
+            restore_err=restore_err,
+            psql_err=psql_err,
         )
         finished = threading.Event()
         writer = threading.Thread(
-            target=_feed_dump, args=(pipeline, dump, on_bytes), name="pg_restore-feed",
+            target=_feed_dump,
+            args=(pipeline, dump, on_bytes),
+            name="pg_restore-feed",
             daemon=True,
         )
         watcher = None
         if cancel is not None:
             watcher = threading.Thread(
-                target=_watch_cancel, args=(pipeline, cancel, finished),
-                name="pg_restore-cancel", daemon=True,
+                target=_watch_cancel,
+                args=(pipeline, cancel, finished),
+                name="pg_restore-cancel",
+                daemon=True,
             )
         try:
             writer.start()

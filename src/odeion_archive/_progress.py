@@ -81,9 +81,7 @@ class ProgressPrinter:
         label = f"{event.component + ' ' if event.component else ''}{event.phase}"
         if event.total:
             fraction = min(event.done / event.total, 1.0)
-            left = (
-                f", {_duration((event.total - event.done) / rate)} left" if rate else ""
-            )
+            left = f", {_duration((event.total - event.done) / rate)} left" if rate else ""
             detail = (
                 f"{fraction:6.1%} {_amount(event.done, event.unit)} of "
                 f"{_amount(event.total, event.unit)}{speed}{left}"

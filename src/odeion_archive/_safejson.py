@@ -77,9 +77,7 @@ def loads(data: bytes | str, *, what: str, max_depth: int = MAX_DEPTH) -> Any:
         # Only documents that could possibly be too deep pay for the scan.
         _check_depth(text, max_depth, what)
     try:
-        return json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except UnsafeArchiveError as exc:
         raise UnsafeArchiveError(str(exc).replace("{what}", what)) from None
     except json.JSONDecodeError as exc:

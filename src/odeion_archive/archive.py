@@ -161,8 +161,7 @@ class ArchiveBuilder:
             raise BackupFailedError("the archive is already finished; build a new one")
         self._finished = True
         components = tuple(
-            attrs.evolve(c, members=tuple(self._members[c.name]),
-                         facts=self._facts.get(c.name, {}))
+            attrs.evolve(c, members=tuple(self._members[c.name]), facts=self._facts.get(c.name, {}))
             for c in self._head.components
         )
         manifest = attrs.evolve(self._head, components=components)
@@ -412,9 +411,15 @@ class ArchiveFile:
     def _listing_errors(self, entries: list[Entry]) -> list[tuple[ArchiveInvalidError, str | None]]:
         """Everything wrong with the listing, most dangerous first."""
         if len(entries) > self._limits.max_members:
-            return [(UnsafeArchiveError(
-                f"the archive holds more than {self._limits.max_members} members; refusing it "
-                "(raise ReadLimits.max_members only for an archive you trust)"), None)]
+            return [
+                (
+                    UnsafeArchiveError(
+                        f"the archive holds more than {self._limits.max_members} members; refusing it "
+                        "(raise ReadLimits.max_members only for an archive you trust)"
+                    ),
+                    None,
+                )
+            ]
         errors: list[tuple[ArchiveInvalidError, str | None]] = []
         for entry in entries:
             try:
@@ -427,21 +432,37 @@ class ArchiveFile:
             errors.append((exc, None))
         expected = self._expected()
         errors.extend(
-            (UnsafeArchiveError(
-                f"member {entry.name!r} is not listed in the manifest; {_DAMAGED}"), entry.name)
-            for entry in entries if entry.name not in expected
+            (
+                UnsafeArchiveError(
+                    f"member {entry.name!r} is not listed in the manifest; {_DAMAGED}"
+                ),
+                entry.name,
+            )
+            for entry in entries
+            if entry.name not in expected
         )
         for entry in entries:
             if entry.name in expected and entry.size != expected[entry.name]:
                 bigger = "larger" if entry.size > expected[entry.name] else "smaller"
-                errors.append((CorruptArchiveError(
-                    f"member {entry.name!r} is {bigger} ({entry.size} bytes) than the manifest "
-                    f"lists ({expected[entry.name]}); {_DAMAGED}"), entry.name))
+                errors.append(
+                    (
+                        CorruptArchiveError(
+                            f"member {entry.name!r} is {bigger} ({entry.size} bytes) than the manifest "
+                            f"lists ({expected[entry.name]}); {_DAMAGED}"
+                        ),
+                        entry.name,
+                    )
+                )
         present = {e.name for e in entries}
         errors.extend(
-            (CorruptArchiveError(
-                f"member {name!r} is listed in the manifest but missing; {_DAMAGED}"), name)
-            for name in expected if name not in present
+            (
+                CorruptArchiveError(
+                    f"member {name!r} is listed in the manifest but missing; {_DAMAGED}"
+                ),
+                name,
+            )
+            for name in expected
+            if name not in present
         )
         return errors
 
@@ -506,8 +527,9 @@ class ArchiveFile:
             finally:
                 walk.close()
 
-        return cast("IO[bytes]", io.BufferedReader(_MemberStream(chunks()),
-                                                    self._limits.chunk_bytes))
+        return cast(
+            "IO[bytes]", io.BufferedReader(_MemberStream(chunks()), self._limits.chunk_bytes)
+        )
 
     # -- verification --------------------------------------------------------
 
@@ -531,8 +553,7 @@ class ArchiveFile:
             listing = self._entries(reader)
         except ArchiveInvalidError as exc:
             return [Problem(None, str(exc))]
-        problems = [Problem(member, str(error))
-                    for error, member in self._listing_errors(listing)]
+        problems = [Problem(member, str(error)) for error, member in self._listing_errors(listing)]
         listed = {m.path: m for m in self.manifest.members}
         listed.update(
             (name, MemberEntry(name, len(data), hashlib.sha256(data).hexdigest()))
@@ -551,8 +572,11 @@ class ArchiveFile:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             component = None if member in MANIFEST_MEMBERS else member.split("/", 1)[0]
-            progress(ProgressEvent(operation="verify", phase="verify", component=component,
-                                   done=done, total=total))
+            progress(
+                ProgressEvent(
+                    operation="verify", phase="verify", component=component, done=done, total=total
+                )
+            )
 
         tick(HEAD_MEMBER)
         try:
@@ -579,19 +603,27 @@ class ArchiveFile:
                     report(entry.name, str(exc))
                     continue
                 if size != member.size:
-                    report(entry.name, f"member {entry.name!r} holds "
-                           f"{'more than ' if size > member.size else ''}{size} bytes, the "
-                           f"manifest lists {member.size}; {_DAMAGED}")
+                    report(
+                        entry.name,
+                        f"member {entry.name!r} holds "
+                        f"{'more than ' if size > member.size else ''}{size} bytes, the "
+                        f"manifest lists {member.size}; {_DAMAGED}",
+                    )
                 elif digest.hexdigest() != member.sha256:
-                    report(entry.name, f"member {entry.name!r} does not match the sha256 the "
-                           f"manifest lists; {_DAMAGED}")
+                    report(
+                        entry.name,
+                        f"member {entry.name!r} does not match the sha256 the "
+                        f"manifest lists; {_DAMAGED}",
+                    )
             current = None
         except ArchiveInvalidError as exc:
             problems.append(Problem(current, str(exc)))
         for name in listed:
             if name not in seen:
-                report(name, f"member {name!r} was not found while reading the archive "
-                       f"through; {_DAMAGED}")
+                report(
+                    name,
+                    f"member {name!r} was not found while reading the archive through; {_DAMAGED}",
+                )
         progress(ProgressEvent(operation="verify", phase="done", done=done, total=total))
         return problems
 

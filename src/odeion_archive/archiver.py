@@ -8,13 +8,14 @@ admin panel and the command line need.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 from odeion_archive._lock import DataDirLock
 from odeion_archive.archive import ArchiveFile
@@ -99,7 +100,7 @@ class Archiver:
             self._embedded = None
             self._embedded_url = None
 
-    def __enter__(self) -> Archiver:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -160,7 +161,7 @@ class Archiver:
         self._notify("odeion_archive_backup_created", result)
         return result
 
-    def list(self) -> list[ArchiveInfo]:
+    def list(self) -> builtins.list[ArchiveInfo]:
         """The archives in the store, newest first."""
         return self._store.list()
 
@@ -197,7 +198,7 @@ class Archiver:
         with self._exclusive("delete"):
             self._store.delete(name)
 
-    def prune(self, keep_last: int) -> list[str]:
+    def prune(self, keep_last: int) -> builtins.list[str]:
         """Keep the newest ``keep_last`` archives; returns the names deleted."""
         with self._exclusive("prune"):
             return self._store.prune(keep_last)
@@ -241,12 +242,15 @@ class Archiver:
         allow_unsafe_dump: bool = False,
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
+        expected: RestorePlan | None = None,
     ) -> RestoreResult:
         """Restore ``archive``; the database is unchanged unless it fully succeeds.
 
         Raises :class:`~odeion_archive.errors.RestoreBlockedError` (with the
-        plan) if the planner finds blockers. Afterwards the host must rescan
-        its libraries; the ``odeion_archive_restore_finished`` hook fires.
+        plan) if there are blockers. Pass the plan the administrator reviewed as
+        ``expected`` to refuse a restore that would now do something else (the
+        database changed since). Afterwards the host must rescan its libraries;
+        the ``odeion_archive_restore_finished`` hook fires.
         """
         options = RestoreOptions(
             mode=mode,
@@ -264,6 +268,7 @@ class Archiver:
                 pg_bin=self._pg_bin,
                 progress=progress,
                 cancel=cancel,
+                expected=expected,
             )
         self._notify("odeion_archive_restore_finished", result)
         return result

@@ -123,9 +123,7 @@ class _Context:
         return self._toolbox.get(name)
 
 
-def _check_space(
-    connection: psycopg.Connection[Any], directory: Path, reserve: int
-) -> None:
+def _check_space(connection: psycopg.Connection[Any], directory: Path, reserve: int) -> None:
     """Refuse a full_db backup that would not fit, estimated from the database size."""
     row = connection.execute("SELECT pg_database_size(current_database())").fetchone()
     estimate = int(row[0]) if row else 0

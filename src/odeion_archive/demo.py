@@ -175,8 +175,10 @@ def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) ->
                     loaded = ", ".join(f"{n} {t}" for t, n in counts.items())
                 else:
                     loaded = "already loaded"
-            done(f"schema version {schema.LATEST_SCHEMA_VERSION}; {loaded}; plus a table "
-                 "'plugin_bookmarks' that only full_db knows")
+            done(
+                f"schema version {schema.LATEST_SCHEMA_VERSION}; {loaded}; plus a table "
+                "'plugin_bookmarks' that only full_db knows"
+            )
 
             archives = {}
             with Archiver(data_dir, database_url=source, server_version="demo") as archiver:
@@ -185,7 +187,7 @@ def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) ->
                     result = archiver.create(format=fmt)
                     archives[fmt] = result.archive
                     done(f"{result.archive.name}, {result.archive.size:,} bytes")
-                for fmt, info in archives.items():
+                for info in archives.values():
                     done = step(f"verifying {info.name}")
                     verdict = archiver.verify(info.name)
                     if not verdict.ok:
@@ -199,32 +201,45 @@ def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) ->
                 schema.migrate(connection)
 
             same = True
-            for target, fmt, mode in ((full_target, "tar.zst", "full_db"),
-                                      (json_target, "zip", "everything_json")):
+            for target, fmt, mode in (
+                (full_target, "tar.zst", "full_db"),
+                (json_target, "zip", "everything_json"),
+            ):
                 with Archiver(data_dir, database_url=target) as archiver:
                     info = archives[fmt]
                     done = step(f"planning the {mode} restore of the {fmt} archive")
                     plan = archiver.plan(info.path, mode, "skip")
-                    done("can restore" if plan.can_restore else
-                         f"blocked: {[b.code for b in plan.blockers]}")
+                    done(
+                        "can restore"
+                        if plan.can_restore
+                        else f"blocked: {[b.code for b in plan.blockers]}"
+                    )
                     done = step(f"restoring {mode} into a fresh database")
-                    result = archiver.restore(info.path, mode, "skip")
-                    done(f"database at schema version {result.schema_version}; libraries to "
-                         "rescan")
+                    restored = archiver.restore(info.path, mode, "skip")
+                    done(
+                        f"database at schema version {restored.schema_version}; libraries to rescan"
+                    )
                 done = step(f"comparing the {mode} restore with the source, table by table")
                 # Ids of API tokens are not carried by JSON: they differ between installs.
                 comparison = compare_databases(
-                    source, target,
+                    source,
+                    target,
                     ignore_columns={} if mode == "full_db" else {"api_tokens": ["id"]},
                 )
-                wanted = None if mode == "full_db" else {
-                    "users", "invite_codes", "api_tokens", "system_settings"}
+                wanted = (
+                    None
+                    if mode == "full_db"
+                    else {"users", "invite_codes", "api_tokens", "system_settings"}
+                )
                 checked = [t for t in comparison.tables if wanted is None or t.table in wanted]
                 for table in checked:
-                    report(f"    {table.table:<20} {table.rows_a!s:>8} -> {table.rows_b!s:>8}  "
-                           f"{'same' if table.same else 'DIFFERENT'}")
+                    report(
+                        f"    {table.table:<20} {table.rows_a!s:>8} -> {table.rows_b!s:>8}  "
+                        f"{'same' if table.same else 'DIFFERENT'}"
+                    )
                 ok = all(t.same for t in checked) and (
-                    wanted is not None or comparison.sequences_same)
+                    wanted is not None or comparison.sequences_same
+                )
                 same = same and ok
                 done("identical" if ok else "DIFFERENT")
         finally:

@@ -209,8 +209,13 @@ class BackupContext(Protocol):
         """Stream a member ``<component>/<name>`` into the archive; returns its entry."""
         ...
 
-    def progress(self, phase: str, done: int, total: int | None = None,
-                 unit: Literal["bytes", "rows", "steps"] = "rows") -> None:
+    def progress(
+        self,
+        phase: str,
+        done: int,
+        total: int | None = None,
+        unit: Literal["bytes", "rows", "steps"] = "rows",
+    ) -> None:
         """Report progress of this component."""
         ...
 
@@ -252,11 +257,18 @@ class PlanContext(Protocol):
 class RestoreContext(PlanContext, Protocol):
     """What a component gets to restore; ``connection`` is inside the restore's transaction."""
 
-    plan: ComponentPlan
+    #: The plan the host reviewed, if it passed one: the restore must do exactly
+    #: that or refuse. ``None``: decide now, inside the transaction.
+    plan: ComponentPlan | None
     cancel: CancelToken
 
-    def progress(self, phase: str, done: int, total: int | None = None,
-                 unit: Literal["bytes", "rows", "steps"] = "rows") -> None:
+    def progress(
+        self,
+        phase: str,
+        done: int,
+        total: int | None = None,
+        unit: Literal["bytes", "rows", "steps"] = "rows",
+    ) -> None:
         """Report progress of this component."""
         ...
 
@@ -285,8 +297,12 @@ class Component(Protocol):
         """Decide what a restore of this component would do, changing nothing."""
         ...
 
-    def restore(self, context: RestoreContext) -> None:
-        """Carry out ``context.plan``; raise to roll everything back."""
+    def restore(self, context: RestoreContext) -> ComponentPlan:
+        """Restore inside the transaction; return what was done. Raise to roll back.
+
+        Decisions are made again inside the transaction; if ``context.plan``
+        is given and they differ from it, refuse (the database changed since).
+        """
         ...
 
 

@@ -108,7 +108,7 @@ class _Context:
         self.schema_version = schema_version
         self.options = options.as_mapping()
         self.cancel = cancel
-        self.plan = plan or ComponentPlan()
+        self.plan = plan
         self._archive = archive
         self._toolbox = toolbox
         self._conninfo = conninfo
@@ -174,11 +174,19 @@ def plan_restore(
     registry: Registry,
     conninfo: str,
     pg_bin: Path | None = None,
+    row_decisions: bool = True,
 ) -> RestorePlan:
-    """Decide whether and how the archive at ``path`` restores; change nothing."""
+    """Decide whether and how the archive at ``path`` restores; change nothing.
+
+    With ``row_decisions`` false, components restored inside the transaction
+    (the JSON ones) are not asked for their per-row predictions: the restore
+    makes those decisions itself, once, inside its transaction.
+    """
     names = components_for(options.mode, registry)
     if options.conflict not in CONFLICTS:
-        raise ValueError(f"unknown conflict strategy {options.conflict!r}; choose one of {CONFLICTS}")
+        raise ValueError(
+            f"unknown conflict strategy {options.conflict!r}; choose one of {CONFLICTS}"
+        )
     try:
         archive = ArchiveFile.open(path, registry)
     except ManifestTooNewError as exc:
@@ -189,7 +197,16 @@ def plan_restore(
         )
     with archive, _connect(conninfo) as connection:
         try:
-            return _plan(archive, names, options, registry, connection, conninfo, pg_bin)
+            return _plan(
+                archive,
+                names,
+                options,
+                registry,
+                connection,
+                conninfo,
+                pg_bin,
+                row_decisions=row_decisions,
+            )
         finally:
             connection.rollback()
 
@@ -202,6 +219,8 @@ def _plan(
     connection: psycopg.Connection[Any],
     conninfo: str,
     pg_bin: Path | None,
+    *,
+    row_decisions: bool,
 ) -> RestorePlan:
     manifest = archive.manifest
     blockers: list[Issue] = []
@@ -210,16 +229,17 @@ def _plan(
     counts: dict[str, RowCounts] = {}
     renames: dict[str, Mapping[str, str]] = {}
 
-    missing = [n for n in names if not manifest.has_component(n)]
-    for name in missing:
-        blockers.append(
-            Issue(
-                "component_missing",
-                f"the mode {options.mode!r} needs the component {name!r}, which this archive "
-                f"does not hold (it holds: {', '.join(manifest.component_names) or 'nothing'}); "
-                "choose a mode that matches the archive, or another archive",
-            )
+    held = ", ".join(manifest.component_names) or "nothing"
+    blockers.extend(
+        Issue(
+            "component_missing",
+            f"the mode {options.mode!r} needs the component {name!r}, which this archive "
+            f"does not hold (it holds: {held}); choose a mode that matches the archive, or "
+            "another archive",
         )
+        for name in names
+        if not manifest.has_component(name)
+    )
     components: list[Component] = []
     for name in names:
         try:
@@ -266,6 +286,8 @@ def _plan(
             warnings=(_rescan_warning(),),
         )
     for component in components:
+        if not row_decisions and component.restore_scope == "transaction":
+            continue
         context = _Context(
             archive=archive,
             entry=manifest.component(component.name),
@@ -317,28 +339,46 @@ def run_restore(
     pg_bin: Path | None = None,
     progress: ProgressCallback = null_progress,
     cancel: CancelToken | None = None,
+    expected: RestorePlan | None = None,
 ) -> RestoreResult:
-    """Plan, then carry out the plan; the database is unchanged unless it succeeds.
+    """Check, then restore; the database is unchanged unless it all succeeds.
+
+    The checks that need no per-row work run first (blockers refuse the
+    restore); the components then decide and apply inside one transaction. With
+    ``expected`` (the plan the host showed), a restore whose decisions differ
+    from it is refused: the database changed since.
 
     The caller holds the data directory's lock.
     """
     cancel = cancel or CancelToken()
     started = time.monotonic()
-    plan = plan_restore(path, options, registry=registry, conninfo=conninfo, pg_bin=pg_bin)
-    if not plan.can_restore:
+    if expected is not None and (expected.mode, expected.conflict) != (
+        options.mode,
+        options.conflict,
+    ):
+        raise ValueError(
+            f"the plan given is for mode {expected.mode!r} with {expected.conflict!r}, not "
+            f"{options.mode!r} with {options.conflict!r}; plan the restore you mean to run"
+        )
+    checked = plan_restore(
+        path, options, registry=registry, conninfo=conninfo, pg_bin=pg_bin, row_decisions=False
+    )
+    if not checked.can_restore:
         raise RestoreBlockedError(
             "the archive cannot be restored: "
-            + "; ".join(f"[{b.code}] {b.message}" for b in plan.blockers),
-            plan,
+            + "; ".join(f"[{b.code}] {b.message}" for b in checked.blockers),
+            checked,
         )
-    components = [registry.component(name) for name in plan.components]
+    components = [registry.component(name) for name in checked.components]
+    done: list[ComponentPlan] = []
     with ArchiveFile.open(path, registry) as archive, _connect(conninfo) as connection:
         # A damaged archive must not change the database in any mode, even where the
         # damage lies in a member this mode does not use: check it all first.
         report = archive.verify(progress=progress, cancel=cancel)
         if not report.ok:
-            details = "; ".join(f"{p.member or 'container'}: {p.message}"
-                                for p in report.problems[:3])
+            details = "; ".join(
+                f"{p.member or 'container'}: {p.message}" for p in report.problems[:3]
+            )
             raise CorruptArchiveError(
                 f"the archive is damaged ({details}); nothing was changed, restore from an "
                 "intact copy"
@@ -359,9 +399,10 @@ def run_restore(
                             message=f"restoring {component.name}",
                         )
                     )
-                    part = ComponentPlan(
-                        counts={t: c for t, c in plan.counts.items()},
-                        renames=plan.renames,
+                    reviewed = (
+                        None
+                        if expected is None
+                        else ComponentPlan(counts=expected.counts, renames=expected.renames)
                     )
                     context = _Context(
                         archive=archive,
@@ -373,9 +414,9 @@ def run_restore(
                         conninfo=conninfo,
                         cancel=cancel,
                         progress=progress,
-                        plan=part,
+                        plan=reviewed,
                     )
-                    component.restore(context)
+                    done.append(component.restore(context))
                     cancel.raise_if_cancelled()
         except ArchiveError:
             raise
@@ -386,6 +427,22 @@ def run_restore(
         connection.rollback()
         schema_after = schema.schema_version(connection)
         connection.rollback()
-    return RestoreResult(
-        plan=plan, schema_version=schema_after, seconds=time.monotonic() - started
+    carried_out = attrs.evolve(
+        checked,
+        warnings=_merge_issues(checked.warnings, *(p.warnings for p in done)),
+        steps=checked.steps
+        + tuple(step for p in done for step in p.steps if step not in checked.steps),
+        counts={**checked.counts, **{t: c for p in done for t, c in p.counts.items()}},
+        renames={**checked.renames, **{t: r for p in done for t, r in p.renames.items()}},
+        schema_version=schema_after,
     )
+    return RestoreResult(
+        plan=carried_out, schema_version=schema_after, seconds=time.monotonic() - started
+    )
+
+
+def _merge_issues(*groups: tuple[Issue, ...]) -> tuple[Issue, ...]:
+    merged: list[Issue] = []
+    for group in groups:
+        merged.extend(issue for issue in group if issue not in merged)
+    return tuple(merged)

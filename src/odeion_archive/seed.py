@@ -118,8 +118,7 @@ def _h(expr: str, stream: int) -> str:
     ``stream`` separates independent choices made for the same row.
     """
     return (
-        f"(hashint8(({expr})::bigint * 1000003 + {stream * 7919} + %(salt)s::bigint)"
-        " & 2147483647)"
+        f"(hashint8(({expr})::bigint * 1000003 + {stream * 7919} + %(salt)s::bigint) & 2147483647)"
     )
 
 
@@ -138,28 +137,107 @@ def _quote(value: str) -> str:
 
 
 _NAMES = _lit(
-    ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-     "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "zoe"]
+    [
+        "alice",
+        "bob",
+        "carol",
+        "dave",
+        "erin",
+        "frank",
+        "grace",
+        "heidi",
+        "ivan",
+        "judy",
+        "mallory",
+        "niaj",
+        "olivia",
+        "peggy",
+        "rupert",
+        "sybil",
+        "trent",
+        "victor",
+        "walter",
+        "zoe",
+    ]
 )
 _DISPLAY_NAMES = _lit(
-    ["Alice Liddell", "Bob Ødegaard", "Zoë Saldaña", "José Álvarez", "Åsa Lindström", "李雷",
-     "Мария Иванова", "Françoise Hardy", "Nguyễn Văn An", "Σωκράτης", "محمد الأحمد",
-     "🎬 Movie Night", "Ólafur Arnalds", "Renée O'Connor", "Łukasz Żółć", "山田 花子"]
+    [
+        "Alice Liddell",
+        "Bob Ødegaard",
+        "Zoë Saldaña",
+        "José Álvarez",
+        "Åsa Lindström",
+        "李雷",
+        "Мария Иванова",
+        "Françoise Hardy",
+        "Nguyễn Văn An",
+        "Σωκράτης",
+        "محمد الأحمد",
+        "🎬 Movie Night",
+        "Ólafur Arnalds",
+        "Renée O'Connor",
+        "Łukasz Żółć",
+        "山田 花子",
+    ]
 )
 _LOCALES = _lit(["en", "en", "en", "de", "fr", "ja", "pt-BR", "sv", "zh-Hans"])
 _THEMES = _lit(["dark", "light", "system"])
 _TOKEN_NAMES = ["cli", "mobile", "home-assistant", "backup-script", "living-room-tv"]
 _WORDS = _lit(
-    ["Silent", "Crimson", "Last", "Northern", "Hidden", "Electric", "Broken", "Golden",
-     "Amélie", "Ça", "Über", "千と千尋", "Дорога", "Midnight", "Paper", "Wild"]
+    [
+        "Silent",
+        "Crimson",
+        "Last",
+        "Northern",
+        "Hidden",
+        "Electric",
+        "Broken",
+        "Golden",
+        "Amélie",
+        "Ça",
+        "Über",
+        "千と千尋",
+        "Дорога",
+        "Midnight",
+        "Paper",
+        "Wild",
+    ]
 )
 _NOUNS = _lit(
-    ["River", "Empire", "Garden", "Signal", "Harbor", "Symphony", "Machine", "Summer",
-     "Frontier", "Lanterns", "Orchard", "Voyage", "Echoes", "Kingdom", "Mirror", "Tide"]
+    [
+        "River",
+        "Empire",
+        "Garden",
+        "Signal",
+        "Harbor",
+        "Symphony",
+        "Machine",
+        "Summer",
+        "Frontier",
+        "Lanterns",
+        "Orchard",
+        "Voyage",
+        "Echoes",
+        "Kingdom",
+        "Mirror",
+        "Tide",
+    ]
 )
 _CAMERAS = _lit(["Pentax K-3", "iPhone 15", "Fujifilm X-T5"])
-_GENRES = _lit(["drama", "comedy", "documentary", "sci-fi", "jazz", "rock", "classical",
-                "thriller", "animation", "family"])
+_GENRES = _lit(
+    [
+        "drama",
+        "comedy",
+        "documentary",
+        "sci-fi",
+        "jazz",
+        "rock",
+        "classical",
+        "thriller",
+        "animation",
+        "family",
+    ]
+)
 
 # Settings every server has (key, JSON value): numbers, strings, objects, arrays, booleans, null.
 _SETTINGS: list[tuple[str, Any]] = [

@@ -8,6 +8,7 @@ a hidden temporary file, which the next mutating operation removes.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as dt
 import logging
@@ -60,7 +61,7 @@ class BackupStore:
 
     # -- reading -------------------------------------------------------------
 
-    def list(self) -> list[ArchiveInfo]:
+    def list(self) -> builtins.list[ArchiveInfo]:
         """Every archive, newest first, as read from their manifests.
 
         A file that is not a readable archive is left out (and logged).
@@ -88,9 +89,7 @@ class BackupStore:
     def path_of(self, name: str) -> Path:
         """The path of the archive ``name``; :class:`NotFoundError` if absent."""
         if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
-            raise NotFoundError(
-                f"{name!r} is not an archive name; use a name that 'list' shows"
-            )
+            raise NotFoundError(f"{name!r} is not an archive name; use a name that 'list' shows")
         path = self._dir / name
         if not path.is_file():
             raise NotFoundError(
@@ -104,7 +103,7 @@ class BackupStore:
 
     # -- writing (callers hold the data directory's lock) ---------------------
 
-    def clean_leftovers(self) -> list[str]:
+    def clean_leftovers(self) -> builtins.list[str]:
         """Remove temporary files of interrupted operations; returns their names."""
         removed = []
         if self._dir.is_dir():
@@ -181,7 +180,7 @@ class BackupStore:
         self.path_of(name).unlink()
         _fsync_dir(self._dir)
 
-    def prune(self, keep_last: int) -> list[str]:
+    def prune(self, keep_last: int) -> builtins.list[str]:
         """Delete all but the newest ``keep_last`` archives (by manifest time)."""
         if keep_last < 0:
             raise ValueError("keep_last must be zero or more")

@@ -90,8 +90,9 @@ def write_archive(
     chunk_size: int = 64 * 1024,
 ) -> Manifest:
     """Write ``{component: {name: data}}`` as an archive to ``stream``; return its manifest."""
-    builder = ArchiveBuilder(fmt, stream, head=head_manifest(fmt, tuple(members),
-                                                               created_at=created_at))
+    builder = ArchiveBuilder(
+        fmt, stream, head=head_manifest(fmt, tuple(members), created_at=created_at)
+    )
     for component, files in members.items():
         for name, data in files.items():
             chunks = (data[i : i + chunk_size] for i in range(0, len(data), chunk_size))
@@ -223,8 +224,9 @@ def _check_damage(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None
         )
 
 
-def _raw_archive(fmt: ArchiveFormat, path: Path, manifest: Manifest,
-                 members: Iterator[tuple[str, bytes]]) -> None:
+def _raw_archive(
+    fmt: ArchiveFormat, path: Path, manifest: Manifest, members: Iterator[tuple[str, bytes]]
+) -> None:
     """Write manifest head, ``members`` and tail with the bare format writer."""
     with path.open("wb") as stream:
         writer = fmt.open_writer(stream)
@@ -235,8 +237,9 @@ def _raw_archive(fmt: ArchiveFormat, path: Path, manifest: Manifest,
         writer.close()
 
 
-def _expect_refusal(path: Path, registry: Registry, what: str,
-                    limits: ReadLimits | None = None) -> None:
+def _expect_refusal(
+    path: Path, registry: Registry, what: str, limits: ReadLimits | None = None
+) -> None:
     handed_out = 0
     try:
         with ArchiveFile.open(path, registry, limits=limits) as archive:
@@ -245,8 +248,9 @@ def _expect_refusal(path: Path, registry: Registry, what: str,
                     handed_out += len(chunk)
     except ArchiveInvalidError:
         return
-    raise AssertionError(f"an archive with {what} was read without refusal "
-                         f"({handed_out} bytes handed out)")
+    raise AssertionError(
+        f"an archive with {what} was read without refusal ({handed_out} bytes handed out)"
+    )
 
 
 def _check_refusals(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None:
@@ -260,11 +264,14 @@ def _check_refusals(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> No
         raise AssertionError(f"{fmt.name}: the writer accepts the unsafe name {name!r}")
     data = b"listed member data\n" * 10
     member = MemberEntry("users_auth/a.jsonl", len(data), hashlib.sha256(data).hexdigest())
-    listed = attrs.evolve(head_manifest(fmt, ("users_auth",)),
-                          components=(ComponentEntry("users_auth", 1, (member,)),))
+    listed = attrs.evolve(
+        head_manifest(fmt, ("users_auth",)),
+        components=(ComponentEntry("users_auth", 1, (member,)),),
+    )
     path = workdir / f"refuse{fmt.suffix}"
-    _raw_archive(fmt, path, listed, iter([("users_auth/a.jsonl", data),
-                                          ("users_auth/unlisted.jsonl", b"x")]))
+    _raw_archive(
+        fmt, path, listed, iter([("users_auth/a.jsonl", data), ("users_auth/unlisted.jsonl", b"x")])
+    )
     _expect_refusal(path, registry, "a member the manifest does not list")
     _raw_archive(fmt, path, listed, iter([]))
     _expect_refusal(path, registry, "a listed member missing")
@@ -275,5 +282,6 @@ def _check_refusals(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> No
         assert [e.path for e, chunks in archive.walk() if b"".join(chunks)] == [
             "users_auth/a.jsonl"
         ], f"{fmt.name}: a hand-written valid archive does not read back"
-    _expect_refusal(path, registry, "more members than ReadLimits.max_members",
-                    ReadLimits(max_members=2))
+    _expect_refusal(
+        path, registry, "more members than ReadLimits.max_members", ReadLimits(max_members=2)
+    )

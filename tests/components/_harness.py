@@ -73,8 +73,13 @@ class _Collector:
         self.entries.append(entry)
         return entry
 
-    def progress(self, phase: str, done: int, total: int | None = None,
-                 unit: Literal["bytes", "rows", "steps"] = "rows") -> None:
+    def progress(
+        self,
+        phase: str,
+        done: int,
+        total: int | None = None,
+        unit: Literal["bytes", "rows", "steps"] = "rows",
+    ) -> None:
         pass
 
     def tool_env(self) -> tuple[str, dict[str, str]]:
@@ -130,7 +135,7 @@ class Context:
         self.conflict: Conflict = conflict
         self.schema_version = schema_version(connection)
         self.options = options
-        self.plan = plan or ComponentPlan()
+        self.plan: ComponentPlan | None = plan
         self.cancel = CancelToken()
         self.events: list[tuple[str, int, int | None]] = []
         self._archive = archive
@@ -147,8 +152,13 @@ class Context:
     def tool_env(self) -> tuple[str, dict[str, str]]:
         raise NotImplementedError
 
-    def progress(self, phase: str, done: int, total: int | None = None,
-                 unit: Literal["bytes", "rows", "steps"] = "rows") -> None:
+    def progress(
+        self,
+        phase: str,
+        done: int,
+        total: int | None = None,
+        unit: Literal["bytes", "rows", "steps"] = "rows",
+    ) -> None:
         self.events.append((phase, done, total))
 
 

@@ -140,15 +140,23 @@ class Overlap:
         self.code_changed, self.code_gone = codes[0], codes[1]
         execute(
             target,
-            ("UPDATE users SET password_hash = 'changed', display_name = 'Changed' WHERE id = %s",
-             (self.changed_id,)),
+            (
+                "UPDATE users SET password_hash = 'changed', display_name = 'Changed' WHERE id = %s",
+                (self.changed_id,),
+            ),
             ("DELETE FROM users WHERE id IN (%s, %s)", (self.gone_id, self.email_id)),
-            ("INSERT INTO users (username, email, password_hash) VALUES ('squatter', %s, 'h')",
-             (self.taken_email,)),
-            ("INSERT INTO users (username, password_hash) VALUES (%s, 'other')",
-             (f"{self.changed}-restored",)),
-            ("UPDATE invite_codes SET role = 'guest', max_uses = 99 WHERE code = %s",
-             (self.code_changed,)),
+            (
+                "INSERT INTO users (username, email, password_hash) VALUES ('squatter', %s, 'h')",
+                (self.taken_email,),
+            ),
+            (
+                "INSERT INTO users (username, password_hash) VALUES (%s, 'other')",
+                (f"{self.changed}-restored",),
+            ),
+            (
+                "UPDATE invite_codes SET role = 'guest', max_uses = 99 WHERE code = %s",
+                (self.code_changed,),
+            ),
             ("DELETE FROM invite_codes WHERE code = %s", (self.code_gone,)),
             "UPDATE system_settings SET value = '\"Changed\"' WHERE key = 'server.name'",
             "DELETE FROM system_settings WHERE key = 'ui.theme'",
@@ -415,16 +423,37 @@ def _edit_first_line(archive: Archive, path: str, old: bytes, new: bytes) -> Arc
     ("edit", "message"),
     [
         (lambda a: _repeat_line(a, "users_auth/users.jsonl"), "more than once"),
-        (lambda a: _edit_first_line(a, "users_auth/users.jsonl", b'"role": "admin"',
-                                    b'"role": "root"'), "admin, user or guest"),
-        (lambda a: _edit_first_line(a, "users_auth/users.jsonl", b'"created_at": "',
-                                    b'"created_at": "yesterday'), "PostgreSQL refuses"),
-        (lambda a: _edit_first_line(a, "users_auth/users.jsonl", b'"disabled": false',
-                                    b'"disabled": false, "disabled": true'), "appears twice"),
-        (lambda a: _edit_first_line(a, "users_auth/invite_codes.jsonl", b"{",
-                                    b'{"extra": NaN, '), "NaN"),
-        (lambda a: _edit_first_line(a, "users_auth/api_tokens.jsonl", b"{",
-                                    b'{"extra": 1, '), "unknown field"),
+        (
+            lambda a: _edit_first_line(
+                a, "users_auth/users.jsonl", b'"role": "admin"', b'"role": "root"'
+            ),
+            "admin, user or guest",
+        ),
+        (
+            lambda a: _edit_first_line(
+                a, "users_auth/users.jsonl", b'"created_at": "', b'"created_at": "yesterday'
+            ),
+            "PostgreSQL refuses",
+        ),
+        (
+            lambda a: _edit_first_line(
+                a,
+                "users_auth/users.jsonl",
+                b'"disabled": false',
+                b'"disabled": false, "disabled": true',
+            ),
+            "appears twice",
+        ),
+        (
+            lambda a: _edit_first_line(
+                a, "users_auth/invite_codes.jsonl", b"{", b'{"extra": NaN, '
+            ),
+            "NaN",
+        ),
+        (
+            lambda a: _edit_first_line(a, "users_auth/api_tokens.jsonl", b"{", b'{"extra": 1, '),
+            "unknown field",
+        ),
     ],
     ids=["duplicate-user", "bad-role", "bad-time", "duplicate-key", "nan", "unknown-field"],
 )
@@ -455,9 +484,19 @@ def test_100k_users_restore_quickly(pg18: Any, capsys: pytest.CaptureFixture[str
         fresh_database(source, 2)
         fresh_database(target, 2)
         with psycopg.connect(source) as conn, conn.transaction():
-            seed(conn, SeedScale(users=100_000, invite_codes=20_000, api_tokens_per_user=3,
-                                 sessions=0, settings=100, libraries=0, media_items=0,
-                                 watch_history=0))
+            seed(
+                conn,
+                SeedScale(
+                    users=100_000,
+                    invite_codes=20_000,
+                    api_tokens_per_user=3,
+                    sessions=0,
+                    settings=100,
+                    libraries=0,
+                    media_items=0,
+                    watch_history=0,
+                ),
+            )
         archive = take_backup(source)
         timings = []
         runs: list[tuple[Conflict, str, str]] = [

@@ -9,6 +9,7 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from odeion_archive.archive import ArchiveBuilder
 from odeion_archive.formats.tarzst import TarZstFormat
@@ -20,22 +21,32 @@ MIB = 1024 * 1024
 
 def generated(mebibytes: int) -> Iterator[bytes]:
     """Text-like, compressible, different in every chunk: JSON lines with counters."""
-    lines = b"".join(b'{"id":%08d,"path":"/media/films/title-%08d.mkv","plays":%d}\n'
-                     % (i, i * 7, i % 13) for i in range(16_000))
+    lines = b"".join(
+        b'{"id":%08d,"path":"/media/films/title-%08d.mkv","plays":%d}\n' % (i, i * 7, i % 13)
+        for i in range(16_000)
+    )
     block = (lines * (MIB // len(lines) + 1))[:MIB]
     for number in range(mebibytes):
         yield b"%08d" % number + block[8:]
 
 
 def main() -> None:
-    name, level, mebibytes, give_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
-        sys.argv[4] == "1"
+    name, level, mebibytes, give_size = (
+        sys.argv[1],
+        int(sys.argv[2]),
+        int(sys.argv[3]),
+        sys.argv[4] == "1",
+    )
     fmt = ZipFormat(level) if name == "zip" else TarZstFormat(level)
     start = time.perf_counter()
-    out = open(sys.argv[5], "w+b") if len(sys.argv) > 5 else sys.stdout.buffer  # noqa: SIM115
+    out = Path(sys.argv[5]).open("w+b") if len(sys.argv) > 5 else sys.stdout.buffer  # noqa: SIM115
     builder = ArchiveBuilder(fmt, out, head=head_manifest(fmt, ("full_db",)))
-    builder.add_member("full_db", "database.dump", generated(mebibytes),
-                       size=mebibytes * MIB if give_size else None)
+    builder.add_member(
+        "full_db",
+        "database.dump",
+        generated(mebibytes),
+        size=mebibytes * MIB if give_size else None,
+    )
     builder.finish()
     out.flush()
     seconds = time.perf_counter() - start

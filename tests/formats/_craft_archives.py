@@ -24,25 +24,36 @@ def manifest_for(fmt_name: str, files: dict[str, bytes]) -> Manifest:
     components: dict[str, list[MemberEntry]] = {}
     for path, data in files.items():
         components.setdefault(path.split("/", 1)[0], []).append(
-            MemberEntry(path, len(data), hashlib.sha256(data).hexdigest()))
+            MemberEntry(path, len(data), hashlib.sha256(data).hexdigest())
+        )
     return Manifest(
-        created_at=FIXED_TIME, library_version="1.0.0", server_version="10.10.0",
-        schema_version=1, format=fmt_name,
-        components=tuple(ComponentEntry(name, 1, tuple(members))
-                         for name, members in components.items()),
+        created_at=FIXED_TIME,
+        library_version="1.0.0",
+        server_version="10.10.0",
+        schema_version=1,
+        format=fmt_name,
+        components=tuple(
+            ComponentEntry(name, 1, tuple(members)) for name, members in components.items()
+        ),
     )
 
 
 def with_sizes(manifest: Manifest, sizes: dict[str, int]) -> Manifest:
     """``manifest`` with some members' sizes replaced."""
-    return attrs.evolve(manifest, components=tuple(
-        attrs.evolve(c, members=tuple(attrs.evolve(m, size=sizes.get(m.path, m.size))
-                                      for m in c.members))
-        for c in manifest.components))
+    return attrs.evolve(
+        manifest,
+        components=tuple(
+            attrs.evolve(
+                c, members=tuple(attrs.evolve(m, size=sizes.get(m.path, m.size)) for m in c.members)
+            )
+            for c in manifest.components
+        ),
+    )
 
 
-def craft_zip(path: Path, manifest: Manifest, entries: Sequence[tuple[zipfile.ZipInfo | str,
-                                                                      bytes]]) -> None:
+def craft_zip(
+    path: Path, manifest: Manifest, entries: Sequence[tuple[zipfile.ZipInfo | str, bytes]]
+) -> None:
     """A zip written by :mod:`zipfile`: head manifest, ``entries``, tail manifest."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicate names are the point of some tests
@@ -53,8 +64,9 @@ def craft_zip(path: Path, manifest: Manifest, entries: Sequence[tuple[zipfile.Zi
             archive.writestr(TAIL_MEMBER, manifest.tail_json())
 
 
-def tar_info(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE,
-             **pax: str) -> tarfile.TarInfo:
+def tar_info(
+    name: str, size: int = 0, kind: bytes = tarfile.REGTYPE, **pax: str
+) -> tarfile.TarInfo:
     """A tar header; ``pax`` records override what the ustar fields say."""
     info = tarfile.TarInfo(name)
     info.size = size
@@ -70,8 +82,11 @@ def _tar_bytes(info: tarfile.TarInfo, data: bytes) -> bytes:
     return info.tobuf(format=tarfile.PAX_FORMAT) + data + bytes(-len(data) % 512)
 
 
-def _member_frame(info: tarfile.TarInfo, data: bytes, compressor: zstandard.ZstdCompressor,
-                  ) -> bytes:
+def _member_frame(
+    info: tarfile.TarInfo,
+    data: bytes,
+    compressor: zstandard.ZstdCompressor,
+) -> bytes:
     return compressor.compress(_tar_bytes(info, data))
 
 
@@ -89,9 +104,15 @@ def craft_tarzst(
     entries go into the frame of the last entry, where the index cannot see them.
     """
     normal = zstandard.ZstdCompressor(level=3, write_checksum=True, write_content_size=False)
-    special = normal if window_log is None else zstandard.ZstdCompressor(
-        compression_params=zstandard.ZstdCompressionParameters(
-            window_log=window_log, write_checksum=True, write_content_size=False))
+    special = (
+        normal
+        if window_log is None
+        else zstandard.ZstdCompressor(
+            compression_params=zstandard.ZstdCompressionParameters(
+                window_log=window_log, write_checksum=True, write_content_size=False
+            )
+        )
+    )
     out = io.BytesIO()
     index: list[list[object]] = []
     head, tail = manifest.head_json(), manifest.tail_json()
@@ -111,8 +132,9 @@ def craft_tarzst(
     out.write(normal.compress(bytes(1024)))
     seal = hashlib.sha256(out.getvalue()).digest()
     raw_index = _safejson.dumps({"end": end, "members": index})
-    footer = tarzst._FOOTER.pack(hashlib.sha256(raw_index).digest(), seal, len(raw_index),
-                                 tarzst.FOOTER_MAGIC)
+    footer = tarzst._FOOTER.pack(
+        hashlib.sha256(raw_index).digest(), seal, len(raw_index), tarzst.FOOTER_MAGIC
+    )
     out.write(tarzst._SKIPPABLE.pack(tarzst._SKIPPABLE_MAGIC, len(raw_index) + len(footer)))
     out.write(raw_index + footer)
     path.write_bytes(out.getvalue())

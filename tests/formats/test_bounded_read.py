@@ -51,13 +51,17 @@ class CountingFile(io.RawIOBase):
 
 
 @pytest.fixture(scope="module", params=["zip", "tar.zst"])
-def large(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-          ) -> tuple[ArchiveFormat, Path, Manifest]:
+def large(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ArchiveFormat, Path, Manifest]:
     """A 40 MiB archive of incompressible data, with several members before the tail."""
     fmt: ArchiveFormat = ZipFormat(level=1) if request.param == "zip" else TarZstFormat(level=1)
     path = tmp_path_factory.mktemp("large") / f"large{fmt.suffix}"
-    members = {"full_db": {"database.dump": os.urandom(32 * MIB)},
-               "users_auth": {f"part{i}.jsonl": os.urandom(MIB) for i in range(8)}}
+    members = {
+        "full_db": {"database.dump": os.urandom(32 * MIB)},
+        "users_auth": {f"part{i}.jsonl": os.urandom(MIB) for i in range(8)},
+    }
     with path.open("wb") as stream:
         manifest = write_archive(fmt, stream, members)
     assert path.stat().st_size > 40 * MIB
@@ -78,7 +82,8 @@ def test_reader_reads_the_manifest_members_with_a_bounded_read(
 
 
 def test_opening_the_archive_reads_a_bounded_number_of_bytes(
-    large: tuple[ArchiveFormat, Path, Manifest], registry: Registry,
+    large: tuple[ArchiveFormat, Path, Manifest],
+    registry: Registry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _fmt, path, manifest = large

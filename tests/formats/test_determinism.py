@@ -37,17 +37,22 @@ def test_same_members_give_identical_bytes_whatever_the_chunking(fmt: ArchiveFor
     assert _bytes(fmt, MEMBERS, 7) == first
 
 
-def test_other_order_gives_other_bytes_in_the_given_order(fmt: ArchiveFormat,
-                                                          registry: Registry,
-                                                          tmp_path: Path) -> None:
-    swapped = {"settings": dict(reversed(MEMBERS["settings"].items())),
-               "users_auth": MEMBERS["users_auth"]}
+def test_other_order_gives_other_bytes_in_the_given_order(
+    fmt: ArchiveFormat, registry: Registry, tmp_path: Path
+) -> None:
+    swapped = {
+        "settings": dict(reversed(MEMBERS["settings"].items())),
+        "users_auth": MEMBERS["users_auth"],
+    }
     path = tmp_path / f"x{fmt.suffix}"
     path.write_bytes(_bytes(fmt, swapped, 1024))
     assert path.read_bytes() != _bytes(fmt, MEMBERS, 1024)
     with ArchiveFile.open(path, registry) as archive:
         assert [e.path for e, _ in archive.walk()] == [
-            "settings/a.json", "settings/b.json", "users_auth/users.jsonl"]
+            "settings/a.json",
+            "settings/b.json",
+            "users_auth/users.jsonl",
+        ]
 
 
 def test_zip_headers_are_fixed() -> None:
@@ -55,8 +60,12 @@ def test_zip_headers_are_fixed() -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         infos = archive.infolist()
     assert [i.filename for i in infos] == [
-        "manifest.json", "settings/b.json", "settings/a.json", "users_auth/users.jsonl",
-        "manifest-tail.json"]
+        "manifest.json",
+        "settings/b.json",
+        "settings/a.json",
+        "users_auth/users.jsonl",
+        "manifest-tail.json",
+    ]
     for info in infos:
         assert info.date_time == (1980, 1, 1, 0, 0, 0)
         assert info.external_attr >> 16 == 0o100644
@@ -66,16 +75,27 @@ def test_zip_headers_are_fixed() -> None:
 
 def test_tar_headers_are_fixed() -> None:
     data = _bytes(TarZstFormat(), MEMBERS, 1024)
-    raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data),
-                                                     read_across_frames=True).read()
+    raw = (
+        zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+    )
     with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as archive:
         infos = archive.getmembers()
     assert [i.name for i in infos] == [
-        "manifest.json", "settings/b.json", "settings/a.json", "users_auth/users.jsonl",
-        "manifest-tail.json"]
+        "manifest.json",
+        "settings/b.json",
+        "settings/a.json",
+        "users_auth/users.jsonl",
+        "manifest-tail.json",
+    ]
     for info in infos:
         assert (info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode) == (
-            0, 0, 0, "", "", 0o644)
+            0,
+            0,
+            0,
+            "",
+            "",
+            0o644,
+        )
         assert info.isreg()
 
 
@@ -91,8 +111,10 @@ def test_levels_change_bytes_but_not_content(registry: Registry, tmp_path: Path)
 
 def test_writer_works_on_a_real_pipe(fmt: ArchiveFormat, tmp_path: Path) -> None:
     target = tmp_path / f"piped{fmt.suffix}"
-    with target.open("wb") as sink, subprocess.Popen(["cat"], stdin=subprocess.PIPE,
-                                                     stdout=sink) as cat:
+    with (
+        target.open("wb") as sink,
+        subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=sink) as cat,
+    ):
         assert cat.stdin is not None
         write_archive(fmt, cat.stdin, MEMBERS)
         cat.stdin.close()
@@ -102,8 +124,9 @@ def test_writer_works_on_a_real_pipe(fmt: ArchiveFormat, tmp_path: Path) -> None
 # -- property 5 ----------------------------------------------------------------------
 
 
-def test_format_is_recognised_from_bytes_not_name(fmt: ArchiveFormat, registry: Registry,
-                                                 tmp_path: Path) -> None:
+def test_format_is_recognised_from_bytes_not_name(
+    fmt: ArchiveFormat, registry: Registry, tmp_path: Path
+) -> None:
     other = ".tar.zst" if fmt.suffix == ".zip" else ".zip"
     for name in (f"misnamed{other}", "no-suffix", "archive.bin"):
         path = tmp_path / name
@@ -127,8 +150,9 @@ def test_sniff_tells_the_formats_apart() -> None:
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, not an archive\n" * 100])
-def test_unknown_bytes_are_refused_naming_the_known_formats(content: bytes, registry: Registry,
-                                                            tmp_path: Path) -> None:
+def test_unknown_bytes_are_refused_naming_the_known_formats(
+    content: bytes, registry: Registry, tmp_path: Path
+) -> None:
     path = tmp_path / "mystery.zip"
     path.write_bytes(content)
     with pytest.raises(ArchiveInvalidError, match=r"known: tar\.zst, zip"):

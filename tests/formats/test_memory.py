@@ -17,13 +17,21 @@ CHILD = Path(__file__).with_name("_bigwrite.py")
 MIB = 1024 * 1024
 
 
-def _run(fmt: str, level: int, mebibytes: int, tmp: Path, *, give_size: bool = True,
-         ) -> tuple[int, float, int]:
+def _run(
+    fmt: str,
+    level: int,
+    mebibytes: int,
+    tmp: Path,
+    *,
+    give_size: bool = True,
+) -> tuple[int, float, int]:
     """Peak RSS (bytes), seconds, and archive bytes of one child run."""
     env = {**os.environ, "TMPDIR": str(tmp)}
     with subprocess.Popen(
         [sys.executable, str(CHILD), fmt, str(level), str(mebibytes), "1" if give_size else "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     ) as child:
         assert child.stdout is not None
         assert child.stderr is not None
@@ -37,12 +45,15 @@ def _run(fmt: str, level: int, mebibytes: int, tmp: Path, *, give_size: bool = T
 
 
 @pytest.mark.parametrize(("fmt", "level"), [("zip", 1), ("tar.zst", 3)])
-def test_writing_one_gib_to_a_pipe_holds_bounded_memory(fmt: str, level: int,
-                                                        tmp_path: Path) -> None:
+def test_writing_one_gib_to_a_pipe_holds_bounded_memory(
+    fmt: str, level: int, tmp_path: Path
+) -> None:
     small_rss, _, small_size = _run(fmt, level, 64, tmp_path)
     rss, seconds, size = _run(fmt, level, 1024, tmp_path)
-    sys.stderr.write(f"{fmt}: 1 GiB in {seconds:.2f} s ({1024 / seconds:.0f} MiB/s), "
-                     f"peak RSS {rss / MIB:.0f} MiB, archive {size} bytes\n")
+    sys.stderr.write(
+        f"{fmt}: 1 GiB in {seconds:.2f} s ({1024 / seconds:.0f} MiB/s), "
+        f"peak RSS {rss / MIB:.0f} MiB, archive {size} bytes\n"
+    )
     assert rss < 200 * MIB
     # Memory does not grow with the member: 16 times the data, about the same peak.
     assert rss - small_rss < 16 * MIB
@@ -69,14 +80,16 @@ def test_unsized_member_to_a_file_streams_without_staging(fmt: str, tmp_path: Pa
     env = {**os.environ, "TMPDIR": str(staging)}
     completed = subprocess.run(
         [sys.executable, str(CHILD), fmt, "1" if fmt == "zip" else "3", "512", "0", str(archive)],
-        capture_output=True, env=env, check=False,
+        capture_output=True,
+        env=env,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr.decode()
     rss = int(completed.stderr.split()[0])
     assert rss < 200 * MIB
     assert list(staging.iterdir()) == []  # nothing spooled
-    from odeion_archive.registry import Registry
     from odeion_archive.archive import ArchiveFile
+    from odeion_archive.registry import Registry
 
     registry = Registry.empty()
     for module in ("odeion_archive.formats.zip", "odeion_archive.formats.tarzst"):
@@ -85,7 +98,10 @@ def test_unsized_member_to_a_file_streams_without_staging(fmt: str, tmp_path: Pa
         assert opened.manifest.member("full_db/database.dump").size == 512 * MIB
         assert opened.verify().ok
     if fmt == "tar.zst":  # the header rewritten in place is what tar reads
-        listing = subprocess.run(["tar", "--zstd", "-tvf", str(archive)], capture_output=True,
-                                 text=True, check=True).stdout
-        assert any("full_db/database.dump" in line and str(512 * MIB) in line
-                   for line in listing.splitlines())
+        listing = subprocess.run(
+            ["tar", "--zstd", "-tvf", str(archive)], capture_output=True, text=True, check=True
+        ).stdout
+        assert any(
+            "full_db/database.dump" in line and str(512 * MIB) in line
+            for line in listing.splitlines()
+        )

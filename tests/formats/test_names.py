@@ -10,21 +10,42 @@ from odeion_archive._names import MAX_NAME_BYTES, check_name, check_unique, name
 from odeion_archive.errors import UnsafeArchiveError
 
 
-@pytest.mark.parametrize("name", [
-    "manifest.json", "users_auth/users.jsonl", "full_db/database.dump",
-    "d\u00e9j\u00e0/\u00fcber.json", "a/b/c/d.e.f", "a..b/c", "...x",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "manifest.json",
+        "users_auth/users.jsonl",
+        "full_db/database.dump",
+        "d\u00e9j\u00e0/\u00fcber.json",
+        "a/b/c/d.e.f",
+        "a..b/c",
+        "...x",
+    ],
+)
 def test_plain_relative_names_are_accepted(name: str) -> None:
     assert check_name(name) == name
 
 
-@pytest.mark.parametrize(("name", "why"), [
-    ("", "empty"), ("/etc/passwd", "absolute"), ("a/../b", "'..'"), ("..", "'..'"),
-    ("./a", "'.'"), ("a//b", "empty"), ("a/", "empty"), ("a\\b", "backslash"),
-    ("a\0b", "U+0000"), ("a\x1fb", "U+001F"), ("a\x7fb", "U+007F"), ("a\u2028b", "U+2028"),
-    ("C:/x", "drive"), ("x" * (MAX_NAME_BYTES + 1), "longer"),
-    ("\u00e9" * (MAX_NAME_BYTES // 2 + 1), "longer"),
-])
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("", "empty"),
+        ("/etc/passwd", "absolute"),
+        ("a/../b", "'..'"),
+        ("..", "'..'"),
+        ("./a", "'.'"),
+        ("a//b", "empty"),
+        ("a/", "empty"),
+        ("a\\b", "backslash"),
+        ("a\0b", "U+0000"),
+        ("a\x1fb", "U+001F"),
+        ("a\x7fb", "U+007F"),
+        ("a\u2028b", "U+2028"),
+        ("C:/x", "drive"),
+        ("x" * (MAX_NAME_BYTES + 1), "longer"),
+        ("\u00e9" * (MAX_NAME_BYTES // 2 + 1), "longer"),
+    ],
+)
 def test_unsafe_names_are_refused_saying_why(name: str, why: str) -> None:
     with pytest.raises(UnsafeArchiveError, match=re.escape(why)) as caught:
         check_name(name)

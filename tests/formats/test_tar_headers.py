@@ -11,13 +11,16 @@ from odeion_archive.formats.tarzst import _TarStream, tar_header
 from odeion_archive.interfaces import Entry, ReadLimits
 
 
-@pytest.mark.parametrize(("name", "size"), [
-    ("users_auth/users.jsonl", 12),
-    ("full_db/" + "n" * 150 + ".dump", 0),
-    ("settings/r\u00e9glages.json", 512),
-    ("full_db/database.dump", 8**11 - 1),
-    ("full_db/database.dump", 3 * 2**33 + 5),  # beyond the 11 octal digits of ustar
-])
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [
+        ("users_auth/users.jsonl", 12),
+        ("full_db/" + "n" * 150 + ".dump", 0),
+        ("settings/r\u00e9glages.json", 512),
+        ("full_db/database.dump", 8**11 - 1),
+        ("full_db/database.dump", 3 * 2**33 + 5),  # beyond the 11 octal digits of ustar
+    ],
+)
 def test_headers_read_back_in_tarfile_and_in_our_parser(name: str, size: int) -> None:
     header = tar_header(name, size)
     assert len(header) % 512 == 0

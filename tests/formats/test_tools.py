@@ -20,8 +20,9 @@ MEMBERS = {
         "empty.jsonl": b"",
         "d\u00e9j\u00e0-" + "x" * 110 + ".json": b"long, non-ASCII name",
     },
-    "full_db": {"database.dump": b"".join(hashlib.sha256(b"%d" % i).digest()
-                                          for i in range(40_000))},
+    "full_db": {
+        "database.dump": b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(40_000))
+    },
 }
 EXPECTED = {f"{c}/{n}": d for c, files in MEMBERS.items() for n, d in files.items()}
 
@@ -39,8 +40,12 @@ def _archive(tmp_path: Path, fmt: ZipFormat | TarZstFormat) -> Path:
 
 def test_python_zipfile_tests_the_zip_archive(tmp_path: Path) -> None:
     path = _archive(tmp_path, ZipFormat())
-    result = subprocess.run([sys.executable, "-m", "zipfile", "-t", str(path)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "zipfile", "-t", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "Done testing" in result.stdout
 
@@ -48,8 +53,7 @@ def test_python_zipfile_tests_the_zip_archive(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("unzip") is None, reason="unzip is not installed")
 def test_unzip_tests_and_extracts_the_zip_archive(tmp_path: Path) -> None:
     path = _archive(tmp_path, ZipFormat())
-    tested = subprocess.run(["unzip", "-t", str(path)], capture_output=True, text=True,
-                            check=False)
+    tested = subprocess.run(["unzip", "-t", str(path)], capture_output=True, text=True, check=False)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "No errors detected" in tested.stdout
     out = tmp_path / "out"
@@ -59,12 +63,15 @@ def test_unzip_tests_and_extracts_the_zip_archive(tmp_path: Path) -> None:
     assert set(tree) - set(EXPECTED) == {"manifest.json", "manifest-tail.json"}
 
 
-@pytest.mark.skipif(shutil.which("tar") is None or shutil.which("zstd") is None,
-                    reason="tar or zstd is not installed")
+@pytest.mark.skipif(
+    shutil.which("tar") is None or shutil.which("zstd") is None,
+    reason="tar or zstd is not installed",
+)
 def test_tar_and_zstd_list_and_extract_the_tar_zst_archive(tmp_path: Path) -> None:
     path = _archive(tmp_path, TarZstFormat())
-    listed = subprocess.run(["tar", "--zstd", "-tf", str(path)], capture_output=True,
-                            text=True, check=False)
+    listed = subprocess.run(
+        ["tar", "--zstd", "-tf", str(path)], capture_output=True, text=True, check=False
+    )
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines() == ["manifest.json", *EXPECTED, "manifest-tail.json"]
     out = tmp_path / "out"

@@ -47,8 +47,9 @@ def test_small_archives_are_small_and_intact(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-@settings(max_examples=250, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_flipped_bit_is_detected(name: str, data: st.DataObject, tmp_path: Path) -> None:
     original = SMALL[name]
@@ -60,8 +61,9 @@ def test_any_flipped_bit_is_detected(name: str, data: st.DataObject, tmp_path: P
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_truncation_is_detected(name: str, data: st.DataObject, tmp_path: Path) -> None:
     original = SMALL[name]
@@ -74,9 +76,13 @@ def test_any_truncation_is_detected(name: str, data: st.DataObject, tmp_path: Pa
 def test_a_flip_in_every_byte_and_every_trailer_cut_is_detected(name: str, tmp_path: Path) -> None:
     original = SMALL[name]
     path = tmp_path / "damaged"
-    missed = [p for p in range(len(original))
-              if _report_ok(path, original[:p] + bytes([original[p] ^ (1 << (p % 8))])
-                            + original[p + 1:])]
+    missed = [
+        p
+        for p in range(len(original))
+        if _report_ok(
+            path, original[:p] + bytes([original[p] ^ (1 << (p % 8))]) + original[p + 1 :]
+        )
+    ]
     assert missed == []
     # Cuts in the trailer, where the structure lives; elsewhere hypothesis samples them.
     tail = range(max(0, len(original) - 256), len(original))
@@ -91,8 +97,9 @@ def test_appended_bytes_are_detected(tmp_path: Path) -> None:
 # -- what verify reports ---------------------------------------------------------------
 
 
-def test_verify_reports_each_member_against_the_manifest(fmt: ArchiveFormat, registry: Registry,
-                                                         tmp_path: Path) -> None:
+def test_verify_reports_each_member_against_the_manifest(
+    fmt: ArchiveFormat, registry: Registry, tmp_path: Path
+) -> None:
     stream = io.BytesIO()
     write_archive(fmt, stream, MEMBERS)
     path = tmp_path / f"a{fmt.suffix}"
@@ -100,11 +107,21 @@ def test_verify_reports_each_member_against_the_manifest(fmt: ArchiveFormat, reg
     with ArchiveFile.open(path, registry) as archive:
         # Pretend the manifest promised other bytes for two members.
         members = {m.path: m for m in archive.manifest.members}
-        lied = attrs.evolve(archive.manifest, components=tuple(
-            attrs.evolve(c, members=tuple(
-                attrs.evolve(m, sha256="0" * 64) if m.path != "users_auth/empty.jsonl" else m
-                for m in c.members))
-            for c in archive.manifest.components))
+        lied = attrs.evolve(
+            archive.manifest,
+            components=tuple(
+                attrs.evolve(
+                    c,
+                    members=tuple(
+                        attrs.evolve(m, sha256="0" * 64)
+                        if m.path != "users_auth/empty.jsonl"
+                        else m
+                        for m in c.members
+                    ),
+                )
+                for c in archive.manifest.components
+            ),
+        )
         archive.manifest = lied
         report = archive.verify()
     assert not report.ok
@@ -112,8 +129,9 @@ def test_verify_reports_each_member_against_the_manifest(fmt: ArchiveFormat, reg
     assert all("sha256" in p.message for p in report.problems)
 
 
-def test_verify_reports_progress_and_obeys_cancel(fmt: ArchiveFormat, registry: Registry,
-                                                 tmp_path: Path) -> None:
+def test_verify_reports_progress_and_obeys_cancel(
+    fmt: ArchiveFormat, registry: Registry, tmp_path: Path
+) -> None:
     stream = io.BytesIO()
     write_archive(fmt, stream, MEMBERS)
     path = tmp_path / f"a{fmt.suffix}"

@@ -27,8 +27,10 @@ HERE = Path(__file__).parent / "v1"
 CREATED_AT = dt.datetime(2026, 1, 15, 12, 30, 0, tzinfo=dt.UTC)
 MEMBERS: dict[str, dict[str, bytes]] = {
     "users_auth": {
-        "users.jsonl": (b'{"id":1,"username":"ana","is_admin":true}\n'
-                        b'{"id":2,"username":"b\xc3\xa9la","is_admin":false}\n'),
+        "users.jsonl": (
+            b'{"id":1,"username":"ana","is_admin":true}\n'
+            b'{"id":2,"username":"b\xc3\xa9la","is_admin":false}\n'
+        ),
         "sessions.jsonl": b"",
     },
     "settings": {
@@ -45,8 +47,10 @@ FILES = {"zip": "archive.zip", "tar.zst": "archive.tar.zst"}
 
 def versions() -> dict[str, str]:
     """The compression libraries whose output the golden bytes depend on."""
-    return {"zlib": zlib.ZLIB_RUNTIME_VERSION,
-            "zstd": ".".join(str(part) for part in zstandard.ZSTD_VERSION)}
+    return {
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
+        "zstd": ".".join(str(part) for part in zstandard.ZSTD_VERSION),
+    }
 
 
 def build(fmt: ArchiveFormat) -> bytes:

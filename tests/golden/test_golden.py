@@ -42,23 +42,32 @@ def test_golden_archive_reads_as_written(fmt_name: str) -> None:
         assert manifest.manifest_version == (1, 0)
         assert manifest.created_at == dt.datetime(2026, 1, 15, 12, 30, tzinfo=dt.UTC)
         assert (manifest.library_version, manifest.server_version, manifest.schema_version) == (
-            "1.0.0", "10.10.3", 7)
+            "1.0.0",
+            "10.10.3",
+            7,
+        )
         assert manifest.format == fmt_name
         assert manifest.component_names == ("users_auth", "settings")
         assert manifest.component("users_auth").facts == {"rows": {"users": 2, "sessions": 0}}
         assert manifest.component("settings").payload_version == 1
         assert [m.path for m in manifest.members] == [
-            "users_auth/users.jsonl", "users_auth/sessions.jsonl",
-            "settings/settings.json", "settings/libraries.jsonl"]
+            "users_auth/users.jsonl",
+            "users_auth/sessions.jsonl",
+            "settings/settings.json",
+            "settings/libraries.jsonl",
+        ]
         users = manifest.member("users_auth/users.jsonl")
         assert (users.size, users.sha256) == (
-            87, "adea4d966fbaad90e3633738e37b0018ec291c669dce8e108fad2f6cb154e8c7")
+            87,
+            "adea4d966fbaad90e3633738e37b0018ec291c669dce8e108fad2f6cb154e8c7",
+        )
         walked = {entry.path: b"".join(chunks) for entry, chunks in archive.walk()}
         assert archive.verify().ok
     expected = {f"{c}/{n}": d for c, files in SCRIPT.MEMBERS.items() for n, d in files.items()}
     assert walked == expected
     assert walked["users_auth/users.jsonl"].splitlines()[1] == (
-        '{"id":2,"username":"béla","is_admin":false}'.encode())
+        '{"id":2,"username":"béla","is_admin":false}'.encode()
+    )
     for member_path, data in walked.items():
         assert manifest.member(member_path).sha256 == hashlib.sha256(data).hexdigest()
 
@@ -67,6 +76,8 @@ def test_golden_archive_reads_as_written(fmt_name: str) -> None:
 def test_make_golden_reproduces_the_committed_bytes(fmt: ZipFormat | TarZstFormat) -> None:
     recorded = json.loads((HERE / "v1" / "versions.json").read_text())
     if recorded != SCRIPT.versions():
-        pytest.skip(f"compression libraries differ from the golden ones: {SCRIPT.versions()} "
-                    f"here, {recorded} recorded; deflate and zstd output may differ")
+        pytest.skip(
+            f"compression libraries differ from the golden ones: {SCRIPT.versions()} "
+            f"here, {recorded} recorded; deflate and zstd output may differ"
+        )
     assert SCRIPT.build(fmt) == (HERE / "v1" / FILES[fmt.name]).read_bytes()

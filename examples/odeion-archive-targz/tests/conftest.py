@@ -53,4 +53,3 @@ def new_database(odeion_server: str) -> NewDatabase:
         return make_conninfo(odeion_server, dbname=name)
 
     return create
-

@@ -85,16 +85,18 @@ def _generated(mebibytes: int) -> Iterator[bytes]:
 
 
 @pytest.mark.parametrize("give_size", [True, False])
-def test_writing_a_large_member_holds_bounded_memory(give_size: bool, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_writing_a_large_member_holds_bounded_memory(
+    give_size: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     fmt = TarGzFormat(1)
     sink = _Sink()
     tracemalloc.start()
     try:
         builder = ArchiveBuilder(fmt, sink, head=head_manifest(fmt, ("full_db",)))  # type: ignore[arg-type]
-        builder.add_member("full_db", "database.dump", _generated(96),
-                           size=96 * MIB if give_size else None)
+        builder.add_member(
+            "full_db", "database.dump", _generated(96), size=96 * MIB if give_size else None
+        )
         builder.finish()
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -148,10 +150,13 @@ _names = st.text(alphabet=st.sampled_from("abcxyz_-.é0"), min_size=1, max_size=
 )
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(files=st.dictionaries(_names, st.binary(max_size=3000), max_size=5),
-       chunk=st.integers(min_value=1, max_value=4096))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    files=st.dictionaries(_names, st.binary(max_size=3000), max_size=5),
+    chunk=st.integers(min_value=1, max_value=4096),
+)
 def test_any_members_read_back(files: dict[str, bytes], chunk: int, tmp_path: Path) -> None:
     distinct: dict[str, bytes] = {}
     for name, data in files.items():

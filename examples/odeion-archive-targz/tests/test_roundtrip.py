@@ -71,12 +71,16 @@ def test_backup_is_listed_verified_and_readable_by_tar(
         assert report.ok, report.problems
         path = archiver.resolve(name)
     subprocess.run(["gzip", "-t", str(path)], check=True)
-    listing = subprocess.run(["tar", "-tzf", str(path)], check=True, capture_output=True,
-                             text=True).stdout.split()
+    listing = subprocess.run(
+        ["tar", "-tzf", str(path)], check=True, capture_output=True, text=True
+    ).stdout.split()
     assert listing[0] == "manifest.json"
     assert listing[-1] == "manifest-tail.json"
-    for member in ("users_auth/users.jsonl", "settings/system_settings.jsonl",
-                   "full_db/database.dump"):
+    for member in (
+        "users_auth/users.jsonl",
+        "settings/system_settings.jsonl",
+        "full_db/database.dump",
+    ):
         assert member in listing
 
 

@@ -42,8 +42,9 @@ FMT = TarGzFormat()
 MEMBER = "users_auth/a.jsonl"
 
 
-def _container(parts: Iterable[tuple[str, Iterable[bytes]]], *,
-               index_names: list[str] | None = None) -> bytes:
+def _container(
+    parts: Iterable[tuple[str, Iterable[bytes]]], *, index_names: list[str] | None = None
+) -> bytes:
     """Our container around raw tar bytes: one gzip member per part, index and seal."""
     out = bytearray()
     offsets = []
@@ -69,16 +70,21 @@ def _regular(name: str, data: bytes) -> tuple[str, list[bytes]]:
 
 def _manifest(size: int = 0, sha256: str = hashlib.sha256(b"").hexdigest()) -> Manifest:
     member = MemberEntry(MEMBER, size, sha256)
-    return attrs.evolve(head_manifest(FMT, ("users_auth",)),
-                        components=(ComponentEntry("users_auth", 1, (member,)),))
+    return attrs.evolve(
+        head_manifest(FMT, ("users_auth",)),
+        components=(ComponentEntry("users_auth", 1, (member,)),),
+    )
 
 
 Parts = list[tuple[str, list[bytes]]]
 
 
 def _with_manifest(manifest: Manifest, *parts: tuple[str, list[bytes]]) -> Parts:
-    return [_regular("manifest.json", manifest.head_json()), *parts,
-            _regular("manifest-tail.json", manifest.tail_json())]
+    return [
+        _regular("manifest.json", manifest.head_json()),
+        *parts,
+        _regular("manifest-tail.json", manifest.tail_json()),
+    ]
 
 
 def _save(tmp_path: Path, data: bytes) -> Path:
@@ -143,14 +149,17 @@ def test_sniff_is_not_confused_by_other_tar_gz_files() -> None:
 # -- entries the core must refuse ----------------------------------------------------
 
 
-@pytest.mark.parametrize(("typeflag", "kind"), [
-    (tarfile.SYMTYPE, "symlink"),
-    (tarfile.LNKTYPE, "hardlink"),
-    (tarfile.DIRTYPE, "directory"),
-    (tarfile.FIFOTYPE, "fifo"),
-    (tarfile.CHRTYPE, "device"),
-    (tarfile.GNUTYPE_LONGNAME, "other"),
-])
+@pytest.mark.parametrize(
+    ("typeflag", "kind"),
+    [
+        (tarfile.SYMTYPE, "symlink"),
+        (tarfile.LNKTYPE, "hardlink"),
+        (tarfile.DIRTYPE, "directory"),
+        (tarfile.FIFOTYPE, "fifo"),
+        (tarfile.CHRTYPE, "device"),
+        (tarfile.GNUTYPE_LONGNAME, "other"),
+    ],
+)
 def test_links_and_other_non_files_are_reported_honestly_and_refused(
     typeflag: bytes, kind: str, tmp_path: Path
 ) -> None:

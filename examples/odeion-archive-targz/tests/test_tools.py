@@ -38,8 +38,9 @@ def _tool(name: str) -> str:
 
 def test_gzip_accepts_the_archive(archive: Path) -> None:
     subprocess.run([_tool("gzip"), "-t", str(archive)], check=True)
-    whole = subprocess.run([_tool("gzip"), "-dc", str(archive)], check=True,
-                           capture_output=True).stdout
+    whole = subprocess.run(
+        [_tool("gzip"), "-dc", str(archive)], check=True, capture_output=True
+    ).stdout
     assert len(whole) % 512 == 0
     assert whole.endswith(bytes(1024))
 
@@ -47,13 +48,15 @@ def test_gzip_accepts_the_archive(archive: Path) -> None:
 def test_tar_lists_and_extracts_the_archive(archive: Path, tmp_path: Path) -> None:
     tar = _tool("tar")
     _tool("gzip")
-    listed = subprocess.run([tar, "-tzf", str(archive)], check=True, capture_output=True,
-                            text=True, encoding="utf-8").stdout.splitlines()
+    listed = subprocess.run(
+        [tar, "-tzf", str(archive)], check=True, capture_output=True, text=True, encoding="utf-8"
+    ).stdout.splitlines()
     assert listed == ["manifest.json", *EXPECTED, "manifest-tail.json"]
     target = tmp_path / "extracted"
     target.mkdir()
-    done = subprocess.run([tar, "-xzf", str(archive), "-C", str(target)], check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [tar, "-xzf", str(archive), "-C", str(target)], check=True, capture_output=True, text=True
+    )
     assert done.stderr == ""
     for name, data in EXPECTED.items():
         assert (target / name).read_bytes() == data

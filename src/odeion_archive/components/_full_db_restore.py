@@ -82,7 +82,9 @@ def plan(context: PlanContext) -> ComponentPlan:
         )
     unsafe = _pgdump.unsafe_entries(header)
     if unsafe:
-        listed = "; ".join(unsafe[:5]) + (f"; and {len(unsafe) - 5} more" if len(unsafe) > 5 else "")
+        listed = "; ".join(unsafe[:5]) + (
+            f"; and {len(unsafe) - 5} more" if len(unsafe) > 5 else ""
+        )
         if context.options.get("allow_unsafe_dump"):
             warnings.append(
                 Issue("dump_unsafe", f"restoring entries Odeion never uses, as allowed: {listed}")
@@ -118,8 +120,10 @@ def plan(context: PlanContext) -> ComponentPlan:
                 )
             )
     steps = [
-        f"replace the whole database with the dump taken from PostgreSQL "
-        f"{facts.get('server_version', '?')} (every table, tables added since are dropped)",
+        (
+            f"replace the whole database with the dump taken from PostgreSQL "
+            f"{facts.get('server_version', '?')} (every table, tables added since are dropped)"
+        ),
     ]
     steps += [f"move media paths under {old!r} to {new!r}" for old, new in remap.items()]
     steps.append("commit everything in one transaction")
@@ -133,9 +137,7 @@ def _remap(path: str, remap: Mapping[str, str]) -> str:
     return path
 
 
-def remap_statements(
-    remap: Mapping[str, str], connection: psycopg.Connection[Any]
-) -> list[str]:
+def remap_statements(remap: Mapping[str, str], connection: psycopg.Connection[Any]) -> list[str]:
     """SQL that moves media roots and item paths from old prefixes to new ones."""
     statements = []
     for old, new in remap.items():
@@ -149,18 +151,22 @@ def remap_statements(
                 "FROM unnest(root_paths) WITH ORDINALITY AS r(p, n) ORDER BY n) "
                 "WHERE EXISTS (SELECT FROM unnest(root_paths) p "
                 "WHERE p = {old} OR left(p, length({old}) + 1) = {old} || '/');"
-            ).format(**params).as_string(connection)
+            )
+            .format(**params)
+            .as_string(connection)
         )
         statements.append(
             sql.SQL(
                 "UPDATE public.media_items SET path = {new} || substr(path, length({old}) + 1) "
                 "WHERE path = {old} OR left(path, length({old}) + 1) = {old} || '/';"
-            ).format(**params).as_string(connection)
+            )
+            .format(**params)
+            .as_string(connection)
         )
     return statements
 
 
-def restore(context: RestoreContext) -> None:
+def restore(context: RestoreContext) -> ComponentPlan:
     """Replace the database with the dump; nothing changes unless all of it succeeds."""
     header = _header(context)
     target_major = _target_major(context)
@@ -201,3 +207,4 @@ def restore(context: RestoreContext) -> None:
             cancel=context.cancel,
             on_bytes=on_bytes,
         )
+    return ComponentPlan(steps=("replaced the whole database with the dump",))

@@ -1,4 +1,4 @@
-"""JSON Lines members: streamed out of PostgreSQL, streamed back in.
+"""JSON Lines members, streamed out of PostgreSQL.
 
 Export runs ``COPY (SELECT <json>) TO STDOUT`` so PostgreSQL builds the JSON and
 Python only passes bytes along: rows never sit in memory all at once. COPY's
@@ -9,17 +9,13 @@ that one escape gives back the JSON text exactly.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from odeion_archive import _safejson
-from odeion_archive.errors import CorruptArchiveError
-
-__all__ = ["BATCH_BYTES", "MAX_LINE_BYTES", "export_lines", "read_lines"]
+__all__ = ["BATCH_BYTES", "MAX_LINE_BYTES", "export_lines"]
 
 BATCH_BYTES = 1024 * 1024
 #: Longest JSON line accepted from an archive.
@@ -59,29 +55,3 @@ def export_lines(
         rows += pending.count(b"\n")
         yield bytes(pending)
     on_rows(rows)
-
-
-def read_lines(stream: IO[bytes], what: str) -> Iterator[dict[str, Any]]:
-    """Parse a JSON Lines member strictly, one object per line."""
-    reader = io.BufferedReader(stream, buffer_size=BATCH_BYTES) if not isinstance(
-        stream, io.BufferedIOBase
-    ) else stream
-    number = 0
-    while True:
-        line = reader.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_LINE_BYTES:
-            raise CorruptArchiveError(
-                f"{what}: line {number} is longer than {MAX_LINE_BYTES} bytes; "
-                "the archive is damaged or not from odeion-archive"
-            )
-        if not line.strip():
-            continue
-        value = _safejson.loads(line, what=f"{what} line {number}")
-        if not isinstance(value, dict):
-            raise CorruptArchiveError(
-                f"{what}: line {number} is not a JSON object; the archive is damaged"
-            )
-        yield value

@@ -42,9 +42,7 @@ __all__ = ["plan", "restore"]
 SETTINGS_MEMBER = "settings/system_settings.jsonl"
 TABLES = ("system_settings",)
 
-_SETTINGS = RowSpec(
-    required={"key": TEXT, "value": ANY, "updated_at": TEXT}
-)
+_SETTINGS = RowSpec(required={"key": TEXT, "value": ANY, "updated_at": TEXT})
 _TEMP = ("_oa_settings_raw", "_oa_settings")
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
@@ -55,8 +53,8 @@ def plan(context: PlanContext) -> ComponentPlan:
     return plan_with(context, _decide)
 
 
-def restore(context: RestoreContext) -> None:
-    """Carry out the plan inside the caller's transaction (the caller commits)."""
+def restore(context: RestoreContext) -> ComponentPlan:
+    """Decide and apply inside the caller's transaction (the caller commits); return it."""
     blockers = schema_blockers(context)
     if blockers:
         raise RestoreBlockedError(
@@ -86,6 +84,7 @@ def restore(context: RestoreContext) -> None:
         )
         expect_rows(cur, "settings", counts.overwrite)
         drop_temp(cur, *_TEMP)
+    return decided
 
 
 def _decide(context: PlanContext, progress: Progress | None) -> ComponentPlan:
@@ -94,12 +93,16 @@ def _decide(context: PlanContext, progress: Progress | None) -> ComponentPlan:
     check_row_count(context, "system_settings", SETTINGS_MEMBER, found)
     with context.connection.cursor(row_factory=tuple_row) as cur:
         with archive_data(SETTINGS_MEMBER):
-            create_temp(cur, "_oa_settings", query=sql.SQL(
-                "SELECT ord, doc->>'key' AS key, doc->'value' AS value, "
-                "(doc->>'updated_at')::timestamptz AS updated_at, false AS matched, "
-                "false AS same, "
-                "NULL::text AS decision FROM _oa_settings_raw"
-            ))
+            create_temp(
+                cur,
+                "_oa_settings",
+                query=sql.SQL(
+                    "SELECT ord, doc->>'key' AS key, doc->'value' AS value, "
+                    "(doc->>'updated_at')::timestamptz AS updated_at, false AS matched, "
+                    "false AS same, "
+                    "NULL::text AS decision FROM _oa_settings_raw"
+                ),
+            )
         drop_temp(cur, "_oa_settings_raw")
         cur.execute("ANALYZE _oa_settings")
         require_unique(cur, "_oa_settings", "key", "key", "a setting key")

@@ -96,9 +96,7 @@ OPT_POSITIVE = Field(
     "AND {j}::numeric = trunc({j}::numeric) ELSE jsonb_typeof({j}) = 'null' END",
     "must be a positive 32-bit integer or null",
 )
-ROLE = Field(
-    "{j} IN ('\"admin\"', '\"user\"', '\"guest\"')", "must be admin, user or guest"
-)
+ROLE = Field("{j} IN ('\"admin\"', '\"user\"', '\"guest\"')", "must be admin, user or guest")
 BOOL = Field("jsonb_typeof({j}) = 'boolean'", "must be true or false")
 OBJECT = Field("jsonb_typeof({j}) = 'object'", "must be a JSON object")
 ANY = Field("true", "may be any JSON value")
@@ -115,9 +113,10 @@ class RowSpec:
         """SQL naming the first problem of the line ``doc`` (NULL if there is none)."""
         keys = [*self.required, *self.optional]
         parts: list[sql.Composable] = [
-            sql.SQL("WHEN doc - {}::text[] <> '{{}}' THEN 'has an unknown field ' || "
-                    "(SELECT min(quote_literal(k)) FROM jsonb_object_keys(doc - {}::text[]) k)"
-                    ).format(sql.Literal(keys), sql.Literal(keys))
+            sql.SQL(
+                "WHEN doc - {}::text[] <> '{{}}' THEN 'has an unknown field ' || "
+                "(SELECT min(quote_literal(k)) FROM jsonb_object_keys(doc - {}::text[]) k)"
+            ).format(sql.Literal(keys), sql.Literal(keys))
         ]
         parts.extend(
             sql.SQL("WHEN NOT doc ? {} THEN {}").format(
@@ -130,7 +129,8 @@ class RowSpec:
             condition = sql.SQL(field.condition.replace("{j}", "{value}")).format(value=value)
             parts.append(
                 sql.SQL("WHEN doc ? {} AND NOT ({}) THEN {} || left((doc->{})::text, 80)").format(
-                    sql.Literal(key), condition,
+                    sql.Literal(key),
+                    condition,
                     sql.Literal(f"has the field {key!r} that {field.description}, found "),
                     sql.Literal(key),
                 )
@@ -161,9 +161,9 @@ def _lines(stream: IO[bytes], what: str) -> Iterator[tuple[int, bytes]]:
     """The non-blank lines of a member with their numbers, newline removed."""
     reader: IO[bytes] = stream
     if not isinstance(stream, io.BufferedIOBase):
-        reader = cast("IO[bytes]", io.BufferedReader(
-            cast("io.RawIOBase", stream), buffer_size=BATCH_BYTES
-        ))
+        reader = cast(
+            "IO[bytes]", io.BufferedReader(cast("io.RawIOBase", stream), buffer_size=BATCH_BYTES)
+        )
     number = 0
     while True:
         line = reader.readline(MAX_LINE_BYTES + 1)
@@ -251,9 +251,7 @@ def create_temp(
     if query is not None:
         cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS {}").format(ident, query))
     else:
-        cur.execute(
-            sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(ident, columns)
-        )
+        cur.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(ident, columns))
 
 
 def drop_temp(cur: Cursor, *names: str) -> None:
@@ -330,15 +328,18 @@ def duplicates(cur: Cursor, table: str, key: str, shown: str, where: str = "true
             "SELECT min({shown}) FROM {table} WHERE {where} GROUP BY {key} "
             "HAVING count(*) > 1 ORDER BY 1 LIMIT 3"
         ).format(
-            shown=sql.SQL(shown), table=sql.Identifier(table), where=sql.SQL(where),
+            shown=sql.SQL(shown),
+            table=sql.Identifier(table),
+            where=sql.SQL(where),
             key=sql.SQL(key),
         )
     )
     return [str(row[0]) for row in cur.fetchall()]
 
 
-def require_unique(cur: Cursor, table: str, key: str, shown: str, what: str,
-                   where: str = "true") -> None:
+def require_unique(
+    cur: Cursor, table: str, key: str, shown: str, what: str, where: str = "true"
+) -> None:
     """Raise :class:`CorruptArchiveError` if ``key`` repeats in the loaded rows."""
     found = duplicates(cur, table, key, shown, where)
     if found:
@@ -394,9 +395,7 @@ def listing(names: Sequence[str], total: int | None = None) -> str:
 def counts_of(cur: Cursor, table: str) -> RowCounts:
     """The decisions recorded in a temporary table, as row counts."""
     cur.execute(
-        sql.SQL("SELECT decision, count(*) FROM {} GROUP BY decision").format(
-            sql.Identifier(table)
-        )
+        sql.SQL("SELECT decision, count(*) FROM {} GROUP BY decision").format(sql.Identifier(table))
     )
     found = {str(decision): int(n) for decision, n in cur.fetchall()}
     return RowCounts(
@@ -440,6 +439,8 @@ def check_against_plan(
             decided,
         )
     planned = context.plan
+    if planned is None:
+        return
     differences = [
         f"{table}: planned {planned.counts.get(table)}, now {decided.counts.get(table)}"
         for table in tables
@@ -581,8 +582,13 @@ _TOKENS = RowSpec(
 )
 
 _TEMP = (
-    "_oa_users_raw", "_oa_users", "_oa_codes_raw", "_oa_codes",
-    "_oa_tokens_raw", "_oa_tokens", "_oa_decided",
+    "_oa_users_raw",
+    "_oa_users",
+    "_oa_codes_raw",
+    "_oa_codes",
+    "_oa_tokens_raw",
+    "_oa_tokens",
+    "_oa_decided",
 )
 
 
@@ -591,8 +597,12 @@ def plan(context: PlanContext) -> ComponentPlan:
     return plan_with(context, _decide)
 
 
-def restore(context: RestoreContext) -> None:
-    """Carry out the plan inside the caller's transaction (the caller commits)."""
+def restore(context: RestoreContext) -> ComponentPlan:
+    """Decide and apply inside the caller's transaction (the caller commits).
+
+    Returns what was done; if the host passed the plan it reviewed, refuses to
+    do anything other than that plan.
+    """
     blockers = schema_blockers(context)
     if blockers:
         raise RestoreBlockedError(
@@ -601,9 +611,7 @@ def restore(context: RestoreContext) -> None:
     conn = context.connection
     with conn.cursor() as cur:
         # Nothing else may write these tables between the decisions and their application.
-        cur.execute(
-            "LOCK TABLE users, invite_codes, api_tokens IN SHARE ROW EXCLUSIVE MODE"
-        )
+        cur.execute("LOCK TABLE users, invite_codes, api_tokens IN SHARE ROW EXCLUSIVE MODE")
 
     def report(phase: str, done: int, total: int | None) -> None:
         context.progress(phase, done, total, "rows")
@@ -614,6 +622,7 @@ def restore(context: RestoreContext) -> None:
     with conn.cursor() as cur:
         _apply(cur, context.schema_version, decided)
         drop_temp(cur, *_TEMP)
+    return decided
 
 
 # -- deciding -----------------------------------------------------------------
@@ -626,8 +635,11 @@ def _load(context: PlanContext, progress: Progress | None) -> None:
         "invite_codes": load_member(context, INVITES_MEMBER, "_oa_codes_raw", _INVITES, progress),
         "api_tokens": load_member(context, TOKENS_MEMBER, "_oa_tokens_raw", _TOKENS, progress),
     }
-    for table, path in (("users", USERS_MEMBER), ("invite_codes", INVITES_MEMBER),
-                        ("api_tokens", TOKENS_MEMBER)):
+    for table, path in (
+        ("users", USERS_MEMBER),
+        ("invite_codes", INVITES_MEMBER),
+        ("api_tokens", TOKENS_MEMBER),
+    ):
         check_row_count(context, table, path, loaded[table])
 
 
@@ -665,33 +677,43 @@ _USER_DECISIONS = {
 def _decide_users(cur: Cursor, conflict: str) -> None:
     """``_oa_users``: typed incoming users, what they match and what happens to them."""
     with archive_data(USERS_MEMBER):
-        create_temp(cur, "_oa_users", query=sql.SQL(
-            "SELECT d.*, CASE WHEN d.decision IN ('skip', 'overwrite', 'skip_email') "
-            " THEN d.match_id WHEN d.decision = 'insert' AND d.id_free THEN d.id END AS target_id "
-            "FROM (SELECT m.*, {decision} AS decision, m.username AS final_username, "
-            " m.email AS final_email FROM ("
-            "  SELECT r.ord, (r.doc->>'id')::bigint AS id, r.doc->>'username' AS username, "
-            "  lower(r.doc->>'username') AS lname, r.doc->>'email' AS email, "
-            "  lower(r.doc->>'email') AS lemail, r.doc->>'display_name' AS display_name, "
-            "  r.doc->>'password_hash' AS password_hash, r.doc->>'role' AS role, "
-            "  (r.doc->'disabled')::boolean AS disabled, r.doc->'preferences' AS preferences, "
-            "  (r.doc->>'created_at')::timestamptz AS created_at, "
-            "  (r.doc->>'last_login_at')::timestamptz AS last_login_at, "
-            "  r.doc->>'locale' AS locale, u.id AS match_id, "
-            "  coalesce(u.password_hash = r.doc->>'password_hash' "
-            "   AND u.created_at = (r.doc->>'created_at')::timestamptz, false) AS match_same, "
-            "  e.id AS email_holder, k.id IS NULL AS id_free "
-            "  FROM _oa_users_raw r "
-            "  LEFT JOIN users u ON lower(u.username) = lower(r.doc->>'username') "
-            "  LEFT JOIN users e ON e.email IS NOT NULL "
-            "   AND lower(e.email) = lower(r.doc->>'email') "
-            "  LEFT JOIN users k ON k.id = (r.doc->>'id')::bigint"
-            " ) AS m) AS d"
-        ).format(decision=sql.SQL(_USER_DECISIONS[conflict])))
+        create_temp(
+            cur,
+            "_oa_users",
+            query=sql.SQL(
+                "SELECT d.*, CASE WHEN d.decision IN ('skip', 'overwrite', 'skip_email') "
+                " THEN d.match_id WHEN d.decision = 'insert' AND d.id_free THEN d.id END AS target_id "
+                "FROM (SELECT m.*, {decision} AS decision, m.username AS final_username, "
+                " m.email AS final_email FROM ("
+                "  SELECT r.ord, (r.doc->>'id')::bigint AS id, r.doc->>'username' AS username, "
+                "  lower(r.doc->>'username') AS lname, r.doc->>'email' AS email, "
+                "  lower(r.doc->>'email') AS lemail, r.doc->>'display_name' AS display_name, "
+                "  r.doc->>'password_hash' AS password_hash, r.doc->>'role' AS role, "
+                "  (r.doc->'disabled')::boolean AS disabled, r.doc->'preferences' AS preferences, "
+                "  (r.doc->>'created_at')::timestamptz AS created_at, "
+                "  (r.doc->>'last_login_at')::timestamptz AS last_login_at, "
+                "  r.doc->>'locale' AS locale, u.id AS match_id, "
+                "  coalesce(u.password_hash = r.doc->>'password_hash' "
+                "   AND u.created_at = (r.doc->>'created_at')::timestamptz, false) AS match_same, "
+                "  e.id AS email_holder, k.id IS NULL AS id_free "
+                "  FROM _oa_users_raw r "
+                "  LEFT JOIN users u ON lower(u.username) = lower(r.doc->>'username') "
+                "  LEFT JOIN users e ON e.email IS NOT NULL "
+                "   AND lower(e.email) = lower(r.doc->>'email') "
+                "  LEFT JOIN users k ON k.id = (r.doc->>'id')::bigint"
+                " ) AS m) AS d"
+            ).format(decision=sql.SQL(_USER_DECISIONS[conflict])),
+        )
     require_unique(cur, "_oa_users", "lname", "username", "a username (ignoring case)")
     require_unique(cur, "_oa_users", "id", "id::text", "a user id")
-    require_unique(cur, "_oa_users", "lemail", "email", "an e-mail address (ignoring case)",
-                   "lemail IS NOT NULL")
+    require_unique(
+        cur,
+        "_oa_users",
+        "lemail",
+        "email",
+        "an e-mail address (ignoring case)",
+        "lemail IS NOT NULL",
+    )
     if conflict == "rename":
         # The name probes join on this table: give the planner its statistics.
         cur.execute("ANALYZE _oa_users")
@@ -764,9 +786,13 @@ def _rename_users(cur: Cursor) -> None:
         suffixed_email,
         probe_email,
     )
-    create_temp(cur, "_oa_decided", columns=sql.SQL(
-        "ord bigint, decision text, final_name text, final_email text, target_id bigint"
-    ))
+    create_temp(
+        cur,
+        "_oa_decided",
+        columns=sql.SQL(
+            "ord bigint, decision text, final_name text, final_email text, target_id bigint"
+        ),
+    )
     with cur.copy(
         "COPY _oa_decided (ord, decision, final_name, final_email, target_id) FROM STDIN"
     ) as copy:
@@ -774,10 +800,15 @@ def _rename_users(cur: Cursor) -> None:
             if number in copies:
                 copy.write_row((number, "skip", username, email, copies[number]))
             else:
-                copy.write_row((
-                    number, "rename", names.get(number, username), emails.get(number, email),
-                    None,
-                ))
+                copy.write_row(
+                    (
+                        number,
+                        "rename",
+                        names.get(number, username),
+                        emails.get(number, email),
+                        None,
+                    )
+                )
     cur.execute(
         "UPDATE _oa_users t SET decision = d.decision, final_username = d.final_name, "
         "final_email = d.final_email, target_id = d.target_id "
@@ -795,26 +826,30 @@ def _decide_codes(cur: Cursor, conflict: str) -> None:
     }[conflict]
     # The creator is the incoming user's row as restored, else a namesake in the target.
     with archive_data(INVITES_MEMBER):
-        create_temp(cur, "_oa_codes", query=sql.SQL(
-            "SELECT c.*, {decision} AS decision, c.code AS final_code FROM ("
-            " SELECT r.ord, r.doc->>'code' AS code, r.doc->>'created_by' AS created_by, "
-            " r.doc->>'role' AS role, (r.doc->>'max_uses')::integer AS max_uses, "
-            " (r.doc->>'uses')::integer AS uses, "
-            " (r.doc->>'expires_at')::timestamptz AS expires_at, "
-            " (r.doc->>'created_at')::timestamptz AS created_at, "
-            " CASE WHEN ou.ord IS NOT NULL THEN ou.target_id ELSE tu.id END AS creator_id, "
-            " i.code IS NOT NULL AS matched, "
-            " coalesce(i.created_at = (r.doc->>'created_at')::timestamptz "
-            "  AND i.role = r.doc->>'role' "
-            "  AND i.max_uses IS NOT DISTINCT FROM (r.doc->>'max_uses')::integer "
-            "  AND i.expires_at IS NOT DISTINCT FROM (r.doc->>'expires_at')::timestamptz, "
-            "  false) AS match_same "
-            " FROM _oa_codes_raw r "
-            " LEFT JOIN _oa_users ou ON ou.lname = lower(r.doc->>'created_by') "
-            " LEFT JOIN users tu ON lower(tu.username) = lower(r.doc->>'created_by') "
-            " LEFT JOIN invite_codes i ON i.code = r.doc->>'code'"
-            ") AS c"
-        ).format(decision=sql.SQL(decision)))
+        create_temp(
+            cur,
+            "_oa_codes",
+            query=sql.SQL(
+                "SELECT c.*, {decision} AS decision, c.code AS final_code FROM ("
+                " SELECT r.ord, r.doc->>'code' AS code, r.doc->>'created_by' AS created_by, "
+                " r.doc->>'role' AS role, (r.doc->>'max_uses')::integer AS max_uses, "
+                " (r.doc->>'uses')::integer AS uses, "
+                " (r.doc->>'expires_at')::timestamptz AS expires_at, "
+                " (r.doc->>'created_at')::timestamptz AS created_at, "
+                " CASE WHEN ou.ord IS NOT NULL THEN ou.target_id ELSE tu.id END AS creator_id, "
+                " i.code IS NOT NULL AS matched, "
+                " coalesce(i.created_at = (r.doc->>'created_at')::timestamptz "
+                "  AND i.role = r.doc->>'role' "
+                "  AND i.max_uses IS NOT DISTINCT FROM (r.doc->>'max_uses')::integer "
+                "  AND i.expires_at IS NOT DISTINCT FROM (r.doc->>'expires_at')::timestamptz, "
+                "  false) AS match_same "
+                " FROM _oa_codes_raw r "
+                " LEFT JOIN _oa_users ou ON ou.lname = lower(r.doc->>'created_by') "
+                " LEFT JOIN users tu ON lower(tu.username) = lower(r.doc->>'created_by') "
+                " LEFT JOIN invite_codes i ON i.code = r.doc->>'code'"
+                ") AS c"
+            ).format(decision=sql.SQL(decision)),
+        )
     require_unique(cur, "_oa_codes", "code", "code", "an invite code")
     if conflict == "rename":
         cur.execute("ANALYZE _oa_codes")
@@ -843,9 +878,7 @@ def _decide_codes(cur: Cursor, conflict: str) -> None:
         ]
 
     codes, copies = resolve_names(pending, suffixed, probe_code)
-    create_temp(
-        cur, "_oa_decided", columns=sql.SQL("ord bigint, decision text, final_code text")
-    )
+    create_temp(cur, "_oa_decided", columns=sql.SQL("ord bigint, decision text, final_code text"))
     with cur.copy("COPY _oa_decided (ord, decision, final_code) FROM STDIN") as copy:
         for number, code in pending:
             if number in copies:
@@ -866,29 +899,37 @@ def _decide_tokens(cur: Cursor) -> None:
     hash another token already holds cannot be added (token_hash is unique).
     """
     with archive_data(TOKENS_MEMBER):
-        create_temp(cur, "_oa_tokens", query=sql.SQL(
-            "SELECT t.*, CASE WHEN owner_decision IS NULL THEN 'orphan' "
-            " WHEN owner_decision NOT IN ('insert', 'rename', 'overwrite') THEN 'skip' "
-            " WHEN hash_holder IS NOT NULL AND hash_holder IS DISTINCT FROM match_id "
-            " THEN 'skip_conflict' "
-            " WHEN match_id IS NOT NULL THEN 'overwrite' ELSE 'insert' END AS decision FROM ("
-            " SELECT r.ord, r.doc->>'username' AS username, lower(r.doc->>'username') AS lowner, "
-            " r.doc->>'name' AS name, r.doc->>'token_hash' AS token_hash, "
-            " (r.doc->>'created_at')::timestamptz AS created_at, "
-            " (r.doc->>'last_used_at')::timestamptz AS last_used_at, "
-            " ou.decision AS owner_decision, ou.target_id AS owner_id, m.id AS match_id, "
-            " h.id AS hash_holder "
-            " FROM _oa_tokens_raw r "
-            " LEFT JOIN _oa_users ou ON ou.lname = lower(r.doc->>'username') "
-            " LEFT JOIN api_tokens m ON ou.decision = 'overwrite' AND m.user_id = ou.target_id "
-            "  AND m.name = r.doc->>'name' "
-            " LEFT JOIN api_tokens h ON h.token_hash = r.doc->>'token_hash'"
-            ") AS t"
-        ))
-    require_unique(cur, "_oa_tokens", "lowner, name", "username || '/' || name",
-                   "an API token name of one user")
-    require_unique(cur, "_oa_tokens", "token_hash", "username || '/' || name",
-                   "an API token hash")
+        create_temp(
+            cur,
+            "_oa_tokens",
+            query=sql.SQL(
+                "SELECT t.*, CASE WHEN owner_decision IS NULL THEN 'orphan' "
+                " WHEN owner_decision NOT IN ('insert', 'rename', 'overwrite') THEN 'skip' "
+                " WHEN hash_holder IS NOT NULL AND hash_holder IS DISTINCT FROM match_id "
+                " THEN 'skip_conflict' "
+                " WHEN match_id IS NOT NULL THEN 'overwrite' ELSE 'insert' END AS decision FROM ("
+                " SELECT r.ord, r.doc->>'username' AS username, lower(r.doc->>'username') AS lowner, "
+                " r.doc->>'name' AS name, r.doc->>'token_hash' AS token_hash, "
+                " (r.doc->>'created_at')::timestamptz AS created_at, "
+                " (r.doc->>'last_used_at')::timestamptz AS last_used_at, "
+                " ou.decision AS owner_decision, ou.target_id AS owner_id, m.id AS match_id, "
+                " h.id AS hash_holder "
+                " FROM _oa_tokens_raw r "
+                " LEFT JOIN _oa_users ou ON ou.lname = lower(r.doc->>'username') "
+                " LEFT JOIN api_tokens m ON ou.decision = 'overwrite' AND m.user_id = ou.target_id "
+                "  AND m.name = r.doc->>'name' "
+                " LEFT JOIN api_tokens h ON h.token_hash = r.doc->>'token_hash'"
+                ") AS t"
+            ),
+        )
+    require_unique(
+        cur,
+        "_oa_tokens",
+        "lowner, name",
+        "username || '/' || name",
+        "an API token name of one user",
+    )
+    require_unique(cur, "_oa_tokens", "token_hash", "username || '/' || name", "an API token hash")
     cur.execute(
         "SELECT username || '/' || name FROM _oa_tokens WHERE decision = 'orphan' "
         "ORDER BY ord LIMIT 3"
@@ -919,9 +960,7 @@ def _outcome(cur: Cursor, context: PlanContext) -> ComponentPlan:
             user_names[username] = final_username
         if final_email != email:
             user_emails[email] = final_email
-    cur.execute(
-        "SELECT code, final_code FROM _oa_codes WHERE decision = 'rename' ORDER BY ord"
-    )
+    cur.execute("SELECT code, final_code FROM _oa_codes WHERE decision = 'rename' ORDER BY ord")
     renames: dict[str, Mapping[str, str]] = {
         "users": user_names,
         "invite_codes": {str(code): str(new) for code, new in cur.fetchall()},
@@ -1050,8 +1089,11 @@ def _steps(counts: Mapping[str, RowCounts], context: PlanContext) -> list[str]:
         "rename": "conflicting ones are added under new names",
     }[context.conflict]
     steps = []
-    for table, label in (("users", "users"), ("invite_codes", "invite codes"),
-                         ("api_tokens", "API tokens")):
+    for table, label in (
+        ("users", "users"),
+        ("invite_codes", "invite codes"),
+        ("api_tokens", "API tokens"),
+    ):
         c = counts[table]
         steps.append(
             f"Restore {label} ({how}): {c.insert} added, {c.overwrite} updated, "
@@ -1119,8 +1161,15 @@ def _apply(cur: Cursor, schema_version: int, decided: ComponentPlan) -> None:
     # Updated in place: the id stays, so history, tokens and sessions stay attached.
     # Rows already equal to the archive's are left alone (no new row versions).
     names = [
-        "username", "email", "display_name", "password_hash", "role", "disabled",
-        "preferences", "created_at", "last_login_at",
+        "username",
+        "email",
+        "display_name",
+        "password_hash",
+        "role",
+        "disabled",
+        "preferences",
+        "created_at",
+        "last_login_at",
     ]
     theirs: list[sql.Composable] = [sql.Identifier("t", name) for name in names]
     if schema_version >= 2:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
+from odeion_archive.components import _full_db_restore
 from odeion_archive.errors import BackupFailedError
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.interfaces import (
@@ -33,11 +34,12 @@ _CHUNK = 1024 * 1024
 _STDERR_LIMIT = 64 * 1024
 
 
-def _stream_dump(command: list[str], env: dict[str, str], context: BackupContext,
-                 header: dict[str, Any]) -> Iterator[bytes]:
+def _stream_dump(
+    command: list[str], env: dict[str, str], context: BackupContext, header: dict[str, Any]
+) -> Iterator[bytes]:
     """Run pg_dump and yield its output; fail with its own words if it fails."""
     with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(  # noqa: S603 - arguments, no shell
+        process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, env=env
         )
         finished = threading.Event()
@@ -134,15 +136,11 @@ class FullDbComponent:
 
     def plan(self, context: PlanContext) -> ComponentPlan:
         """Check that the dump can be restored here, changing nothing."""
-        from odeion_archive.components import _full_db_restore
-
         return _full_db_restore.plan(context)
 
-    def restore(self, context: RestoreContext) -> None:
+    def restore(self, context: RestoreContext) -> ComponentPlan:
         """Replace the whole database with the dump, atomically."""
-        from odeion_archive.components import _full_db_restore
-
-        _full_db_restore.restore(context)
+        return _full_db_restore.restore(context)
 
 
 @hookimpl

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from psycopg import sql
 
+from odeion_archive.components import _settings_restore
 from odeion_archive.components._jsonl import export_lines
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.interfaces import (
@@ -53,15 +54,11 @@ class SettingsComponent:
 
     def plan(self, context: PlanContext) -> ComponentPlan:
         """Decide, per incoming setting, whether it is inserted, skipped or overwritten."""
-        from odeion_archive.components import _settings_restore
-
         return _settings_restore.plan(context)
 
-    def restore(self, context: RestoreContext) -> None:
+    def restore(self, context: RestoreContext) -> ComponentPlan:
         """Carry out the plan inside the restore's transaction."""
-        from odeion_archive.components import _settings_restore
-
-        _settings_restore.restore(context)
+        return _settings_restore.restore(context)
 
 
 @hookimpl

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from psycopg import sql
 
+from odeion_archive.components import _users_restore
 from odeion_archive.components._jsonl import export_lines
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.interfaces import (
@@ -98,15 +99,11 @@ class UsersAuthComponent:
 
     def plan(self, context: PlanContext) -> ComponentPlan:
         """Decide, per incoming row, whether it is inserted, skipped, overwritten or renamed."""
-        from odeion_archive.components import _users_restore
-
         return _users_restore.plan(context)
 
-    def restore(self, context: RestoreContext) -> None:
+    def restore(self, context: RestoreContext) -> ComponentPlan:
         """Carry out the plan inside the restore's transaction."""
-        from odeion_archive.components import _users_restore
-
-        _users_restore.restore(context)
+        return _users_restore.restore(context)
 
 
 @hookimpl

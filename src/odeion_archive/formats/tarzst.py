@@ -75,9 +75,15 @@ _SNIFF_BYTES = 4096
 _ADVICE = "the archive is damaged or was tampered with, use another archive"
 
 _KINDS: dict[bytes, EntryKind] = {
-    b"0": "file", b"\0": "file", b"7": "file",
-    b"1": "hardlink", b"2": "symlink", b"3": "device", b"4": "device",
-    b"5": "directory", b"6": "fifo",
+    b"0": "file",
+    b"\0": "file",
+    b"7": "file",
+    b"1": "hardlink",
+    b"2": "symlink",
+    b"3": "device",
+    b"4": "device",
+    b"5": "directory",
+    b"6": "fifo",
 }
 
 
@@ -486,8 +492,9 @@ class _TarZstReader:
         size = self._file.seek(0, 2)
         if size < _SKIPPABLE.size + _FOOTER.size:
             raise CorruptArchiveError(f"the tar.zst archive is too short; {_ADVICE}")
-        index_sha, seal, length, magic = _FOOTER.unpack(self._pread(size - _FOOTER.size,
-                                                                    _FOOTER.size))
+        index_sha, seal, length, magic = _FOOTER.unpack(
+            self._pread(size - _FOOTER.size, _FOOTER.size)
+        )
         if magic != FOOTER_MAGIC:
             raise CorruptArchiveError(
                 "the tar.zst archive does not end with its index; it is truncated or was not "
@@ -529,8 +536,13 @@ class _TarZstReader:
         previous = -1
         result = []
         for item in members:
-            if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str)
-                    or not isinstance(item[1], int) or item[1] <= previous):
+            if (
+                not isinstance(item, list)
+                or len(item) != 2
+                or not isinstance(item[0], str)
+                or not isinstance(item[1], int)
+                or item[1] <= previous
+            ):
                 raise bad
             previous = item[1]
             result.append((item[0], item[1]))
@@ -548,8 +560,7 @@ class _TarZstReader:
 
     def _frame_stream(self, offset: int) -> _TarStream:
         source = cast("IO[bytes]", _Slice(self._file, offset, self._frame_end(offset)))
-        reader = self._dctx.stream_reader(source, read_size=_HEADER_READ,
-                                          read_across_frames=True)
+        reader = self._dctx.stream_reader(source, read_size=_HEADER_READ, read_across_frames=True)
         return _TarStream(reader, self._limits)
 
     # -- the ArchiveReader interface -----------------------------------------
@@ -599,8 +610,9 @@ class _TarZstReader:
     def walk(self) -> Iterator[_TarMember]:
         """Every entry of the tar stream, decompressed from the start."""
         self._file.seek(0)
-        reader = self._dctx.stream_reader(self._file, read_size=_HEADER_READ * 4,
-                                          read_across_frames=True)
+        reader = self._dctx.stream_reader(
+            self._file, read_size=_HEADER_READ * 4, read_across_frames=True
+        )
         stream = _TarStream(reader, self._limits)
         count = 0
         while True:
@@ -640,8 +652,10 @@ class _TarZstReader:
         try:
             self.entries()
             source = cast("IO[bytes]", _Slice(self._file, index.end, index.frame_start))
-            end = _TarStream(self._dctx.stream_reader(
-                source, read_size=_HEADER_READ, read_across_frames=False), self._limits)
+            end = _TarStream(
+                self._dctx.stream_reader(source, read_size=_HEADER_READ, read_across_frames=False),
+                self._limits,
+            )
             if end.read(3 * _BLOCK) != _ZERO_BLOCK * 2:
                 problems.append(f"the tar.zst end-of-archive frame is wrong; {_ADVICE}")
         except (CorruptArchiveError, UnsafeArchiveError) as exc:

@@ -112,8 +112,19 @@ class _ZipWriter:
         name = path.encode("utf-8")
         offset = self._offset
         self._write(
-            _LOCAL.pack(_LOCAL_SIG, _VERSION, _FLAGS, _DEFLATE, _DOS_TIME, _DOS_DATE,
-                        0, _U32, _U32, len(name), _ZIP64_LOCAL.size)
+            _LOCAL.pack(
+                _LOCAL_SIG,
+                _VERSION,
+                _FLAGS,
+                _DEFLATE,
+                _DOS_TIME,
+                _DOS_DATE,
+                0,
+                _U32,
+                _U32,
+                len(name),
+                _ZIP64_LOCAL.size,
+            )
             + name
             + _ZIP64_LOCAL.pack(1, 16, 0, 0)
         )
@@ -148,22 +159,58 @@ class _ZipWriter:
         cd_offset = self._offset
         for item in self._written:
             self._write(
-                _CENTRAL.pack(_CENTRAL_SIG, _MADE_BY, _VERSION, _FLAGS, _DEFLATE, _DOS_TIME,
-                              _DOS_DATE, item.crc, _U32, _U32, len(item.name),
-                              _ZIP64_CENTRAL.size, 0, 0, 0, _FILE_ATTR, _U32)
+                _CENTRAL.pack(
+                    _CENTRAL_SIG,
+                    _MADE_BY,
+                    _VERSION,
+                    _FLAGS,
+                    _DEFLATE,
+                    _DOS_TIME,
+                    _DOS_DATE,
+                    item.crc,
+                    _U32,
+                    _U32,
+                    len(item.name),
+                    _ZIP64_CENTRAL.size,
+                    0,
+                    0,
+                    0,
+                    _FILE_ATTR,
+                    _U32,
+                )
                 + item.name
                 + _ZIP64_CENTRAL.pack(1, 24, item.usize, item.csize, item.offset)
             )
         cd_size = self._offset - cd_offset
         count = len(self._written)
         eocd64_offset = self._offset
-        self._write(_EOCD64.pack(_EOCD64_SIG, _EOCD64.size - 12, _MADE_BY, _VERSION, 0, 0,
-                                 count, count, cd_size, cd_offset))
+        self._write(
+            _EOCD64.pack(
+                _EOCD64_SIG,
+                _EOCD64.size - 12,
+                _MADE_BY,
+                _VERSION,
+                0,
+                0,
+                count,
+                count,
+                cd_size,
+                cd_offset,
+            )
+        )
         self._write(_LOCATOR.pack(_LOCATOR_SIG, 0, eocd64_offset, 1))
         comment = SEAL_PREFIX + self._hash.hexdigest().encode("ascii")
         self._out.write(
-            _EOCD.pack(_EOCD_SIG, 0, 0, min(count, _U16), min(count, _U16),
-                       min(cd_size, _U32), min(cd_offset, _U32), len(comment))
+            _EOCD.pack(
+                _EOCD_SIG,
+                0,
+                0,
+                min(count, _U16),
+                min(count, _U16),
+                min(cd_size, _U32),
+                min(cd_offset, _U32),
+                len(comment),
+            )
             + comment
         )
         self._out.flush()
@@ -329,8 +376,17 @@ class _ZipReader:
             )
         raw_cd = self._exact(cd_offset, cd_size, "the central directory")
         entries = tuple(self._parse_central(raw_cd, count))
-        return _Directory(entries, eocd_offset, fields, comment, eocd64_offset, eocd64,
-                          locator, cd_offset, cd_size)
+        return _Directory(
+            entries,
+            eocd_offset,
+            fields,
+            comment,
+            eocd64_offset,
+            eocd64,
+            locator,
+            cd_offset,
+            cd_size,
+        )
 
     def _parse_central(self, raw: bytes, count: int) -> Iterator[_CentralEntry]:
         pos = 0
@@ -340,8 +396,25 @@ class _ZipReader:
                     f"the zip central directory is shorter than its entry count; {_ADVICE}"
                 )
             fields = _CENTRAL.unpack_from(raw, pos)
-            (sig, made_by, _version, flags, method, dos_time, dos_date, crc, csize, usize,
-             nlen, elen, clen, _disk, _iattr, eattr, offset) = fields
+            (
+                sig,
+                made_by,
+                _version,
+                flags,
+                method,
+                dos_time,
+                dos_date,
+                crc,
+                csize,
+                usize,
+                nlen,
+                elen,
+                clen,
+                _disk,
+                _iattr,
+                eattr,
+                offset,
+            ) = fields
             if sig != _CENTRAL_SIG:
                 raise CorruptArchiveError(
                     f"a zip central directory entry has a wrong signature; {_ADVICE}"
@@ -356,8 +429,20 @@ class _ZipReader:
                 )
             name = _decode_name(raw_name, flags)
             usize, csize, offset = _zip64(extra, usize, csize, offset, name)
-            yield _CentralEntry(name, raw_name, made_by, flags, method, dos_time, dos_date,
-                                crc, csize, usize, offset, eattr)
+            yield _CentralEntry(
+                name,
+                raw_name,
+                made_by,
+                flags,
+                method,
+                dos_time,
+                dos_date,
+                crc,
+                csize,
+                usize,
+                offset,
+                eattr,
+            )
         if pos != len(raw):
             raise CorruptArchiveError(
                 f"the zip central directory has bytes after its last entry; {_ADVICE}"
@@ -456,9 +541,7 @@ class _ZipReader:
                 f"{_ADVICE}"
             )
         if crc != entry.crc:
-            raise CorruptArchiveError(
-                f"member {entry.name!r} fails its CRC-32 check; {_ADVICE}"
-            )
+            raise CorruptArchiveError(f"member {entry.name!r} fails its CRC-32 check; {_ADVICE}")
 
     # -- the ArchiveReader interface -----------------------------------------
 
@@ -533,8 +616,9 @@ class _ZipReader:
                 if header[2] & 0x8:
                     zip64 = header[10] >= _ZIP64_LOCAL.size or entry.csize >= _U32
                     layout = _DESCRIPTOR64 if zip64 else _DESCRIPTOR32
-                    descriptor = layout.unpack(self._exact(expected, layout.size,
-                                                           "a data descriptor"))
+                    descriptor = layout.unpack(
+                        self._exact(expected, layout.size, "a data descriptor")
+                    )
                     expected += layout.size
                     recorded = descriptor[1:]
                 else:
@@ -548,9 +632,7 @@ class _ZipReader:
                 problems.append(str(exc))
                 return problems
         if expected != directory.cd_offset:
-            problems.append(
-                f"the zip central directory does not follow the last member; {_ADVICE}"
-            )
+            problems.append(f"the zip central directory does not follow the last member; {_ADVICE}")
         return problems
 
     def close(self) -> None:
@@ -561,8 +643,9 @@ class _ZipReader:
 def _local_problems(entry: _CentralEntry, header: tuple[int, ...]) -> list[str]:
     _sig, _version, flags, _method, dos_time, dos_date, _crc, _cs, _us, _nlen, _elen = header
     if flags != entry.flags or (dos_time, dos_date) != (entry.dos_time, entry.dos_date):
-        return [f"the local header of {entry.name!r} disagrees with the central directory; "
-                + _ADVICE]
+        return [
+            f"the local header of {entry.name!r} disagrees with the central directory; " + _ADVICE
+        ]
     return []
 
 
@@ -571,8 +654,9 @@ def _end_problems(directory: _Directory) -> list[str]:
         return [f"the zip archive has no zip64 end records; {_ADVICE}"]
     count = len(directory.entries)
     _sig, disk, cd_disk, n_disk, n, cd_size, cd_offset, _clen = directory.eocd
-    (_sig64, rest, _made_by, _version, disk64, cd_disk64, n_disk64, n64, cd_size64,
-     cd_offset64) = directory.eocd64
+    (_sig64, rest, _made_by, _version, disk64, cd_disk64, n_disk64, n64, cd_size64, cd_offset64) = (
+        directory.eocd64
+    )
     _lsig, locator_disk, _where, disks = directory.locator
     problems = []
     if (disk, cd_disk, disk64, cd_disk64, locator_disk, disks) != (0, 0, 0, 0, 0, 1):

@@ -139,8 +139,7 @@ def parse_footer(tail: bytes) -> Footer:
             f"the tar.gz archive's index footer is not readable; it is truncated or was not "
             f"written by odeion-archive-targz; {ADVICE}"
         )
-    return Footer(bytes.fromhex(index_sha.decode()), bytes.fromhex(seal.decode()),
-                  int(length, 16))
+    return Footer(bytes.fromhex(index_sha.decode()), bytes.fromhex(seal.decode()), int(length, 16))
 
 
 # -- reading ---------------------------------------------------------------------
@@ -155,8 +154,15 @@ class GzipStream:
     after the first member; ``max_input`` bounds the compressed bytes read.
     """
 
-    def __init__(self, file: IO[bytes], start: int, end: int, *, single: bool = False,
-                 max_input: int | None = None) -> None:
+    def __init__(
+        self,
+        file: IO[bytes],
+        start: int,
+        end: int,
+        *,
+        single: bool = False,
+        max_input: int | None = None,
+    ) -> None:
         self._file = file
         self._position = start
         self._end = end

@@ -146,18 +146,25 @@ class TarGzReader:
             )
         starts: list[tuple[str, int]] = []
         for item in members:
-            if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str)
-                    or not _is_int(item[1])):
+            if (
+                not isinstance(item, list)
+                or len(item) != 2
+                or not isinstance(item[0], str)
+                or not _is_int(item[1])
+            ):
                 raise bad
             starts.append((item[0], item[1]))
         offsets = [offset for _, offset in starts] + [eof]
-        if offsets[0] != 0 or any(b - a < len(MEMBER_HEADER) for a, b in
-                                  zip(offsets, [*offsets[1:], trailer_start], strict=True)):
+        if offsets[0] != 0 or any(
+            b - a < len(MEMBER_HEADER)
+            for a, b in zip(offsets, [*offsets[1:], trailer_start], strict=True)
+        ):
             raise bad
         if len({name for name, _ in starts}) != len(starts):
             raise bad
-        result = tuple((name, start, end)
-                       for (name, start), end in zip(starts, offsets[1:], strict=True))
+        result = tuple(
+            (name, start, end) for (name, start), end in zip(starts, offsets[1:], strict=True)
+        )
         return _Index(result, eof, trailer_start, seal)
 
     # -- one gzip member ---------------------------------------------------------
@@ -250,8 +257,7 @@ class TarGzReader:
         try:
             self.entries()
             parser, stream = self._member_parser(index.eof, index.trailer_start, _HEADER_INPUT)
-            if (parser.read(len(END_OF_ARCHIVE) + 1) != END_OF_ARCHIVE
-                    or not stream.ended_cleanly()):
+            if parser.read(len(END_OF_ARCHIVE) + 1) != END_OF_ARCHIVE or not stream.ended_cleanly():
                 problems.append(f"the tar.gz end-of-archive member is wrong; {ADVICE}")
         except ArchiveInvalidError as exc:
             problems.append(str(exc))

@@ -58,13 +58,9 @@ _KINDS: dict[bytes, EntryKind] = {
     tarfile.FIFOTYPE: "fifo",
 }
 #: Kinds whose header is followed by no data, whatever its size field says.
-_NO_DATA: frozenset[EntryKind] = frozenset(
-    {"hardlink", "symlink", "device", "directory", "fifo"}
-)
+_NO_DATA: frozenset[EntryKind] = frozenset({"hardlink", "symlink", "device", "directory", "fifo"})
 #: pax keywords that do not change what a member is or where its data lies.
-_PAX_HARMLESS = frozenset(
-    {"mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment"}
-)
+_PAX_HARMLESS = frozenset({"mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment"})
 
 
 # -- writing ---------------------------------------------------------------------

@@ -26,10 +26,14 @@ _SPOOL_MEMORY = 8 * 1024 * 1024
 
 def index_json(members: Iterable[tuple[str, int]], eof: int) -> bytes:
     """The index as compact ASCII JSON: member names with the offsets of their gzip members."""
-    document = {"eof": eof, "members": [[name, offset] for name, offset in members],
-                "version": INDEX_VERSION}
-    return json.dumps(document, ensure_ascii=True, separators=(",", ":"),
-                      sort_keys=True).encode("ascii")
+    document = {
+        "eof": eof,
+        "members": [[name, offset] for name, offset in members],
+        "version": INDEX_VERSION,
+    }
+    return json.dumps(document, ensure_ascii=True, separators=(",", ":"), sort_keys=True).encode(
+        "ascii"
+    )
 
 
 class TarGzWriter:
