@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 import pytest
 from _harness import (
     JSON_TABLES,
@@ -469,61 +467,3 @@ def test_invalid_archives_are_blockers_not_crashes(
 
 
 # -- speed -------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_100k_users_restore_quickly(pg18: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from odeion_archive.seed import SeedScale, seed
-
-    names = [f"bench_{n}_{time.monotonic_ns()}" for n in ("source", "target")]
-    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
-        for name in names:
-            conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    source, target = (pg18.database_conninfo(name) for name in names)
-    try:
-        fresh_database(source, 2)
-        fresh_database(target, 2)
-        with psycopg.connect(source) as conn, conn.transaction():
-            seed(
-                conn,
-                SeedScale(
-                    users=100_000,
-                    invite_codes=20_000,
-                    api_tokens_per_user=3,
-                    sessions=0,
-                    settings=100,
-                    libraries=0,
-                    media_items=0,
-                    watch_history=0,
-                ),
-            )
-        archive = take_backup(source)
-        timings = []
-        runs: list[tuple[Conflict, str, str]] = [
-            ("skip", target, "into an empty database"),
-            ("overwrite", target, "every user and token differs"),
-            ("rename", source, "into the source (all identical)"),
-        ]
-        for conflict, into, what in runs:
-            if conflict == "overwrite":
-                execute(
-                    target,
-                    "UPDATE users SET password_hash = password_hash || 'x', display_name = 'x'",
-                    "UPDATE api_tokens SET last_used_at = now()",
-                )
-            started = time.monotonic()
-            planned = plan(into, archive, "everything_json", conflict)
-            planned_at = time.monotonic()
-            restore(into, archive, "everything_json", conflict, planned=planned)
-            done = time.monotonic()
-            timings.append(
-                f"{conflict:9} {what}: {planned.counts['users']}, "
-                f"{planned.counts['api_tokens'].insert + planned.counts['api_tokens'].overwrite}"
-                f" tokens: plan {planned_at - started:.1f} s, restore {done - planned_at:.1f} s"
-            )
-        with capsys.disabled():
-            print("\n100k users:\n  " + "\n  ".join(timings))  # noqa: T201
-    finally:
-        with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
-            for name in names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
