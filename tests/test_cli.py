@@ -303,3 +303,18 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "demo succeeded" in completed.stdout
     assert "identical" in completed.stdout
     assert time.monotonic() - started < 120
+
+
+def test_server_version_and_pg_bin_options_and_environment(cli: Cli, tmp_path: Path) -> None:
+    cli.json("--server-version", "10.4.2", "create", "--components", "settings")
+    assert cli.json("list")[0]["server_version"] == "10.4.2"
+    cli.env["ODEION_SERVER_VERSION"] = "10.5.0"
+    cli.json("create", "--components", "settings")
+    assert cli.json("list")[0]["server_version"] == "10.5.0"
+
+    no_tools = tmp_path / "no-tools"
+    no_tools.mkdir()
+    failed = cli("--pg-bin", str(no_tools), "create", "--components", "full_db", code=1)
+    assert "pg_dump" in failed.stderr
+    cli.env["ODEION_PG_BIN"] = str(no_tools)
+    assert "pg_dump" in cli("create", "--components", "full_db", code=1).stderr

@@ -216,3 +216,16 @@ def test_a_failing_hook_does_not_undo_the_backup(odeion18: str, tmp_path: Path) 
     archiver = Archiver(tmp_path, database_url=odeion18, registry=registry)
     info = archiver.create(components=["settings"]).archive
     assert [i.name for i in archiver.list()] == [info.name]
+
+
+def test_without_a_database_url_the_embedded_postgresql_is_used(tmp_path: Path) -> None:
+    data_dir = tmp_path / "odeion-data"
+    with Archiver(data_dir) as archiver:
+        info = archiver.create(components=["full_db"]).archive
+        assert archiver.verify(info.name).ok
+        pgdata = data_dir / "pgdata"
+        assert (pgdata / "PG_VERSION").read_text().strip() == "18"
+        assert (pgdata / "postmaster.pid").exists()
+        assert info.manifest.component("full_db").facts["server_version_num"] // 10000 == 18
+    # Stopped cleanly when the archiver is closed.
+    assert not (pgdata / "postmaster.pid").exists()
