@@ -309,6 +309,14 @@ def odeion_db(pg_server: PgServer, _odeion_templates: dict[tuple[str, int], str]
     yield from _odeion_database(pg_server, LATEST_SCHEMA_VERSION, _odeion_templates)
 
 
+@pytest.fixture(scope="module")
+def module_odeion_db(
+    pg18: PgServer, _odeion_templates: dict[tuple[str, int], str]
+) -> Iterator[str]:
+    """One seeded database at the latest schema on PostgreSQL 18, shared by a module."""
+    yield from _odeion_database(pg18, LATEST_SCHEMA_VERSION, _odeion_templates)
+
+
 @pytest.fixture
 def odeion_db_v1(
     pg_server: PgServer, _odeion_templates: dict[tuple[str, int], str]

@@ -10,37 +10,22 @@ import select
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from odeion_archive._lock import DataDirLock
 from odeion_archive._progress import ProgressPrinter
 from odeion_archive.events import ProgressEvent
-from odeion_archive.schema import migrate
-from odeion_archive.seed import SeedScale, seed
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
 
 
 @pytest.fixture(scope="module")
-def database(pg18: Any) -> Iterator[str]:
-    """A seeded Odeion database for the module."""
-    name = f"cli_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = pg18.database_conninfo(name)
-    with psycopg.connect(url) as conn:
-        migrate(conn)
-        seed(conn, SeedScale.tiny())
-    yield url
-    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+def database(module_odeion_db: str) -> str:
+    """A seeded Odeion database shared by this module's tests."""
+    return module_odeion_db
 
 
 class Cli:

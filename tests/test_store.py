@@ -7,14 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from odeion_archive import (
     ArchiveInvalidError,
@@ -27,24 +22,13 @@ from odeion_archive import (
     hookimpl,
 )
 from odeion_archive._lock import DataDirLock
-from odeion_archive.schema import migrate
-from odeion_archive.seed import SeedScale, seed
 from odeion_archive.store import TEMP_PREFIX
 
 
 @pytest.fixture(scope="module")
-def odeion18(pg18: Any) -> Iterator[str]:
-    """One seeded Odeion database on PostgreSQL 18 for the whole module."""
-    name = f"store_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = pg18.database_conninfo(name)
-    with psycopg.connect(url) as conn:
-        migrate(conn)
-        seed(conn, SeedScale.tiny())
-    yield url
-    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+def odeion18(module_odeion_db: str) -> str:
+    """A seeded Odeion database shared by this module's tests."""
+    return module_odeion_db
 
 
 @pytest.fixture

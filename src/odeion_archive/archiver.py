@@ -216,16 +216,9 @@ class Archiver:
         allow_unsafe_dump: bool = False,
     ) -> RestorePlan:
         """What restoring ``archive`` in ``mode`` would do; nothing is changed."""
-        options = RestoreOptions(
-            mode=mode,
-            conflict=conflict,
-            remap_paths=dict(remap_paths or {}),
-            acting_user=acting_user,
-            allow_unsafe_dump=allow_unsafe_dump,
-        )
         return plan_restore(
             self.resolve(archive),
-            options,
+            RestoreOptions(mode, conflict, dict(remap_paths or {}), acting_user, allow_unsafe_dump),
             registry=self._registry,
             conninfo=self.database_url(),
             pg_bin=self._pg_bin,
@@ -252,17 +245,12 @@ class Archiver:
         database changed since). Afterwards the host must rescan its libraries;
         the ``odeion_archive_restore_finished`` hook fires.
         """
-        options = RestoreOptions(
-            mode=mode,
-            conflict=conflict,
-            remap_paths=dict(remap_paths or {}),
-            acting_user=acting_user,
-            allow_unsafe_dump=allow_unsafe_dump,
-        )
         with self._exclusive("restore"):
             result = run_restore(
                 self.resolve(archive),
-                options,
+                RestoreOptions(
+                    mode, conflict, dict(remap_paths or {}), acting_user, allow_unsafe_dump
+                ),
                 registry=self._registry,
                 conninfo=self.database_url(),
                 pg_bin=self._pg_bin,

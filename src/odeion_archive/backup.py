@@ -19,6 +19,7 @@ import attrs
 import psycopg
 
 from odeion_archive import schema
+from odeion_archive._context import ComponentContext
 from odeion_archive._tools import Toolbox
 from odeion_archive._version import __version__
 from odeion_archive.archive import ArchiveBuilder
@@ -31,7 +32,7 @@ from odeion_archive.errors import (
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
 from odeion_archive.interfaces import Component
 from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
-from odeion_archive.postgres import PgTool, server_version_num, tool_invocation
+from odeion_archive.postgres import PgTool, server_version_num
 from odeion_archive.registry import Registry
 from odeion_archive.results import ArchiveInfo
 from odeion_archive.store import BackupStore
@@ -54,7 +55,7 @@ class BackupOptions:
     reserve_bytes: int = 64 * 1024 * 1024
 
 
-class _Context:
+class _Context(ComponentContext):
     """The :class:`~odeion_archive.interfaces.BackupContext` of one component."""
 
     def __init__(
@@ -70,20 +71,23 @@ class _Context:
         cancel: CancelToken,
         progress: ProgressCallback,
     ) -> None:
+        super().__init__(
+            operation="backup",
+            component=component.name,
+            conninfo=conninfo,
+            toolbox=toolbox,
+            progress=progress,
+        )
         self.connection = connection
         self.snapshot = snapshot
         self.schema_version = schema_version
         self.cancel = cancel
-        self._component = component
         self._builder = builder
-        self._toolbox = toolbox
-        self._conninfo = conninfo
-        self._progress = progress
 
     def add_member(
         self, name: str, chunks: Iterable[bytes], *, total: int | None = None
     ) -> MemberEntry:
-        return self._builder.add_member(self._component.name, name, self._count(chunks, total))
+        return self._builder.add_member(self._component_name, name, self._count(chunks, total))
 
     def _count(self, chunks: Iterable[bytes], total: int | None) -> Iterator[bytes]:
         done = 0
@@ -97,27 +101,6 @@ class _Context:
                 self.progress("write", done, total, "bytes")
             yield chunk
         self.progress("write", done, done, "bytes")
-
-    def progress(
-        self,
-        phase: str,
-        done: int,
-        total: int | None = None,
-        unit: Literal["bytes", "rows", "steps"] = "rows",
-    ) -> None:
-        self._progress(
-            ProgressEvent(
-                operation="backup",
-                phase=phase,
-                component=self._component.name,
-                done=done,
-                total=total,
-                unit=unit,
-            )
-        )
-
-    def tool_env(self) -> tuple[str, dict[str, str]]:
-        return tool_invocation(self._conninfo)
 
     def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> PgTool:
         return self._toolbox.get(name)

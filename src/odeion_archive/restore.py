@@ -20,6 +20,7 @@ import attrs
 import psycopg
 
 from odeion_archive import schema
+from odeion_archive._context import ComponentContext
 from odeion_archive._tools import Toolbox
 from odeion_archive.archive import ArchiveFile
 from odeion_archive.errors import (
@@ -35,7 +36,7 @@ from odeion_archive.errors import (
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
 from odeion_archive.interfaces import Component, ComponentPlan, Conflict, Issue, RowCounts
 from odeion_archive.manifest import ComponentEntry, Manifest
-from odeion_archive.postgres import PgTool, server_version_num, tool_invocation
+from odeion_archive.postgres import PgTool, server_version_num
 from odeion_archive.registry import Registry
 from odeion_archive.results import RestorePlan, RestoreResult
 
@@ -84,7 +85,7 @@ def components_for(mode: str, registry: Registry) -> tuple[str, ...]:
     )
 
 
-class _Context:
+class _Context(ComponentContext):
     """The Plan- and RestoreContext handed to one component."""
 
     def __init__(
@@ -101,6 +102,13 @@ class _Context:
         progress: ProgressCallback,
         plan: ComponentPlan | None = None,
     ) -> None:
+        super().__init__(
+            operation="restore",
+            component=entry.name,
+            conninfo=conninfo,
+            toolbox=toolbox,
+            progress=progress,
+        )
         self.manifest: Manifest = archive.manifest
         self.entry = entry
         self.connection = connection
@@ -110,9 +118,6 @@ class _Context:
         self.cancel = cancel
         self.plan = plan
         self._archive = archive
-        self._toolbox = toolbox
-        self._conninfo = conninfo
-        self._progress = progress
 
     def open_member(self, path: str) -> IO[bytes]:
         return self._archive.open_member(path)
@@ -122,27 +127,6 @@ class _Context:
 
     def tools(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> Sequence[PgTool]:
         return self._toolbox.all(name)
-
-    def tool_env(self) -> tuple[str, dict[str, str]]:
-        return tool_invocation(self._conninfo)
-
-    def progress(
-        self,
-        phase: str,
-        done: int,
-        total: int | None = None,
-        unit: Literal["bytes", "rows", "steps"] = "rows",
-    ) -> None:
-        self._progress(
-            ProgressEvent(
-                operation="restore",
-                phase=phase,
-                component=self.entry.name,
-                done=done,
-                total=total,
-                unit=unit,
-            )
-        )
 
 
 def _connect(conninfo: str) -> psycopg.Connection[Any]:
