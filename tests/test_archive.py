@@ -16,14 +16,13 @@ from odeion_archive.errors import (
     BackupFailedError,
     CorruptArchiveError,
     ManifestError,
-    UnsafeArchiveError,
 )
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat, ReadLimits
 from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry
 from odeion_archive.registry import Registry
-from odeion_archive.testing import format_registry, head_manifest, write_archive
+from odeion_archive.testing import format_registry, head_manifest
 
 FORMATS: list[ArchiveFormat] = [ZipFormat(), TarZstFormat()]
 USERS = b'{"id":1,"name":"ana"}\n' * 100
@@ -111,28 +110,6 @@ def test_a_wrong_announced_size_fails_the_backup(fmt: ArchiveFormat, size: int) 
     builder = ArchiveBuilder(fmt, io.BytesIO(), head=head_manifest(fmt, ("users_auth",)))
     with pytest.raises(BackupFailedError, match="announced"):
         builder.add_member("users_auth", "a.jsonl", [b"abcd"], size=size)
-
-
-def test_builder_works_with_a_writer_that_takes_no_size(registry: Registry, tmp_path: Path) -> None:
-    class PlainWriter:
-        def __init__(self, inner: Any) -> None:
-            self._inner = inner
-
-        def add(self, path: str, chunks: Any) -> None:
-            self._inner.add(path, chunks)
-
-        def close(self) -> None:
-            self._inner.close()
-
-    class PlainZip(ZipFormat):
-        def open_writer(self, stream: IO[bytes]) -> Any:
-            return PlainWriter(super().open_writer(stream))
-
-    path = tmp_path / "plain.zip"
-    with path.open("wb") as stream:
-        write_archive(PlainZip(), stream, {"users_auth": {"u.jsonl": USERS}})
-    with ArchiveFile.open(path, registry) as archive:
-        assert archive.verify().ok
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -226,35 +203,6 @@ class _NoListing(ZipFormat):
             close = inner.close
 
         return Reader()
-
-
-def test_a_reader_without_a_listing_is_walked_twice_and_checked_first(tmp_path: Path) -> None:
-    fmt = _NoListing()
-    registry = format_registry(fmt)
-    head = head_manifest(fmt, ("users_auth",))
-    path = tmp_path / "unlisted.zip"
-    with path.open("wb") as stream:
-        writer = fmt.open_writer(stream)
-        writer.add(HEAD_MEMBER, [head.head_json()])
-        writer.add("users_auth/users.jsonl", [USERS])
-        writer.add("users_auth/extra.jsonl", [b"extra"])
-        writer.add(TAIL_MEMBER, [head.tail_json()])
-        writer.close()
-    handed_out: list[str] = []
-
-    def read_all() -> None:
-        with ArchiveFile.open(path, registry) as archive:
-            handed_out.extend(entry.path for entry, _chunks in archive.walk())
-
-    with pytest.raises(UnsafeArchiveError, match="not listed"):
-        read_all()
-    assert handed_out == []
-    path2 = tmp_path / "ok.zip"
-    with path2.open("wb") as stream:
-        write_archive(fmt, stream, {"users_auth": {"users.jsonl": USERS}})
-    with ArchiveFile.open(path2, registry) as archive:
-        assert [b"".join(c) for _e, c in archive.walk()] == [USERS]
-        assert archive.verify().ok
 
 
 def test_walk_chunks_respect_the_chunk_limit(

@@ -148,7 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, text)
         sub.add_argument("archive", metavar="ARCHIVE", help="a name from 'list' or a path")
-        sub.add_argument("--mode", required=True, choices=list(MODES))
+        sub.add_argument(
+            "--mode",
+            required=True,
+            help=f"{', '.join(MODES)}, or the name of a plugin's component",
+        )
         sub.add_argument(
             "--conflict",
             default="skip",

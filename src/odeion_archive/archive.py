@@ -17,7 +17,6 @@ streams, and cut off as soon as it exceeds the listed size.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import os
 from collections.abc import Generator, Iterable, Iterator, Mapping
@@ -36,7 +35,7 @@ from odeion_archive.errors import (
     UnsafeArchiveError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
-from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, ArchiveWriter, Entry, ReadLimits
+from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, Entry, ReadLimits
 from odeion_archive.manifest import (
     HEAD_MEMBER,
     MANIFEST_MEMBERS,
@@ -57,13 +56,6 @@ _DAMAGED = "the archive is damaged or was tampered with, use another archive"
 
 
 # -- writing ---------------------------------------------------------------------
-
-
-def _accepts_size(writer: ArchiveWriter) -> bool:
-    try:
-        return "size" in inspect.signature(writer.add).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 class ArchiveBuilder:
@@ -89,17 +81,13 @@ class ArchiveBuilder:
                 )
         self._head = head
         self._writer = fmt.open_writer(stream)
-        self._sized = _accepts_size(self._writer)
         self._members: dict[str, list[MemberEntry]] = {c.name: [] for c in head.components}
         self._facts: dict[str, Mapping[str, Any]] = {}
         self._finished = False
         self._write(HEAD_MEMBER, [head.head_json()], len(head.head_json()))
 
     def _write(self, path: str, chunks: Iterable[bytes], size: int | None) -> None:
-        if self._sized:
-            cast("Any", self._writer).add(path, chunks, size=size)
-        else:
-            self._writer.add(path, chunks)
+        self._writer.add(path, chunks, size=size)
 
     def add_member(
         self, component: str, name: str, chunks: Iterable[bytes], *, size: int | None = None
@@ -389,16 +377,8 @@ class ArchiveFile:
         return sizes
 
     def _entries(self, reader: ArchiveReader) -> list[Entry]:
-        """The container's listing: its own, or a walk that reads no data."""
-        entries_of = getattr(reader, "entries", None)
-        if callable(entries_of):
-            return list(entries_of())
-        entries = []
-        for source in reader.walk():
-            entries.append(source.entry)
-            if len(entries) > self._limits.max_members:
-                break
-        return entries
+        """The container's listing, which reads no member data."""
+        return list(reader.entries())
 
     def _listing(self, reader: ArchiveReader) -> list[Entry]:
         """Every entry, checked as a whole before any member data is handed out."""

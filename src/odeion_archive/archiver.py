@@ -25,7 +25,7 @@ from odeion_archive.interfaces import Conflict
 from odeion_archive.manifest import Manifest
 from odeion_archive.postgres import EmbeddedPostgres
 from odeion_archive.registry import Registry
-from odeion_archive.restore import RestoreOptions, plan_restore, run_restore
+from odeion_archive.restore import RestoreOptions, components_for, plan_restore, run_restore
 from odeion_archive.results import (
     ArchiveInfo,
     BackupResult,
@@ -216,6 +216,7 @@ class Archiver:
         allow_unsafe_dump: bool = False,
     ) -> RestorePlan:
         """What restoring ``archive`` in ``mode`` would do; nothing is changed."""
+        components_for(mode, self._registry)  # an unknown mode is a usage error, first
         return plan_restore(
             self.resolve(archive),
             RestoreOptions(mode, conflict, dict(remap_paths or {}), acting_user, allow_unsafe_dump),
@@ -245,6 +246,7 @@ class Archiver:
         database changed since). Afterwards the host must rescan its libraries;
         the ``odeion_archive_restore_finished`` hook fires.
         """
+        components_for(mode, self._registry)
         with self._exclusive("restore"):
             result = run_restore(
                 self.resolve(archive),

@@ -7,6 +7,12 @@ show ``str(error)`` to an administrator as it is.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from odeion_archive.interfaces import ComponentPlan
+    from odeion_archive.results import RestorePlan
+
 __all__ = [
     "ArchiveError",
     "ArchiveInvalidError",
@@ -120,6 +126,7 @@ class RestoreFailedError(ArchiveError):
 class RestoreBlockedError(ArchiveError):
     """The restore plan has blockers; nothing was changed."""
 
-    def __init__(self, message: str, plan: object) -> None:
+    def __init__(self, message: str, plan: RestorePlan | ComponentPlan) -> None:
+        #: The plan (of the whole restore, or of the component) that has the blockers.
         self.plan = plan
         super().__init__(message)

@@ -19,9 +19,11 @@ Unit = Literal["bytes", "rows", "steps"]
 class ProgressEvent:
     """One report of progress of a long operation.
 
-    ``phase`` is a stable word (``"snapshot"``, ``"export"``, ``"dump"``,
-    ``"finalize"``, ``"verify"``, ``"restore"``...), ``component`` the component
-    being worked on, if any. ``done`` counts ``unit``; ``total`` is ``None``
+    ``phase`` is a stable word: for a backup ``"snapshot"``, ``"component"``,
+    ``"export <table>"`` (rows), ``"write"`` (bytes of a member), ``"finalize"`` and
+    ``"done"``; ``"verify"`` while an archive is verified; for a restore
+    ``"component"``, ``"restore"`` (bytes of the dump) and the components' own
+    per-table phases (rows). ``component`` is the component being worked on, if any. ``done`` counts ``unit``; ``total`` is ``None``
     where it is not known in advance.
     """
 

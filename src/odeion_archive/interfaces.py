@@ -91,11 +91,15 @@ class MemberSource(Protocol):
 class ArchiveWriter(Protocol):
     """Writes one archive to a sequential binary stream, member after member."""
 
-    def add(self, path: str, chunks: Iterable[bytes]) -> None:
+    def add(self, path: str, chunks: Iterable[bytes], *, size: int | None = None) -> None:
         """Write one regular member from an iterable of chunks, streaming.
 
-        The writer holds at most a bounded amount of the member in memory and
-        never seeks the output stream.
+        ``size`` is the member's size when it is known in advance, ``None``
+        otherwise (a pg_dump stream); a member that differs from a given size
+        is an error. The writer holds at most a bounded amount of the member in
+        memory and does not stage it whole, on disk or in memory, where the
+        output stream can seek; on a stream that cannot, it may stage members of
+        unknown size.
         """
         ...
 
@@ -115,6 +119,14 @@ class ArchiveReader(Protocol):
         archive of any size). Raises :class:`~odeion_archive.errors.ManifestError`
         if the member is absent and
         :class:`~odeion_archive.errors.UnsafeArchiveError` if it exceeds ``max_size``.
+        """
+        ...
+
+    def entries(self) -> list[Entry]:
+        """Every entry as the container declares it, reading no member data.
+
+        Must list what :meth:`walk` meets (a walk that meets anything else is
+        an error); bounded by ``ReadLimits.max_members``.
         """
         ...
 

@@ -92,7 +92,11 @@ class Registry:
         return registry
 
     def register(self, plugin: object, name: str | None = None) -> None:
-        """Register a plugin object (a module or an instance with hook functions)."""
+        """Register a plugin object (a module or an instance with hook functions).
+
+        Name clashes between plugins are reported (:class:`PluginError`) when
+        formats or components are first looked up.
+        """
         try:
             self._pm.register(plugin, name=name)
         except ValueError as exc:

@@ -65,8 +65,8 @@ def plan(context: PlanContext) -> ComponentPlan:
             Issue(
                 "pg_restore_missing",
                 "no pg_restore was found (looked in the embedded PostgreSQL, the configured "
-                "directory and PATH); install the PostgreSQL client tools or point --pg-bin "
-                "at them",
+                "directory, PATH and /usr/lib/postgresql/*/bin); install the PostgreSQL "
+                "client tools or point --pg-bin at them",
             )
         )
     elif _choose_pg_restore(tools, header.archive_version, target_major) is None:

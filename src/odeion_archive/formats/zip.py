@@ -297,10 +297,16 @@ class _ZipReader:
         self._file = file
         self._limits = limits
         self._directory: _Directory | None = None
+        self._size: int | None = None
 
     # -- low level -----------------------------------------------------------
 
     def _pread(self, offset: int, size: int) -> bytes:
+        if not 0 <= offset <= self._file_size():
+            # A damaged offset can point anywhere, past the file or past what seek takes.
+            raise CorruptArchiveError(
+                f"the zip archive points at offset {offset}, outside the file; {_ADVICE}"
+            )
         self._file.seek(offset)
         return self._file.read(size)
 
@@ -311,7 +317,9 @@ class _ZipReader:
         return data
 
     def _file_size(self) -> int:
-        return self._file.seek(0, 2)
+        if self._size is None:
+            self._size = self._file.seek(0, 2)
+        return self._size
 
     # -- the directory -------------------------------------------------------
 
