@@ -369,3 +369,57 @@ def test_the_dump_streams_into_a_tar_zst_archive_without_staging(
     monkeypatch.setattr(tempfile, "SpooledTemporaryFile", no_spooling)
     info = Archiver(tmp_path, database_url=odeion_db).create(format="tar.zst").archive
     assert Archiver(tmp_path, database_url=odeion_db).verify(info.name).ok
+
+
+_MEASURED_BACKUP = """
+import resource, sys
+from odeion_archive import Archiver
+# zip: no compression worker threads, whose buffers would blur the measure
+Archiver(sys.argv[1], database_url=sys.argv[2]).create(components=["users_auth"], format="zip")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def test_users_are_exported_by_streaming_not_held_in_memory(pg18: Any, tmp_path: Path) -> None:
+    """Ten times the users, about the same peak memory of the backing-up process."""
+    from odeion_archive.schema import migrate
+    from odeion_archive.seed import SeedScale, seed
+
+    peaks = []
+    for users in (20_000, 200_000):
+        name = f"stream_{users}"
+        with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+        url = pg18.database_conninfo(name)
+        try:
+            with psycopg.connect(url) as conn:
+                migrate(conn)
+                seed(
+                    conn,
+                    SeedScale(
+                        users=users,
+                        invite_codes=users // 10,
+                        api_tokens_per_user=2,
+                        sessions=0,
+                        settings=10,
+                        libraries=0,
+                        media_items=0,
+                        watch_history=0,
+                    ),
+                )
+            done = subprocess.run(
+                [sys.executable, "-c", _MEASURED_BACKUP, str(tmp_path / name), url],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            peaks.append(int(done.stdout.split()[-1]))
+            archive = next((tmp_path / name / "backups").iterdir())
+            assert archive.stat().st_size > users * 20  # the users really are in there
+        finally:
+            with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    small, large = peaks
+    # 180,000 more users are tens of megabytes of JSON; the peak may not grow with them.
+    assert large - small < 16 * 1024 * 1024, peaks

@@ -161,11 +161,9 @@ _STORED_PREFIX = 4 + 1 + 2 + 3
 class _TarZstWriter:
     """Writes two zstd frames per member; the end marker and index on :meth:`close`."""
 
-    def __init__(self, stream: IO[bytes], level: int) -> None:
+    def __init__(self, stream: IO[bytes], params: zstandard.ZstdCompressionParameters) -> None:
         self._out = stream
-        self._cctx = zstandard.ZstdCompressor(
-            level=level, write_checksum=True, write_content_size=False
-        )
+        self._cctx = zstandard.ZstdCompressor(compression_params=params)
         self._offset = 0
         self._hash = hashlib.sha256()
         # Where the first header rewritten in place starts, and the seal's state there.
@@ -673,19 +671,47 @@ class _TarZstReader:
 class TarZstFormat:
     """POSIX tar compressed with zstd: fast, and seekable to any member's frame.
 
-    ``level`` is the zstd level, 1 (fast) to 19 (small).
+    ``level`` is a zstd level, 1 (fast) to 19 (small). Without it, parameters
+    tuned for the text of database dumps are used (lazy2 matching in a 2 MiB
+    window, matches of at least 6 bytes): on a 2 GB Odeion database they make
+    a full_db archive smaller than pg_dump's own gzip compression while taking
+    well under half its time, with ``threads`` compression workers (by default
+    one per core, at most four) running beside pg_dump. The bytes written do
+    not depend on the number of workers.
     """
 
     name: str = "tar.zst"
     suffix: str = ".tar.zst"
 
-    def __init__(self, level: int = 3) -> None:
-        if not 1 <= level <= 19:
+    def __init__(self, level: int | None = None, threads: int | None = None) -> None:
+        if level is not None and not 1 <= level <= 19:
             raise BackupFailedError(f"zstd level {level} is out of range; choose 1 to 19")
+        if threads is not None and threads < 1:
+            raise BackupFailedError(f"{threads} compression threads: choose 1 or more")
         self.level = level
+        self.threads = threads if threads is not None else max(1, min(4, os.cpu_count() or 1))
+
+    def _parameters(self) -> zstandard.ZstdCompressionParameters:
+        common: dict[str, Any] = {
+            "threads": self.threads,
+            "write_checksum": True,
+            "write_content_size": False,
+        }
+        if self.level is not None:
+            return zstandard.ZstdCompressionParameters.from_level(self.level, **common)
+        return zstandard.ZstdCompressionParameters(
+            strategy=zstandard.STRATEGY_LAZY2,
+            window_log=21,
+            chain_log=19,
+            hash_log=20,
+            search_log=3,
+            min_match=6,
+            target_length=8,
+            **common,
+        )
 
     def __repr__(self) -> str:
-        return f"TarZstFormat(level={self.level})"
+        return f"TarZstFormat(level={self.level}, threads={self.threads})"
 
     def sniff(self, head: bytes) -> bool:
         """Whether ``head`` is a zstd frame that starts a POSIX tar stream.
@@ -707,7 +733,7 @@ class TarZstFormat:
 
     def open_writer(self, stream: IO[bytes]) -> _TarZstWriter:
         """A streaming writer to ``stream`` (which is never seeked)."""
-        return _TarZstWriter(stream, self.level)
+        return _TarZstWriter(stream, self._parameters())
 
     def open_reader(self, file: IO[bytes], limits: ReadLimits) -> _TarZstReader:
         """A reader of the tar.zst archive in the seekable ``file``."""
