@@ -213,3 +213,23 @@ def test_walk_chunks_respect_the_chunk_limit(
         sizes = [len(chunk) for _entry, chunks in archive.walk() for chunk in chunks]
     assert max(sizes) <= 4096
     assert sum(sizes) == len(USERS) + len(DUMP)
+
+
+def test_check_container_notices_damage_anywhere_without_unpacking(
+    fmt: ArchiveFormat, registry: Registry, tmp_path: Path
+) -> None:
+    path = _archive(fmt, tmp_path)
+    with ArchiveFile.open(path, registry) as archive:
+        assert archive.check_container().ok
+    data = path.read_bytes()
+    damaged = tmp_path / f"damaged{fmt.suffix}"
+    for position in range(0, len(data), max(1, len(data) // 97)):
+        flipped = bytearray(data)
+        flipped[position] ^= 0x01
+        damaged.write_bytes(flipped)
+        try:
+            with ArchiveFile.open(damaged, registry) as archive:
+                report = archive.check_container()
+        except ArchiveInvalidError:
+            continue  # refused already when opened
+        assert not report.ok, f"a flip at byte {position} went unnoticed"
