@@ -132,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated components (default: {','.join(DEFAULT_COMPONENTS)})",
     )
     create.add_argument(
-        "--format", default=DEFAULT_FORMAT, help=f"zip or tar.zst (default: {DEFAULT_FORMAT})"
+        "--format",
+        default=DEFAULT_FORMAT,
+        help=f"zip, tar.zst or a format a plugin adds (default: {DEFAULT_FORMAT})",
     )
     command("list", "list the archives, newest first")
     for name, text in (
