@@ -22,19 +22,17 @@ from odeion_archive.components._users_restore import (
     Progress,
     RowSpec,
     archive_data,
-    check_against_plan,
     check_row_count,
     counts_of,
     create_temp,
+    decide_locked,
     drop_temp,
     expect_rows,
     listing,
     load_member,
     plan_with,
     require_unique,
-    schema_blockers,
 )
-from odeion_archive.errors import RestoreBlockedError
 from odeion_archive.interfaces import ComponentPlan, Issue, PlanContext, RestoreContext
 
 __all__ = ["plan", "restore"]
@@ -55,21 +53,8 @@ def plan(context: PlanContext) -> ComponentPlan:
 
 def restore(context: RestoreContext) -> ComponentPlan:
     """Decide and apply inside the caller's transaction (the caller commits); return it."""
-    blockers = schema_blockers(context)
-    if blockers:
-        raise RestoreBlockedError(
-            "; ".join(f"[{b.code}] {b.message}" for b in blockers), ComponentPlan(blockers=blockers)
-        )
+    decided = decide_locked(context, TABLES, _decide, ())
     conn = context.connection
-    with conn.cursor() as cur:
-        cur.execute("LOCK TABLE system_settings IN SHARE ROW EXCLUSIVE MODE")
-
-    def report(phase: str, done: int, total: int | None) -> None:
-        context.progress(phase, done, total, "rows")
-
-    decided = _decide(context, report)
-    check_against_plan(context, decided, TABLES, ())
-    context.cancel.raise_if_cancelled()
     counts = decided.counts["system_settings"]
     with conn.cursor() as cur:
         cur.execute(

@@ -459,6 +459,35 @@ def check_against_plan(
         )
 
 
+def decide_locked(
+    context: RestoreContext,
+    tables: Sequence[str],
+    decide: Callable[[PlanContext, Progress | None], ComponentPlan],
+    rename_keys: Sequence[str],
+) -> ComponentPlan:
+    """Lock ``tables``, make the restore's decisions and hold them to the reviewed plan."""
+    blockers = schema_blockers(context)
+    if blockers:
+        raise RestoreBlockedError(
+            "; ".join(f"[{b.code}] {b.message}" for b in blockers), ComponentPlan(blockers=blockers)
+        )
+    with context.connection.cursor() as cur:
+        # Nothing else may write these tables between the decisions and their application.
+        cur.execute(
+            sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
+                sql.SQL(", ").join(sql.Identifier(table) for table in tables)
+            )
+        )
+
+    def report(phase: str, done: int, total: int | None) -> None:
+        context.progress(phase, done, total, "rows")
+
+    decided = decide(context, report)
+    check_against_plan(context, decided, tables, rename_keys)
+    context.cancel.raise_if_cancelled()
+    return decided
+
+
 def expect_rows(cur: Cursor, what: str, expected: int, *, at_most: bool = False) -> None:
     """Make sure the last statement changed the rows the decisions predicted.
 
@@ -603,23 +632,8 @@ def restore(context: RestoreContext) -> ComponentPlan:
     Returns what was done; if the host passed the plan it reviewed, refuses to
     do anything other than that plan.
     """
-    blockers = schema_blockers(context)
-    if blockers:
-        raise RestoreBlockedError(
-            "; ".join(f"[{b.code}] {b.message}" for b in blockers), ComponentPlan(blockers=blockers)
-        )
-    conn = context.connection
-    with conn.cursor() as cur:
-        # Nothing else may write these tables between the decisions and their application.
-        cur.execute("LOCK TABLE users, invite_codes, api_tokens IN SHARE ROW EXCLUSIVE MODE")
-
-    def report(phase: str, done: int, total: int | None) -> None:
-        context.progress(phase, done, total, "rows")
-
-    decided = _decide(context, report)
-    check_against_plan(context, decided, TABLES, RENAME_KEYS)
-    context.cancel.raise_if_cancelled()
-    with conn.cursor() as cur:
+    decided = decide_locked(context, TABLES, _decide, RENAME_KEYS)
+    with context.connection.cursor() as cur:
         _apply(cur, context.schema_version, decided)
         drop_temp(cur, *_TEMP)
     return decided
