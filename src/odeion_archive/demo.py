@@ -26,7 +26,13 @@ from odeion_archive.archiver import Archiver
 from odeion_archive.errors import ArchiveError
 from odeion_archive.postgres import EmbeddedPostgres
 
-__all__ = ["DatabaseComparison", "TableComparison", "compare_databases", "run_demo"]
+__all__ = [
+    "DatabaseComparison",
+    "TableComparison",
+    "compare_databases",
+    "run_demo",
+    "table_digests",
+]
 
 
 @attrs.frozen
@@ -56,10 +62,15 @@ class DatabaseComparison:
         return [t.table for t in self.tables if not t.same]
 
 
-def _table_digests(
-    conninfo: str, ignore: Mapping[str, Collection[str]]
+def table_digests(
+    conninfo: str, ignore: Mapping[str, Collection[str]] | None = None
 ) -> dict[str, tuple[int, str]]:
-    """Row count and an order-independent digest of every table, computed by the server."""
+    """Row count and an order-independent digest of every table, computed by the server.
+
+    ``ignore`` leaves columns out per table. Two databases (or one database at
+    two moments) hold the same rows where the digests are equal.
+    """
+    ignore = ignore or {}
     digests: dict[str, tuple[int, str]] = {}
     with psycopg.connect(conninfo) as connection:
         tables = connection.execute(
@@ -101,7 +112,7 @@ def compare_databases(
     ids that legitimately differ between installs.
     """
     ignore = ignore_columns or {}
-    left, right = _table_digests(a, ignore), _table_digests(b, ignore)
+    left, right = table_digests(a, ignore), table_digests(b, ignore)
     tables = tuple(
         TableComparison(
             table=name,

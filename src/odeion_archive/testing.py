@@ -1,4 +1,4 @@
-"""Contract checks for archive format plugins, for use in a plugin's own tests.
+"""Contract checks for format and component plugins, for use in a plugin's own tests.
 
 :func:`check_format` exercises a format through the public reading and
 writing API and raises :class:`AssertionError` with a clear message on the
@@ -11,6 +11,16 @@ of unsafe names, unlisted, missing and oversized members, and member limits::
     def test_my_format(tmp_path):
         check_format(MyFormat(), tmp_path)
 
+:func:`check_component` does the same for a component against real
+databases: it backs the component up, plans and restores it, and checks that
+planning changes nothing, that the members stay under the component's name
+and that restoring twice gives the state of restoring once::
+
+    from odeion_archive.testing import check_component
+
+    def test_my_component(tmp_path, source_url, scratch_url):
+        check_component(MyComponent(), source_url, scratch_url, tmp_path)
+
 :func:`write_archive` and :func:`format_registry` help to build archives in
 tests.
 """
@@ -19,7 +29,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 import io
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -28,9 +40,11 @@ import attrs
 
 from odeion_archive._version import __version__
 from odeion_archive.archive import ArchiveBuilder, ArchiveFile, verify_archive
+from odeion_archive.archiver import Archiver
+from odeion_archive.demo import table_digests
 from odeion_archive.errors import ArchiveError, ArchiveInvalidError
 from odeion_archive.hookspecs import hookimpl
-from odeion_archive.interfaces import ArchiveFormat, ReadLimits
+from odeion_archive.interfaces import ArchiveFormat, Component, ReadLimits
 from odeion_archive.manifest import (
     HEAD_MEMBER,
     TAIL_MEMBER,
@@ -38,9 +52,18 @@ from odeion_archive.manifest import (
     Manifest,
     MemberEntry,
 )
-from odeion_archive.registry import Registry
+from odeion_archive.registry import BUILTIN_PLUGINS, Registry
 
-__all__ = ["FIXED_TIME", "check_format", "format_registry", "head_manifest", "write_archive"]
+__all__ = [
+    "FIXED_TIME",
+    "check_component",
+    "check_format",
+    "format_registry",
+    "head_manifest",
+    "write_archive",
+]
+
+_COMPONENT_NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
 
 #: The creation time of archives built by these helpers.
 FIXED_TIME = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -284,4 +307,74 @@ def _check_refusals(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> No
         ], f"{fmt.name}: a hand-written valid archive does not read back"
     _expect_refusal(
         path, registry, "more members than ReadLimits.max_members", ReadLimits(max_members=2)
+    )
+
+
+# -- components --------------------------------------------------------------------
+
+
+class _ComponentPlugin:
+    """A plugin that provides one component."""
+
+    def __init__(self, component: Component) -> None:
+        self._component = component
+
+    @hookimpl
+    def odeion_archive_components(self) -> list[Component]:
+        return [self._component]
+
+
+def _component_registry(component: Component) -> Registry:
+    registry = Registry.default(entry_points=False)
+    if registry.components().get(component.name) is not component:
+        if component.name in registry.components():
+            registry = Registry.empty()
+            for module in BUILTIN_PLUGINS:
+                if not module.startswith("odeion_archive.components."):
+                    registry.register(importlib.import_module(module), name=module)
+        registry.register(_ComponentPlugin(component), name=f"checked-{component.name}")
+    return registry
+
+
+def check_component(
+    component: Component, source: str, target: str, workdir: Path, *, fmt: str = "tar.zst"
+) -> None:
+    """Check that ``component`` keeps the promises every component makes.
+
+    ``source`` is the connection string of a database with data for the
+    component; ``target`` one that the check may change (restores go there).
+    Raises :class:`AssertionError` naming the first broken promise.
+    """
+    name = component.name
+    assert isinstance(component, Component), f"{component!r} lacks the Component interface"
+    assert _COMPONENT_NAME.fullmatch(name), f"component name {name!r} is not a valid name"
+    assert isinstance(component.payload_version, int), (
+        f"component {name!r}: payload_version must be a whole number"
+    )
+    assert component.payload_version >= 1, f"component {name!r}: payload_version starts at 1"
+    assert component.restore_scope in ("transaction", "database"), (
+        f"component {name!r}: restore_scope must be 'transaction' or 'database'"
+    )
+    registry = _component_registry(component)
+    backup = Archiver(workdir / "check-backup", database_url=source, registry=registry)
+    info = backup.create(components=[name], format=fmt).archive
+    entry = info.manifest.component(name)
+    assert entry.payload_version == component.payload_version, (
+        f"component {name!r}: the manifest records payload version {entry.payload_version}"
+    )
+    assert all(m.path.startswith(f"{name}/") for m in entry.members), (
+        f"component {name!r} wrote members outside {name}/: {[m.path for m in entry.members]}"
+    )
+    assert backup.verify(info.path).ok, f"component {name!r}: its archive does not verify"
+
+    restorer = Archiver(workdir / "check-restore", database_url=target, registry=registry)
+    before = table_digests(target)
+    plan = restorer.plan(info.path, name, "skip")
+    assert table_digests(target) == before, f"component {name!r}: planning changed the database"
+    assert plan.can_restore, f"component {name!r} cannot be restored: {list(plan.blockers)}"
+    restorer.restore(info.path, name, "skip")
+    once = table_digests(target)
+    restorer.restore(info.path, name, "skip")
+    assert table_digests(target) == once, (
+        f"component {name!r}: restoring twice left another state than restoring once"
     )
