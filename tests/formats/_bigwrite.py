@@ -30,6 +30,22 @@ def generated(mebibytes: int) -> Iterator[bytes]:
         yield b"%08d" % number + block[8:]
 
 
+def peak_rss() -> int:
+    """Peak resident memory of this process's own address space, in bytes.
+
+    ``ru_maxrss`` would do, but Linux carries it over from the parent across
+    fork and exec, so a child of a large process would report the parent's size.
+    """
+    try:
+        with open("/proc/self/status") as status:  # noqa: PTH123
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main() -> None:
     name, level, mebibytes, give_size = (
         sys.argv[1],
@@ -50,7 +66,7 @@ def main() -> None:
     builder.finish()
     out.flush()
     seconds = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = peak_rss()
     sys.stderr.write(f"{rss} {seconds}\n")
 
 
