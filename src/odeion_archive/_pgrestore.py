@@ -759,7 +759,7 @@ def replace_database(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 pipeline.psql.wait(timeout=5)
             pipeline.kill()
-            failure = _psql_failure(pipeline, psql_err)
+            failure = _feed_failure(pipeline) or _psql_failure(pipeline, psql_err)
             if cancel is not None and cancel.cancelled:
                 raise CancelledError(
                     "the restore was cancelled; the database was left as it was"
@@ -780,6 +780,25 @@ def replace_database(
 
 class _PsqlGoneError(Exception):
     """psql stopped reading its input (it failed, or was killed)."""
+
+
+def _feed_failure(pipeline: _Pipeline) -> ArchiveError | None:
+    """The failure of reading the dump, if it failed: the cause of everything after it.
+
+    When the dump cannot be read, the pipeline is stopped at once, and psql and
+    pg_restore then fail too; their failure is only a consequence.
+    """
+    error = pipeline.feed_error
+    if error is None:
+        return None
+    if isinstance(error, ArchiveError):
+        return error
+    failure = RestoreFailedError(
+        f"reading the database dump failed: {error}; the database was left as it was, "
+        "check the archive and restore again"
+    )
+    failure.__cause__ = error
+    return failure
 
 
 def _psql_failure(pipeline: _Pipeline, psql_err: IO[bytes]) -> RestoreFailedError:
@@ -825,14 +844,9 @@ def _finish(
         writer.join()  # the rest of the stream, if pg_restore did not need it
     if cancel is not None:
         cancel.raise_if_cancelled()
-    if pipeline.feed_error is not None:
-        error = pipeline.feed_error
-        if isinstance(error, ArchiveError):
-            raise error
-        raise RestoreFailedError(
-            f"reading the database dump failed: {error}; the database was left as it was, "
-            "check the archive and restore again"
-        ) from error
+    feed_failure = _feed_failure(pipeline)
+    if feed_failure is not None:
+        raise feed_failure
     if code != 0:
         text = _tail(restore_err)
         raise RestoreFailedError(
