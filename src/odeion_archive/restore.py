@@ -11,8 +11,7 @@ by replacing the database atomically.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -143,12 +142,6 @@ def _blocked(options: RestoreOptions, components: tuple[str, ...], issue: Issue)
     return RestorePlan(
         mode=options.mode, conflict=options.conflict, components=components, blockers=(issue,)
     )
-
-
-@contextmanager
-def _open_archive(path: Path, registry: Registry) -> Iterator[ArchiveFile]:
-    with ArchiveFile.open(path, registry) as archive:
-        yield archive
 
 
 def plan_restore(
