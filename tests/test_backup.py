@@ -314,39 +314,52 @@ def test_not_enough_space_refuses_before_writing(odeion_db: str, tmp_path: Path)
 _KILLED_BACKUP = """
 import sys, time
 from odeion_archive import Archiver
+moment = sys.argv[3]
 def slow(event):
-    if event.component == "full_db":
-        print("writing", flush=True)
-        time.sleep(0.5)
+    if (
+        (moment == "export" and event.phase.startswith("export"))
+        or (moment == "dump" and event.component == "full_db" and event.phase == "write")
+        or event.phase == moment
+    ):
+        print("at", moment, flush=True)
+        time.sleep(30)
 Archiver(sys.argv[1], database_url=sys.argv[2]).create(progress=slow)
 """
 
 
-def test_kill_9_during_a_backup_leaves_no_partial_archive_and_frees_the_lock(
-    odeion_db: str, tmp_path: Path
+@pytest.mark.parametrize("moment", ["export", "dump", "finalize", "done"])
+def test_kill_9_at_any_moment_of_a_backup_lists_nothing_partial_and_frees_the_lock(
+    odeion_db: str, tmp_path: Path, moment: str
 ) -> None:
     _big_table(odeion_db)
     archiver = Archiver(tmp_path, database_url=odeion_db)
     first = archiver.create(components=["users_auth"]).archive
     before = first.path.read_bytes()
     process = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_BACKUP, str(tmp_path), odeion_db],
+        [sys.executable, "-c", _KILLED_BACKUP, str(tmp_path), odeion_db, moment],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert process.stdout is not None
-    assert process.stdout.readline().strip() == "writing"
+    assert process.stdout.readline().strip() == f"at {moment}"
     leftovers = [p for p in (tmp_path / "backups").iterdir() if p.name.startswith(TEMP_PREFIX)]
-    assert leftovers  # it was writing its temporary archive
     process.send_signal(signal.SIGKILL)
     process.wait()
     process.stdout.close()
 
-    assert [i.name for i in archiver.list()] == [first.name]
+    listed = archiver.list()
     assert first.path.read_bytes() == before
+    if moment == "done":
+        # Killed after the archive got its name: it is whole.
+        assert not leftovers
+        assert len(listed) == 2
+        assert archiver.verify(listed[0].name).ok
+    else:
+        assert leftovers  # it was writing its temporary archive
+        assert [i.name for i in listed] == [first.name]
     # The next operation gets the lock (the dead holder's is gone) and cleans up.
     second = archiver.create(components=["settings"]).archive
-    assert [i.name for i in archiver.list()] == [second.name, first.name]
+    assert archiver.list()[0].name == second.name
     assert not [p for p in (tmp_path / "backups").iterdir() if p.name.startswith(TEMP_PREFIX)]
 
 
