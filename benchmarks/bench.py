@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,10 +26,12 @@ from psycopg.conninfo import make_conninfo
 from odeion_archive import schema
 from odeion_archive.postgres import EmbeddedPostgres, find_tools, pick_tool, tool_invocation
 from odeion_archive.seed import SeedScale, seed
+from odeion_archive.testing import peak_rss
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from odeion_archive import Archiver
+from odeion_archive.testing import peak_rss
 args = json.loads(sys.argv[1])
 archiver = Archiver(args["data_dir"], database_url=args["url"])
 started = time.perf_counter()
@@ -44,25 +45,9 @@ else:
     archiver.restore(args["archive"], args["mode"], args["conflict"])
     extra = {}
 seconds = time.perf_counter() - started
-rss = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+rss = peak_rss()
 print(json.dumps({"seconds": seconds, "rss": rss, **extra}))
 """
-
-
-def peak_rss() -> int:
-    """Peak resident memory of this process's own address space, in bytes.
-
-    ``ru_maxrss`` would do, but Linux carries it over from the parent across
-    fork and exec, so a child of a large process would report the parent's size.
-    """
-    try:
-        with open("/proc/self/status") as status:  # noqa: PTH123
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _child(**args: Any) -> dict[str, Any]:
@@ -157,13 +142,15 @@ def run(admin: str, workdir: Path, scale: SeedScale) -> None:
     dump_size = dump_file.stat().st_size
 
     data_dir = workdir / "data"
-    full = _child(
-        op="backup", data_dir=str(data_dir), url=source, components=["full_db"], format="tar.zst"
-    )
-    json_backup = _child(
-        op="backup",
-        data_dir=str(data_dir),
-        url=source,
+
+    def measure(op: str, url: str, **args: Any) -> dict[str, Any]:
+        """One odeion-archive operation on the same data directory, in a child process."""
+        return _child(op=op, data_dir=str(data_dir), url=url, **args)
+
+    full = measure("backup", source, components=["full_db"], format="tar.zst")
+    json_backup = measure(
+        "backup",
+        source,
         components=["users_auth", "settings"],
         format="tar.zst",
     )
@@ -181,45 +168,40 @@ def run(admin: str, workdir: Path, scale: SeedScale) -> None:
         target_env,
     )
     restore_ours = _fresh_database(admin, "bench_full_restore")
-    ours = _child(
-        op="restore",
-        data_dir=str(data_dir),
-        url=restore_ours,
+    ours = measure(
+        "restore",
+        restore_ours,
         archive=full["path"],
         mode="full_db",
         conflict="skip",
     )
-    plan = _child(
-        op="plan",
-        data_dir=str(data_dir),
-        url=restore_ours,
+    plan = measure(
+        "plan",
+        restore_ours,
         archive=full["path"],
         mode="full_db",
         conflict="skip",
     )
 
     users_target = _fresh_database(admin, "bench_users_restore", migrated=True)
-    users_insert = _child(
-        op="restore",
-        data_dir=str(data_dir),
-        url=users_target,
+    users_insert = measure(
+        "restore",
+        users_target,
         archive=json_backup["path"],
         mode="users_auth",
         conflict="overwrite",
     )
-    users_overwrite = _child(
-        op="restore",
-        data_dir=str(data_dir),
-        url=users_target,
+    users_overwrite = measure(
+        "restore",
+        users_target,
         archive=json_backup["path"],
         mode="users_auth",
         conflict="overwrite",
     )
 
-    users_plan = _child(
-        op="plan",
-        data_dir=str(data_dir),
-        url=users_target,
+    users_plan = measure(
+        "plan",
+        users_target,
         archive=json_backup["path"],
         mode="users_auth",
         conflict="rename",

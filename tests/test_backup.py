@@ -389,9 +389,8 @@ import sys
 from odeion_archive import Archiver
 # zip: no compression worker threads, whose buffers would blur the measure
 Archiver(sys.argv[1], database_url=sys.argv[2]).create(components=["users_auth"], format="zip")
-# Peak memory of this process alone (ru_maxrss would include the parent's, on Linux).
-print(next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
-           if line.startswith("VmHWM:")))
+from odeion_archive.testing import peak_rss
+print(peak_rss())
 """
 
 

@@ -32,6 +32,7 @@ import hashlib
 import importlib
 import io
 import re
+import resource
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -60,6 +61,7 @@ __all__ = [
     "check_format",
     "format_registry",
     "head_manifest",
+    "peak_rss",
     "write_archive",
 ]
 
@@ -69,6 +71,23 @@ _COMPONENT_NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
 FIXED_TIME = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 Members = Mapping[str, Mapping[str, bytes]]
+
+
+def peak_rss() -> int:
+    """Peak resident memory of this process's own address space, in bytes.
+
+    For memory checks run in a child process: ``ru_maxrss`` would do, but Linux
+    carries it over from the parent across fork and exec, so a child of a
+    large test process would report the parent's size.
+    """
+    try:
+        with Path("/proc/self/status").open() as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class _FormatPlugin:

@@ -5,7 +5,6 @@ Prints ``<peak rss bytes> <seconds>`` to stderr. Run as
 without an output file the archive goes to stdout.
 """
 
-import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 from odeion_archive.archive import ArchiveBuilder
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
-from odeion_archive.testing import head_manifest
+from odeion_archive.testing import head_manifest, peak_rss
 
 MIB = 1024 * 1024
 
@@ -28,22 +27,6 @@ def generated(mebibytes: int) -> Iterator[bytes]:
     block = (lines * (MIB // len(lines) + 1))[:MIB]
     for number in range(mebibytes):
         yield b"%08d" % number + block[8:]
-
-
-def peak_rss() -> int:
-    """Peak resident memory of this process's own address space, in bytes.
-
-    ``ru_maxrss`` would do, but Linux carries it over from the parent across
-    fork and exec, so a child of a large process would report the parent's size.
-    """
-    try:
-        with open("/proc/self/status") as status:  # noqa: PTH123
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main() -> None:
