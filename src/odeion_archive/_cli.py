@@ -57,11 +57,13 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
+        metavar="DIR",
         default=default(Path(os.environ.get("ODEION_DATA_DIR", "./odeion-data"))),
         help="Odeion data directory; archives live in DIR/backups [ODEION_DATA_DIR]",
     )
     parser.add_argument(
         "--database-url",
+        metavar="URL",
         default=default(os.environ.get("ODEION_DATABASE_URL")),
         help="PostgreSQL connection URL; default: the embedded PostgreSQL in DIR/pgdata "
         "[ODEION_DATABASE_URL]",
@@ -69,6 +71,7 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     parser.add_argument(
         "--pg-bin",
         type=Path,
+        metavar="DIR",
         default=default(
             Path(os.environ["ODEION_PG_BIN"]) if os.environ.get("ODEION_PG_BIN") else None
         ),
@@ -76,6 +79,7 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     )
     parser.add_argument(
         "--server-version",
+        metavar="V",
         default=default(os.environ.get("ODEION_SERVER_VERSION", "unknown")),
         help="the Odeion version recorded in new manifests [ODEION_SERVER_VERSION]",
     )
