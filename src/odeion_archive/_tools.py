@@ -16,6 +16,7 @@ class Toolbox:
     def __init__(self, server_major: int, pg_bin: Path | None = None) -> None:
         self._server_major = server_major
         self._pg_bin = pg_bin
+        self._found: dict[str, list[PgTool]] = {}
         self._chosen: dict[str, PgTool] = {}
 
     @property
@@ -26,9 +27,7 @@ class Toolbox:
     def get(self, name: str) -> PgTool:
         """The best tool ``name`` for the server; :class:`ToolNotFoundError` if none fits."""
         if name not in self._chosen:
-            self._chosen[name] = pick_tool(
-                name, self._server_major, find_tools(name, pg_bin=self._pg_bin)
-            )
+            self._chosen[name] = pick_tool(name, self._server_major, self.all(name))
         return self._chosen[name]
 
     def find(self, name: str) -> PgTool | None:
@@ -39,5 +38,10 @@ class Toolbox:
             return None
 
     def all(self, name: str) -> list[PgTool]:
-        """Every tool ``name`` found, whatever its version."""
-        return find_tools(name, pg_bin=self._pg_bin)
+        """Every tool ``name`` found, whatever its version.
+
+        Looked for once per toolbox, since every candidate is run for its version.
+        """
+        if name not in self._found:
+            self._found[name] = find_tools(name, pg_bin=self._pg_bin)
+        return list(self._found[name])
