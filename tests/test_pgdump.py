@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -194,12 +195,57 @@ def test_unsafe_entries_of_a_dangerous_dump(pg_server: PgServer, empty_db: str) 
             "AS $$BEGIN COPY t TO PROGRAM 'cat'; END$$;"
         )
     header = _pgdump.read_header(io.BytesIO(pg_dump(pg_server.bin_dir, empty_db)))
-    reasons = "\n".join(_pgdump.unsafe_entries(header))
+    found = _pgdump.unsafe_entries(header)
+    reasons = "\n".join(str(entry) for entry in found)
     assert "event trigger" in reasons
     assert "foreign data wrapper" in reasons
     assert "foreign server" in reasons
     assert "user mapping" in reasons
     assert "procedural language other than plpgsql" in reasons
-    assert "odd_handler(): written in the language c" in reasons
-    assert "COPY to or from a program" in reasons
+    assert "odd_handler(): a function in the language c" in reasons
+    # Inside a plpgsql body, read by PostgreSQL's own plpgsql parser: always refused.
+    assert any(
+        e.always and "exfil()" in e.name and "COPY to or from a program" in e.reason for e in found
+    )
     assert "TABLE public.t" not in reasons
+
+
+def test_unsafe_entries_in_linear_time() -> None:
+    """A 100 KiB TOC definition of repeated COPY words is judged at once, not quadratically."""
+    entry = _pgdump.TocEntry(
+        dump_id=1,
+        had_dumper=False,
+        table_oid=0,
+        oid=0,
+        tag="x",
+        desc="COMMENT",
+        section="PRE_DATA",
+        defn="COPY " * 20_000 + "x;",
+        drop_stmt="",
+        copy_stmt="",
+        namespace="",
+        tablespace="",
+        tableam="",
+        relkind="",
+        owner="",
+        dependencies=(),
+        data_state="no_data",
+        data_offset=0,
+    )
+    header = _pgdump.DumpHeader(
+        archive_version=(1, 16, 0),
+        int_size=4,
+        offset_size=8,
+        compression="none",
+        created=None,
+        database_name="d",
+        server_version="18",
+        pg_dump_version="18",
+        entries=(entry,) * 20,
+        header_bytes=0,
+    )
+    started = time.monotonic()
+    found = _pgdump.unsafe_entries(header)
+    assert len(found) == 20
+    assert all(e.always and "parser does not accept" in e.reason for e in found)
+    assert time.monotonic() - started < 5

@@ -473,10 +473,26 @@ def test_blocker_dump_unsafe_unless_allowed(
     with pytest.raises(RestoreBlockedError):
         restorer.restore(info.name, "full_db")
     assert db_snapshot(target) == before
-    allowed = restorer.plan(info.name, "full_db", allow_unsafe_dump=True)
-    assert allowed.can_restore and "dump_unsafe" in _codes(allowed.warnings)
+    # An event trigger reaches beyond the database: never restored, even when allowed.
+    still = restorer.plan(info.name, "full_db", allow_unsafe_dump=True)
+    assert _codes(still.blockers) == ["dump_unsafe"]
+    assert "never restores" in still.blockers[0].message
     with psycopg.connect(source, autocommit=True) as conn:
         conn.execute("DROP EVENT TRIGGER odeion_audit")
+        # A SECURITY DEFINER function is only unusual: restored when allowed.
+        conn.execute(
+            "CREATE FUNCTION odeion_definer() RETURNS int LANGUAGE sql SECURITY DEFINER "
+            "AS 'SELECT 1'"
+        )
+    info = archiver.create(components=["full_db"]).archive
+    plan = restorer.plan(info.name, "full_db")
+    assert _codes(plan.blockers) == ["dump_unsafe"]
+    assert "SECURITY DEFINER" in plan.blockers[0].message
+    allowed = restorer.plan(info.name, "full_db", allow_unsafe_dump=True)
+    assert allowed.can_restore and "dump_unsafe" in _codes(allowed.warnings)
+    restorer.restore(info.name, "full_db", allow_unsafe_dump=True)
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT odeion_definer()").fetchone() == (1,)
 
 
 def test_every_plan_warns_that_a_rescan_is_required(odeion_db: str, tmp_path: Path) -> None:

@@ -48,6 +48,11 @@ class ComponentContext:
             )
         )
 
+    @property
+    def conninfo(self) -> str:
+        """The connection string of the database, for components that open their own sessions."""
+        return self._conninfo
+
     def tool_env(self) -> tuple[str, dict[str, str]]:
         """A connection string without password, and the environment to run a tool with."""
         return tool_invocation(self._conninfo)

@@ -30,7 +30,6 @@ bytes)::
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import IO, Final
 
 import attrs
@@ -42,6 +41,7 @@ __all__ = [
     "TRUSTED_EXTENSIONS",
     "DumpHeader",
     "TocEntry",
+    "UnsafeEntry",
     "max_archive_version",
     "read_header",
     "unsafe_entries",
@@ -455,7 +455,6 @@ TRUSTED_EXTENSIONS: Final = frozenset(
         "uuid-ossp",
     }
 )
-_SAFE_LANGUAGES: Final = frozenset({"sql", "plpgsql"})
 _DANGEROUS_DESCS: Final = {
     "EVENT TRIGGER": "an event trigger",
     "FOREIGN DATA WRAPPER": "a foreign data wrapper",
@@ -469,24 +468,6 @@ _DANGEROUS_DESCS: Final = {
     "TEXT SEARCH TEMPLATE": "a text search template (C functions)",
     "TABLESPACE": "a tablespace",
 }
-_LANGUAGE_LINE = re.compile(r"^\s*LANGUAGE\s+(\"[^\"]+\"|[A-Za-z_][\w$]*)\s*$", re.MULTILINE)
-_COPY_FROM_STDIN = re.compile(r"^\s*COPY\s.*\sFROM\s+stdin\s*;\s*$", re.IGNORECASE | re.DOTALL)
-_I = re.IGNORECASE
-_DEFN_PATTERNS: Final = (
-    (
-        re.compile(r"\bCOPY\b[^;]*?\b(?:FROM|TO)\s+(?:PROGRAM\b|E?')", _I),
-        "COPY to or from a program or server file",
-    ),
-    (re.compile(r"\bALTER\s+SYSTEM\b", _I), "ALTER SYSTEM"),
-    (
-        re.compile(r"\b(?:CREATE|ALTER|DROP)\s+(?:ROLE|USER|GROUP)\b(?!\s+MAPPING)", _I),
-        "a role change",
-    ),
-    (re.compile(r"\bCREATE\s+EVENT\s+TRIGGER\b", _I), "CREATE EVENT TRIGGER"),
-    (re.compile(r"\bSET\s+SESSION\s+AUTHORIZATION\b", _I), "SET SESSION AUTHORIZATION"),
-    (re.compile(r"\blo_(?:import|export)\s*\(", _I), "server-side large object file I/O"),
-    (re.compile(r"\bpg_(?:read|write)_(?:binary_)?file\s*\(", _I), "server file access"),
-)
 
 
 def _standard_database_entry(entry: TocEntry, header: DumpHeader) -> bool:
@@ -499,42 +480,50 @@ def _standard_database_entry(entry: TocEntry, header: DumpHeader) -> bool:
     )
 
 
-def unsafe_entries(header: DumpHeader) -> list[str]:
-    """Human-readable reasons for the entries of ``header`` that Odeion never uses.
+@attrs.frozen
+class UnsafeEntry:
+    """A TOC entry that a restore refuses; ``always``: even when unsafe dumps are allowed."""
 
-    Event triggers, procedural languages other than plpgsql, functions in
-    other languages, foreign data wrappers, servers and user mappings, roles,
-    subscriptions, extensions that are not trusted, DATABASE entries other than
-    pg_dump's own, COPY statements other than ``COPY ... FROM stdin``, and
-    definitions that run ALTER SYSTEM, role changes, COPY to or from a program
-    or file and server file access. Ordinary tables, sequences, indexes,
-    constraints, functions in plpgsql or sql and trusted extensions pass.
+    name: str
+    reason: str
+    always: bool
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}"
+
+
+def unsafe_entries(header: DumpHeader) -> list[UnsafeEntry]:
+    """The entries of ``header`` that a restore would refuse, and why.
+
+    Entries of kinds Odeion never uses (event triggers, foreign data wrappers,
+    servers, user mappings, roles, subscriptions, languages other than
+    plpgsql, extensions that are not trusted, DATABASE entries other than
+    pg_dump's own), and every definition and COPY statement that the SQL guard
+    (:mod:`odeion_archive._sqlguard`, PostgreSQL's own parser) refuses. Linear
+    in the size of the TOC.
     """
-    reasons: list[str] = []
+    from odeion_archive import _sqlguard  # noqa: PLC0415 - pglast loads only when judging
+
+    found: list[UnsafeEntry] = []
     databases = 0
     for entry in header.entries:
         name = f"{entry.desc} {entry.namespace + '.' if entry.namespace else ''}{entry.tag}"
         name = name[:200]
         if entry.desc in _DANGEROUS_DESCS:
-            reasons.append(f"{name}: {_DANGEROUS_DESCS[entry.desc]}")
+            found.append(UnsafeEntry(name, _DANGEROUS_DESCS[entry.desc], always=False))
         elif entry.desc == "PROCEDURAL LANGUAGE" and entry.tag != "plpgsql":
-            reasons.append(f"{name}: a procedural language other than plpgsql")
+            found.append(UnsafeEntry(name, "a procedural language other than plpgsql", False))
         elif entry.desc == "EXTENSION" and entry.tag not in TRUSTED_EXTENSIONS:
-            reasons.append(f"{name}: an extension that is not a trusted one")
-        elif entry.desc == "DATABASE":
+            found.append(UnsafeEntry(name, "an extension that is not a trusted one", False))
+        if entry.desc == "DATABASE":
             databases += 1
             if databases > 1 or not _standard_database_entry(entry, header):
-                reasons.append(f"{name}: a DATABASE entry that pg_dump does not write")
-        if entry.desc in ("FUNCTION", "PROCEDURE", "AGGREGATE"):
-            for match in _LANGUAGE_LINE.finditer(entry.defn):
-                language = match.group(1).strip('"').lower()
-                if language not in _SAFE_LANGUAGES:
-                    reasons.append(f"{name}: written in the language {language}")
-                    break
-        if entry.copy_stmt and not _COPY_FROM_STDIN.match(entry.copy_stmt):
-            reasons.append(f"{name}: a COPY statement other than COPY ... FROM stdin")
+                found.append(
+                    UnsafeEntry(name, "a DATABASE entry that pg_dump does not write", True)
+                )
+            continue
         for text in (entry.defn, entry.copy_stmt):
-            for pattern, what in _DEFN_PATTERNS:
-                if pattern.search(text):
-                    reasons.append(f"{name}: its definition contains {what}")
-    return reasons
+            refusal = _sqlguard.refusal_of(text) if text.strip() else None
+            if refusal is not None:
+                found.append(UnsafeEntry(name, refusal.reason, refusal.always))
+    return found

@@ -1,51 +1,48 @@
-"""Replace a whole database with a custom-format dump, atomically.
+"""Replace a whole database with a custom-format dump, atomically and under guard.
 
 The dump arrives as an iterator of byte chunks (out of an archive; it is never
-written to disk as a whole). ``pg_restore`` turns it into SQL on its standard
-output, and ``psql`` runs that SQL in one transaction::
+written to disk as a whole). ``pg_restore`` turns it into SQL, and this module
+runs that SQL itself, statement by statement, on one connection::
 
-    dump chunks --(writer thread)--> pg_restore --(pump + guard)--> psql --> server
+    dump chunks --(writer thread)--> pg_restore --(script reader)--> server
+                                                  judge each statement
+                                                  COPY data via cursor.copy()
 
-Before the SQL of the dump, psql receives ``BEGIN`` and a block that drops every
-non-system schema of the target (objects created after the backup go with
-them) and re-creates ``public`` with its owner and privileges. After it, and
+No ``psql`` is involved, so nothing can read the SQL differently from the
+judge: each statement is parsed by PostgreSQL's own parser (see
+:mod:`odeion_archive._sqlguard`), the text judged is sent as one statement of
+the extended query protocol (which refuses a second statement), and COPY data
+travels in COPY messages that the server never reads as SQL. After every
+statement the settings that decide how the server reads SQL text
+(``standard_conforming_strings``, ``client_encoding``), which the server
+reports on change, are checked: a function that changed them stops the restore.
+
+The session acts as the database's owner without powers (see
+:mod:`odeion_archive._pgroles`). Before the dump's SQL, every non-system schema
+of the target is dropped (objects created after the backup go with them) and
+``public`` re-created as a fresh database has it. The transaction is committed
 only once pg_restore exited 0, the dump stream ended cleanly and the caller's
-final check passed, psql receives the caller's extra statements and
-``COMMIT``. If anything fails, the operation is cancelled or this process dies
-(even by ``kill -9``), psql's input ends without ``COMMIT`` and the server
-rolls the transaction back: the database stays as it was.
-
-While pumping, :class:`SqlGuard` follows the SQL the way psql splits it (quotes,
-dollar quotes, comments, parentheses, ``BEGIN ATOMIC`` bodies) and skips COPY
-data with ``bytes.find``. It always refuses what would break the single
-transaction or escape psql (transaction control, psql meta-commands other than
-pg_restore's own ``\\restrict``/``\\unrestrict``, a stream that ends inside a
-statement), and refuses unless allowed statements Odeion's schema never needs:
-COPY to or from a program or a server file, ALTER SYSTEM, roles, event
-triggers, languages, foreign data wrappers, servers and user mappings,
-subscriptions, databases and tablespaces, untrusted extensions, functions in
-languages other than sql and plpgsql, privilege changes, ``DO``/``CALL`` and
-``SELECT`` of functions other than the ones pg_restore itself calls.
-
-The guard is defence in depth, not a sandbox: functions from the dump may run
-during the restore (in index expressions, constraints, materialized views).
-Restore dumps of unknown origin as the database owner, not as a superuser.
+final check passed. If anything fails, the operation is cancelled or this
+process dies (even by ``kill -9``), the transaction is rolled back: the
+database stays as it was.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
-from odeion_archive._pgdump import TRUSTED_EXTENSIONS
+import psycopg
+from pglast.parser import ParseError
+
+from odeion_archive import _pgroles, _sqlguard
 from odeion_archive.errors import (
     ArchiveError,
     CancelledError,
@@ -54,480 +51,25 @@ from odeion_archive.errors import (
 )
 from odeion_archive.events import CancelToken
 
-__all__ = ["SqlGuard", "replace_database"]
+__all__ = ["ScriptReader", "replace_database"]
 
 _PIPE_CHUNK: Final = 1024 * 1024
 _STDERR_LIMIT: Final = 16 * 1024
-_MAX_LINE: Final = 64 * 1024 * 1024
-_HEAD_TOKENS: Final = 48
-_TOKEN_TEXT: Final = 200
-
-# -- the guard ------------------------------------------------------------------
-
-_TOKEN = re.compile(
-    rb"""
-    (?P<ws>[ \t\n\r\f\v]+)
-    | (?P<ident>[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)
-    | (?P<num>[0-9]+)
-    | (?P<dollar>\$(?:[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*)?\$)
-    | (?P<lc>--)
-    | (?P<bc>/\*)
-    | (?P<sq>')
-    | (?P<dq>")
-    | (?P<semi>;)
-    | (?P<lp>\()
-    | (?P<rp>\))
-    | (?P<bs>\\)
-    | (?P<other>.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_META_ALLOWED = re.compile(rb"\\(?:un)?restrict[ \t]+[A-Za-z0-9]+[ \t]*\r?\n\Z")
-_BLOCK_COMMENT = re.compile(rb"/\*|\*/")
-_ESCAPE_STRING_END = re.compile(rb"\\.|'", re.DOTALL)
-
-_TRANSACTION_WORDS: Final = frozenset(
-    {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE"}
-)
-_SAFE_LANGUAGES: Final = frozenset({"SQL", "PLPGSQL"})
-#: Functions that pg_restore's own SQL calls with SELECT.
-_RESTORE_FUNCTIONS: Final = frozenset(
-    {
-        "SET_CONFIG",
-        "SETVAL",
-        "LO_CREATE",
-        "LO_OPEN",
-        "LOWRITE",
-        "LO_CLOSE",
-        "LO_UNLINK",
-        "PG_RESTORE_RELATION_STATS",
-        "PG_RESTORE_ATTRIBUTE_STATS",
-        "PG_CLEAR_RELATION_STATS",
-        "PG_CLEAR_ATTRIBUTE_STATS",
-    }
-)
-_UNSAFE_CREATE: Final = {
-    ("EVENT", "TRIGGER"): "an event trigger",
-    ("FOREIGN", "DATA"): "a foreign data wrapper",
-    ("SERVER",): "a foreign server",
-    ("USER", "MAPPING"): "a user mapping",
-    ("FOREIGN", "TABLE"): "a foreign table",
-    ("SUBSCRIPTION",): "a subscription",
-    ("DATABASE",): "a database",
-    ("TABLESPACE",): "a tablespace",
-    ("ACCESS", "METHOD"): "an access method",
-    ("TEXT", "SEARCH", "PARSER"): "a text search parser",
-    ("TEXT", "SEARCH", "TEMPLATE"): "a text search template",
-}
-
-
-class _Piece:
-    """What the guard keeps of one statement as the server will see it."""
-
-    __slots__ = ("head", "languages", "tail")
-
-    def __init__(self) -> None:
-        self.head: list[str] = []
-        self.tail: collections.deque[str] = collections.deque(maxlen=3)
-        self.languages: list[str] = []
-
-    def add(self, token: str) -> None:
-        if len(self.head) < _HEAD_TOKENS:
-            self.head.append(token)
-        self.tail.append(token)
-
-
-def _words(piece: _Piece) -> list[str]:
-    return piece.head
-
-
-def _starts(words: Sequence[str], *prefix: str) -> bool:
-    return tuple(words[: len(prefix)]) == prefix
-
-
-def _classify(piece: _Piece) -> tuple[str, bool] | None:
-    """Why a statement is refused and whether allowing unsafe dumps may pass it."""
-    w = _words(piece)
-    if not w:
-        return None
-    first = w[0]
-    if first in _TRANSACTION_WORDS or _starts(w, "PREPARE", "TRANSACTION"):
-        return "transaction control, which would break the restore's single transaction", True
-    if first == "COPY":
-        if list(piece.tail)[-2:] == ["FROM", "STDIN"]:
-            return None
-        return "COPY other than COPY ... FROM stdin (a program or a server file)", False
-    if first in ("SET", "RESET"):
-        rest = w[2:] if len(w) > 1 and w[1] in ("SESSION", "LOCAL") else w[1:]
-        if rest[:1] == ["STANDARD_CONFORMING_STRINGS"]:
-            value = [t for t in rest[1:] if t not in ("=", "TO")][:1]
-            if value not in (["ON"], ["'on'"], ["TRUE"], ["'true'"]):
-                return "standard_conforming_strings other than on", True
-            return None
-        if rest[:1] in (["ROLE"], ["AUTHORIZATION"]) or rest[:2] == ["SESSION", "AUTHORIZATION"]:
-            return "a change of the current role", False
-        return None
-    if _starts(w, "ALTER", "SYSTEM"):
-        return "ALTER SYSTEM", False
-    if first == "LOAD":
-        return "LOAD of a server library", False
-    if first in ("DO", "CALL"):
-        return f"{first}, which runs code during the restore", False
-    if first in ("GRANT", "REVOKE") or _starts(w, "ALTER", "DEFAULT", "PRIVILEGES"):
-        return "a privilege change (the restore runs without privileges)", False
-    if first == "IMPORT":
-        return "IMPORT FOREIGN SCHEMA", False
-    if first in ("CREATE", "ALTER", "DROP"):
-        rest = w[1:]
-        if rest[:2] == ["OR", "REPLACE"]:
-            rest = rest[2:]
-        if rest[:1] in (["ROLE"], ["GROUP"]) or (rest[:1] == ["USER"] and rest[1:2] != ["MAPPING"]):
-            return "a role change", False
-        for prefix, what in _UNSAFE_CREATE.items():
-            if tuple(rest[: len(prefix)]) == prefix:
-                return what, False
-        kind = [t for t in rest[:3] if t not in ("TRUSTED", "PROCEDURAL")][:1]
-        if kind == ["LANGUAGE"]:
-            return "a procedural language", False
-        if first == "CREATE" and rest[:1] == ["EXTENSION"]:
-            names = [t for t in rest[1:5] if t not in ("IF", "NOT", "EXISTS")][:1]
-            name = names[0].strip('"').lower() if names else ""
-            if name not in TRUSTED_EXTENSIONS:
-                return f"the extension {name!r}, which is not a trusted extension", False
-        if rest[:1] in (["FUNCTION"], ["PROCEDURE"], ["AGGREGATE"]):
-            unsafe = [lang for lang in piece.languages if lang not in _SAFE_LANGUAGES]
-            if unsafe:
-                return f"a function in the language {unsafe[0].lower()}", False
-        return None
-    if first == "SELECT":
-        rest = w[1:]
-        if rest[:2] == ["*", "FROM"]:
-            rest = rest[2:]
-        if len(rest) >= 4 and rest[:2] == ["PG_CATALOG", "."] and rest[3] == "(":
-            if rest[2] in _RESTORE_FUNCTIONS:
-                return None
-            return f"SELECT of the function {rest[2].lower()}", False
-        return "a SELECT that pg_restore does not write", False
-    return None
-
-
-class SqlGuard:
-    """Follows the SQL that pg_restore writes and refuses forbidden statements.
-
-    Feed it the stream with :meth:`feed`; call :meth:`finish` at its end.
-    Both raise :class:`~odeion_archive.errors.UnsafeArchiveError` naming the
-    statement. ``allow_unsafe`` passes the statements Odeion's schema never
-    needs, but never those that would break the single transaction or run psql
-    meta-commands.
-    """
-
-    def __init__(self, *, allow_unsafe: bool = False) -> None:
-        self._allow_unsafe = allow_unsafe
-        self._buffer = bytearray()
-        self._line_no = 1
-        self._state = "normal"  # normal, sq, esq, dq, dollar, bc, copy, after_copy
-        self._dollar_tag = b""
-        self._comment_depth = 0
-        self._copy_line_start = True
-        self._refused: str | None = None
-        self._string = bytearray()
-        self._new_statement()
-
-    # statement state ------------------------------------------------------
-
-    def _new_statement(self) -> None:
-        self._paren = 0
-        self._psql_begin = 0
-        self._idents = 0
-        self._marks: list[str] = []
-        self._routine = False
-        self._server_depth = 0
-        self._pending_begin = False
-        self._after_language = False
-        self._piece = _Piece()
-        self._pieces = 0
-        self._statement_empty = True
-        self._copy_pending = False
-
-    def _refuse(self, what: str, always: bool) -> None:
-        if always or not self._allow_unsafe:
-            excerpt = " ".join(self._piece.head[:12])
-            self._refused = (
-                f"the database dump holds {what} (near line {self._line_no}: {excerpt[:160]!r})"
-            )
-            hint = (
-                "; odeion-archive never restores this, the dump is damaged or hostile"
-                if always
-                else "; Odeion's schema never uses this, restore the dump only if you trust its "
-                "origin, by allowing unsafe dumps explicitly"
-            )
-            raise UnsafeArchiveError(self._refused + hint)
-
-    def _token(self, token: str) -> None:
-        self._statement_empty = False
-        if self._after_language:
-            self._after_language = False
-            if self._paren == 0 and self._server_depth == 0:
-                self._piece.languages.append(token.strip('"').upper())
-        self._piece.add(token)
-
-    def _ident(self, raw: bytes) -> None:
-        upper = raw.decode("utf-8", "replace").upper()
-        if self._pending_begin:
-            self._pending_begin = False
-            if upper == "ATOMIC" and self._server_depth == 0:
-                self._server_depth = 1
-                self._token(upper)
-                return
-        self._token(upper)
-        if upper == "LANGUAGE":
-            self._after_language = True
-        # psql's heuristic for CREATE [OR REPLACE] FUNCTION|PROCEDURE ... BEGIN ... END
-        if self._idents < 4:
-            letter = (
-                upper[0].lower()
-                if upper in ("CREATE", "FUNCTION", "PROCEDURE", "OR", "REPLACE")
-                else ""
-            )
-            self._marks.append(letter)
-            marks = self._marks + [""] * 4
-            self._routine = marks[0] == "c" and (
-                marks[1] in ("f", "p") or (marks[1:3] == ["o", "r"] and marks[3] in ("f", "p"))
-            )
-        self._idents += 1
-        if upper == "CASE" and self._server_depth > 0:
-            self._server_depth += 1
-        elif upper == "END" and self._server_depth > 0:
-            self._server_depth -= 1
-        if self._routine and self._paren == 0:
-            if upper == "BEGIN":
-                self._psql_begin += 1
-                self._pending_begin = True
-            elif upper == "CASE" and self._psql_begin >= 1:
-                self._psql_begin += 1
-            elif upper == "END" and self._psql_begin > 0:
-                self._psql_begin -= 1
-
-    def _semicolon(self) -> None:
-        if self._paren > 0:
-            self._token(";")
-            return
-        if self._server_depth > 0:
-            if self._psql_begin == 0:
-                self._refuse("a routine body that psql and the server would end apart", True)
-            self._token(";")
-            return
-        self._pieces += 1
-        verdict = _classify(self._piece)
-        if verdict is not None:
-            self._refuse(*verdict)
-        is_copy = self._piece.head[:1] == ["COPY"] and list(self._piece.tail)[-2:] == [
-            "FROM",
-            "STDIN",
-        ]
-        if self._psql_begin > 0:
-            self._refuse("statements that psql and the server would split apart", True)
-        if is_copy and self._pieces != 1:
-            self._refuse("a COPY hidden inside another statement", True)
-        self._new_statement()
-        if is_copy:
-            self._state = "after_copy"
-
-    # lexing ---------------------------------------------------------------
-
-    def feed(self, data: bytes) -> bytes:
-        """Inspect the next bytes of the stream; return those inspected so far.
-
-        Bytes are returned (to pass on to psql) only once judged: the end of
-        an unfinished line is held back until the rest of the line arrives.
-        """
-        if self._refused is not None:
-            raise UnsafeArchiveError(self._refused)
-        self._buffer += data
-        return self._run(final=False)
-
-    def finish(self) -> bytes:
-        """Check that the stream ended between statements; return the bytes held back."""
-        if self._refused is not None:
-            raise UnsafeArchiveError(self._refused)
-        rest = self._run(final=True)
-        if self._state != "normal" or not self._statement_empty or self._buffer.strip():
-            where = {
-                "copy": "inside COPY data",
-                "after_copy": "right after a COPY statement",
-                "normal": "inside a statement",
-            }.get(self._state, "inside a quoted string or comment")
-            self._refused = f"the SQL of the database dump ends {where} (line {self._line_no})"
-            raise UnsafeArchiveError(
-                self._refused + "; the dump is truncated or damaged, use another archive"
-            )
-        return rest
-
-    def _run(self, *, final: bool) -> bytes:
-        data = bytes(self._buffer)
-        pos = 0
-        while True:
-            if self._state == "copy":
-                pos, done = self._scan_copy(data, pos, final=final)
-                if not done:
-                    break
-                continue
-            # Everything but COPY data is lexed by whole lines.
-            limit = len(data) if final else data.rfind(b"\n", pos) + 1
-            if limit <= pos:
-                if len(data) - pos > _MAX_LINE:
-                    self._refused = f"a line longer than {_MAX_LINE} bytes in the database dump"
-                    raise UnsafeArchiveError(self._refused + "; the dump is damaged or hostile")
-                break
-            pos = self._lex(data, pos, limit)
-            if self._state != "copy":
-                break
-        self._line_no += data.count(b"\n", 0, pos)
-        del self._buffer[:pos]
-        return data[:pos]
-
-    def _scan_copy(self, data: bytes, pos: int, *, final: bool) -> tuple[int, bool]:
-        """Skip COPY data up to its ``\\.`` line; (new position, whether it ended)."""
-        while True:
-            if self._copy_line_start:
-                rest = data[pos : pos + 4]
-                if rest.startswith((b"\\.\n", b"\\.\r\n")):
-                    self._state = "normal"
-                    self._copy_line_start = True
-                    return pos + (3 if rest.startswith(b"\\.\n") else 4), True
-                if (
-                    not final
-                    and len(rest) < 4
-                    and (b"\\.\r\n".startswith(rest) or (b"\\.\n".startswith(rest)))
-                ):
-                    return pos, False
-                self._copy_line_start = False
-            found = data.find(b"\n\\.", pos)
-            if found < 0:
-                return max(pos, len(data) - 2), False
-            pos = found + 1
-            self._copy_line_start = True
-
-    def _lex(self, data: bytes, pos: int, limit: int) -> int:
-        token_at = _TOKEN.match
-        while pos < limit:
-            state = self._state
-            if state == "normal":
-                match = token_at(data, pos, limit)
-                assert match is not None
-                kind = match.lastgroup
-                end = match.end()
-                if kind == "ws":
-                    pass
-                elif kind == "ident":
-                    if data[pos:end] in (b"E", b"e") and data[end : end + 1] == b"'":
-                        self._token("'")
-                        self._state = "esq"
-                        end += 1
-                    else:
-                        self._ident(data[pos:end])
-                elif kind == "semi":
-                    self._semicolon()
-                    if self._state == "after_copy":
-                        pos = end
-                        continue
-                elif kind == "lp":
-                    self._paren += 1
-                    self._token("(")
-                elif kind == "rp":
-                    self._paren = max(0, self._paren - 1)
-                    self._token(")")
-                elif kind == "lc":
-                    newline = data.find(b"\n", end, limit)
-                    end = limit if newline < 0 else newline + 1
-                elif kind == "bc":
-                    self._state = "bc"
-                    self._comment_depth = 1
-                elif kind in ("sq", "dq"):
-                    self._state = kind
-                    self._string = bytearray()
-                elif kind == "dollar":
-                    self._token("$")
-                    self._state = "dollar"
-                    self._dollar_tag = data[pos:end]
-                elif kind == "bs":
-                    newline = data.find(b"\n", pos, limit)
-                    end = limit if newline < 0 else newline + 1
-                    line = data[pos:end]
-                    if not self._statement_empty or not _META_ALLOWED.match(line):
-                        text = line.decode("utf-8", "replace").strip()[:80]
-                        self._piece.head[:] = [text]
-                        self._refuse("a psql meta-command", True)
-                else:
-                    self._token(match.group().decode("utf-8", "replace"))
-                pos = end
-            elif state == "after_copy":
-                newline = data.find(b"\n", pos, limit)
-                end = limit if newline < 0 else newline + 1
-                if data[pos:end].strip():
-                    self._refuse("statements after a COPY on the same line", True)
-                if newline >= 0:
-                    self._state = "copy"
-                    self._copy_line_start = True
-                    return end
-                pos = end
-            elif state in ("sq", "dq"):
-                quote = b"'" if state == "sq" else b'"'
-                found = data.find(quote, pos, limit)
-                if len(self._string) < _TOKEN_TEXT:
-                    self._string += data[pos : limit if found < 0 else found + 1]
-                if found < 0:
-                    pos = limit
-                elif data[found + 1 : found + 2] == quote:
-                    pos = found + 2
-                else:
-                    self._close_string(quote)
-                    pos = found + 1
-            elif state == "esq":
-                match = _ESCAPE_STRING_END.search(data, pos, limit)
-                if match is None:
-                    pos = limit
-                elif match.group() != b"'":
-                    pos = match.end()
-                elif data[match.end() : match.end() + 1] == b"'":
-                    pos = match.end() + 1
-                else:
-                    self._state = "normal"
-                    pos = match.end()
-            elif state == "dollar":
-                found = data.find(self._dollar_tag, pos, limit)
-                if found < 0:
-                    pos = limit
-                else:
-                    self._state = "normal"
-                    pos = found + len(self._dollar_tag)
-            else:  # block comment, nested
-                match = _BLOCK_COMMENT.search(data, pos, limit)
-                if match is None:
-                    pos = limit
-                else:
-                    self._comment_depth += 1 if match.group() == b"/*" else -1
-                    if self._comment_depth == 0:
-                        self._state = "normal"
-                    pos = match.end()
-        return pos
-
-    def _close_string(self, quote: bytes) -> None:
-        text = bytes(self._string[:_TOKEN_TEXT]).rstrip(quote).decode("utf-8", "replace")
-        self._state = "normal"
-        self._token(f"'{text}'" if quote == b"'" else f'"{text}"')
-
-
-# -- the restore ------------------------------------------------------------------
+#: The longest statement accepted (a function body, a long comment).
+MAX_STATEMENT: Final = 64 * 1024 * 1024
+#: pg_restore's own psql meta-commands, the only lines of its script not sent to the server.
+_META_ALLOWED: Final = re.compile(rb"\\(?:un)?restrict[ \t]+[A-Za-z0-9]+[ \t]*\r?\n\Z")
+_COPY_LINE: Final = re.compile(rb"\s*COPY\s.*\sFROM\s+stdin\s*;\s*\Z", re.IGNORECASE | re.DOTALL)
+#: How many times a statement may be parsed at a COPY-looking line before its
+#: growth alone decides (a hostile script must not make parsing quadratic).
+_FORCED_ATTEMPTS: Final = 8
+#: What the server must report for these while the dump's SQL runs.
+_READING: Final = {"standard_conforming_strings": "on", "client_encoding": "UTF8"}
 
 # Drops every schema but the system ones (with all they hold, objects created
 # after the backup included), removes large objects, and re-creates public with
 # the owner and privileges it had, as a fresh database would have it.
-_PREAMBLE: Final = b"""SET client_min_messages = warning;
-SET statement_timeout = 0;
-SET idle_in_transaction_session_timeout = 0;
-BEGIN;
-DO $odeion_archive$
+_PREAMBLE: Final = """DO $odeion_archive$
 DECLARE
     schema_name name;
     public_owner regrole;
@@ -565,51 +107,249 @@ BEGIN
             CASE WHEN grant_row.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
 END
-$odeion_archive$;
-"""
+$odeion_archive$"""
 
 
-class _Pipeline:
-    """pg_restore feeding psql through this process, and what went wrong."""
+class _Sink:
+    """Where the script's statements and COPY data go: the restore session."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._cursor = conn.cursor()
+        self._copy: Any = None
+        self._copy_context: Any = None
+        self._superuser = conn.info.parameter_status("is_superuser")
+
+    def execute(self, text: str) -> None:
+        # binary=True makes psycopg use the extended query protocol, in which the
+        # server refuses a message that holds more than one statement.
+        self._cursor.execute(text.encode(), binary=True)
+        self.check_session()
+
+    def begin_copy(self, text: str) -> None:
+        self._copy_context = self._cursor.copy(text.encode())
+        self._copy = self._copy_context.__enter__()
+
+    def copy_data(self, data: bytes) -> None:
+        self._copy.write(data)
+
+    def end_copy(self) -> None:
+        context, self._copy, self._copy_context = self._copy_context, None, None
+        context.__exit__(None, None, None)
+        self.check_session()
+
+    def abort_copy(self, exc: BaseException) -> None:
+        if self._copy_context is not None:
+            context, self._copy, self._copy_context = self._copy_context, None, None
+            with contextlib.suppress(Exception):
+                context.__exit__(type(exc), exc, exc.__traceback__)
+
+    def check_session(self) -> None:
+        """Stop if anything changed how the server reads SQL text, or who runs it."""
+        info = self._conn.info
+        for name, expected in _READING.items():
+            value = info.parameter_status(name)
+            if value is not None and value.upper().replace("-", "") != expected.upper():
+                raise UnsafeArchiveError(
+                    f"the database dump changed {name} to {value!r} while it was restored "
+                    "(a function of the dump did); the restore was stopped and the database "
+                    "left as it was: the dump is hostile, use another archive"
+                )
+        if info.parameter_status("is_superuser") != self._superuser:
+            raise UnsafeArchiveError(
+                "the database dump changed the session's role while it was restored; the "
+                "restore was stopped and the database left as it was: the dump is hostile"
+            )
+
+
+class ScriptReader:
+    """Reads the SQL script that pg_restore writes and hands it to the server.
+
+    Lines are gathered into statements; a statement is parsed (and judged)
+    when a line ends with ``;``. Parsing again after a failed attempt waits
+    until the statement has doubled, so a hostile script costs linear time.
+    ``COPY ... FROM stdin`` switches to data, which goes to the server as it
+    arrives, up to the line ``\\.``.
+    """
 
     def __init__(
         self,
+        sink: _Sink,
         *,
-        conninfo: str,
-        env: Mapping[str, str],
-        pg_restore: Path,
-        psql: Path,
-        restore_err: IO[bytes],
-        psql_err: IO[bytes],
+        allow_unsafe: bool = False,
+        on_statement: Callable[[_sqlguard.Statement], None] | None = None,
+        on_data: Callable[[int], None] | None = None,
     ) -> None:
-        psql_command = [str(psql), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "--no-psqlrc"]
-        if conninfo:
-            psql_command += ["-d", conninfo]
-        environment = dict(env)
+        self._sink = sink
+        self._allow_unsafe = allow_unsafe
+        self._on_statement = on_statement
+        self._on_data = on_data
+        self._buffer = bytearray()
+        self._sql = bytearray()
+        self._has_code = False
+        self._next_try = 0
+        self._forced = 0
+        self._error: str | None = None
+        self._copying = False
+        self._line_start = True
+        self._line_no = 0
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes of pg_restore's output."""
+        self._buffer += data
+        self._run(final=False)
+
+    def finish(self) -> None:
+        """The script ended: it must end between statements."""
+        self._run(final=True)
+        if self._copying:
+            raise self._refuse("the SQL of the database dump ends inside COPY data", True)
+        if self._has_code:
+            self._attempt(forced=True)
+            if self._has_code:
+                raise self._refuse(
+                    "the SQL of the database dump ends inside a statement that PostgreSQL's "
+                    f"parser does not accept ({self._error})",
+                    True,
+                )
+
+    # -- lines ---------------------------------------------------------------
+
+    def _run(self, *, final: bool) -> None:
+        buffer = self._buffer
+        pos = 0
+        while pos < len(buffer):
+            if self._copying:
+                pos, ended = self._copy_data(buffer, pos, final=final)
+                if not ended:
+                    break
+                continue
+            end = buffer.find(b"\n", pos)
+            if end < 0:
+                if not final:
+                    break
+                end = len(buffer) - 1
+            self._line(bytes(buffer[pos : end + 1]))
+            pos = end + 1
+        del buffer[:pos]
+
+    def _line(self, line: bytes) -> None:
+        self._line_no += 1
+        if not self._has_code and line.startswith(b"\\"):
+            if not _META_ALLOWED.match(line):
+                raise self._refuse("a psql meta-command", True)
+            self._sql.clear()
+            return
+        self._sql += line
+        stripped = line.strip()
+        if stripped and not (not self._has_code and stripped.startswith(b"--")):
+            self._has_code = True
+        if len(self._sql) > MAX_STATEMENT:
+            raise self._refuse(f"a statement longer than {MAX_STATEMENT // 2**20} MiB", True)
+        if not self._has_code or not stripped.endswith(b";"):
+            return
+        if _COPY_LINE.match(line) and self._forced < _FORCED_ATTEMPTS:
+            self._forced += 1
+            self._attempt(forced=True)
+        elif len(self._sql) >= self._next_try:
+            self._attempt(forced=False)
+
+    def _attempt(self, *, forced: bool) -> None:
         try:
-            self.psql = subprocess.Popen(
-                psql_command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=psql_err,
-                env=environment,
-            )
-        except OSError as exc:
-            raise RestoreFailedError(
-                f"psql ({psql}) could not be started: {exc}; install the PostgreSQL client "
-                "programs or point odeion-archive at them; the database was not changed"
-            ) from exc
+            text = self._sql.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._refuse(f"SQL that is not UTF-8 text ({exc})", True) from exc
         try:
-            self.restore = subprocess.Popen(
+            statements = _sqlguard.parse(text)
+        except ParseError as exc:
+            self._error = str(exc)
+            if not forced:
+                self._next_try = 2 * len(self._sql)
+            return
+        self._sql.clear()
+        self._has_code = False
+        self._next_try = 0
+        self._forced = 0
+        for index, statement in enumerate(statements):
+            self._run_statement(statement, last=index == len(statements) - 1)
+
+    def _run_statement(self, statement: _sqlguard.Statement, *, last: bool) -> None:
+        refusal = statement.refusal
+        if refusal is not None and (refusal.always or not self._allow_unsafe):
+            raise self._refuse(refusal.reason, refusal.always, statement.text)
+        if self._on_statement is not None:
+            self._on_statement(statement)
+        if statement.copy_from_stdin:
+            if not last:
+                raise self._refuse("a COPY followed by another statement", True, statement.text)
+            self._sink.begin_copy(statement.text)
+            self._copying = True
+            self._line_start = True
+        else:
+            self._sink.execute(statement.text)
+
+    # -- COPY data -------------------------------------------------------------
+
+    def _copy_data(self, buffer: bytearray, pos: int, *, final: bool) -> tuple[int, bool]:
+        """Pass data lines on until the line ``\\.``; return where reading stopped and if it ended."""
+        while pos < len(buffer):
+            if self._line_start:
+                head = bytes(buffer[pos : pos + 4])
+                for terminator in (b"\\.\n", b"\\.\r\n"):
+                    if head.startswith(terminator) or (final and head == terminator.rstrip()):
+                        self._sink.end_copy()
+                        self._copying = False
+                        self._line_no += 1
+                        return min(pos + len(terminator), len(buffer)), True
+                if not final and (b"\\.\r\n".startswith(head) or b"\\.\n".startswith(head)):
+                    return pos, False  # the line may still become the terminator
+            stop = buffer.find(b"\n\\.", pos)
+            if stop < 0:
+                last = buffer.rfind(b"\n", pos)
+                stop = len(buffer) - 1 if last < 0 else last
+            self._send(buffer[pos : stop + 1])
+            self._line_start = buffer[stop : stop + 1] == b"\n"
+            pos = stop + 1
+        return pos, False
+
+    def _send(self, data: bytearray) -> None:
+        self._line_no += data.count(b"\n")
+        self._sink.copy_data(bytes(data))
+        if self._on_data is not None:
+            self._on_data(len(data))
+
+    def _refuse(self, what: str, always: bool, text: str | None = None) -> UnsafeArchiveError:
+        excerpt = " ".join(
+            (text if text is not None else self._sql.decode("utf-8", "replace")).split()
+        )[:160]
+        hint = (
+            "odeion-archive never restores this: the dump is damaged or hostile"
+            if always
+            else "Odeion's schema never uses this; restore the dump only if you trust its "
+            "origin, by allowing unsafe dumps explicitly"
+        )
+        return UnsafeArchiveError(
+            f"the database dump holds {what} (near line {self._line_no}: {excerpt!r}); {hint}; "
+            "the database was left as it was"
+        )
+
+
+# -- the pipeline ---------------------------------------------------------------
+
+
+class _PgRestore:
+    """pg_restore, fed the dump by a thread, its SQL read by this one."""
+
+    def __init__(self, pg_restore: Path, env: dict[str, str], stderr: IO[bytes]) -> None:
+        try:
+            self.process = subprocess.Popen(
                 [str(pg_restore), "--no-owner", "--no-privileges", "--exit-on-error", "-f", "-"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=restore_err,
-                env=environment,
+                stderr=stderr,
+                env=env,
             )
         except OSError as exc:
-            self.psql.kill()
-            self.psql.wait()
             raise RestoreFailedError(
                 f"pg_restore ({pg_restore}) could not be started: {exc}; install the PostgreSQL "
                 "client programs or point odeion-archive at them; the database was not changed"
@@ -619,21 +359,58 @@ class _Pipeline:
         self.stop = threading.Event()
 
     def kill(self) -> None:
-        """Stop both programs at once; psql's transaction is rolled back."""
         self.stop.set()
-        for process in (self.psql, self.restore):
-            if process.poll() is None:
-                process.kill()
+        if self.process.poll() is None:
+            self.process.kill()
 
     def reap(self) -> None:
-        for process in (self.psql, self.restore):
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            for stream in (process.stdin, process.stdout):
-                if stream is not None:
-                    with contextlib.suppress(OSError):
-                        stream.close()
+        self.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def feed(self, dump: Iterable[bytes], on_bytes: Callable[[int], None] | None) -> None:
+        """Write the dump to pg_restore (in a thread); read it to its end in any case."""
+        stdin = self.process.stdin
+        assert stdin is not None
+        reading = True
+        try:
+            for chunk in dump:
+                if self.stop.is_set():
+                    return
+                if chunk and reading:
+                    try:
+                        stdin.write(chunk)
+                    except (BrokenPipeError, ConnectionResetError):
+                        # pg_restore stopped reading: its exit code tells whether it
+                        # failed. The rest is still read, so the source checks it is whole.
+                        reading = False
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+            if reading:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    stdin.flush()
+            self.feed_done = True
+        except BaseException as exc:
+            self.feed_error = exc
+            self.kill()
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    def feed_failure(self) -> ArchiveError | None:
+        """The failure to read the dump, if any: the cause of whatever failed after it."""
+        error = self.feed_error
+        if error is None or isinstance(error, ArchiveError):
+            return error
+        failure = RestoreFailedError(
+            f"reading the database dump failed: {error}; the database was left as it was, "
+            "check the archive and restore again"
+        )
+        failure.__cause__ = error
+        return failure
 
 
 def _tail(stream: IO[bytes]) -> str:
@@ -647,105 +424,68 @@ def _exit_text(code: int) -> str:
     return f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
 
 
-def _feed_dump(
-    pipeline: _Pipeline,
-    dump: Iterable[bytes],
-    on_bytes: Callable[[int], None] | None,
+def _watch_cancel(
+    cancel: CancelToken, finished: threading.Event, pipeline: _PgRestore, conn: Any
 ) -> None:
-    stdin = pipeline.restore.stdin
-    assert stdin is not None
-    reading = True
-    try:
-        for chunk in dump:
-            if pipeline.stop.is_set():
-                return
-            if chunk and reading:
-                try:
-                    stdin.write(chunk)
-                except (BrokenPipeError, ConnectionResetError):
-                    # pg_restore stopped reading: its exit code tells whether it
-                    # failed. The rest of the stream is still read to its end, so
-                    # that the source can check it is whole.
-                    reading = False
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-        if reading:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                stdin.flush()
-        pipeline.feed_done = True
-    except BaseException as exc:
-        pipeline.feed_error = exc
-        pipeline.kill()
-    finally:
-        with contextlib.suppress(OSError):
-            stdin.close()
-
-
-def _watch_cancel(pipeline: _Pipeline, cancel: CancelToken, finished: threading.Event) -> None:
     while not finished.is_set():
         if cancel.wait(0.1):
             pipeline.kill()
+            with contextlib.suppress(Exception):
+                conn.cancel_safe()
             return
-
-
-def _statement_bytes(statement: str) -> bytes:
-    text = statement.strip()
-    if not text.endswith(";"):
-        text += ";"
-    return text.encode("utf-8") + b"\n"
 
 
 def replace_database(
     *,
     conninfo: str,
-    env: Mapping[str, str],
+    who: _pgroles.RestoreIdentity,
+    env: dict[str, str],
     pg_restore: Path,
-    psql: Path,
     dump: Iterable[bytes],
     post_sql: Sequence[str] = (),
     allow_unsafe: bool = False,
     cancel: CancelToken | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    on_statement: Callable[[_sqlguard.Statement], None] | None = None,
     final_check: Callable[[], None] | None = None,
 ) -> None:
     """Replace the whole database of ``conninfo`` with the custom-format ``dump``, atomically.
 
-    ``conninfo`` must not carry a password; ``env`` is the programs'
-    environment (``PGPASSWORD`` and the like). ``post_sql`` runs after the
-    dump, in the same transaction, with the session's own settings
-    (``search_path`` included). ``final_check`` is called once the dump
-    stream is exhausted and pg_restore succeeded, before ``COMMIT``: raising
-    there (an archive checksum mismatch, say) leaves the database unchanged.
-    ``on_bytes`` is called with the size of each chunk handed to pg_restore.
+    ``who`` says how the session acts as the database's owner (see
+    :func:`odeion_archive._pgroles.identity`). ``env`` is pg_restore's
+    environment. ``post_sql`` runs after the dump, in the same transaction.
+    ``final_check`` is called once the dump stream is exhausted and pg_restore
+    succeeded, before ``COMMIT``: raising there (an archive checksum mismatch,
+    say) leaves the database unchanged. ``on_bytes`` is called with the size of
+    each chunk handed to pg_restore, ``on_statement`` with each statement run.
 
-    Raises :class:`~odeion_archive.errors.RestoreFailedError` with psql's or
-    pg_restore's own words, :class:`~odeion_archive.errors.UnsafeArchiveError`
-    when the guard refuses a statement, :class:`~odeion_archive.errors.CancelledError`
-    when ``cancel`` is set, and whatever ``dump`` or ``final_check`` raise. In
-    every case the database is left as it was.
+    Raises :class:`~odeion_archive.errors.RestoreFailedError` with the server's
+    or pg_restore's own words, :class:`~odeion_archive.errors.UnsafeArchiveError`
+    when the guard refuses a statement,
+    :class:`~odeion_archive.errors.CancelledError` when ``cancel`` is set, and
+    whatever ``dump`` or ``final_check`` raise. In every case the database is
+    left as it was.
     """
-    guard = SqlGuard(allow_unsafe=allow_unsafe)
-    with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
-        pipeline = _Pipeline(
-            conninfo=conninfo,
-            env=env,
-            pg_restore=pg_restore,
-            psql=psql,
-            restore_err=restore_err,
-            psql_err=psql_err,
-        )
+    with (
+        _pgroles.restore_session(conninfo, who) as conn,
+        tempfile.TemporaryFile() as restore_err,
+    ):
+        sink = _Sink(conn)
+        conn.execute("SET client_encoding TO 'UTF8'")
+        conn.execute("SET standard_conforming_strings TO on")
+        conn.execute(_PREAMBLE)
+        sink.check_session()
+        reader = ScriptReader(sink, allow_unsafe=allow_unsafe, on_statement=on_statement)
+        pipeline = _PgRestore(pg_restore, env, restore_err)
         finished = threading.Event()
         writer = threading.Thread(
-            target=_feed_dump,
-            args=(pipeline, dump, on_bytes),
-            name="pg_restore-feed",
-            daemon=True,
+            target=pipeline.feed, args=(dump, on_bytes), name="pg_restore-feed", daemon=True
         )
         watcher = None
         if cancel is not None:
             watcher = threading.Thread(
                 target=_watch_cancel,
-                args=(pipeline, cancel, finished),
+                args=(cancel, finished, pipeline, conn),
                 name="pg_restore-cancel",
                 daemon=True,
             )
@@ -753,98 +493,53 @@ def replace_database(
             writer.start()
             if watcher is not None:
                 watcher.start()
-            _pump(pipeline, guard)
-            _finish(pipeline, guard, post_sql, cancel, final_check, restore_err, writer)
-        except _PsqlGoneError:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                pipeline.psql.wait(timeout=5)
-            pipeline.kill()
-            failure = _feed_failure(pipeline) or _psql_failure(pipeline, psql_err)
-            if cancel is not None and cancel.cancelled:
-                raise CancelledError(
-                    "the restore was cancelled; the database was left as it was"
-                ) from failure
-            raise failure from None
+            _replay(pipeline, reader, sink)
+            code = pipeline.process.wait()
+            if code == 0:
+                writer.join()  # the rest of the stream, if pg_restore did not need it
+            _check_finished(pipeline, code, cancel, restore_err)
+            reader.finish()
+            if final_check is not None:
+                final_check()
+            if post_sql:
+                # The dump emptied search_path; the caller's statements run with the
+                # session's own (RESET ALL would also reset the role).
+                conn.execute("RESET search_path")
+            for statement in post_sql:
+                conn.execute(statement)
+            conn.commit()
         except BaseException as exc:
             pipeline.kill()
-            if cancel is not None and cancel.cancelled and not isinstance(exc, CancelledError):
-                raise CancelledError(
-                    "the restore was cancelled; the database was left as it was"
-                ) from exc
-            raise
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            failure = _failure(exc, pipeline, cancel, restore_err)
+            if failure is exc:
+                raise
+            raise failure from exc
         finally:
             finished.set()
             pipeline.reap()
             writer.join(timeout=1.0)
 
 
-class _PsqlGoneError(Exception):
-    """psql stopped reading its input (it failed, or was killed)."""
-
-
-def _feed_failure(pipeline: _Pipeline) -> ArchiveError | None:
-    """The failure of reading the dump, if it failed: the cause of everything after it.
-
-    When the dump cannot be read, the pipeline is stopped at once, and psql and
-    pg_restore then fail too; their failure is only a consequence.
-    """
-    error = pipeline.feed_error
-    if error is None:
-        return None
-    if isinstance(error, ArchiveError):
-        return error
-    failure = RestoreFailedError(
-        f"reading the database dump failed: {error}; the database was left as it was, "
-        "check the archive and restore again"
-    )
-    failure.__cause__ = error
-    return failure
-
-
-def _psql_failure(pipeline: _Pipeline, psql_err: IO[bytes]) -> RestoreFailedError:
-    code = pipeline.psql.wait()
-    text = _tail(psql_err)
-    return RestoreFailedError(
-        f"the restore failed: psql {_exit_text(code)}: {text or 'no message'}; the database "
-        "was left as it was (the transaction was rolled back), fix the cause and restore again"
-    )
-
-
-def _write(pipeline: _Pipeline, data: bytes) -> None:
-    stdin = pipeline.psql.stdin
-    assert stdin is not None
-    try:
-        stdin.write(data)
-    except (BrokenPipeError, ConnectionResetError, ValueError) as exc:
-        raise _PsqlGoneError from exc
-
-
-def _pump(pipeline: _Pipeline, guard: SqlGuard) -> None:
-    source = pipeline.restore.stdout
+def _replay(pipeline: _PgRestore, reader: ScriptReader, sink: _Sink) -> None:
+    source = pipeline.process.stdout
     assert source is not None
-    _write(pipeline, _PREAMBLE)
     read = source.read1  # type: ignore[attr-defined]
-    while chunk := read(_PIPE_CHUNK):
-        passed = guard.feed(chunk)
-        if passed:
-            _write(pipeline, passed)
+    try:
+        while chunk := read(_PIPE_CHUNK):
+            reader.feed(chunk)
+    except BaseException as exc:
+        sink.abort_copy(exc)
+        raise
 
 
-def _finish(
-    pipeline: _Pipeline,
-    guard: SqlGuard,
-    post_sql: Sequence[str],
-    cancel: CancelToken | None,
-    final_check: Callable[[], None] | None,
-    restore_err: IO[bytes],
-    writer: threading.Thread,
+def _check_finished(
+    pipeline: _PgRestore, code: int, cancel: CancelToken | None, restore_err: IO[bytes]
 ) -> None:
-    code = pipeline.restore.wait()
-    if code == 0:
-        writer.join()  # the rest of the stream, if pg_restore did not need it
     if cancel is not None:
         cancel.raise_if_cancelled()
-    feed_failure = _feed_failure(pipeline)
+    feed_failure = pipeline.feed_failure()
     if feed_failure is not None:
         raise feed_failure
     if code != 0:
@@ -859,23 +554,26 @@ def _finish(
             "the database dump was not read to its end; the database was left as it was, "
             "restore again"
         )
-    rest = guard.finish()
-    if rest:
-        _write(pipeline, rest)
-    if final_check is not None:
-        final_check()
-    if post_sql:
-        # The dump's SQL emptied search_path and changed other settings; the
-        # caller's statements run with the session's own.
-        _write(pipeline, b"RESET ALL;\n")
-    for statement in post_sql:
-        _write(pipeline, _statement_bytes(statement))
-    _write(pipeline, b"COMMIT;\n")
-    stdin = pipeline.psql.stdin
-    assert stdin is not None
-    try:
-        stdin.close()
-    except (BrokenPipeError, ConnectionResetError) as exc:
-        raise _PsqlGoneError from exc
-    if pipeline.psql.wait() != 0:
-        raise _PsqlGoneError
+
+
+def _failure(
+    exc: BaseException, pipeline: _PgRestore, cancel: CancelToken | None, restore_err: IO[bytes]
+) -> BaseException:
+    """The error to report: the root cause, in the library's own terms."""
+    if cancel is not None and cancel.cancelled:
+        if isinstance(exc, CancelledError):
+            return exc
+        return CancelledError("the restore was cancelled; the database was left as it was")
+    feed_failure = pipeline.feed_failure()
+    if feed_failure is not None and not isinstance(exc, UnsafeArchiveError):
+        return feed_failure
+    if isinstance(exc, psycopg.Error):
+        code = pipeline.process.poll()
+        detail = ""
+        if code not in (None, 0):
+            detail = f" (pg_restore {_exit_text(code)}: {_tail(restore_err) or 'no message'})"
+        return RestoreFailedError(
+            f"the restore failed: {str(exc).strip()}{detail}; the database was left as it was "
+            "(the transaction was rolled back), fix the cause and restore again"
+        )
+    return exc

@@ -274,6 +274,15 @@ class RestoreContext(PlanContext, Protocol):
     plan: ComponentPlan | None
     cancel: CancelToken
 
+    @property
+    def conninfo(self) -> str:
+        """The database's connection string, for a component that opens its own session.
+
+        A ``restore_scope="database"`` component replaces the database in a
+        session of its own, outside the restore's transaction.
+        """
+        ...
+
     def progress(
         self,
         phase: str,

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from odeion_archive import _pgdump, _pgrestore
+from odeion_archive import _pgdump, _pgrestore, _pgroles
 from odeion_archive.errors import RestoreFailedError
 from odeion_archive.interfaces import ComponentPlan, Issue, PlanContext, RestoreContext
 from odeion_archive.postgres import PgTool
@@ -80,23 +80,13 @@ def plan(context: PlanContext) -> ComponentPlan:
                 f"{header.pg_dump_version.split('.')[0]} or newer",
             )
         )
-    unsafe = _pgdump.unsafe_entries(header)
-    if unsafe:
-        listed = "; ".join(unsafe[:5]) + (
-            f"; and {len(unsafe) - 5} more" if len(unsafe) > 5 else ""
-        )
-        if context.options.get("allow_unsafe_dump"):
-            warnings.append(
-                Issue("dump_unsafe", f"restoring entries Odeion never uses, as allowed: {listed}")
-            )
-        else:
-            blockers.append(
-                Issue(
-                    "dump_unsafe",
-                    f"the dump holds entries that Odeion's schema never uses: {listed}; restore "
-                    "it only if you trust its origin, by allowing unsafe dumps explicitly",
-                )
-            )
+    blockers_, warnings_ = _unsafe_issues(
+        header, allow=bool(context.options.get("allow_unsafe_dump"))
+    )
+    blockers += blockers_
+    warnings += warnings_
+    who = _pgroles.identity(context.connection)
+    blockers += _identity_blockers(context, who)
     source_num = int(facts.get("server_version_num") or 0)
     if source_num and target_major < source_num // 10000:
         warnings.append(
@@ -124,10 +114,89 @@ def plan(context: PlanContext) -> ComponentPlan:
             f"replace the whole database with the dump taken from PostgreSQL "
             f"{facts.get('server_version', '?')} (every table, tables added since are dropped)"
         ),
+        _identity_step(who),
     ]
     steps += [f"move media paths under {old!r} to {new!r}" for old, new in remap.items()]
     steps.append("commit everything in one transaction")
     return ComponentPlan(blockers=tuple(blockers), warnings=tuple(warnings), steps=tuple(steps))
+
+
+def _unsafe_issues(header: _pgdump.DumpHeader, *, allow: bool) -> tuple[list[Issue], list[Issue]]:
+    """One ``dump_unsafe`` blocker (or, where allowed, warning) for the entries the guard refuses."""
+    unsafe: dict[str, _pgdump.UnsafeEntry] = {}
+    for entry in _pgdump.unsafe_entries(header):
+        if entry.name not in unsafe or entry.always:
+            unsafe[entry.name] = entry  # one reason an entry, the graver one
+    never = [entry for entry in unsafe.values() if entry.always]
+    allowable = [entry for entry in unsafe.values() if not entry.always]
+    if never:
+        also = (
+            f"; it also holds entries Odeion never uses: {_listed(allowable)}" if allowable else ""
+        )
+        return [
+            Issue(
+                "dump_unsafe",
+                f"the dump holds what odeion-archive never restores: {_listed(never)}{also}; "
+                "the dump is damaged or hostile, use another archive",
+            )
+        ], []
+    if allowable and allow:
+        return [], [
+            Issue(
+                "dump_unsafe",
+                f"restoring entries Odeion never uses, as allowed: {_listed(allowable)}",
+            )
+        ]
+    if allowable:
+        return [
+            Issue(
+                "dump_unsafe",
+                f"the dump holds entries that Odeion's schema never uses: {_listed(allowable)}; "
+                "restore it only if you trust its origin, by allowing unsafe dumps explicitly",
+            )
+        ], []
+    return [], []
+
+
+def _listed(entries: Sequence[_pgdump.UnsafeEntry]) -> str:
+    more = f"; and {len(entries) - 5} more" if len(entries) > 5 else ""
+    return "; ".join(str(entry) for entry in entries[:5]) + more
+
+
+def _identity_blockers(context: PlanContext, who: _pgroles.RestoreIdentity) -> list[Issue]:
+    """Whether the dump's SQL can run as the database's owner, and safely for this archive."""
+    if who.via is None:
+        return [
+            Issue(
+                "not_database_owner",
+                f"the database URL connects as {who.session.name!r}, which is neither the owner "
+                f"of the database ({who.owner.name!r}) nor a member of it, so it cannot replace "
+                f"the database; connect as {who.owner.name!r} (or as a superuser) and plan again",
+            )
+        ]
+    foreign = getattr(context, "authenticity", "own") != "own"
+    if foreign and who.powerful:
+        return [
+            Issue(
+                "owner_too_powerful",
+                "this archive was not made by this server, and its dump's SQL would run with "
+                f"powers beyond the database: {who.powers_text()}; a foreign dump is only "
+                "restored by a plain role that owns the database: make one own it (for example "
+                f"CREATE ROLE odeion_owner LOGIN; ALTER DATABASE <name> OWNER TO odeion_owner), "
+                "connect as it or as a superuser, and plan again",
+            )
+        ]
+    return []
+
+
+def _identity_step(who: _pgroles.RestoreIdentity) -> str:
+    how = {
+        "owner": "the role the database URL connects as",
+        "login_role": "through a temporary login role that can act as nothing else",
+        "set_role": "by SET ROLE from the role the database URL connects as",
+        None: "",
+    }[who.via]
+    return f"run the dump's SQL as the database's owner {who.owner.describe()}, {how}"
 
 
 def _remap(path: str, remap: Mapping[str, str]) -> str:
@@ -175,36 +244,77 @@ def restore(context: RestoreContext) -> ComponentPlan:
         raise RestoreFailedError(
             "no pg_restore that reads this dump was found; plan the restore to see why"
         )
-    psql = tool.path.with_name("psql")
-    if not psql.exists():
-        fallback = context.tool("psql")
-        if fallback is None:
-            raise RestoreFailedError(
-                f"no psql next to {tool.path} nor elsewhere; install the PostgreSQL client tools"
-            )
-        psql = fallback.path
-    conninfo, env = context.tool_env()
+    who = _pgroles.identity(context.connection)
+    refused = _identity_blockers(context, who)
+    if refused:
+        raise RestoreFailedError(f"{refused[0].message}; the database was not changed")
+    _, env = context.tool_env()  # pg_restore reads the dump from stdin: no connection
     remap: Mapping[str, str] = context.options.get("remap_paths") or {}
     post_sql = remap_statements(remap, context.connection)
     member = context.entry.member(DUMP_MEMBER)
-    done = 0
-
-    def on_bytes(count: int) -> None:
-        nonlocal done
-        done += count
-        context.progress("restore", done, member.size, "bytes")
-
+    phases = _Phases(context, header, member.size)
     with context.open_member(DUMP_MEMBER) as stream:
         chunks = iter(lambda: stream.read(1024 * 1024), b"")
         _pgrestore.replace_database(
-            conninfo=conninfo,
+            conninfo=context.conninfo,
+            who=who,
             env=env,
             pg_restore=tool.path,
-            psql=psql,
             dump=chunks,
             post_sql=post_sql,
             allow_unsafe=bool(context.options.get("allow_unsafe_dump")),
             cancel=context.cancel,
-            on_bytes=on_bytes,
+            on_bytes=phases.on_bytes,
+            on_statement=phases.on_statement,
         )
-    return ComponentPlan(steps=("replaced the whole database with the dump",))
+    phases.done()
+    return ComponentPlan(
+        steps=(
+            "replaced the whole database with the dump",
+            f"ran the dump's SQL as the database's owner {who.owner.name}",
+        )
+    )
+
+
+#: Statements of the post-data section: built after the data.
+_POST_DATA_KINDS = frozenset(
+    {"IndexStmt", "AlterTableStmt", "CreateTrigStmt", "RefreshMatViewStmt", "CreateStatsStmt"}
+)
+
+
+class _Phases:
+    """Restore progress by phase: schema (counted), data (bytes), indexes and constraints."""
+
+    def __init__(self, context: RestoreContext, header: _pgdump.DumpHeader, size: int) -> None:
+        self._context = context
+        self._size = size
+        self._totals = {
+            "schema": sum(1 for e in header.entries if e.section == "PRE_DATA"),
+            "indexes and constraints": sum(1 for e in header.entries if e.section == "POST_DATA"),
+        }
+        self._phase = "schema"
+        self._done = {"schema": 0, "data": 0, "indexes and constraints": 0}
+
+    def on_statement(self, statement: Any) -> None:
+        kind = statement.kind
+        if kind in ("VariableSetStmt", "SelectStmt") and self._phase == "schema":
+            return
+        if statement.copy_from_stdin:
+            self._phase = "data"
+            return
+        if self._phase == "data" and kind in _POST_DATA_KINDS:
+            self._phase = "indexes and constraints"
+        if self._phase != "data":
+            total = max(self._totals[self._phase], self._done[self._phase] + 1)
+            self._done[self._phase] += 1
+            self._context.progress(self._phase, self._done[self._phase], total, "steps")
+
+    def on_bytes(self, count: int) -> None:
+        self._done["data"] += count
+        if self._phase == "data":
+            self._context.progress("data", min(self._done["data"], self._size), self._size, "bytes")
+
+    def done(self) -> None:
+        for phase in ("schema", "indexes and constraints"):
+            total = max(self._totals[phase], self._done[phase])
+            self._context.progress(phase, total, total, "steps")
