@@ -359,7 +359,9 @@ def _foreign_issues(
                     "of the database, so a hostile dump could change or read anything that "
                     "role can. Restore it only if you trust where the archive came from: "
                     "then pass --trust-foreign-dump (trust_foreign_dump=True); otherwise "
-                    "restore its users and settings with the everything_json mode",
+                    "restore its users and settings with the everything_json mode. If it is "
+                    "this server's archive from an earlier machine, import that machine's key "
+                    "instead ('odeion-archive key import')",
                 )
             )
     if any(c.restore_scope != "database" for c in components):
