@@ -78,7 +78,15 @@ def test_the_console_script_is_installed() -> None:
 
 def test_create_list_inspect_verify(cli: Cli) -> None:
     created = cli.json("create")
-    assert set(created) == {"name", "path", "format", "size", "components", "created_at"}
+    assert set(created) == {
+        "name",
+        "path",
+        "format",
+        "size",
+        "components",
+        "created_at",
+        "authenticity",
+    }
     assert created["format"] == "tar.zst"
     assert created["components"] == ["users_auth", "settings", "full_db"]
     zipped = cli.json("create", "--components", "users_auth,settings", "--format", "zip")
@@ -95,6 +103,7 @@ def test_create_list_inspect_verify(cli: Cli) -> None:
         "created_at",
         "server_version",
         "schema_version",
+        "authenticity",
     }
     assert listed[0]["schema_version"] == 2
 

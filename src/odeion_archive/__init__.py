@@ -19,6 +19,7 @@ from odeion_archive.errors import (
     CorruptArchiveError,
     DatabaseError,
     InsufficientSpaceError,
+    KeyringError,
     ManifestError,
     ManifestTooNewError,
     NotFoundError,
@@ -36,6 +37,7 @@ from odeion_archive.interfaces import (
     ArchiveFormat,
     ArchiveReader,
     ArchiveWriter,
+    Authenticity,
     BackupContext,
     Component,
     ComponentPlan,
@@ -47,7 +49,7 @@ from odeion_archive.interfaces import (
     RestoreContext,
     RowCounts,
 )
-from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
+from odeion_archive.manifest import Authentication, ComponentEntry, Manifest, MemberEntry
 from odeion_archive.postgres import EmbeddedPostgres, PgTool
 from odeion_archive.registry import Registry
 from odeion_archive.restore import CONFLICTS, MODES
@@ -74,6 +76,8 @@ __all__ = [
     "ArchiveReader",
     "ArchiveWriter",
     "Archiver",
+    "Authentication",
+    "Authenticity",
     "BackupContext",
     "BackupFailedError",
     "BackupResult",
@@ -90,6 +94,7 @@ __all__ = [
     "Entry",
     "InsufficientSpaceError",
     "Issue",
+    "KeyringError",
     "Manifest",
     "ManifestError",
     "ManifestTooNewError",

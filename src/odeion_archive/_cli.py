@@ -179,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="full_db: restore dump entries Odeion never uses",
         )
+        sub.add_argument(
+            "--trust-foreign-dump",
+            action="store_true",
+            help="full_db: replay the dump of an archive this server did not make (its SQL "
+            "runs as the database owner); only for archives whose origin you trust",
+        )
         if name == "restore":
             sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     command("import", "add an uploaded archive to the store").add_argument(
@@ -196,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="working directory (default: a new temporary directory)",
     )
+    _key_commands(command)
     return parser
 
 
@@ -210,6 +217,7 @@ def _info_json(info: ArchiveInfo, *, listing: bool = False) -> dict[str, Any]:
         "size": info.size,
         "components": list(info.components),
         "created_at": info.created_at.isoformat().replace("+00:00", "Z"),
+        "authenticity": info.authenticity,
     }
     if listing:
         data["server_version"] = info.server_version
@@ -237,12 +245,15 @@ def _plan_json(plan: RestorePlan) -> dict[str, Any]:
         },
         "renames": {table: dict(names) for table, names in plan.renames.items()},
         "schema_version": plan.schema_version,
+        "authenticity": plan.authenticity,
     }
 
 
 def _plan_text(plan: RestorePlan, out: TextIO) -> None:
     verdict = "can be restored" if plan.can_restore else "CANNOT be restored"
     out.write(f"mode {plan.mode}, conflict {plan.conflict}: the archive {verdict}\n")
+    if plan.authenticity is not None:
+        out.write(f"  archive: {plan.authenticity} ({_AUTHENTICITY[plan.authenticity]})\n")
     out.writelines(f"  blocker [{issue.code}] {issue.message}\n" for issue in plan.blockers)
     out.writelines(f"  warning [{issue.code}] {issue.message}\n" for issue in plan.warnings)
     out.writelines(f"  step: {step}\n" for step in plan.steps)
@@ -292,7 +303,7 @@ def _dispatch(
                 "".join(
                     f"{i.name}  {i.size:>12,}  {i.format:<7}  {','.join(i.components):<30}  "
                     f"{i.created_at:%Y-%m-%d %H:%M:%S}Z  server {i.server_version}  "
-                    f"schema {i.schema_version}\n"
+                    f"schema {i.schema_version}  {i.authenticity}\n"
                     for i in infos
                 )
             ),
@@ -301,6 +312,7 @@ def _dispatch(
     if args.command == "inspect":
         manifest = archiver.inspect(args.archive)
         data = json.loads(manifest.to_json())
+        data["authenticity"] = archiver.authenticity(args.archive)
         out.result(data, lambda o: o.write(json.dumps(data, indent=2) + "\n"))
         return EXIT_OK
     if args.command == "verify":
@@ -335,6 +347,8 @@ def _dispatch(
             lambda o: o.write("".join(f"deleted {n}\n" for n in deleted) or "nothing to delete\n"),
         )
         return EXIT_OK
+    if args.command == "key":
+        return _key(args, archiver, out)
     if args.command == "plugins":
         provided = archiver.registry.provided()
         failures = archiver.registry.load_failures
@@ -363,6 +377,7 @@ def _plan_or_restore(
         remap_paths=remap,
         acting_user=args.acting_user,
         allow_unsafe_dump=args.allow_unsafe_dump,
+        trust_foreign_dump=args.trust_foreign_dump,
     )
     if args.command == "plan" or not plan.can_restore:
         out.result(_plan_json(plan), lambda o: _plan_text(plan, o))
@@ -388,6 +403,7 @@ def _plan_or_restore(
         remap_paths=remap,
         acting_user=args.acting_user,
         allow_unsafe_dump=args.allow_unsafe_dump,
+        trust_foreign_dump=args.trust_foreign_dump,
         progress=progress,
         expected=plan,
     )
@@ -450,3 +466,78 @@ def _error(args: argparse.Namespace, message: str) -> None:
         traceback.print_exc(file=sys.stderr)
     one_line = " ".join(message.split())
     sys.stderr.write(f"odeion-archive: error: {one_line}\n")
+
+
+# -- the archive key ------------------------------------------------------------
+
+_AUTHENTICITY = {
+    "own": "made by this server, unchanged since",
+    "foreign": "not made by this server, or made before archives were sealed",
+    "tampered": "carries this server's seal but was changed since",
+}
+
+
+def _key_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    key = command("key", "show, export or import the key that seals this server's archives")
+    actions = key.add_subparsers(
+        dest="key_command", required=True, metavar="ACTION", parser_class=_Parser
+    )
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        _global_options(sub, defaults=False)
+        return sub
+
+    action("show", "print the ids of the keys (never the keys)")
+    action(
+        "export", "write the key to a new FILE (mode 0600), to move it to a new machine"
+    ).add_argument("file", metavar="FILE", help="a new file; '-' for stdout (not a terminal)")
+    action(
+        "import", "make the key in FILE this server's signing key; the current one stays valid"
+    ).add_argument("file", metavar="FILE", help="a file that 'key export' wrote; '-' for stdin")
+
+
+def _key(args: argparse.Namespace, archiver: Archiver, out: _Output) -> int:
+    if args.key_command == "show":
+        ids = archiver.key_ids()
+        out.result(
+            {"key_id": ids[0], "accepted_key_ids": list(ids[1:])},
+            lambda o: o.write(
+                f"signing key {ids[0]}\n" + "".join(f"accepted key {i}\n" for i in ids[1:])
+            ),
+        )
+        return EXIT_OK
+    if args.key_command == "export":
+        if args.file == "-":
+            if sys.stdout.isatty():
+                raise UsageError(
+                    "refusing to print the secret key on a terminal; name a FILE, or "
+                    "redirect stdout to a file or a pipe"
+                )
+            if out.as_json:
+                raise UsageError("'key export -' writes the key to stdout; leave out --json")
+            key_id = archiver.export_key(sys.stdout)
+            sys.stderr.write(f"exported the key {key_id}; keep it secret\n")
+            return EXIT_OK
+        key_id = archiver.export_key(Path(args.file))
+        out.result(
+            {"exported": args.file, "key_id": key_id},
+            lambda o: o.write(
+                f"exported the key {key_id} to {args.file}; keep it secret, then run "
+                "'odeion-archive key import' on the new machine\n"
+            ),
+        )
+        return EXIT_OK
+    if args.file == "-":
+        key_id = archiver.import_key(sys.stdin.buffer)
+    else:
+        key_id = archiver.import_key(Path(args.file))
+    ids = archiver.key_ids()
+    out.result(
+        {"key_id": key_id, "accepted_key_ids": list(ids[1:])},
+        lambda o: o.write(
+            f"imported: new archives are sealed with {key_id}; archives of "
+            f"{', '.join(ids)} are this server's own\n"
+        ),
+    )
+    return EXIT_OK

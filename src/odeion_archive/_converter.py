@@ -129,14 +129,23 @@ def manifest_from_json(data: bytes | str) -> Manifest:
     return _structure(_load(data, "manifest"))
 
 
+def _unstructure(manifest: Manifest) -> RawManifest:
+    """The raw manifest; ``authentication`` appears only when there is one (1.0 stays 1.0)."""
+    raw: RawManifest = converter.unstructure(manifest)
+    if raw.get("authentication") is None:
+        raw.pop("authentication", None)
+    return raw
+
+
 def manifest_to_json(manifest: Manifest) -> bytes:
     """Unstructure a manifest into one deterministic JSON document."""
-    return _safejson.dumps(converter.unstructure(manifest))
+    return _safejson.dumps(_unstructure(manifest))
 
 
 def manifest_head_json(manifest: Manifest) -> bytes:
-    """The ``manifest.json`` member: the manifest without members and facts."""
-    raw = converter.unstructure(manifest)
+    """The ``manifest.json`` member: the manifest without members, facts and seal."""
+    raw = _unstructure(manifest)
+    raw.pop("authentication", None)  # written before the members: the seal is in the tail
     for component in raw["components"]:
         del component["members"]
         del component["facts"]
@@ -145,17 +154,18 @@ def manifest_head_json(manifest: Manifest) -> bytes:
 
 
 def manifest_tail_json(manifest: Manifest) -> bytes:
-    """The ``manifest-tail.json`` member: members and facts per component."""
-    raw = converter.unstructure(manifest)
-    return _safejson.dumps(
-        {
-            "manifest_version": raw["manifest_version"],
-            "components": [
-                {"name": c["name"], "members": c["members"], "facts": c["facts"]}
-                for c in raw["components"]
-            ],
-        }
-    )
+    """The ``manifest-tail.json`` member: members and facts per component, and the seal."""
+    raw = _unstructure(manifest)
+    tail: RawManifest = {
+        "manifest_version": raw["manifest_version"],
+        "components": [
+            {"name": c["name"], "members": c["members"], "facts": c["facts"]}
+            for c in raw["components"]
+        ],
+    }
+    if "authentication" in raw:
+        tail["authentication"] = raw["authentication"]
+    return _safejson.dumps(tail)
 
 
 def manifest_from_parts(head: bytes, tail: bytes) -> Manifest:
@@ -197,6 +207,9 @@ def manifest_from_parts(head: bytes, tail: bytes) -> Manifest:
             f"{TAIL_MEMBER} names components that {HEAD_MEMBER} does not: {sorted(by_name)}"
         )
     raw_head.pop("tail", None)
+    raw_head.pop("authentication", None)  # the seal is read from the tail only
+    if "authentication" in raw_tail:
+        raw_head["authentication"] = raw_tail["authentication"]
     return _structure({**raw_head, "components": joined})
 
 

@@ -27,6 +27,7 @@ from typing import IO, Any, Self, cast
 import attrs
 
 from odeion_archive import _names, _safejson
+from odeion_archive._keys import Keyring, authenticity_of
 from odeion_archive.errors import (
     ArchiveInvalidError,
     BackupFailedError,
@@ -35,8 +36,9 @@ from odeion_archive.errors import (
     UnsafeArchiveError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
-from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, Entry, ReadLimits
+from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, Authenticity, Entry, ReadLimits
 from odeion_archive.manifest import (
+    AUTHENTICATED_SINCE,
     HEAD_MEMBER,
     MANIFEST_MEMBERS,
     TAIL_MEMBER,
@@ -64,10 +66,19 @@ class ArchiveBuilder:
     ``head`` is the manifest as known before any member is written: its
     components list no members and no facts yet. The head manifest is written
     at once; :meth:`finish` writes the tail manifest and closes the container.
-    The stream is written sequentially and never seeked.
+    The stream is written sequentially and never seeked. With ``keyring`` (the
+    server's archive keys), the tail manifest carries the seal that makes the
+    archive this server's own.
     """
 
-    def __init__(self, fmt: ArchiveFormat, stream: IO[bytes], *, head: Manifest) -> None:
+    def __init__(
+        self,
+        fmt: ArchiveFormat,
+        stream: IO[bytes],
+        *,
+        head: Manifest,
+        keyring: Keyring | None = None,
+    ) -> None:
         if head.format != fmt.name:
             raise BackupFailedError(
                 f"the manifest names the format {head.format!r} but the archive is written as "
@@ -79,6 +90,15 @@ class ArchiveBuilder:
                     f"the head manifest already lists members or facts for component "
                     f"{component.name!r}; pass components without them, the builder adds them"
                 )
+        if keyring is not None and (
+            head.manifest_version < AUTHENTICATED_SINCE or head.authentication is not None
+        ):
+            raise BackupFailedError(
+                f"a sealed archive needs a head manifest of version "
+                f"{AUTHENTICATED_SINCE[0]}.{AUTHENTICATED_SINCE[1]} or later without "
+                "'authentication'; the builder adds the seal"
+            )
+        self._keyring = keyring
         self._head = head
         self._writer = fmt.open_writer(stream)
         self._members: dict[str, list[MemberEntry]] = {c.name: [] for c in head.components}
@@ -153,6 +173,10 @@ class ArchiveBuilder:
             for c in self._head.components
         )
         manifest = attrs.evolve(self._head, components=components)
+        if self._keyring is not None:
+            # Seal the manifest exactly as a reader will rebuild it from the two members.
+            unsigned = Manifest.from_parts(self._head.head_json(), manifest.tail_json())
+            manifest = attrs.evolve(unsigned, authentication=self._keyring.sign(unsigned))
         tail = manifest.tail_json()
         self._write(TAIL_MEMBER, [tail], len(tail))
         self._writer.close()
@@ -267,7 +291,9 @@ class ArchiveFile:
 
     Open one with :meth:`open`. ``path`` is the file, ``format`` its
     :class:`~odeion_archive.interfaces.ArchiveFormat`, ``manifest`` the joined
-    manifest and ``size`` the file's size in bytes.
+    manifest and ``size`` the file's size in bytes. ``authenticity`` says
+    whether the server whose keyring :meth:`open` was given made the archive
+    (``foreign`` without a keyring).
     """
 
     def __init__(
@@ -278,10 +304,12 @@ class ArchiveFile:
         manifest: Manifest,
         manifest_bytes: Mapping[str, bytes],
         limits: ReadLimits,
+        authenticity: Authenticity = "foreign",
     ) -> None:
         self.path = path
         self.format = fmt
         self.manifest = manifest
+        self.authenticity: Authenticity = authenticity
         self.size = os.fstat(fd).st_size
         self._fd: int | None = fd
         self._manifest_bytes = dict(manifest_bytes)
@@ -291,10 +319,16 @@ class ArchiveFile:
 
     @classmethod
     def open(
-        cls, path: Path | str, registry: Registry, *, limits: ReadLimits | None = None
+        cls,
+        path: Path | str,
+        registry: Registry,
+        *,
+        limits: ReadLimits | None = None,
+        keyring: Keyring | None = None,
     ) -> ArchiveFile:
         """Open the archive at ``path``: recognise its format and read its manifest.
 
+        ``keyring`` is the server's archive keys, which decide ``authenticity``.
         Raises :class:`~odeion_archive.errors.ArchiveInvalidError` (or one of its
         subclasses) if the file is not a readable archive.
         """
@@ -312,7 +346,9 @@ class ArchiveFile:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, fmt, manifest, manifest_bytes, limits)
+        return cls(
+            path, fd, fmt, manifest, manifest_bytes, limits, authenticity_of(manifest, keyring)
+        )
 
     @staticmethod
     def _read_manifest(

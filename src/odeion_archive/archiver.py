@@ -17,11 +17,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from odeion_archive import _keys
 from odeion_archive._lock import DataDirLock
 from odeion_archive.archive import ArchiveFile
 from odeion_archive.backup import DEFAULT_COMPONENTS, DEFAULT_FORMAT, BackupOptions, run_backup
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
-from odeion_archive.interfaces import Conflict
+from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.manifest import Manifest
 from odeion_archive.postgres import EmbeddedPostgres
 from odeion_archive.registry import Registry
@@ -46,6 +47,10 @@ class Archiver:
     ``database_url`` is the server's PostgreSQL; without it the embedded
     PostgreSQL in ``<data_dir>/pgdata`` is started on first use and stopped by
     :meth:`close`. ``pg_bin`` restricts the client tools to one directory.
+
+    The archiver owns the data directory's archive key (``<data_dir>/archive.key``,
+    created by the first backup), which seals every archive this server makes;
+    see :meth:`authenticity` and :meth:`export_key`.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class Archiver:
         self._store = BackupStore(self._data_dir / "backups", self._registry)
         self._embedded: EmbeddedPostgres | None = None
         self._embedded_url: str | None = None
+        self._key_path = self._data_dir / _keys.KEY_FILE
 
     # -- plumbing ------------------------------------------------------------
 
@@ -156,14 +162,15 @@ class Archiver:
                 pg_bin=self._pg_bin,
                 progress=progress,
                 cancel=cancel,
+                keyring=_keys.load_or_create(self._key_path),
             )
         result = BackupResult(archive=info, seconds=time.monotonic() - started)
         self._notify("odeion_archive_backup_created", result)
         return result
 
     def list(self) -> builtins.list[ArchiveInfo]:
-        """The archives in the store, newest first."""
-        return self._store.list()
+        """The archives in the store, newest first (each with its authenticity)."""
+        return self._store.list(keyring=self._keyring())
 
     def inspect(self, archive: str | Path) -> Manifest:
         """The manifest of an archive (a bounded read, fast for any size)."""
@@ -190,8 +197,8 @@ class Archiver:
         with self._exclusive("import"):
             if isinstance(source, str | Path):
                 with Path(source).open("rb") as stream:
-                    return self._store.import_file(stream)
-            return self._store.import_file(source)
+                    return self._store.import_file(stream, keyring=self._keyring())
+            return self._store.import_file(source, keyring=self._keyring())
 
     def delete(self, name: str) -> None:
         """Delete the archive ``name`` from the store."""
@@ -214,15 +221,28 @@ class Archiver:
         remap_paths: Mapping[str, str] | None = None,
         acting_user: str | None = None,
         allow_unsafe_dump: bool = False,
+        trust_foreign_dump: bool = False,
     ) -> RestorePlan:
-        """What restoring ``archive`` in ``mode`` would do; nothing is changed."""
+        """What restoring ``archive`` in ``mode`` would do; nothing is changed.
+
+        ``trust_foreign_dump``: the administrator trusts the origin of an archive
+        this server did not make, so that full_db may replay its dump.
+        """
         components_for(mode, self._registry)  # an unknown mode is a usage error, first
         return plan_restore(
             self.resolve(archive),
-            RestoreOptions(mode, conflict, dict(remap_paths or {}), acting_user, allow_unsafe_dump),
+            RestoreOptions(
+                mode,
+                conflict,
+                dict(remap_paths or {}),
+                acting_user,
+                allow_unsafe_dump,
+                trust_foreign_dump=trust_foreign_dump,
+            ),
             registry=self._registry,
             conninfo=self.database_url(),
             pg_bin=self._pg_bin,
+            keyring=self._keyring(),
         )
 
     def restore(
@@ -234,6 +254,7 @@ class Archiver:
         remap_paths: Mapping[str, str] | None = None,
         acting_user: str | None = None,
         allow_unsafe_dump: bool = False,
+        trust_foreign_dump: bool = False,
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
         expected: RestorePlan | None = None,
@@ -251,7 +272,12 @@ class Archiver:
             result = run_restore(
                 self.resolve(archive),
                 RestoreOptions(
-                    mode, conflict, dict(remap_paths or {}), acting_user, allow_unsafe_dump
+                    mode,
+                    conflict,
+                    dict(remap_paths or {}),
+                    acting_user,
+                    allow_unsafe_dump,
+                    trust_foreign_dump=trust_foreign_dump,
                 ),
                 registry=self._registry,
                 conninfo=self.database_url(),
@@ -259,6 +285,7 @@ class Archiver:
                 progress=progress,
                 cancel=cancel,
                 expected=expected,
+                keyring=self._keyring(),
             )
         self._notify("odeion_archive_restore_finished", result)
         return result
@@ -269,3 +296,60 @@ class Archiver:
             hook(result=result)
         except Exception:
             _log.exception("a plugin's %s hook failed (the operation itself succeeded)", hook_name)
+
+    # -- the archive key -------------------------------------------------------
+
+    def _keyring(self) -> _keys.Keyring | None:
+        """The data directory's archive keys; ``None`` before anything created one."""
+        return _keys.load(self._key_path)
+
+    def authenticity(self, archive: str | Path) -> Authenticity:
+        """Whether this server made ``archive``: ``own``, ``foreign`` or ``tampered``."""
+        with ArchiveFile.open(
+            self.resolve(archive), self._registry, keyring=self._keyring()
+        ) as opened:
+            return opened.authenticity
+
+    def key_ids(self) -> builtins.tuple[str, ...]:
+        """The ids of the archive keys this server accepts, the signing key's first.
+
+        Creates the key on first use. A key id is derived from its key and
+        reveals nothing of it.
+        """
+        return _keys.load_or_create(self._key_path).key_ids
+
+    def export_key(self, destination: Path | str | IO[str]) -> str:
+        """Write the archive keys to ``destination``; returns the signing key's id.
+
+        ``destination`` is a new file (created with mode 0600; an existing file
+        is never written over) or an open text stream. The keys are secret:
+        whoever holds them can make archives this server accepts as its own.
+        Import them on the new machine with :meth:`import_key`.
+        """
+        keyring = _keys.load_or_create(self._key_path)
+        if isinstance(destination, str | Path):
+            _keys.write_new(Path(destination), keyring)
+        else:
+            destination.write(keyring.to_text())
+            destination.flush()
+        _log.info("exported the archive key (key id %s)", keyring.key_id)
+        return keyring.key_id
+
+    def import_key(self, source: Path | str | IO[str] | IO[bytes]) -> str:
+        """Import archive keys that :meth:`export_key` wrote; returns the new signing key's id.
+
+        ``source`` is a file or an open stream. The imported signing key seals
+        new archives from now on; the keys this data directory held stay
+        accepted, so the archives made with either stay ``own``.
+        """
+        imported = _keys.read_keyring(source)
+        with DataDirLock(self._data_dir, "key import"):
+            current = _keys.load(self._key_path)
+            keyring = imported if current is None else current.with_imported(imported)
+            _keys.save(self._key_path, keyring)
+        _log.info(
+            "imported the archive key %s; accepted keys: %s",
+            keyring.key_id,
+            ", ".join(keyring.key_ids),
+        )
+        return keyring.key_id

@@ -20,6 +20,7 @@ import psycopg
 
 from odeion_archive import schema
 from odeion_archive._context import ComponentContext
+from odeion_archive._keys import Keyring
 from odeion_archive._tools import Toolbox
 from odeion_archive._version import __version__
 from odeion_archive.archive import ArchiveBuilder
@@ -137,11 +138,13 @@ def run_backup(
     pg_bin: Path | None = None,
     progress: ProgressCallback = null_progress,
     cancel: CancelToken | None = None,
+    keyring: Keyring | None = None,
 ) -> ArchiveInfo:
     """Write one archive of ``options.components`` and add it to ``store``.
 
-    The caller holds the data directory's lock. Nothing is added to the store
-    unless every component succeeded.
+    ``keyring`` (the server's archive keys) seals the archive as this server's
+    own. The caller holds the data directory's lock. Nothing is added to the
+    store unless every component succeeded.
     """
     cancel = cancel or CancelToken()
     fmt = registry.format(options.format)
@@ -188,7 +191,7 @@ def run_backup(
         )
         try:
             with store.writing() as (temp, stream):
-                builder = ArchiveBuilder(fmt, stream, head=head)
+                builder = ArchiveBuilder(fmt, stream, head=head, keyring=keyring)
                 for component in components:
                     cancel.raise_if_cancelled()
                     emit("component", f"backing up {component.name}")
@@ -222,4 +225,10 @@ def run_backup(
     name = store.new_name(fmt.suffix, created_at)
     path = store.publish(temp, name)
     emit("done", f"created {name}")
-    return ArchiveInfo(name=name, path=path, size=path.stat().st_size, manifest=manifest)
+    return ArchiveInfo(
+        name=name,
+        path=path,
+        size=path.stat().st_size,
+        manifest=manifest,
+        authenticity="foreign" if keyring is None else keyring.authenticity(manifest),
+    )

@@ -22,6 +22,7 @@ __all__ = [
     "CorruptArchiveError",
     "DatabaseError",
     "InsufficientSpaceError",
+    "KeyringError",
     "ManifestError",
     "ManifestTooNewError",
     "NotFoundError",
@@ -130,3 +131,10 @@ class RestoreBlockedError(ArchiveError):
         #: The plan (of the whole restore, or of the component) that has the blockers.
         self.plan = plan
         super().__init__(message)
+
+
+class KeyringError(ArchiveError):
+    """The archive key of the data directory, or a key file, cannot be used.
+
+    Its message never holds key material.
+    """

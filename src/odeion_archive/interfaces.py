@@ -24,6 +24,7 @@ __all__ = [
     "ArchiveFormat",
     "ArchiveReader",
     "ArchiveWriter",
+    "Authenticity",
     "BackupContext",
     "Component",
     "ComponentPlan",
@@ -172,6 +173,8 @@ class ArchiveFormat(Protocol):
 # -- components -------------------------------------------------------------
 
 Conflict = Literal["skip", "overwrite", "rename"]
+#: Whether this server made an archive: ``own``, ``foreign`` or ``tampered``.
+Authenticity = Literal["own", "foreign", "tampered"]
 
 
 @attrs.frozen
@@ -250,8 +253,13 @@ class PlanContext(Protocol):
     conflict: Conflict
     #: The target database's schema version.
     schema_version: int
-    #: Host options (``remap_paths``, ``acting_user``, ``allow_unsafe_dump``...).
+    #: Host options (``remap_paths``, ``acting_user``, ``allow_unsafe_dump``,
+    #: ``trust_foreign_dump``...).
     options: Mapping[str, Any]
+    #: Whether this server made the archive: ``own`` (its MAC checks out under a key
+    #: of this server), ``foreign`` (no MAC, or another server's key) or ``tampered``
+    #: (the planner blocks those before any component sees them).
+    authenticity: Authenticity
 
     def open_member(self, path: str) -> IO[bytes]:
         """A member's bytes, checked against its size and sha256 as they are read."""

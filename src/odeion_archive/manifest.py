@@ -22,10 +22,12 @@ import attrs
 from odeion_archive.errors import ManifestError
 
 __all__ = [
+    "AUTHENTICATED_SINCE",
     "HEAD_MEMBER",
     "MANIFEST_MEMBERS",
     "MANIFEST_VERSION",
     "TAIL_MEMBER",
+    "Authentication",
     "ComponentEntry",
     "Manifest",
     "MemberEntry",
@@ -33,13 +35,16 @@ __all__ = [
 
 #: The manifest version this library writes, as (major, minor). A reader
 #: accepts any minor of a major it knows and refuses a newer major.
-MANIFEST_VERSION = (1, 0)
+MANIFEST_VERSION = (1, 1)
+#: The first manifest version that may carry an :class:`Authentication` (in the tail).
+AUTHENTICATED_SINCE = (1, 1)
 HEAD_MEMBER = "manifest.json"
 TAIL_MEMBER = "manifest-tail.json"
 MANIFEST_MEMBERS = frozenset({HEAD_MEMBER, TAIL_MEMBER})
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
+_KEY_ID = re.compile(r"[0-9a-f]{16,64}")
 
 
 def _check_sha256(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -99,6 +104,26 @@ class ComponentEntry:
         )
 
 
+def _check_key_id(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not _KEY_ID.fullmatch(value):
+        raise ManifestError(
+            f"manifest field {attribute.name!r}: {value!r} is not a key id (lowercase hex)"
+        )
+
+
+@attrs.frozen
+class Authentication:
+    """The archive's seal by the server that made it (manifest version 1.1 on).
+
+    ``mac`` is the HMAC-SHA256, under the key ``key_id`` names, of the whole
+    manifest without this field (:meth:`Manifest.to_json`). The key id is
+    derived from the key; the key itself is never in an archive.
+    """
+
+    key_id: str = attrs.field(validator=_check_key_id)
+    mac: str = attrs.field(validator=_check_sha256)
+
+
 @attrs.frozen
 class Manifest:
     """Everything an archive says about itself."""
@@ -110,6 +135,8 @@ class Manifest:
     format: str
     components: tuple[ComponentEntry, ...]
     manifest_version: tuple[int, int] = MANIFEST_VERSION
+    #: The seal of the server that made the archive; ``None`` if it carries none.
+    authentication: Authentication | None = None
 
     def __attrs_post_init__(self) -> None:
         names = [c.name for c in self.components]
@@ -150,7 +177,7 @@ class Manifest:
         return _converter.manifest_head_json(self)
 
     def tail_json(self) -> bytes:
-        """The ``manifest-tail.json`` member: members and facts per component."""
+        """The ``manifest-tail.json`` member: members and facts per component (and the seal)."""
         from odeion_archive import _converter
 
         return _converter.manifest_tail_json(self)

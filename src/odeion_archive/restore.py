@@ -20,6 +20,7 @@ import psycopg
 
 from odeion_archive import schema
 from odeion_archive._context import ComponentContext
+from odeion_archive._keys import Keyring
 from odeion_archive._tools import Toolbox
 from odeion_archive.archive import ArchiveFile
 from odeion_archive.errors import (
@@ -33,7 +34,14 @@ from odeion_archive.errors import (
     UnknownComponentError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
-from odeion_archive.interfaces import Component, ComponentPlan, Conflict, Issue, RowCounts
+from odeion_archive.interfaces import (
+    Authenticity,
+    Component,
+    ComponentPlan,
+    Conflict,
+    Issue,
+    RowCounts,
+)
 from odeion_archive.manifest import ComponentEntry, Manifest
 from odeion_archive.postgres import PgTool, server_version_num
 from odeion_archive.registry import Registry
@@ -63,6 +71,9 @@ class RestoreOptions:
     acting_user: str | None = None
     #: Let full_db restore a dump with entries that Odeion never uses (event triggers...).
     allow_unsafe_dump: bool = False
+    #: Let full_db replay the dump of an archive this server did not make (its SQL
+    #: runs as the database owner): the administrator trusts the archive's origin.
+    trust_foreign_dump: bool = False
 
     def as_mapping(self) -> Mapping[str, Any]:
         """The options as the mapping components read."""
@@ -70,6 +81,7 @@ class RestoreOptions:
             "remap_paths": dict(self.remap_paths),
             "acting_user": self.acting_user,
             "allow_unsafe_dump": self.allow_unsafe_dump,
+            "trust_foreign_dump": self.trust_foreign_dump,
         }
 
 
@@ -116,6 +128,7 @@ class _Context(ComponentContext):
         self.options = options.as_mapping()
         self.cancel = cancel
         self.plan = plan
+        self.authenticity: Authenticity = archive.authenticity
         self._archive = archive
 
     def open_member(self, path: str) -> IO[bytes]:
@@ -152,12 +165,14 @@ def plan_restore(
     conninfo: str,
     pg_bin: Path | None = None,
     row_decisions: bool = True,
+    keyring: Keyring | None = None,
 ) -> RestorePlan:
     """Decide whether and how the archive at ``path`` restores; change nothing.
 
     With ``row_decisions`` false, components restored inside the transaction
     (the JSON ones) are not asked for their per-row predictions: the restore
-    makes those decisions itself, once, inside its transaction.
+    makes those decisions itself, once, inside its transaction. ``keyring`` (the
+    server's archive keys) tells this server's archives from others.
     """
     names = components_for(options.mode, registry)
     if options.conflict not in CONFLICTS:
@@ -165,7 +180,7 @@ def plan_restore(
             f"unknown conflict strategy {options.conflict!r}; choose one of {CONFLICTS}"
         )
     try:
-        archive = ArchiveFile.open(path, registry)
+        archive = ArchiveFile.open(path, registry, keyring=keyring)
     except ManifestTooNewError as exc:
         return _blocked(options, names, Issue("manifest_too_new", str(exc)))
     except ArchiveInvalidError as exc:
@@ -252,6 +267,8 @@ def _plan(
                 "migrates its database) before restoring",
             )
         )
+    if archive.authenticity == "tampered":
+        blockers.append(_tampered_issue(manifest))
 
     toolbox = Toolbox(server_version_num(connection) // 10000, pg_bin)
     if blockers:
@@ -261,6 +278,7 @@ def _plan(
             components=names,
             blockers=tuple(blockers),
             warnings=(_rescan_warning(),),
+            authenticity=archive.authenticity,
         )
     for component in components:
         if not row_decisions and component.restore_scope == "transaction":
@@ -285,6 +303,8 @@ def _plan(
         steps.extend(part.steps)
         counts.update(part.counts)
         renames.update(part.renames)
+    if archive.authenticity == "foreign":
+        _foreign_issues(components, options, blockers, warnings)
     warnings.append(_rescan_warning())
     return RestorePlan(
         mode=options.mode,
@@ -296,7 +316,61 @@ def _plan(
         counts=counts,
         renames=renames,
         schema_version=manifest.schema_version if database_scope else target_schema,
+        authenticity=archive.authenticity,
     )
+
+
+def _tampered_issue(manifest: Manifest) -> Issue:
+    key = manifest.authentication.key_id if manifest.authentication else "?"
+    return Issue(
+        "archive_tampered",
+        f"the archive carries the seal of this server's key {key}, but its manifest does "
+        "not match the seal: it was changed after this server made it; do not restore it, "
+        "use another archive (and find out where this copy has been)",
+    )
+
+
+def _foreign_issues(
+    components: Sequence[Component],
+    options: RestoreOptions,
+    blockers: list[Issue],
+    warnings: list[Issue],
+) -> None:
+    """What restoring an archive this server did not make needs, per kind of component."""
+    origin = (
+        "this archive was not made by this server: it carries no seal of this server's "
+        "keys (it came from another server or an upload, or was made before archives "
+        "were sealed)"
+    )
+    if any(c.restore_scope == "database" for c in components):
+        if options.trust_foreign_dump:
+            warnings.append(
+                Issue(
+                    "foreign_dump",
+                    f"{origin}; its database dump is restored as you allowed with "
+                    "--trust-foreign-dump: its SQL runs as the database owner",
+                )
+            )
+        else:
+            blockers.append(
+                Issue(
+                    "foreign_dump",
+                    f"{origin}. A full_db restore replays the archive's SQL as the owner "
+                    "of the database, so a hostile dump could change or read anything that "
+                    "role can. Restore it only if you trust where the archive came from: "
+                    "then pass --trust-foreign-dump (trust_foreign_dump=True); otherwise "
+                    "restore its users and settings with the everything_json mode. If it is "
+                    "this server's archive from an earlier machine, import that machine's key "
+                    "instead ('odeion-archive key import')",
+                )
+            )
+    if any(c.restore_scope != "database" for c in components):
+        warnings.append(
+            Issue(
+                "foreign_archive",
+                f"{origin}; its data is validated row by row before anything is written",
+            )
+        )
 
 
 def _rescan_warning() -> Issue:
@@ -317,6 +391,7 @@ def run_restore(
     progress: ProgressCallback = null_progress,
     cancel: CancelToken | None = None,
     expected: RestorePlan | None = None,
+    keyring: Keyring | None = None,
 ) -> RestoreResult:
     """Check, then restore; the database is unchanged unless it all succeeds.
 
@@ -338,7 +413,13 @@ def run_restore(
             f"{options.mode!r} with {options.conflict!r}; plan the restore you mean to run"
         )
     checked = plan_restore(
-        path, options, registry=registry, conninfo=conninfo, pg_bin=pg_bin, row_decisions=False
+        path,
+        options,
+        registry=registry,
+        conninfo=conninfo,
+        pg_bin=pg_bin,
+        row_decisions=False,
+        keyring=keyring,
     )
     if not checked.can_restore:
         raise RestoreBlockedError(
@@ -348,7 +429,16 @@ def run_restore(
         )
     components = [registry.component(name) for name in checked.components]
     done: list[ComponentPlan] = []
-    with ArchiveFile.open(path, registry) as archive, _connect(conninfo) as connection:
+    with (
+        ArchiveFile.open(path, registry, keyring=keyring) as archive,
+        _connect(conninfo) as connection,
+    ):
+        if archive.authenticity != checked.authenticity:
+            raise CorruptArchiveError(
+                f"the archive was {checked.authenticity} when planned and is "
+                f"{archive.authenticity} now: the file changed; nothing was changed, "
+                "plan again"
+            )
         # A damaged archive must not change the database in any mode, even where the
         # damage lies in a member this mode does not use: the container's seal covers
         # every byte. The members used are checked against their sha256 as they stream.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import attrs
 
-from odeion_archive.interfaces import Conflict, Issue, RowCounts
+from odeion_archive.interfaces import Authenticity, Conflict, Issue, RowCounts
 from odeion_archive.manifest import Manifest
 
 __all__ = [
@@ -23,12 +23,18 @@ __all__ = [
 
 @attrs.frozen
 class ArchiveInfo:
-    """One archive in the backup store, as read from its manifest."""
+    """One archive in the backup store, as read from its manifest.
+
+    ``authenticity``: ``own`` if this server made it (its seal checks out),
+    ``foreign`` if it came from elsewhere (or predates seals), ``tampered`` if it
+    carries this server's key id but changed since.
+    """
 
     name: str
     path: Path
     size: int
     manifest: Manifest = attrs.field(repr=False)
+    authenticity: Authenticity = "foreign"
 
     @property
     def format(self) -> str:
@@ -98,6 +104,8 @@ class RestorePlan:
     renames: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, hash=False)
     #: The database's schema version after the restore.
     schema_version: int | None = None
+    #: Whether this server made the archive (``None``: the archive could not be read).
+    authenticity: Authenticity | None = None
 
     @property
     def can_restore(self) -> bool:

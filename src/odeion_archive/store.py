@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from odeion_archive._keys import Keyring
 from odeion_archive.archive import ArchiveFile
 from odeion_archive.errors import ArchiveError, ArchiveInvalidError, NotFoundError
 from odeion_archive.registry import Registry
@@ -61,9 +62,10 @@ class BackupStore:
 
     # -- reading -------------------------------------------------------------
 
-    def list(self) -> builtins.list[ArchiveInfo]:
+    def list(self, *, keyring: Keyring | None = None) -> builtins.list[ArchiveInfo]:
         """Every archive, newest first, as read from their manifests.
 
+        ``keyring`` (the server's archive keys) decides each one's authenticity.
         A file that is not a readable archive is left out (and logged).
         """
         if not self._dir.is_dir():
@@ -73,17 +75,21 @@ class BackupStore:
             if path.name.startswith(".") or not path.is_file():
                 continue
             try:
-                infos.append(self.info(path))
+                infos.append(self.info(path, keyring=keyring))
             except ArchiveError as exc:
                 _log.warning("skipping %s in the backup store: %s", path.name, exc)
         infos.sort(key=lambda info: (info.created_at, info.name), reverse=True)
         return infos
 
-    def info(self, path: Path) -> ArchiveInfo:
+    def info(self, path: Path, *, keyring: Keyring | None = None) -> ArchiveInfo:
         """Read the manifest of the archive at ``path``."""
-        with ArchiveFile.open(path, self._registry) as archive:
+        with ArchiveFile.open(path, self._registry, keyring=keyring) as archive:
             return ArchiveInfo(
-                name=path.name, path=path, size=path.stat().st_size, manifest=archive.manifest
+                name=path.name,
+                path=path,
+                size=path.stat().st_size,
+                manifest=archive.manifest,
+                authenticity=archive.authenticity,
             )
 
     def path_of(self, name: str) -> Path:
@@ -148,7 +154,9 @@ class BackupStore:
         _fsync_dir(self._dir)
         return final
 
-    def import_file(self, source: IO[bytes], *, verify: bool = True) -> ArchiveInfo:
+    def import_file(
+        self, source: IO[bytes], *, verify: bool = True, keyring: Keyring | None = None
+    ) -> ArchiveInfo:
         """Copy an uploaded archive into the store once it is fully validated.
 
         The upload is copied to a hidden temporary file, opened with every
@@ -158,7 +166,7 @@ class BackupStore:
         with self.writing() as (temp, stream):
             shutil.copyfileobj(source, stream, 1024 * 1024)
             stream.flush()
-            with ArchiveFile.open(temp, self._registry) as archive:
+            with ArchiveFile.open(temp, self._registry, keyring=keyring) as archive:
                 if verify:
                     report = archive.verify()
                     if not report.ok:
@@ -171,9 +179,16 @@ class BackupStore:
                         )
                 manifest = archive.manifest
                 suffix = archive.format.suffix
+                authenticity = archive.authenticity
         name = self.new_name(suffix, manifest.created_at)
         path = self.publish(temp, name)
-        return ArchiveInfo(name=name, path=path, size=path.stat().st_size, manifest=manifest)
+        return ArchiveInfo(
+            name=name,
+            path=path,
+            size=path.stat().st_size,
+            manifest=manifest,
+            authenticity=authenticity,
+        )
 
     def delete(self, name: str) -> None:
         """Delete the archive ``name``."""

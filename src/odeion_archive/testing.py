@@ -386,7 +386,8 @@ def check_component(
     )
     assert backup.verify(info.path).ok, f"component {name!r}: its archive does not verify"
 
-    restorer = Archiver(workdir / "check-restore", database_url=target, registry=registry)
+    # The same data directory: the archive is this server's own (sealed with its key).
+    restorer = Archiver(workdir / "check-backup", database_url=target, registry=registry)
     before = table_digests(target)
     plan = restorer.plan(info.path, name, "skip")
     assert table_digests(target) == before, f"component {name!r}: planning changed the database"

@@ -21,7 +21,7 @@ import psycopg
 from odeion_archive.components.settings import SettingsComponent
 from odeion_archive.components.users_auth import UsersAuthComponent
 from odeion_archive.events import CancelToken
-from odeion_archive.interfaces import Component, ComponentPlan, Conflict, RowCounts
+from odeion_archive.interfaces import Authenticity, Component, ComponentPlan, Conflict, RowCounts
 from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
 from odeion_archive.schema import schema_version
 
@@ -135,6 +135,7 @@ class Context:
         self.conflict: Conflict = conflict
         self.schema_version = schema_version(connection)
         self.options = options
+        self.authenticity: Authenticity = "own"
         self.plan: ComponentPlan | None = plan
         self.cancel = CancelToken()
         self.events: list[tuple[str, int, int | None]] = []

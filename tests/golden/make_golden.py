@@ -1,9 +1,11 @@
-"""Write the golden archives of manifest version 1 (tests/golden/v1), deterministically.
+"""Write the golden archives of manifest versions 1.0 and 1.1, deterministically.
 
-Run ``python tests/golden/make_golden.py`` to (re)write them. The archives are
-committed: the tests read them with the current code, and check that this
-script still produces the same bytes with the zlib and zstd versions recorded
-in ``v1/versions.json``.
+``tests/golden/v1`` holds manifest version 1.0 archives (no seal);
+``tests/golden/v1.1`` the same content as 1.1 archives sealed with the fixed
+:data:`TEST_KEY`. Run ``python tests/golden/make_golden.py`` to (re)write them.
+The archives are committed: the tests read them with the current code, and
+check that this script still produces the same bytes with the zlib and zstd
+versions recorded in ``versions.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import zstandard
 
+from odeion_archive._keys import Keyring
 from odeion_archive.archive import ArchiveBuilder
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
@@ -24,6 +27,10 @@ from odeion_archive.interfaces import ArchiveFormat
 from odeion_archive.manifest import ComponentEntry, Manifest
 
 HERE = Path(__file__).parent / "v1"
+#: The directory of each manifest version's golden archives.
+DIRS = {(1, 0): HERE, (1, 1): Path(__file__).parent / "v1.1"}
+#: The fixed key that seals the 1.1 golden archives; a test key, never a server's.
+TEST_KEY = bytes(range(32))
 CREATED_AT = dt.datetime(2026, 1, 15, 12, 30, 0, tzinfo=dt.UTC)
 MEMBERS: dict[str, dict[str, bytes]] = {
     "users_auth": {
@@ -53,8 +60,8 @@ def versions() -> dict[str, str]:
     }
 
 
-def build(fmt: ArchiveFormat) -> bytes:
-    """The golden archive in ``fmt``."""
+def build(fmt: ArchiveFormat, version: tuple[int, int] = (1, 0)) -> bytes:
+    """The golden archive in ``fmt`` of manifest ``version`` (1.1 is sealed with TEST_KEY)."""
     head = Manifest(
         created_at=CREATED_AT,
         library_version="1.0.0",
@@ -62,10 +69,11 @@ def build(fmt: ArchiveFormat) -> bytes:
         schema_version=7,
         format=fmt.name,
         components=tuple(ComponentEntry(name, 1) for name in MEMBERS),
-        manifest_version=(1, 0),
+        manifest_version=version,
     )
     stream = io.BytesIO()
-    builder = ArchiveBuilder(fmt, stream, head=head)
+    keyring = Keyring(TEST_KEY) if version >= (1, 1) else None
+    builder = ArchiveBuilder(fmt, stream, head=head, keyring=keyring)
     for component, files in MEMBERS.items():
         for name, data in files.items():
             builder.add_member(component, name, [data[:20], data[20:]])
@@ -76,11 +84,14 @@ def build(fmt: ArchiveFormat) -> bytes:
 
 def main() -> None:
     """Write the archives and the library versions next to them."""
-    HERE.mkdir(exist_ok=True)
-    for fmt in (ZipFormat(), TarZstFormat()):
-        (HERE / FILES[fmt.name]).write_bytes(build(fmt))
-    (HERE / "versions.json").write_text(json.dumps(versions(), indent=2, sort_keys=True) + "\n")
-    sys.stdout.write(f"wrote the golden archives to {HERE}\n")
+    for version, directory in DIRS.items():
+        directory.mkdir(exist_ok=True)
+        for fmt in (ZipFormat(), TarZstFormat()):
+            (directory / FILES[fmt.name]).write_bytes(build(fmt, version))
+        (directory / "versions.json").write_text(
+            json.dumps(versions(), indent=2, sort_keys=True) + "\n"
+        )
+        sys.stdout.write(f"wrote the golden archives to {directory}\n")
 
 
 if __name__ == "__main__":

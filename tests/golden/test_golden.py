@@ -1,4 +1,4 @@
-"""The golden archives of manifest version 1 read with the current code, byte for byte."""
+"""The golden archives of manifest versions 1.0 and 1.1 read with the current code, byte for byte."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from types import ModuleType
 
 import pytest
 
+from odeion_archive._keys import Keyring
 from odeion_archive.archive import ArchiveFile
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
@@ -31,15 +32,17 @@ def _load_script() -> ModuleType:
 SCRIPT = _load_script()
 REGISTRY = format_registry(ZipFormat(), TarZstFormat())
 FILES = {"zip": "archive.zip", "tar.zst": "archive.tar.zst"}
+VERSIONS = {"1.0": (1, 0), "1.1": (1, 1)}
 
 
+@pytest.mark.parametrize("version", sorted(VERSIONS))
 @pytest.mark.parametrize("fmt_name", sorted(FILES))
-def test_golden_archive_reads_as_written(fmt_name: str) -> None:
-    path = HERE / "v1" / FILES[fmt_name]
+def test_golden_archive_reads_as_written(fmt_name: str, version: str) -> None:
+    path = SCRIPT.DIRS[VERSIONS[version]] / FILES[fmt_name]
     with ArchiveFile.open(path, REGISTRY) as archive:
         manifest = archive.manifest
         assert archive.format.name == fmt_name
-        assert manifest.manifest_version == (1, 0)
+        assert manifest.manifest_version == VERSIONS[version]
         assert manifest.created_at == dt.datetime(2026, 1, 15, 12, 30, tzinfo=dt.UTC)
         assert (manifest.library_version, manifest.server_version, manifest.schema_version) == (
             "1.0.0",
@@ -72,12 +75,34 @@ def test_golden_archive_reads_as_written(fmt_name: str) -> None:
         assert manifest.member(member_path).sha256 == hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.parametrize("version", sorted(VERSIONS))
 @pytest.mark.parametrize("fmt", [ZipFormat(), TarZstFormat()], ids=lambda f: f.name)
-def test_make_golden_reproduces_the_committed_bytes(fmt: ZipFormat | TarZstFormat) -> None:
-    recorded = json.loads((HERE / "v1" / "versions.json").read_text())
+def test_make_golden_reproduces_the_committed_bytes(
+    fmt: ZipFormat | TarZstFormat, version: str
+) -> None:
+    directory = SCRIPT.DIRS[VERSIONS[version]]
+    recorded = json.loads((directory / "versions.json").read_text())
     if recorded != SCRIPT.versions():
         pytest.skip(
             f"compression libraries differ from the golden ones: {SCRIPT.versions()} "
             f"here, {recorded} recorded; deflate and zstd output may differ"
         )
-    assert SCRIPT.build(fmt) == (HERE / "v1" / FILES[fmt.name]).read_bytes()
+    assert SCRIPT.build(fmt, VERSIONS[version]) == (directory / FILES[fmt.name]).read_bytes()
+
+
+@pytest.mark.parametrize("fmt_name", sorted(FILES))
+def test_golden_authenticity(fmt_name: str) -> None:
+    """1.1 archives are sealed: own under the test key, foreign under any other; 1.0 never own."""
+    test_key, other = Keyring(SCRIPT.TEST_KEY), Keyring(bytes(32))
+    sealed = SCRIPT.DIRS[(1, 1)] / FILES[fmt_name]
+    with ArchiveFile.open(sealed, REGISTRY, keyring=test_key) as archive:
+        assert archive.authenticity == "own"
+        seal = archive.manifest.authentication
+        assert seal is not None and seal.key_id == test_key.key_id
+        assert SCRIPT.TEST_KEY not in sealed.read_bytes()
+    for keyring in (other, None):
+        with ArchiveFile.open(sealed, REGISTRY, keyring=keyring) as archive:
+            assert archive.authenticity == "foreign"
+    with ArchiveFile.open(SCRIPT.DIRS[(1, 0)] / FILES[fmt_name], REGISTRY, keyring=test_key) as old:
+        assert old.manifest.authentication is None
+        assert old.authenticity == "foreign"
