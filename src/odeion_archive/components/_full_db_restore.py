@@ -174,7 +174,7 @@ def _identity_blockers(context: PlanContext, who: _pgroles.RestoreIdentity) -> l
                 f"the database; connect as {who.owner.name!r} (or as a superuser) and plan again",
             )
         ]
-    foreign = getattr(context, "authenticity", "own") != "own"
+    foreign = context.authenticity != "own"
     if foreign and who.powerful:
         return [
             Issue(
