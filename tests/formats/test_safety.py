@@ -138,6 +138,12 @@ def test_a_crafted_clean_archive_reads(craft: Callable[..., Path], registry: Reg
         "users_auth//b",
         "./users_auth/b",
         "C:/evil",
+        "users_auth/users.jsonl\u202e",
+        "users_auth/u\u200bsers.jsonl",
+        "users_auth/\ufeffusers.jsonl",
+        "users_\u0430uth/users.jsonl",  # Cyrillic a
+        "users_auth/users.jsonl.",
+        "users_auth/users.jsonl ",
     ],
 )
 def test_unsafe_names_are_refused(
