@@ -44,6 +44,7 @@ import attrs
 import zstandard
 
 from odeion_archive import _safejson
+from odeion_archive._modes import mode_problem, owner_problem
 from odeion_archive._names import MAX_NAME_BYTES, check_name, name_key
 from odeion_archive.errors import (
     ArchiveInvalidError,
@@ -374,7 +375,8 @@ class _TarStream:
                 raise CorruptArchiveError(
                     f"the tar stream ends without its end-of-archive marker; {_ADVICE}"
                 )
-            raw_name, size, typeflag = _parse_header(block)
+            header = _parse_header(block)
+            size, typeflag = header.size, header.typeflag
             if typeflag == b"x":
                 pax_bytes += size
                 if pax_bytes > _MAX_PAX:
@@ -385,12 +387,11 @@ class _TarStream:
                 self.skip(-size % _BLOCK, "a pax header")
                 pax.update(_parse_pax(data))
                 continue
-            name = pax["path"] if "path" in pax else _decode(raw_name)
-            if "size" in pax:
-                if not pax["size"].isdigit():
-                    raise CorruptArchiveError(f"a pax size is not a number; {_ADVICE}")
-                size = int(pax["size"])
+            name = pax["path"] if "path" in pax else _decode(header.name)
+            size = _pax_number(pax, "size", size)
             kind = _KINDS.get(typeflag, "other")
+            if kind == "file":
+                _check_plain(name, header, pax)
             return Entry(name, kind, size), size + (-size % _BLOCK)
 
     def data(self, size: int) -> Iterator[bytes]:
@@ -425,7 +426,21 @@ def _number(field: bytes) -> int:
         ) from None
 
 
-def _parse_header(block: bytes) -> tuple[bytes, int, bytes]:
+@attrs.frozen
+class _Header:
+    """The fields of one ustar header block that the reader uses."""
+
+    name: bytes
+    size: int
+    typeflag: bytes
+    mode: int
+    uid: int
+    gid: int
+    uname: bytes
+    gname: bytes
+
+
+def _parse_header(block: bytes) -> _Header:
     if block[257:265] != b"ustar\x0000":
         raise CorruptArchiveError(f"a tar header is not a POSIX ustar header; {_ADVICE}")
     stored = _number(block[148:156])
@@ -435,7 +450,40 @@ def _parse_header(block: bytes) -> tuple[bytes, int, bytes]:
     prefix = block[345:500].split(b"\0", 1)[0]
     if prefix:
         name = prefix + b"/" + name
-    return name, _number(block[124:136]), block[156:157]
+    return _Header(
+        name=name,
+        size=_number(block[124:136]),
+        typeflag=block[156:157],
+        mode=_number(block[100:108]),
+        uid=_number(block[108:116]),
+        gid=_number(block[116:124]),
+        uname=block[265:297].split(b"\0", 1)[0],
+        gname=block[297:329].split(b"\0", 1)[0],
+    )
+
+
+def _pax_number(pax: dict[str, str], key: str, default: int) -> int:
+    if key not in pax:
+        return default
+    value = pax[key]
+    if not value.isascii() or not value.isdigit() or len(value) > 20:
+        raise CorruptArchiveError(f"a pax {key} is not a number; {_ADVICE}")
+    return int(value)
+
+
+def _check_plain(name: str, header: _Header, pax: dict[str, str]) -> None:
+    """Refuse a regular member whose mode or owner is not plain (see :mod:`._modes`)."""
+    problem = mode_problem(header.mode) or owner_problem(
+        _pax_number(pax, "uid", header.uid),
+        _pax_number(pax, "gid", header.gid),
+        pax.get("uname", _decode(header.uname)),
+        pax.get("gname", _decode(header.gname)),
+    )
+    if problem is not None:
+        raise UnsafeArchiveError(
+            f"member {name!r} {problem}; odeion archives hold only regular files with mode "
+            f"0644, 0640 or 0600 owned by root, so {_ADVICE}"
+        )
 
 
 def _parse_pax(data: bytes) -> dict[str, str]:
