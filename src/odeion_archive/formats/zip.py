@@ -611,11 +611,7 @@ class _ZipReader:
             inflater = zlib.decompressobj(-15)
             while not inflater.eof:
                 data = inflater.unconsumed_tail
-                if not data:
-                    if not remaining:
-                        raise CorruptArchiveError(
-                            f"the deflate data of {entry.name!r} ends early; {_ADVICE}"
-                        )
+                if not data and remaining:
                     data = self._pread(position, min(_READ, remaining))
                     if not data:
                         raise CorruptArchiveError(
@@ -624,11 +620,16 @@ class _ZipReader:
                     position += len(data)
                     remaining -= len(data)
                 try:
+                    # With no input left, this drains output that zlib still holds.
                     out = inflater.decompress(data, chunk_bytes)
                 except zlib.error as exc:
                     raise CorruptArchiveError(
                         f"the deflate data of {entry.name!r} is invalid ({exc}); {_ADVICE}"
                     ) from None
+                if not out and not data and not inflater.eof:
+                    raise CorruptArchiveError(
+                        f"the deflate data of {entry.name!r} ends early; {_ADVICE}"
+                    )
                 if out:
                     produced += len(out)
                     if produced > entry.usize:
