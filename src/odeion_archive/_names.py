@@ -41,6 +41,7 @@ MAX_NAME_BYTES = 1024
 NAME_CHARACTERS = "ASCII letters, digits, '.', '_', '-' and '+'"
 
 _PART_CHARACTER = re.compile(r"[A-Za-z0-9._+-]")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._+/-]+")
 #: Device names that Windows reserves, with or without an extension.
 _WINDOWS_DEVICES = frozenset(
     {"con", "prn", "aux", "nul"} | {f"com{n}" for n in range(10)} | {f"lpt{n}" for n in range(10)}
@@ -60,6 +61,13 @@ def name_problem(name: str) -> str | None:
         return "is empty"
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         return f"is longer than {MAX_NAME_BYTES} bytes"
+    if _PLAIN_NAME.fullmatch(name):  # the usual case, in one pass: only the parts to check
+        return _part_problem(name.split("/"))
+    return _character_problem(name)
+
+
+def _character_problem(name: str) -> str | None:
+    """The problem of a name that holds a character outside the plain set."""
     for char in name:
         if char == "\\":
             return "contains a backslash"
@@ -79,7 +87,16 @@ def name_problem(name: str) -> str | None:
                 f"contains the character {_describe(char)}; member names may hold only "
                 f"{NAME_CHARACTERS}, with '/' between parts"
             )
+    return _part_problem(parts)  # not reached: some character is outside the set
+
+
+def _part_problem(parts: list[str]) -> str | None:
+    """The problem of a name of plain characters, split into its parts."""
+    if not parts[0]:
+        return "is an absolute path"
     for part in parts:
+        if part in {"", ".", ".."}:
+            return f"has a {part or 'empty'!r} path part"
         if part.endswith("."):
             return f"has a part {part!r} that ends with a dot (the same file as without it)"
         if part.split(".", 1)[0].lower() in _WINDOWS_DEVICES:

@@ -210,7 +210,7 @@ def raw_zip(path: Path, members: Sequence[RawZipMember], *, stray: bytes = b"") 
     them. ``stray`` bytes go between the last member and the directory.
     """
     out = io.BytesIO()
-    central = b""
+    entries: list[bytes] = []
     for member in members:
         offset = out.tell()
         out.write(local_header(member) + member.data)
@@ -230,7 +230,7 @@ def raw_zip(path: Path, members: Sequence[RawZipMember], *, stray: bytes = b"") 
         assert isinstance(name, bytes)
         assert isinstance(extra, bytes)
         assert isinstance(comment, bytes)
-        central += (
+        entries.append(
             zipmod._CENTRAL.pack(
                 zipmod._CENTRAL_SIG,
                 zipmod._MADE_BY,
@@ -255,6 +255,7 @@ def raw_zip(path: Path, members: Sequence[RawZipMember], *, stray: bytes = b"") 
             + comment
         )
     out.write(stray)
+    central = b"".join(entries)
     cd_offset = out.tell()
     out.write(central)
     count = len(members)

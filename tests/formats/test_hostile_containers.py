@@ -11,19 +11,22 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import zipfile
+import stat
+import subprocess
+import sys
 import tarfile
+import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+import zstandard
 from _craft_archives import (
     RawZipMember,
     craft_tarzst,
-    deflated,
     manifest_for,
     manifest_members,
     overlapping_zip,
@@ -37,6 +40,7 @@ from odeion_archive.errors import ArchiveInvalidError, CorruptArchiveError, Unsa
 from odeion_archive.formats import zip as zipmod
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
+from odeion_archive.interfaces import ReadLimits
 from odeion_archive.registry import Registry
 from odeion_archive.testing import write_archive
 
@@ -83,7 +87,7 @@ def meter(monkeypatch: pytest.MonkeyPatch) -> Meter:
         return _CountingInflater(counts, real_decompressobj(*args))
 
     monkeypatch.setattr(os, "pread", pread)
-    monkeypatch.setattr(zipmod.zlib, "decompressobj", decompressobj)
+    monkeypatch.setattr(zlib, "decompressobj", decompressobj)
     return counts
 
 
@@ -242,3 +246,212 @@ def test_neighbours_of_the_overlapping_zip_are_refused(
     assert "use another archive" in str(caught.value)
     assert not verify_archive(path, registry).ok
     assert meter.inflated == 0
+
+
+# -- 2. a huge central directory ----------------------------------------------------
+
+
+def _extra_field(size: int) -> bytes:
+    """An extra field of ``size`` bytes in all (one record of an unknown tag), or none."""
+    return b"\xfe\xca" + (size - 4).to_bytes(2, "little") + bytes(size - 4) if size else b""
+
+
+def _padded_entries(count: int, extra: int, comment: int) -> list[RawZipMember]:
+    """Empty members whose directory entries carry ``extra`` and ``comment`` bytes."""
+    padding = _extra_field(extra)
+    return [
+        attrs.evolve(
+            plain_zip_member(f"users_auth/{number:05d}.jsonl", b""),
+            central={"extra": padding, "comment": b"c" * comment},
+        )
+        for number in range(count)
+    ]
+
+
+def test_a_huge_central_directory_is_refused_before_it_is_read(
+    registry: Registry, tmp_path: Path, meter: Meter
+) -> None:
+    # 1,000 entries with 64 KiB extra fields and comments: a 125 MiB directory.
+    files = {GOOD: DATA}
+    head, tail = manifest_members(manifest_for("zip", files))
+    path = tmp_path / "huge-directory.zip"
+    raw_zip(path, [head, *_padded_entries(1000, 65_535, 65_535), tail])
+    assert path.stat().st_size > 125 * MIB
+    _every_reading_refuses(path, registry, UnsafeArchiveError, "more than its 1002 entries may")
+    assert meter.read < MIB
+    assert meter.inflated == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "comment", "local_extra"),
+    [(65, 0, 0), (0, 65, 0), (0, 0, 65), (64, 64, 64)],
+)
+def test_one_entry_with_a_long_extra_field_or_comment_is_refused(
+    extra: int, comment: int, local_extra: int, registry: Registry, tmp_path: Path
+) -> None:
+    files = {GOOD: DATA}
+    head, tail = manifest_members(manifest_for("zip", files))
+    member = plain_zip_member(GOOD, DATA)
+    member = attrs.evolve(
+        member,
+        local_extra=_extra_field(local_extra),
+        central={"extra": _extra_field(extra), "comment": b"c" * comment},
+    )
+    path = tmp_path / "long-extra.zip"
+    raw_zip(path, [head, member, tail])
+    if max(extra, comment, local_extra) <= 64:  # the bound itself is accepted
+        assert verify_archive(path, registry).ok
+        return
+    with pytest.raises(UnsafeArchiveError, match="extra field of 65|comment of 65") as caught:
+        ArchiveFile.open(path, registry)
+    assert "use another archive" in str(caught.value)
+
+
+CHILD = Path(__file__).with_name("_hostile_read.py")
+
+
+def _read_in_child(path: Path) -> tuple[int, float, str]:
+    done = subprocess.run(
+        [sys.executable, str(CHILD), str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr  # no traceback: every refusal is an ArchiveError
+    rss, seconds, outcome = done.stdout.split()
+    return int(rss), float(seconds), outcome
+
+
+def test_hostile_zips_are_read_in_flat_memory_and_little_time(tmp_path: Path) -> None:
+    """Peak RSS of a process reading each hostile zip every way, against a tiny genuine one."""
+    genuine = tmp_path / "genuine.zip"
+    with genuine.open("wb") as stream:
+        write_archive(ZipFormat(), stream, {"users_auth": {"users.jsonl": DATA}})
+    bomb = tmp_path / "overlap.zip"
+    overlapping_zip(bomb, copies=64, zeros=16 * MIB)  # 20 KB declaring 1 GiB
+    huge = tmp_path / "huge-directory.zip"
+    head, tail = manifest_members(manifest_for("zip", {GOOD: DATA}))
+    raw_zip(huge, [head, *_padded_entries(1000, 65_535, 65_535), tail])
+    widest = tmp_path / "widest-directory.zip"  # the most a directory may hold: read in full
+    raw_zip(
+        widest,
+        [
+            head,
+            *(
+                plain_zip_member(f"users_auth/{n:05d}" + "n" * 1000, b"")
+                for n in range(ReadLimits().max_members - 2)
+            ),
+            tail,
+        ],
+    )
+    base_rss, _seconds, outcome = _read_in_child(genuine)
+    assert outcome == "ok"
+    results = {}
+    for path in (bomb, huge, widest):
+        rss, seconds, outcome = _read_in_child(path)
+        results[path.name] = (rss // MIB, round(seconds, 2), outcome)
+        assert outcome in {"CorruptArchiveError", "UnsafeArchiveError", "problems"}, outcome
+        assert rss < 200 * MIB
+        assert seconds < 30  # generous: each takes well under a second
+    sys.stderr.write(f"genuine: {base_rss // MIB} MiB; hostile (MiB, s, outcome): {results}\n")
+    assert results["overlap.zip"][0] - base_rss // MIB < 16
+    assert results["huge-directory.zip"][0] - base_rss // MIB < 16
+
+
+# -- 10. members that are not plain files ---------------------------------------------
+
+
+def _read_through(archive: ArchiveFile) -> None:
+    for _entry, chunks in archive.walk():
+        for _chunk in chunks:
+            pass
+
+
+def _tar_member(**fields: Any) -> tarfile.TarInfo:
+    info = tar_info(GOOD, len(DATA), **fields.pop("pax", {}))
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info
+
+
+TAR_MODES: dict[str, tuple[dict[str, Any], str]] = {
+    "setuid": ({"mode": 0o4755}, "0o4755, with the setuid bit"),
+    "setgid": ({"mode": 0o2644}, "setgid"),
+    "sticky": ({"mode": 0o1644}, "sticky"),
+    "setuid and setgid, owned by root": ({"mode": 0o6755, "uid": 0}, "setuid and setgid"),
+    "executable": ({"mode": 0o755}, "0o755, not one of 0o644, 0o640 or 0o600"),
+    "writable by all": ({"mode": 0o666}, "0o666"),
+    "unreadable": ({"mode": 0o000}, "0o0,"),
+    "another owner": ({"uid": 1000}, "owner 1000 and group 0"),
+    "another group": ({"gid": 5}, "group 5"),
+    "an owner by name": ({"uname": "postgres"}, "'postgres'"),
+    "a pax owner": ({"pax": {"uid": "1000"}}, "owner 1000"),
+    "a pax group name": ({"pax": {"gname": "wheel"}}, "'wheel'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAR_MODES))
+def test_tar_members_with_modes_or_owners_that_are_not_plain_are_refused(
+    case: str, registry: Registry, tmp_path: Path, meter: Meter
+) -> None:
+    fields, message = TAR_MODES[case]
+    path = tmp_path / "mode.tar.zst"
+    craft_tarzst(path, manifest_for("tar.zst", {GOOD: DATA}), [(_tar_member(**fields), DATA)])
+    with ArchiveFile.open(path, registry) as archive:  # the manifest members are plain
+        with pytest.raises(UnsafeArchiveError, match=re.escape(message)) as caught:
+            _read_through(archive)
+        assert not archive.check_container().ok
+    assert GOOD in str(caught.value)
+    assert "mode 0644, 0640 or 0600" in str(caught.value)
+    report = verify_archive(path, registry)
+    assert not report.ok
+    assert any(re.search(re.escape(message), p.message) for p in report.problems)
+    assert meter.read < 64 * 1024
+
+
+@pytest.mark.parametrize(
+    "fields", [{"mode": 0o600}, {"mode": 0o640}, {"uname": "root", "gname": "root"}]
+)
+def test_plain_tar_members_read(fields: dict[str, Any], registry: Registry, tmp_path: Path) -> None:
+    path = tmp_path / "plain.tar.zst"
+    craft_tarzst(path, manifest_for("tar.zst", {GOOD: DATA}), [(_tar_member(**fields), DATA)])
+    assert verify_archive(path, registry).ok
+
+
+ZIP_MODES = {
+    "setuid": (stat.S_IFREG | 0o4755, "setuid"),
+    "executable": (stat.S_IFREG | 0o755, "0o755"),
+    "writable by all, no type bits": (0o666, "0o666"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ZIP_MODES))
+def test_zip_members_with_modes_that_are_not_plain_are_refused(
+    case: str, registry: Registry, tmp_path: Path
+) -> None:
+    mode, message = ZIP_MODES[case]
+    members, _manifest = _genuine_members()
+    members[1] = attrs.evolve(members[1], central={"mode": mode})
+    path = tmp_path / "mode.zip"
+    raw_zip(path, members)
+    with pytest.raises(ArchiveInvalidError, match=re.escape(message)) as caught:
+        ArchiveFile.open(path, registry)
+    assert GOOD in str(caught.value) or "users_auth/groups.jsonl" in str(caught.value)
+    assert not verify_archive(path, registry).ok
+
+
+@pytest.mark.parametrize("fmt", [ZipFormat(), TarZstFormat()], ids=["zip", "tar.zst"])
+def test_the_writers_write_only_plain_members(fmt: Any, tmp_path: Path) -> None:
+    path = tmp_path / f"plain{fmt.suffix}"
+    with path.open("wb") as stream:
+        write_archive(fmt, stream, {"users_auth": {"users.jsonl": DATA}})
+    if fmt.name == "zip":
+        with zipfile.ZipFile(path) as archive:
+            assert {i.external_attr >> 16 for i in archive.infolist()} == {stat.S_IFREG | 0o644}
+        return
+    with (
+        path.open("rb") as file,
+        zstandard.ZstdDecompressor().stream_reader(file, read_across_frames=True) as raw,
+        tarfile.open(fileobj=raw, mode="r|") as archive,
+    ):
+        infos = list(archive)
+    assert {(i.type, i.mode, i.uid, i.gid, i.uname, i.gname) for i in infos} == {
+        (tarfile.REGTYPE, 0o644, 0, 0, "", "")
+    }
