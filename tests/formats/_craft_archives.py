@@ -344,3 +344,16 @@ def overlapping_zip(path: Path, copies: int, zeros: int) -> Manifest:
     head, tail = manifest_members(manifest)
     raw_zip(path, [head, *members, tail])
     return manifest
+
+
+def reindexed_tarzst(path: Path, archive: bytes, index: bytes) -> None:
+    """The tar.zst ``archive`` with its index replaced by ``index`` (checksum and seal kept right)."""
+    _index_sha, seal, length, magic = tarzst._FOOTER.unpack(archive[-tarzst._FOOTER.size :])
+    frame_start = len(archive) - tarzst._FOOTER.size - length - tarzst._SKIPPABLE.size
+    footer = tarzst._FOOTER.pack(hashlib.sha256(index).digest(), seal, len(index), magic)
+    path.write_bytes(
+        archive[:frame_start]
+        + tarzst._SKIPPABLE.pack(tarzst._SKIPPABLE_MAGIC, len(index) + len(footer))
+        + index
+        + footer
+    )

@@ -9,6 +9,7 @@ after reading and decompressing only a little of it.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import stat
@@ -32,6 +33,7 @@ from _craft_archives import (
     overlapping_zip,
     plain_zip_member,
     raw_zip,
+    reindexed_tarzst,
     tar_info,
 )
 
@@ -344,7 +346,7 @@ def test_hostile_zips_are_read_in_flat_memory_and_little_time(tmp_path: Path) ->
     base_rss, _seconds, outcome = _read_in_child(genuine)
     assert outcome == "ok"
     results = {}
-    for path in (bomb, huge, widest):
+    for path in (bomb, huge, widest, _tar_zst_index_bomb(tmp_path)):
         rss, seconds, outcome = _read_in_child(path)
         results[path.name] = (rss // MIB, round(seconds, 2), outcome)
         assert outcome in {"CorruptArchiveError", "UnsafeArchiveError", "problems"}, outcome
@@ -353,6 +355,23 @@ def test_hostile_zips_are_read_in_flat_memory_and_little_time(tmp_path: Path) ->
     sys.stderr.write(f"genuine: {base_rss // MIB} MiB; hostile (MiB, s, outcome): {results}\n")
     assert results["overlap.zip"][0] - base_rss // MIB < 16
     assert results["huge-directory.zip"][0] - base_rss // MIB < 16
+
+
+def _tar_zst_index_bomb(tmp_path: Path) -> Path:
+    """A tar.zst whose 20 MB index lists 1.5 million tiny entries (it peaked at 290 MB)."""
+    stream = io.BytesIO()
+    write_archive(TarZstFormat(), stream, {"users_auth": {"users.jsonl": DATA}})
+    entries = b",".join(b'["a",%d]' % n for n in range(1_500_000))
+    path = tmp_path / "index-bomb.tar.zst"
+    reindexed_tarzst(path, stream.getvalue(), b'{"end":1,"members":[' + entries + b"]}")
+    return path
+
+
+def test_a_tar_zst_index_of_countless_entries_is_refused_before_it_is_parsed(
+    registry: Registry, tmp_path: Path
+) -> None:
+    path = _tar_zst_index_bomb(tmp_path)
+    _every_reading_refuses(path, registry, UnsafeArchiveError, "more entries than the limit")
 
 
 # -- 10. members that are not plain files ---------------------------------------------

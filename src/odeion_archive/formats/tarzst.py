@@ -318,6 +318,8 @@ class _Index:
     end: int
     frame_start: int
     seal: bytes
+    #: Where the frames that start at each member's offset end.
+    frame_ends: dict[int, int] = attrs.field(factory=dict, eq=False)
 
 
 def _zstd_error(exc: zstandard.ZstdError, limits: ReadLimits) -> ArchiveInvalidError:
@@ -560,6 +562,14 @@ class _TarZstReader:
         raw = self._pread(frame_start + _SKIPPABLE.size, length)
         if hashlib.sha256(raw).digest() != index_sha:
             raise CorruptArchiveError(f"the tar.zst index fails its checksum; {_ADVICE}")
+        # Count its JSON tokens before parsing: each one costs memory once parsed, and
+        # member names hold none of these characters.
+        most = self._limits.max_members
+        if raw.count(b"[") > most + 1 or raw.count(b",") > 2 * most + 1 or raw.count(b"{") > 1:
+            raise UnsafeArchiveError(
+                f"the tar.zst index holds more entries than the limit of {most} members; "
+                "refusing it (raise ReadLimits.max_members only for an archive you trust)"
+            )
         try:
             data = _safejson.loads(raw, what="the tar.zst index")
         except UnsafeArchiveError as exc:
@@ -594,15 +604,18 @@ class _TarZstReader:
             result.append((item[0], item[1]))
         if (result and result[0][1] != 0) or end <= previous or end >= frame_start:
             raise bad
-        return _Index(tuple(result), end, frame_start, seal)
+        offsets = [offset for _name, offset in result]
+        return _Index(
+            tuple(result),
+            end,
+            frame_start,
+            seal,
+            dict(zip(offsets, [*offsets[1:], end], strict=True)),
+        )
 
     def _frame_end(self, position: int) -> int:
         index = self.index()
-        for number, (_name, offset) in enumerate(index.members):
-            if offset == position:
-                following = index.members[number + 1 : number + 2]
-                return following[0][1] if following else index.end
-        return index.frame_start
+        return index.frame_ends.get(position, index.frame_start)
 
     def _frame_stream(self, offset: int) -> _TarStream:
         source = cast("IO[bytes]", _Slice(self._file, offset, self._frame_end(offset)))
