@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from odeion_archive import (
     BusyError,
     NotFoundError,
     Registry,
+    RestoreBlockedError,
     RestoreResult,
     hookimpl,
 )
@@ -311,4 +313,46 @@ def test_a_staging_file_is_kept_while_held_and_cleaned_once_its_importer_is_gone
         os.link(temp, leftover)
     assert not temp.exists()
     assert store.clean_leftovers() == [leftover.name]
+    assert _store_files(offline) == []
+
+
+def test_every_operation_refuses_overlapping_zip_entries_up_front(
+    offline: Archiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inspect, verify, import, plan and restore: refused, nothing inflated, nothing stored."""
+    monkeypatch.syspath_prepend(Path(__file__).parent / "formats")
+    from _craft_archives import overlapping_zip  # a helper of the format tests
+
+    bomb = tmp_path / "bomb.zip"
+    overlapping_zip(bomb, copies=64, zeros=4 * 1024 * 1024)  # 256 MiB declared
+    inflated = [0]
+    real_decompressobj = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *args: Any) -> None:
+            self._inner = real_decompressobj(*args)
+
+        def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+            out = self._inner.decompress(data, max_length)
+            inflated[0] += len(out)
+            return out
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    overlaps = "overlaps the previous one"
+    with pytest.raises(ArchiveInvalidError, match=overlaps):
+        offline.inspect(bomb)
+    with pytest.raises(ArchiveInvalidError, match=overlaps):
+        offline.verify(bomb)
+    with pytest.raises(ArchiveInvalidError, match=overlaps):
+        offline.import_archive(bomb)
+    plan = offline.plan(bomb, "users_auth")
+    assert not plan.can_restore
+    assert [b.code for b in plan.blockers] == ["archive_invalid"]
+    assert overlaps in plan.blockers[0].message
+    with pytest.raises(RestoreBlockedError, match=overlaps):
+        offline.restore(bomb, "users_auth")
+    assert inflated[0] == 0
     assert _store_files(offline) == []
