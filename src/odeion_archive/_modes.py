@@ -10,7 +10,10 @@ and group 0 and no owner names; a reader accepts only *plain* members:
 * no setuid, setgid or sticky bit, and no file-type bits other than "regular";
 * in tar, owner and group 0 (numeric), with the names empty or ``root``, in
   the ustar header and in any pax record (GNU tar run as root looks a user
-  up by name first, so a name alone would hand the file to that account).
+  up by name first, so a name alone would hand the file to that account);
+* in tar, no pax records but names, sizes, times, owners and comments: no
+  ACLs or extended attributes (file capabilities), which tar run as root may
+  restore.
 """
 
 from __future__ import annotations

@@ -75,6 +75,11 @@ _HEADER_READ = 16 * 1024
 _SNIFF_BYTES = 4096
 _ADVICE = "the archive is damaged or was tampered with, use another archive"
 
+#: The pax records a regular member may carry (the writer uses only ``path``).
+_PLAIN_PAX = frozenset(
+    {"path", "size", "mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment"}
+)
+
 _KINDS: dict[bytes, EntryKind] = {
     b"0": "file",
     b"\0": "file",
@@ -474,7 +479,18 @@ def _pax_number(pax: dict[str, str], key: str, default: int) -> int:
 
 
 def _check_plain(name: str, header: _Header, pax: dict[str, str]) -> None:
-    """Refuse a regular member whose mode or owner is not plain (see :mod:`._modes`)."""
+    """Refuse a regular member whose mode, owner or pax records are not plain (see :mod:`._modes`).
+
+    pax records other than names, sizes, times, owners and comments (ACLs and
+    extended attributes such as ``SCHILY.xattr.security.capability``, which tar
+    run as root may restore; sparse-file maps; link targets) are refused too.
+    """
+    unknown = sorted(set(pax) - _PLAIN_PAX)
+    if unknown:
+        raise UnsafeArchiveError(
+            f"member {name!r} carries the pax record {unknown[0]!r}; odeion archives use only "
+            f"{', '.join(sorted(_PLAIN_PAX))}, so {_ADVICE}"
+        )
     problem = mode_problem(header.mode) or owner_problem(
         _pax_number(pax, "uid", header.uid),
         _pax_number(pax, "gid", header.gid),
