@@ -88,7 +88,7 @@ def test_builder_refuses_misuse(fmt: ArchiveFormat) -> None:
     builder = ArchiveBuilder(fmt, io.BytesIO(), head=head)
     with pytest.raises(BackupFailedError, match="not in the head manifest"):
         builder.add_member("settings", "a.json", [b"{}"])
-    for bad in ("../x", "a//b", "a\\b", "a\nb", ""):
+    for bad in ("../x", "a//b", "a\\b", "a\nb", "", "a\u202eb", "a\u200bb", "\u0430.jsonl", "a."):
         with pytest.raises(BackupFailedError, match="rename it"):
             builder.add_member("users_auth", bad, [b"x"])
     with pytest.raises(BackupFailedError, match="JSON"):

@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,11 +20,15 @@ from odeion_archive import (
     BusyError,
     NotFoundError,
     Registry,
+    RestoreBlockedError,
     RestoreResult,
     hookimpl,
 )
 from odeion_archive._lock import DataDirLock
+from odeion_archive.archive import ArchiveFile
+from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.store import TEMP_PREFIX
+from odeion_archive.testing import write_archive
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +219,140 @@ def test_without_a_database_url_the_embedded_postgresql_is_used(tmp_path: Path) 
         assert info.manifest.component("full_db").facts["server_version_num"] // 10000 == 18
     # Stopped cleanly when the archiver is closed.
     assert not (pgdata / "postmaster.pid").exists()
+
+
+# -- import stages and verifies an upload without the data directory's lock -------------
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Archiver:
+    """An archiver whose operations here never reach the database."""
+    return Archiver(tmp_path / "data", database_url="postgresql://nobody@invalid.invalid/none")
+
+
+def _upload(tmp_path: Path) -> bytes:
+    stream = io.BytesIO()
+    write_archive(ZipFormat(), stream, {"users_auth": {"users.jsonl": b'{"id":1}\n' * 100}})
+    return stream.getvalue()
+
+
+def test_import_verifies_the_upload_without_holding_the_lock(
+    offline: Archiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+    real_verify = ArchiveFile.verify
+
+    def verify_while_others_work(archive: ArchiveFile, *args: Any, **kwargs: Any) -> Any:
+        # Another operation runs meanwhile: it is not busy, and its leftover cleanup
+        # keeps the staging file of the import in progress.
+        assert offline.prune(10) == []
+        with DataDirLock(offline.data_dir, "backup"):
+            assert offline.store.clean_leftovers() == []
+        seen.append(_store_files(offline))
+        assert archive.path.exists()
+        return real_verify(archive, *args, **kwargs)
+
+    monkeypatch.setattr(ArchiveFile, "verify", verify_while_others_work)
+    imported = offline.import_archive(io.BytesIO(_upload(tmp_path)))
+    assert len(seen) == 1
+    assert len(seen[0]) == 1
+    assert seen[0][0].startswith(TEMP_PREFIX)  # staged in the store, hidden, never listed
+    assert _store_files(offline) == [imported.name]
+    assert [i.name for i in offline.list()] == [imported.name]
+
+
+def test_a_hostile_upload_is_refused_without_taking_the_lock(
+    offline: Archiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(Path(__file__).parent / "formats")
+    from _craft_archives import overlapping_zip  # a helper of the format tests
+
+    bomb = tmp_path / "bomb.zip"
+    overlapping_zip(bomb, copies=64, zeros=1024 * 1024)
+    with (
+        DataDirLock(offline.data_dir, "backup"),
+        pytest.raises(ArchiveInvalidError, match="overlaps"),
+    ):
+        offline.import_archive(bomb)  # refused, not "busy": the lock was never needed
+    assert _store_files(offline) == []
+
+
+def test_an_upload_that_cannot_be_published_leaves_nothing(
+    offline: Archiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_verify = ArchiveFile.verify
+    holder: list[DataDirLock] = []
+
+    def verify_then_lock(archive: ArchiveFile, *args: Any, **kwargs: Any) -> Any:
+        holder.append(DataDirLock(offline.data_dir, "backup"))
+        holder[0].acquire()  # a backup starts while the upload is being verified
+        return real_verify(archive, *args, **kwargs)
+
+    monkeypatch.setattr(ArchiveFile, "verify", verify_then_lock)
+    try:
+        with pytest.raises(BusyError, match="busy.*backup"):
+            offline.import_archive(io.BytesIO(_upload(tmp_path)))
+    finally:
+        holder[0].release()
+    assert _store_files(offline) == []
+    monkeypatch.undo()
+    imported = offline.import_archive(io.BytesIO(_upload(tmp_path)))  # free again
+    assert _store_files(offline) == [imported.name]
+
+
+def test_a_staging_file_is_kept_while_held_and_cleaned_once_its_importer_is_gone(
+    offline: Archiver,
+) -> None:
+    store = offline.store
+    with store.staging() as (temp, stream):
+        stream.write(b"half an upload")
+        assert store.clean_leftovers() == []
+        assert temp.exists()
+        # What a killed importer leaves: the same file without its flock.
+        leftover = temp.with_name(temp.name + "-dead")
+        os.link(temp, leftover)
+    assert not temp.exists()
+    assert store.clean_leftovers() == [leftover.name]
+    assert _store_files(offline) == []
+
+
+def test_every_operation_refuses_overlapping_zip_entries_up_front(
+    offline: Archiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inspect, verify, import, plan and restore: refused, nothing inflated, nothing stored."""
+    monkeypatch.syspath_prepend(Path(__file__).parent / "formats")
+    from _craft_archives import overlapping_zip  # a helper of the format tests
+
+    bomb = tmp_path / "bomb.zip"
+    overlapping_zip(bomb, copies=64, zeros=4 * 1024 * 1024)  # 256 MiB declared
+    inflated = [0]
+    real_decompressobj = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *args: Any) -> None:
+            self._inner = real_decompressobj(*args)
+
+        def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+            out = self._inner.decompress(data, max_length)
+            inflated[0] += len(out)
+            return out
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    overlaps = "overlaps the previous one"
+    with pytest.raises(ArchiveInvalidError, match=overlaps):
+        offline.inspect(bomb)
+    with pytest.raises(ArchiveInvalidError, match=overlaps):
+        offline.verify(bomb)
+    with pytest.raises(ArchiveInvalidError, match=overlaps):
+        offline.import_archive(bomb)
+    plan = offline.plan(bomb, "users_auth")
+    assert not plan.can_restore
+    assert [b.code for b in plan.blockers] == ["archive_invalid"]
+    assert overlaps in plan.blockers[0].message
+    with pytest.raises(RestoreBlockedError, match=overlaps):
+        offline.restore(bomb, "users_auth")
+    assert inflated[0] == 0
+    assert _store_files(offline) == []

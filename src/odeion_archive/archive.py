@@ -127,13 +127,12 @@ class ArchiveBuilder:
                 f"{', '.join(self._members) or 'none'}); add it to the head manifest first"
             )
         path = f"{component}/{name}"
-        try:
-            _names.check_name(path)
-        except UnsafeArchiveError:
+        problem = _names.name_problem(path)
+        if problem is not None:
             raise BackupFailedError(
-                f"cannot write a member named {path!r}: names must be plain relative paths "
-                "without '..', empty parts, backslashes or control characters; rename it"
-            ) from None
+                f"cannot write a member named {path!r}: it {problem}; rename it (member "
+                "names are plain relative paths)"
+            )
         digest = hashlib.sha256()
         counted = [0]
 

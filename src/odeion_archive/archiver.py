@@ -12,7 +12,7 @@ import builtins
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -193,12 +193,23 @@ class Archiver:
         return self._store.open_download(name)
 
     def import_archive(self, source: IO[bytes] | Path | str) -> ArchiveInfo:
-        """Validate and verify an uploaded archive, then add it to the store."""
-        with self._exclusive("import"):
-            if isinstance(source, str | Path):
-                with Path(source).open("rb") as stream:
-                    return self._store.import_file(stream, keyring=self._keyring())
-            return self._store.import_file(source, keyring=self._keyring())
+        """Validate and verify an uploaded archive, then add it to the store.
+
+        The upload is staged and verified without the data directory's lock,
+        so that other operations are not kept busy by an untrusted file; the
+        lock is taken only to publish it. If another operation holds the lock
+        then, :class:`~odeion_archive.errors.BusyError` is raised and nothing
+        is added.
+        """
+
+        def publishing() -> AbstractContextManager[None]:
+            return self._exclusive("import")
+
+        keyring = self._keyring()
+        if isinstance(source, str | Path):
+            with Path(source).open("rb") as stream:
+                return self._store.import_file(stream, publishing=publishing, keyring=keyring)
+        return self._store.import_file(source, publishing=publishing, keyring=keyring)
 
     def delete(self, name: str) -> None:
         """Delete the archive ``name`` from the store."""

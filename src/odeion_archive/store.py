@@ -4,6 +4,12 @@ Archives appear in the store only whole: each is written under a hidden
 temporary name, fsynced, linked to its final name (which never replaces an
 existing file) and the directory fsynced. A crash at any moment leaves at worst
 a hidden temporary file, which the next mutating operation removes.
+
+An upload being imported is staged and checked the same way, but without the
+data directory's lock: its temporary file carries an ``flock`` of its own for
+as long as the import runs, which tells the leftover cleanup of a concurrent
+operation to keep it; the kernel drops that lock when the importer exits, kill
+-9 included, so the file of a dead import is removed like any other leftover.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import builtins
 import contextlib
 import datetime as dt
+import fcntl
 import logging
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO
 
@@ -33,6 +41,21 @@ _log = logging.getLogger(__name__)
 TEMP_PREFIX = ".partial-"
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
+
+
+def _in_use(path: Path) -> bool:
+    """Whether a process holds the ``flock`` of ``path`` (a running import's staging file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _fsync_dir(path: Path) -> None:
@@ -110,11 +133,14 @@ class BackupStore:
     # -- writing (callers hold the data directory's lock) ---------------------
 
     def clean_leftovers(self) -> builtins.list[str]:
-        """Remove temporary files of interrupted operations; returns their names."""
+        """Remove temporary files of interrupted operations; returns their names.
+
+        A file that a running import still holds (its ``flock``) is kept.
+        """
         removed = []
         if self._dir.is_dir():
             for path in self._dir.iterdir():
-                if path.name.startswith(TEMP_PREFIX):
+                if path.name.startswith(TEMP_PREFIX) and not _in_use(path):
                     path.unlink(missing_ok=True)
                     removed.append(path.name)
         return removed
@@ -154,18 +180,54 @@ class BackupStore:
         _fsync_dir(self._dir)
         return final
 
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[tuple[Path, IO[bytes]]]:
+        """A hidden temporary file for an upload, safe to fill without the lock.
+
+        The file holds an ``flock`` while the context lasts, so that
+        :meth:`clean_leftovers` (run by operations that take the data
+        directory's lock) leaves it alone. It is removed when the context ends,
+        unless :meth:`publish` gave it a name first.
+        """
+        self.ensure()
+        while True:
+            temp = self._dir / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+            fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                ours = os.path.samestat(os.fstat(fd), temp.stat())
+            except (BlockingIOError, FileNotFoundError):
+                ours = False  # a concurrent cleanup took it for a leftover: start again
+            if ours:
+                break
+            os.close(fd)
+        try:
+            with os.fdopen(fd, "w+b", buffering=1024 * 1024) as stream:
+                yield temp, stream
+        finally:
+            temp.unlink(missing_ok=True)
+
     def import_file(
-        self, source: IO[bytes], *, verify: bool = True, keyring: Keyring | None = None
+        self,
+        source: IO[bytes],
+        *,
+        verify: bool = True,
+        publishing: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+        keyring: Keyring | None = None,
     ) -> ArchiveInfo:
         """Copy an uploaded archive into the store once it is fully validated.
 
-        The upload is copied to a hidden temporary file, opened with every
-        safety check, and (with ``verify``) every member's sha256 checked; only
-        then does it get a name in the store. A rejected upload leaves nothing.
+        The upload is copied to a hidden temporary file (see :meth:`staging`),
+        opened with every safety check, and (with ``verify``) every member's
+        sha256 checked, all without the data directory's lock; only then does
+        it get a name in the store, inside ``publishing()`` (the archiver passes
+        its lock). A rejected upload, or one that cannot be published, leaves
+        nothing.
         """
-        with self.writing() as (temp, stream):
+        with self.staging() as (temp, stream):
             shutil.copyfileobj(source, stream, 1024 * 1024)
             stream.flush()
+            os.fsync(stream.fileno())
             with ArchiveFile.open(temp, self._registry, keyring=keyring) as archive:
                 if verify:
                     report = archive.verify()
@@ -180,8 +242,9 @@ class BackupStore:
                 manifest = archive.manifest
                 suffix = archive.format.suffix
                 authenticity = archive.authenticity
-        name = self.new_name(suffix, manifest.created_at)
-        path = self.publish(temp, name)
+            name = self.new_name(suffix, manifest.created_at)
+            with publishing():
+                path = self.publish(temp, name)
         return ArchiveInfo(
             name=name,
             path=path,

@@ -176,7 +176,7 @@ def _sample_members() -> dict[str, dict[str, bytes]]:
         },
         "full_db": {
             "database.dump": noise,
-            "d\u00e9j\u00e0/" + "n" * 120 + ".bin": b"long, non-ASCII name",
+            "deep/" + "n" * 120 + ".bin": b"a long name, in a subdirectory",
         },
     }
 

@@ -138,6 +138,12 @@ def test_a_crafted_clean_archive_reads(craft: Callable[..., Path], registry: Reg
         "users_auth//b",
         "./users_auth/b",
         "C:/evil",
+        "users_auth/users.jsonl\u202e",
+        "users_auth/u\u200bsers.jsonl",
+        "users_auth/\ufeffusers.jsonl",
+        "users_\u0430uth/users.jsonl",  # Cyrillic a
+        "users_auth/users.jsonl.",
+        "users_auth/users.jsonl ",
     ],
 )
 def test_unsafe_names_are_refused(
@@ -214,8 +220,19 @@ def test_zip_member_is_cut_off_while_decompressing(
     entry = next(e for e in directory.entries if e.name == GOOD)
     declared = zipmod._ZIP64_CENTRAL.pack(1, 24, entry.usize, entry.csize, entry.offset)
     assert raw.count(declared) == 1
+    raw = raw.replace(declared, zipmod._ZIP64_CENTRAL.pack(1, 24, 10, entry.csize, entry.offset))
+    path.write_bytes(raw)
+    # With the data descriptor still telling the truth, the layout check refuses it at once.
+    with pytest.raises(CorruptArchiveError, match="data descriptor"):
+        ArchiveFile.open(path, registry)
+    # A consistent lie (the descriptor says 10 bytes too) is cut off while decompressing.
+    descriptor = zipmod._DESCRIPTOR64.pack(zipmod._DESCRIPTOR_SIG, entry.crc, entry.csize, len(big))
+    assert raw.count(descriptor) == 1
     path.write_bytes(
-        raw.replace(declared, zipmod._ZIP64_CENTRAL.pack(1, 24, 10, entry.csize, entry.offset))
+        raw.replace(
+            descriptor,
+            zipmod._DESCRIPTOR64.pack(zipmod._DESCRIPTOR_SIG, entry.crc, entry.csize, 10),
+        )
     )
 
     read = [0]

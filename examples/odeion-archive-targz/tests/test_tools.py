@@ -15,7 +15,7 @@ from odeion_archive.testing import write_archive
 
 MEMBERS = {
     "users_auth": {"users.jsonl": b'{"id":1,"name":"ana"}\n' * 5000, "empty.jsonl": b""},
-    "full_db": {"d\u00e9j\u00e0/" + "n" * 150 + ".bin": bytes(range(256)) * 40},
+    "full_db": {"deep/" + "n" * 150 + ".bin": bytes(range(256)) * 40},
 }
 EXPECTED = {f"{c}/{n}": d for c, files in MEMBERS.items() for n, d in files.items()}
 

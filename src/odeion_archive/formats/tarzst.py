@@ -44,6 +44,7 @@ import attrs
 import zstandard
 
 from odeion_archive import _safejson
+from odeion_archive._modes import mode_problem, owner_problem
 from odeion_archive._names import MAX_NAME_BYTES, check_name, name_key
 from odeion_archive.errors import (
     ArchiveInvalidError,
@@ -73,6 +74,11 @@ _SPOOL_MEMORY = 8 * 1024 * 1024
 _HEADER_READ = 16 * 1024
 _SNIFF_BYTES = 4096
 _ADVICE = "the archive is damaged or was tampered with, use another archive"
+
+#: The pax records a regular member may carry (the writer uses only ``path``).
+_PLAIN_PAX = frozenset(
+    {"path", "size", "mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment"}
+)
 
 _KINDS: dict[bytes, EntryKind] = {
     b"0": "file",
@@ -317,6 +323,8 @@ class _Index:
     end: int
     frame_start: int
     seal: bytes
+    #: Where the frames that start at each member's offset end.
+    frame_ends: dict[int, int] = attrs.field(factory=dict, eq=False)
 
 
 def _zstd_error(exc: zstandard.ZstdError, limits: ReadLimits) -> ArchiveInvalidError:
@@ -374,7 +382,8 @@ class _TarStream:
                 raise CorruptArchiveError(
                     f"the tar stream ends without its end-of-archive marker; {_ADVICE}"
                 )
-            raw_name, size, typeflag = _parse_header(block)
+            header = _parse_header(block)
+            size, typeflag = header.size, header.typeflag
             if typeflag == b"x":
                 pax_bytes += size
                 if pax_bytes > _MAX_PAX:
@@ -385,12 +394,11 @@ class _TarStream:
                 self.skip(-size % _BLOCK, "a pax header")
                 pax.update(_parse_pax(data))
                 continue
-            name = pax["path"] if "path" in pax else _decode(raw_name)
-            if "size" in pax:
-                if not pax["size"].isdigit():
-                    raise CorruptArchiveError(f"a pax size is not a number; {_ADVICE}")
-                size = int(pax["size"])
+            name = pax["path"] if "path" in pax else _decode(header.name)
+            size = _pax_number(pax, "size", size)
             kind = _KINDS.get(typeflag, "other")
+            if kind == "file":
+                _check_plain(name, header, pax)
             return Entry(name, kind, size), size + (-size % _BLOCK)
 
     def data(self, size: int) -> Iterator[bytes]:
@@ -425,7 +433,21 @@ def _number(field: bytes) -> int:
         ) from None
 
 
-def _parse_header(block: bytes) -> tuple[bytes, int, bytes]:
+@attrs.frozen
+class _Header:
+    """The fields of one ustar header block that the reader uses."""
+
+    name: bytes
+    size: int
+    typeflag: bytes
+    mode: int
+    uid: int
+    gid: int
+    uname: bytes
+    gname: bytes
+
+
+def _parse_header(block: bytes) -> _Header:
     if block[257:265] != b"ustar\x0000":
         raise CorruptArchiveError(f"a tar header is not a POSIX ustar header; {_ADVICE}")
     stored = _number(block[148:156])
@@ -435,7 +457,51 @@ def _parse_header(block: bytes) -> tuple[bytes, int, bytes]:
     prefix = block[345:500].split(b"\0", 1)[0]
     if prefix:
         name = prefix + b"/" + name
-    return name, _number(block[124:136]), block[156:157]
+    return _Header(
+        name=name,
+        size=_number(block[124:136]),
+        typeflag=block[156:157],
+        mode=_number(block[100:108]),
+        uid=_number(block[108:116]),
+        gid=_number(block[116:124]),
+        uname=block[265:297].split(b"\0", 1)[0],
+        gname=block[297:329].split(b"\0", 1)[0],
+    )
+
+
+def _pax_number(pax: dict[str, str], key: str, default: int) -> int:
+    if key not in pax:
+        return default
+    value = pax[key]
+    if not value.isascii() or not value.isdigit() or len(value) > 20:
+        raise CorruptArchiveError(f"a pax {key} is not a number; {_ADVICE}")
+    return int(value)
+
+
+def _check_plain(name: str, header: _Header, pax: dict[str, str]) -> None:
+    """Refuse a regular member whose mode, owner or pax records are not plain (see :mod:`._modes`).
+
+    pax records other than names, sizes, times, owners and comments (ACLs and
+    extended attributes such as ``SCHILY.xattr.security.capability``, which tar
+    run as root may restore; sparse-file maps; link targets) are refused too.
+    """
+    unknown = sorted(set(pax) - _PLAIN_PAX)
+    if unknown:
+        raise UnsafeArchiveError(
+            f"member {name!r} carries the pax record {unknown[0]!r}; odeion archives use only "
+            f"{', '.join(sorted(_PLAIN_PAX))}, so {_ADVICE}"
+        )
+    problem = mode_problem(header.mode) or owner_problem(
+        _pax_number(pax, "uid", header.uid),
+        _pax_number(pax, "gid", header.gid),
+        pax.get("uname", _decode(header.uname)),
+        pax.get("gname", _decode(header.gname)),
+    )
+    if problem is not None:
+        raise UnsafeArchiveError(
+            f"member {name!r} {problem}; odeion archives hold only regular files with mode "
+            f"0644, 0640 or 0600 owned by root, so {_ADVICE}"
+        )
 
 
 def _parse_pax(data: bytes) -> dict[str, str]:
@@ -512,6 +578,14 @@ class _TarZstReader:
         raw = self._pread(frame_start + _SKIPPABLE.size, length)
         if hashlib.sha256(raw).digest() != index_sha:
             raise CorruptArchiveError(f"the tar.zst index fails its checksum; {_ADVICE}")
+        # Count its JSON tokens before parsing: each one costs memory once parsed, and
+        # member names hold none of these characters.
+        most = self._limits.max_members
+        if raw.count(b"[") > most + 1 or raw.count(b",") > 2 * most + 1 or raw.count(b"{") > 1:
+            raise UnsafeArchiveError(
+                f"the tar.zst index holds more entries than the limit of {most} members; "
+                "refusing it (raise ReadLimits.max_members only for an archive you trust)"
+            )
         try:
             data = _safejson.loads(raw, what="the tar.zst index")
         except UnsafeArchiveError as exc:
@@ -546,15 +620,18 @@ class _TarZstReader:
             result.append((item[0], item[1]))
         if (result and result[0][1] != 0) or end <= previous or end >= frame_start:
             raise bad
-        return _Index(tuple(result), end, frame_start, seal)
+        offsets = [offset for _name, offset in result]
+        return _Index(
+            tuple(result),
+            end,
+            frame_start,
+            seal,
+            dict(zip(offsets, [*offsets[1:], end], strict=True)),
+        )
 
     def _frame_end(self, position: int) -> int:
         index = self.index()
-        for number, (_name, offset) in enumerate(index.members):
-            if offset == position:
-                following = index.members[number + 1 : number + 2]
-                return following[0][1] if following else index.end
-        return index.frame_start
+        return index.frame_ends.get(position, index.frame_start)
 
     def _frame_stream(self, offset: int) -> _TarStream:
         source = cast("IO[bytes]", _Slice(self._file, offset, self._frame_end(offset)))

@@ -10,8 +10,17 @@ record. Every timestamp is 1980-01-01 00:00, every mode 0644, so the same
 members in the same order give the same bytes.
 
 The reader parses the end records and the central directory itself, bounded
-by :class:`~odeion_archive.interfaces.ReadLimits`, and decompresses a member
-chunk by chunk, refusing output beyond the size the directory declares.
+by :class:`~odeion_archive.interfaces.ReadLimits` and by small per-entry
+limits (names of at most ``MAX_NAME_BYTES``, extra fields and comments of at
+most 64 bytes), one entry at a time, so that memory does not grow with the
+directory's size. Before a byte is decompressed it checks the layout: each
+member's local header agrees with its directory entry (name, flags, method,
+time, CRC-32 and sizes, in the header or its data descriptor), and the members
+follow one another from the first byte to the central directory, disjoint and
+with nothing between them, so no two entries share data (the "overlapping
+entries" zip bomb) and the data decompressed is bounded by the sizes declared.
+It then decompresses a member chunk by chunk, refusing output beyond the size
+the directory declares.
 """
 
 from __future__ import annotations
@@ -25,7 +34,8 @@ from typing import IO
 
 import attrs
 
-from odeion_archive._names import check_name, name_key
+from odeion_archive._modes import mode_problem
+from odeion_archive._names import MAX_NAME_BYTES, check_name, name_key
 from odeion_archive.errors import (
     BackupFailedError,
     CorruptArchiveError,
@@ -70,6 +80,10 @@ _U16 = 0xFFFF
 _PIECE = 1024 * 1024
 _READ = 64 * 1024
 _SEAL_LEN = len(SEAL_PREFIX) + 64
+#: Longest extra field, and longest comment, of one entry (the writer's are 20 and 28, and 0).
+_MAX_EXTRA = 64
+_MAX_ENTRY_COMMENT = 64
+_MAX_ENTRY = _CENTRAL.size + MAX_NAME_BYTES + _MAX_EXTRA + _MAX_ENTRY_COMMENT
 _ADVICE = "the archive is damaged or was tampered with, use another archive"
 
 
@@ -244,6 +258,8 @@ class _CentralEntry:
     usize: int
     offset: int
     external_attr: int
+    #: Where the member's data starts, once the layout is checked.
+    data_start: int = -1
 
     @property
     def kind(self) -> EntryKind:
@@ -373,17 +389,18 @@ class _ZipReader:
                 "only for an archive you trust)"
             )
         end = eocd64_offset if eocd64_offset is not None else eocd_offset
-        if cd_offset + cd_size > end:
+        if cd_offset + cd_size != end:
             raise CorruptArchiveError(
-                f"the zip central directory lies outside the archive; {_ADVICE}"
+                "the zip central directory does not end where the end records start "
+                f"(it lies outside the archive or leaves bytes unaccounted); {_ADVICE}"
             )
-        per_entry = _CENTRAL.size + 3 * _U16
-        if cd_size > count * per_entry:
-            raise CorruptArchiveError(
-                f"the zip central directory is larger than its {count} entries can be; {_ADVICE}"
+        if cd_size > count * _MAX_ENTRY:
+            raise UnsafeArchiveError(
+                f"the zip central directory takes {cd_size} bytes, more than its {count} "
+                f"entries may (at most {_MAX_ENTRY} bytes each); {_ADVICE}"
             )
-        raw_cd = self._exact(cd_offset, cd_size, "the central directory")
-        entries = tuple(self._parse_central(raw_cd, count))
+        central = tuple(self._parse_central(cd_offset, cd_size, count))
+        entries = self._check_layout(central, cd_offset)
         return _Directory(
             entries,
             eocd_offset,
@@ -396,14 +413,16 @@ class _ZipReader:
             cd_size,
         )
 
-    def _parse_central(self, raw: bytes, count: int) -> Iterator[_CentralEntry]:
-        pos = 0
-        for _ in range(count):
-            if pos + _CENTRAL.size > len(raw):
+    def _parse_central(self, cd_offset: int, cd_size: int, count: int) -> Iterator[_CentralEntry]:
+        """The directory's entries, read one at a time (memory does not grow with it)."""
+        pos = cd_offset
+        end = cd_offset + cd_size
+        for number in range(count):
+            if pos + _CENTRAL.size > end:
                 raise CorruptArchiveError(
                     f"the zip central directory is shorter than its entry count; {_ADVICE}"
                 )
-            fields = _CENTRAL.unpack_from(raw, pos)
+            fields = _CENTRAL.unpack(self._exact(pos, _CENTRAL.size, "the central directory"))
             (
                 sig,
                 made_by,
@@ -427,14 +446,20 @@ class _ZipReader:
                 raise CorruptArchiveError(
                     f"a zip central directory entry has a wrong signature; {_ADVICE}"
                 )
+            if nlen > MAX_NAME_BYTES or elen > _MAX_EXTRA or clen > _MAX_ENTRY_COMMENT:
+                raise UnsafeArchiveError(
+                    f"zip central directory entry {number + 1} has a name of {nlen} bytes, an "
+                    f"extra field of {elen} and a comment of {clen}; odeion archives use at "
+                    f"most {MAX_NAME_BYTES}, {_MAX_EXTRA} and {_MAX_ENTRY_COMMENT}, so {_ADVICE}"
+                )
             start = pos + _CENTRAL.size
-            raw_name = raw[start : start + nlen]
-            extra = raw[start + nlen : start + nlen + elen]
             pos = start + nlen + elen + clen
-            if pos > len(raw):
+            if pos > end:
                 raise CorruptArchiveError(
                     f"a zip central directory entry runs past the directory; {_ADVICE}"
                 )
+            rest = self._exact(start, nlen + elen, "the central directory")
+            raw_name, extra = rest[:nlen], rest[nlen:]
             name = _decode_name(raw_name, flags)
             usize, csize, offset = _zip64(extra, usize, csize, offset, name)
             yield _CentralEntry(
@@ -451,39 +476,118 @@ class _ZipReader:
                 offset,
                 eattr,
             )
-        if pos != len(raw):
+        if pos != end:
             raise CorruptArchiveError(
                 f"the zip central directory has bytes after its last entry; {_ADVICE}"
             )
 
-    # -- member data ---------------------------------------------------------
+    # -- the layout ----------------------------------------------------------
 
-    def _local(self, entry: _CentralEntry) -> tuple[tuple[int, ...], int]:
-        """The local header of ``entry`` and the offset of its data."""
+    def _check_layout(
+        self, entries: tuple[_CentralEntry, ...], cd_offset: int
+    ) -> tuple[_CentralEntry, ...]:
+        """Check, reading only headers, that the members tile the file up to the directory.
+
+        Each member must start right where the previous one ended (the first at
+        0), its local header and data descriptor must agree with its directory
+        entry, and the last must end where the directory starts: entries that
+        overlap (share compressed data) or leave bytes unaccounted are refused
+        before anything is decompressed. Returns the entries with their data
+        offsets.
+        """
+        checked = []
+        expected = 0
+        for entry in entries:
+            if entry.offset != expected:
+                how = "overlaps the previous one" if entry.offset < expected else "leaves a gap"
+                raise CorruptArchiveError(
+                    f"member {entry.name!r} starts at byte {entry.offset}, not right after the "
+                    f"previous member (byte {expected}): it {how}; {_ADVICE}"
+                )
+            _check_entry_fields(entry)
+            data_start, descriptor = self._check_local(entry)
+            data_end = data_start + entry.csize
+            if data_end + descriptor > cd_offset:
+                raise CorruptArchiveError(
+                    f"the data of member {entry.name!r} runs into the central directory; {_ADVICE}"
+                )
+            if descriptor:
+                self._check_descriptor(entry, data_end, descriptor)
+            expected = data_end + descriptor
+            checked.append(attrs.evolve(entry, data_start=data_start))
+        if expected != cd_offset:
+            raise CorruptArchiveError(
+                f"the zip archive holds {cd_offset - expected} bytes that no member accounts "
+                f"for before its central directory; {_ADVICE}"
+            )
+        return tuple(checked)
+
+    def _check_local(self, entry: _CentralEntry) -> tuple[int, int]:
+        """Check the local header of ``entry``; return its data offset and descriptor size."""
         header = _LOCAL.unpack(self._exact(entry.offset, _LOCAL.size, "a local header"))
-        if header[0] != _LOCAL_SIG:
+        sig, _version, flags, method, dos_time, dos_date, crc, csize, usize, nlen, elen = header
+        if sig != _LOCAL_SIG:
             raise CorruptArchiveError(
                 f"the local header of {entry.name!r} has a wrong signature; {_ADVICE}"
             )
-        nlen, elen = header[9], header[10]
-        raw_name = self._exact(entry.offset + _LOCAL.size, nlen, "a local header")
+        if elen > _MAX_EXTRA:
+            raise UnsafeArchiveError(
+                f"the local header of {entry.name!r} has an extra field of {elen} bytes, more "
+                f"than the {_MAX_EXTRA} odeion archives use; {_ADVICE}"
+            )
+        rest = self._exact(entry.offset + _LOCAL.size, nlen + elen, "a local header")
+        raw_name, extra = rest[:nlen], rest[nlen:]
+
+        def disagree(what: str) -> CorruptArchiveError:
+            return CorruptArchiveError(
+                f"the local header of {entry.name!r} disagrees with the central directory on "
+                f"{what}; {_ADVICE}"
+            )
+
         if raw_name != entry.raw_name:
-            raise CorruptArchiveError(
-                f"the local header of {entry.name!r} names {raw_name!r}; {_ADVICE}"
+            raise disagree(f"the name (it says {raw_name!r})")
+        if flags != entry.flags:
+            raise disagree(f"the flags ({flags:#06x}, not {entry.flags:#06x})")
+        if method != entry.method:
+            raise disagree(f"the compression method ({method}, not {entry.method})")
+        if (dos_time, dos_date) != (entry.dos_time, entry.dos_date):
+            raise disagree("the modification time")
+        zip64 = _has_zip64(extra)
+        if flags & 0x8:  # sizes and CRC-32 follow the data, in a data descriptor
+            local_sizes = _local_zip64(extra, usize, csize) if zip64 else (usize, csize)
+            if crc != 0 or local_sizes != (0, 0):
+                raise disagree("the CRC-32 and sizes (a member with a data descriptor has none)")
+            return entry.offset + _LOCAL.size + nlen + elen, (
+                _DESCRIPTOR64.size if zip64 else _DESCRIPTOR32.size
             )
-        if header[3] != entry.method:
+        if crc != entry.crc:
+            raise disagree("the CRC-32")
+        if _local_zip64(extra, usize, csize) != (entry.usize, entry.csize):
+            raise disagree("the sizes")
+        return entry.offset + _LOCAL.size + nlen + elen, 0
+
+    def _check_descriptor(self, entry: _CentralEntry, offset: int, size: int) -> None:
+        layout = _DESCRIPTOR64 if size == _DESCRIPTOR64.size else _DESCRIPTOR32
+        sig, crc, csize, usize = layout.unpack(self._exact(offset, size, "a data descriptor"))
+        if sig != _DESCRIPTOR_SIG:
             raise CorruptArchiveError(
-                f"the local header of {entry.name!r} disagrees with the central directory "
-                f"on the compression method; {_ADVICE}"
+                f"the data descriptor of {entry.name!r} has a wrong signature (or the member's "
+                f"data is not {entry.csize} bytes long); {_ADVICE}"
             )
-        return header, entry.offset + _LOCAL.size + nlen + elen
+        if (crc, csize, usize) != (entry.crc, entry.csize, entry.usize):
+            raise CorruptArchiveError(
+                f"the data descriptor of {entry.name!r} disagrees with the central directory "
+                f"on the CRC-32 or the sizes; {_ADVICE}"
+            )
+
+    # -- member data ---------------------------------------------------------
 
     def _data(self, entry: _CentralEntry) -> Iterator[bytes]:
         if entry.flags & 0x1:
             raise UnsafeArchiveError(
                 f"member {entry.name!r} is encrypted, which odeion archives never are; {_ADVICE}"
             )
-        _header, position = self._local(entry)
+        position = entry.data_start
         remaining = entry.csize
         produced = 0
         crc = 0
@@ -507,11 +611,7 @@ class _ZipReader:
             inflater = zlib.decompressobj(-15)
             while not inflater.eof:
                 data = inflater.unconsumed_tail
-                if not data:
-                    if not remaining:
-                        raise CorruptArchiveError(
-                            f"the deflate data of {entry.name!r} ends early; {_ADVICE}"
-                        )
+                if not data and remaining:
                     data = self._pread(position, min(_READ, remaining))
                     if not data:
                         raise CorruptArchiveError(
@@ -520,11 +620,16 @@ class _ZipReader:
                     position += len(data)
                     remaining -= len(data)
                 try:
+                    # With no input left, this drains output that zlib still holds.
                     out = inflater.decompress(data, chunk_bytes)
                 except zlib.error as exc:
                     raise CorruptArchiveError(
                         f"the deflate data of {entry.name!r} is invalid ({exc}); {_ADVICE}"
                     ) from None
+                if not out and not data and not inflater.eof:
+                    raise CorruptArchiveError(
+                        f"the deflate data of {entry.name!r} ends early; {_ADVICE}"
+                    )
                 if out:
                     produced += len(out)
                     if produced > entry.usize:
@@ -587,10 +692,8 @@ class _ZipReader:
             directory = self.directory()
         except (CorruptArchiveError, UnsafeArchiveError) as exc:
             return [str(exc)]
-        problems = _end_problems(directory)
-        problems += self._seal_problems(directory)
-        problems += self._layout_problems(directory)
-        return problems
+        # The layout (local headers, descriptors, no overlaps) is checked with the directory.
+        return _end_problems(directory) + self._seal_problems(directory)
 
     def _seal_problems(self, directory: _Directory) -> list[str]:
         comment = directory.comment
@@ -608,53 +711,55 @@ class _ZipReader:
             return [f"the zip archive's seal does not match its bytes; {_ADVICE}"]
         return []
 
-    def _layout_problems(self, directory: _Directory) -> list[str]:
-        problems: list[str] = []
-        expected = 0
-        for entry in directory.entries:
-            if entry.offset != expected:
-                problems.append(
-                    f"member {entry.name!r} starts at {entry.offset}, not right after the "
-                    f"previous member ({expected}); {_ADVICE}"
-                )
-            try:
-                header, data_start = self._local(entry)
-                problems += _local_problems(entry, header)
-                expected = data_start + entry.csize
-                if header[2] & 0x8:
-                    zip64 = header[10] >= _ZIP64_LOCAL.size or entry.csize >= _U32
-                    layout = _DESCRIPTOR64 if zip64 else _DESCRIPTOR32
-                    descriptor = layout.unpack(
-                        self._exact(expected, layout.size, "a data descriptor")
-                    )
-                    expected += layout.size
-                    recorded = descriptor[1:]
-                else:
-                    recorded = (header[6], header[7], header[8])
-                if recorded != (entry.crc, entry.csize, entry.usize) and _U32 not in recorded:
-                    problems.append(
-                        f"the sizes or CRC-32 recorded with {entry.name!r} disagree with the "
-                        f"central directory; {_ADVICE}"
-                    )
-            except CorruptArchiveError as exc:
-                problems.append(str(exc))
-                return problems
-        if expected != directory.cd_offset:
-            problems.append(f"the zip central directory does not follow the last member; {_ADVICE}")
-        return problems
-
     def close(self) -> None:
         """Nothing to release: the file belongs to the caller."""
         self._directory = None
 
 
-def _local_problems(entry: _CentralEntry, header: tuple[int, ...]) -> list[str]:
-    _sig, _version, flags, _method, dos_time, dos_date, _crc, _cs, _us, _nlen, _elen = header
-    if flags != entry.flags or (dos_time, dos_date) != (entry.dos_time, entry.dos_date):
-        return [
-            f"the local header of {entry.name!r} disagrees with the central directory; " + _ADVICE
-        ]
-    return []
+def _check_entry_fields(entry: _CentralEntry) -> None:
+    """Refuse what no odeion archive holds: encryption, other methods, non-plain modes."""
+    if entry.flags & 0x1:
+        raise UnsafeArchiveError(
+            f"member {entry.name!r} is encrypted, which odeion archives never are; {_ADVICE}"
+        )
+    if entry.method not in {_STORED, _DEFLATE}:
+        raise UnsafeArchiveError(
+            f"member {entry.name!r} uses compression method {entry.method}, which odeion "
+            f"archives never use; {_ADVICE}"
+        )
+    if entry.kind == "file" and entry.made_by >> 8 == 3:  # Unix: the mode is recorded
+        problem = mode_problem(entry.external_attr >> 16)
+        if problem is not None:
+            raise UnsafeArchiveError(
+                f"member {entry.name!r} {problem}; odeion archives hold only regular files "
+                f"with mode 0644, 0640 or 0600, so {_ADVICE}"
+            )
+
+
+def _has_zip64(extra: bytes) -> bool:
+    return any(tag == 1 for tag, _body in _extra_fields(extra))
+
+
+def _extra_fields(extra: bytes) -> Iterator[tuple[int, bytes]]:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        yield tag, extra[pos + 4 : pos + 4 + size]
+        pos += 4 + size
+
+
+def _local_zip64(extra: bytes, usize: int, csize: int) -> tuple[int, int]:
+    """A local header's sizes, taking the zip64 extra field where a size is saturated."""
+    if _U32 not in (usize, csize):
+        return usize, csize
+    for tag, body in _extra_fields(extra):
+        if tag == 1:
+            values = [v for (v,) in struct.iter_unpack("<Q", body[: len(body) // 8 * 8])]
+            if usize == _U32 and values:
+                usize = values.pop(0)
+            if csize == _U32 and values:
+                csize = values.pop(0)
+    return usize, csize
 
 
 def _end_problems(directory: _Directory) -> list[str]:
