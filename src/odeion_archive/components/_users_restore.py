@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, cast
@@ -196,7 +197,22 @@ def _constant(_name: str) -> Any:
     raise _RefusedError
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
+def _int(text: str) -> int:
+    if len(text) > _safejson.MAX_INT_DIGITS:
+        raise _RefusedError
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _RefusedError
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int, parse_float=_float
+)
 
 
 def strict_json(line: bytes, where: str) -> Any:
