@@ -21,7 +21,13 @@ import psycopg
 from odeion_archive.components.settings import SettingsComponent
 from odeion_archive.components.users_auth import UsersAuthComponent
 from odeion_archive.events import CancelToken
-from odeion_archive.interfaces import Component, ComponentPlan, Conflict, RowCounts
+from odeion_archive.interfaces import (
+    Component,
+    ComponentPlan,
+    Conflict,
+    InputChecker,
+    RowCounts,
+)
 from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
 from odeion_archive.schema import schema_version
 
@@ -224,8 +230,16 @@ def restore(
         before_restore()
     merged = ComponentPlan(counts=planned.counts, renames=planned.renames)
     with psycopg.connect(conninfo) as conn, conn.transaction():
-        for name in MODES[mode]:
-            context = Context(archive, name, conn, conflict, options or {}, merged)
+        contexts = {
+            name: Context(archive, name, conn, conflict, options or {}, merged)
+            for name in MODES[mode]
+        }
+        # As the restore does: every component's input is checked before any lock.
+        for name, context in contexts.items():
+            component = COMPONENTS[name]
+            if isinstance(component, InputChecker):
+                component.check_input(context)
+        for name, context in contexts.items():
             COMPONENTS[name].restore(context)
     return planned
 
