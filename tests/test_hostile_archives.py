@@ -140,16 +140,13 @@ def test_library_roots_of_the_wrong_type_are_refused_for_full_db(
     archiver: Archiver, tmp_path: Path
 ) -> None:
     genuine = archiver.create(components=["full_db"], format="zip").archive
+    roots = '"library_roots":' + json.dumps(_library_roots(genuine.path), separators=(",", ":"))
     for value in ("5", '"/media"', "[[1]]", '{"a":1}'):
-        hostile = _with_raw_tail(
-            genuine.path,
-            tmp_path / "roots.zip",
-            lambda tail, value=value: tail.replace(
-                '"library_roots":'
-                + json.dumps(_library_roots(genuine.path), separators=(",", ":")),
-                f'"library_roots":{value}',
-            ),
-        )
+
+        def edit(tail: str, value: str = value) -> str:
+            return tail.replace(roots, f'"library_roots":{value}')
+
+        hostile = _with_raw_tail(genuine.path, tmp_path / "roots.zip", edit)
         plan = archiver.plan(hostile, "full_db")
         assert _codes(plan.blockers) == ["archive_invalid"], value
         assert "library_roots" in plan.blockers[0].message
