@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import shutil
 import time
+import tracemalloc
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,13 @@ def test_a_blank_line_bomb_is_refused_quickly_without_touching_the_database(
     assert bomb.stat().st_size < 200 * 1024
     before = db_snapshot(odeion18)
     started = time.monotonic()
-    plan = archiver.plan(bomb, "everything_json", "overwrite")
+    tracemalloc.start()
+    try:
+        plan = archiver.plan(bomb, "everything_json", "overwrite")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024, peak  # the 30 MiB member is never held whole
     assert _codes(plan.blockers) == ["archive_invalid"]
     assert "is blank" in plan.blockers[0].message
     with pytest.raises(ArchiveInvalidError, match="is blank"):
