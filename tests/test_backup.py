@@ -429,7 +429,9 @@ def test_users_are_exported_by_streaming_not_held_in_memory(pg18: Any, tmp_path:
                 check=True,
             )
             peaks.append(int(done.stdout.split()[-1]))
-            archive = next((tmp_path / name / "backups").iterdir())
+            archive = next(
+                p for p in (tmp_path / name / "backups").iterdir() if not p.name.startswith(".")
+            )
             assert archive.stat().st_size > users * 20  # the users really are in there
         finally:
             with psycopg.connect(pg18.conninfo, autocommit=True) as conn:

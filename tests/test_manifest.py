@@ -211,3 +211,97 @@ def test_lookups_name_what_is_missing() -> None:
         manifest.member("full_db/x")
     with pytest.raises(ManifestError, match="incomplete"):
         manifest.component("users_auth").member("users_auth/other.jsonl")
+
+
+# -- hostile values: every fact typed and range-checked --------------------------------
+
+_HUGE = "1" * 5000
+
+
+def _hostile(path: tuple[Any, ...], value: str) -> bytes:
+    """The manifest with the JSON text ``value`` placed at ``path``, built by hand."""
+    raw: Any = _raw(_manifest().to_json())
+    raw["components"][1]["facts"] = {
+        "server_version": "18.1",
+        "server_version_num": 180001,
+        "library_roots": ["/media"],
+        "database_size": 1,
+    }
+    raw["components"][0]["facts"] = {"rows": {"users": 3}, "schema_version": 2}
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = "@@VALUE@@"
+    return json.dumps(raw).replace('"@@VALUE@@"', value).encode()
+
+
+_FULL_DB_FACTS = ("components", 1, "facts")
+_USERS_FACTS = ("components", 0, "facts")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("schema_version",), "1e999", "too large to be represented"),
+        (("schema_version",), "[1]", "expected an integer, found an array"),
+        (("schema_version",), _HUGE, "5000 digits"),
+        (("schema_version",), '"2"', "found a string"),
+        (("schema_version",), "true", "found a boolean"),
+        (("schema_version",), "2.0", "fraction or exponent"),
+        (("schema_version",), str(2**63), "outside the 64-bit range"),
+        (("schema_version",), "null", "expected an integer"),
+        (("server_version",), "5", "expected a string"),
+        (("created_at",), '"0001-01-01T00:00:00+01:00"', "years 1 to 9999"),
+        (("components", 0, "payload_version"), "true", "found a boolean"),
+        (("components", 0, "members", 0, "size"), str(2**64), "64-bit"),
+        (("components", 0, "facts"), "[1]", "expected an object"),
+        (("manifest_version",), f'"{_HUGE}.0"', "manifest_version"),
+        ((*_FULL_DB_FACTS, "library_roots"), "5", "library_roots"),
+        ((*_FULL_DB_FACTS, "library_roots"), '"/media"', "expected an array"),
+        ((*_FULL_DB_FACTS, "library_roots"), "[[1]]", "library_roots[0]"),
+        ((*_FULL_DB_FACTS, "server_version_num"), "1e999", "too large"),
+        ((*_FULL_DB_FACTS, "server_version_num"), '"180001"', "server_version_num"),
+        ((*_FULL_DB_FACTS, "server_version_num"), "-1", "zero or more"),
+        ((*_FULL_DB_FACTS, "database_size"), _HUGE, "digits"),
+        ((*_FULL_DB_FACTS, "extensions"), '["plpgsql"]', "extensions"),
+        ((*_FULL_DB_FACTS, "server_version"), "18", "server_version"),
+        ((*_USERS_FACTS, "rows"), "[1]", "rows"),
+        ((*_USERS_FACTS, "rows", "users"), "true", "rows['users']"),
+        ((*_USERS_FACTS, "rows", "users"), '"3"', "rows['users']"),
+        ((*_USERS_FACTS, "rows", "users"), "-1", "zero or more"),
+        ((*_USERS_FACTS, "rows", "users"), "3.5", "rows['users']"),
+        ((*_USERS_FACTS, "rows", "users"), str(2**63), "64-bit"),
+        ((*_USERS_FACTS, "schema_version"), "NaN", "NaN"),
+        ((*_USERS_FACTS, "schema_version"), "-1", "zero or more"),
+    ],
+)
+def test_facts_of_the_wrong_type_or_range_are_manifest_errors(
+    path: tuple[Any, ...], value: str, message: str
+) -> None:
+    data = _hostile(path, value)
+    with pytest.raises(ManifestError) as caught:
+        Manifest.from_json(data)
+    assert message in str(caught.value)
+    assert len(str(caught.value)) < 500  # never the whole hostile value
+
+
+def test_genuine_facts_pass_and_are_typed() -> None:
+    manifest = Manifest.from_json(_hostile(("components", 0, "facts", "rows", "users"), "3"))
+    users = _converter.component_facts(manifest.component("users_auth"))
+    assert users == _converter.JsonComponentFacts(rows={"users": 3}, schema_version=2)
+    full_db = _converter.component_facts(manifest.component("full_db"))
+    assert isinstance(full_db, _converter.FullDbFacts)
+    assert full_db.library_roots == ("/media",)
+    assert full_db.server_version_num == 180001
+    # Facts the model does not know are kept (later minor versions may add some).
+    assert manifest.component("full_db").facts["database_size"] == 1
+
+
+def test_a_bound_integer_at_the_edges_of_int64() -> None:
+    for value, ok in ((2**63 - 1, True), (2**63, False), (0, True)):
+        data = _hostile(("components", 0, "facts", "rows", "users"), str(value))
+        if ok:
+            assert Manifest.from_json(data).component("users_auth").facts["rows"]["users"] == value
+        else:
+            with pytest.raises(ManifestError, match="64-bit"):
+                Manifest.from_json(data)

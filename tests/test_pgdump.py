@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import time
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 

@@ -3,15 +3,25 @@
 Raw dictionaries of older manifest versions go through a chain of small
 functions (:data:`MIGRATIONS`), each taking the data of one major version to the
 next, before the converter structures them into :class:`Manifest`.
+
+The converter is strict, because what it structures comes from archives: an
+``int`` must be a JSON integer within the 64-bit range (never a boolean, a
+float or a string of digits), a ``str`` a JSON string, a tuple a JSON array and
+a mapping a JSON object. The facts of the built-in components have typed models
+(:data:`FACT_MODELS`), checked whenever a manifest is read; anything wrong is a
+:class:`~odeion_archive.errors.ManifestError` naming the field.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, get_args, get_origin
 
+import attrs
 import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory, is_mapping, mapping_structure_factory
 
 from odeion_archive import _safejson
 from odeion_archive.errors import ManifestError, ManifestTooNewError, UnsafeArchiveError
@@ -25,7 +35,13 @@ from odeion_archive.manifest import (
 )
 
 __all__ = [
+    "FACT_MODELS",
+    "INT64_MAX",
+    "INT64_MIN",
     "MIGRATIONS",
+    "FullDbFacts",
+    "JsonComponentFacts",
+    "component_facts",
     "converter",
     "manifest_from_json",
     "manifest_from_parts",
@@ -45,14 +61,81 @@ MIGRATIONS: dict[int, Migration] = {}
 
 converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
 
+#: The range of every integer read from an archive (PostgreSQL's bigint).
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, for messages."""
+    kinds = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number with a fraction or exponent",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def _structure_int(value: Any, _type: type) -> int:
+    if type(value) is not int:
+        raise TypeError(f"expected an integer, found {_kind(value)} ({value!r:.40})")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"the integer {value!r:.40} lies outside the 64-bit range")
+    return value
+
+
+def _structure_str(value: Any, _type: type) -> str:
+    if type(value) is not str:
+        raise TypeError(f"expected a string, found {_kind(value)} ({value!r:.40})")
+    return value
+
+
+def _is_homogeneous_tuple(type_: Any) -> bool:
+    args = get_args(type_)
+    return get_origin(type_) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _json_array_factory(type_: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    inner = homogenous_tuple_structure_factory(type_, conv)
+
+    def structure(value: Any, target: Any) -> Any:
+        if type(value) is not list:
+            raise TypeError(f"expected an array, found {_kind(value)}")
+        return inner(value, target)
+
+    return structure
+
+
+def _json_object_factory(type_: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    inner = mapping_structure_factory(type_, conv)
+
+    def structure(value: Any, target: Any) -> Any:
+        if type(value) is not dict:
+            raise TypeError(f"expected an object, found {_kind(value)}")
+        return inner(value, target)
+
+    return structure
+
+
+converter.register_structure_hook(int, _structure_int)
+converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook_factory(_is_homogeneous_tuple, _json_array_factory)
+converter.register_structure_hook_factory(is_mapping, _json_object_factory)
+
 
 def _structure_datetime(value: Any, _type: type) -> dt.datetime:
     if not isinstance(value, str):
-        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+        raise TypeError(f"expected an ISO 8601 string, got {_kind(value)}")
     parsed = dt.datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no time zone; expected UTC ('Z')")
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} lies outside the years 1 to 9999 in UTC") from None
 
 
 def _unstructure_datetime(value: dt.datetime) -> str:
@@ -69,13 +152,16 @@ converter.register_structure_hook_func(lambda t: t == tuple[int, int], _structur
 converter.register_unstructure_hook_func(lambda t: t == tuple[int, int], lambda v: f"{v[0]}.{v[1]}")
 
 
+_VERSION = re.compile(r"([0-9]{1,9})\.([0-9]{1,9})")
+
+
 def _parse_version(value: Any) -> tuple[int, int]:
     if isinstance(value, str):
-        major, sep, minor = value.partition(".")
-        if sep and major.isdigit() and minor.isdigit():
-            return int(major), int(minor)
+        match = _VERSION.fullmatch(value)
+        if match:
+            return int(match.group(1)), int(match.group(2))
     raise ManifestError(
-        f"manifest field 'manifest_version': {value!r} is not a version such as \"1.0\""
+        f"manifest field 'manifest_version': {value!r:.40} is not a version such as \"1.0\""
     )
 
 
@@ -101,17 +187,108 @@ def migrate(raw: RawManifest, chain: Mapping[int, Migration] | None = None) -> R
     return raw
 
 
+# -- the facts of the built-in components ----------------------------------------
+
+
+def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name} is {value}, expected zero or more")
+
+
+def _row_counts(_inst: object, _attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        for table, count in value.items():
+            if count < 0:
+                raise ValueError(f"the row count of {table!r} is {count}, expected zero or more")
+
+
+@attrs.frozen
+class JsonComponentFacts:
+    """The facts of the JSON components (``users_auth``, ``settings``).
+
+    ``rows``: the number of rows (JSON lines) exported per table; a restore
+    refuses a member that holds more or fewer. ``schema_version``: the schema
+    the rows were exported at. Every fact is optional in the model (old
+    archives and other writers may lack one); a component that needs a fact
+    refuses an archive without it.
+    """
+
+    rows: Mapping[str, int] | None = attrs.field(default=None, validator=_row_counts)
+    schema_version: int | None = attrs.field(default=None, validator=_non_negative)
+
+
+@attrs.frozen
+class FullDbFacts:
+    """The facts of the ``full_db`` component, as its backup records them."""
+
+    server_version: str | None = None
+    server_version_num: int | None = attrs.field(default=None, validator=_non_negative)
+    pg_dump_version: str | None = None
+    dump_archive_version: str | None = None
+    dump_format: str | None = None
+    extensions: Mapping[str, str] | None = None
+    database_size: int | None = attrs.field(default=None, validator=_non_negative)
+    library_roots: tuple[str, ...] | None = None
+    schema_version: int | None = attrs.field(default=None, validator=_non_negative)
+
+
+#: The model of the facts of each built-in component. Facts of other components
+#: are any JSON object.
+FACT_MODELS: Mapping[str, type[JsonComponentFacts | FullDbFacts]] = {
+    "users_auth": JsonComponentFacts,
+    "settings": JsonComponentFacts,
+    "full_db": FullDbFacts,
+}
+
+
+def _describe(exc: BaseException, type_: Any) -> str:
+    """One problem of a field: our own hooks' words, else cattrs' description."""
+    if isinstance(exc, (TypeError, ValueError)) and str(exc) and not isinstance(exc, KeyError):
+        return str(exc)
+    return cattrs.v.format_exception(exc, type_)
+
+
+def _malformed(exc: Exception, path: str) -> ManifestError:
+    if isinstance(exc, ManifestError):
+        return exc
+    if isinstance(exc, cattrs.BaseValidationError):
+        detail = "; ".join(cattrs.transform_error(exc, path=path, format_exception=_describe))
+    else:
+        detail = str(exc)
+    return ManifestError(
+        f"the manifest is malformed: {detail}; the archive is damaged or was edited, "
+        "use another archive"
+    )
+
+
+def _structure_facts(name: str, facts: Mapping[str, Any], path: str) -> Any:
+    model = FACT_MODELS.get(name)
+    if model is None:
+        return None
+    try:
+        return converter.structure(facts, model)
+    except Exception as exc:  # whatever the data provokes is the archive's fault
+        raise _malformed(exc, path) from None
+
+
+def component_facts(entry: ComponentEntry) -> Any:
+    """The typed facts of a built-in component (see :data:`FACT_MODELS`).
+
+    Raises :class:`ManifestError` if they do not fit the model; ``None`` for a
+    component without a model.
+    """
+    return _structure_facts(entry.name, entry.facts, f"manifest.components[{entry.name}].facts")
+
+
 def _structure(raw: RawManifest) -> Manifest:
     raw = migrate(raw)
     try:
-        return converter.structure(raw, Manifest)
-    except ManifestError:
-        raise
-    except cattrs.BaseValidationError as exc:
-        detail = "; ".join(cattrs.transform_error(exc, path="manifest"))
-        raise ManifestError(f"the manifest is malformed: {detail}") from None
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ManifestError(f"the manifest is malformed: {exc}") from None
+        manifest = converter.structure(raw, Manifest)
+    except Exception as exc:  # whatever the data provokes is the archive's fault
+        raise _malformed(exc, "manifest") from None
+    for index, component in enumerate(manifest.components):
+        _structure_facts(component.name, component.facts, f"manifest.components[{index}].facts")
+    return manifest
 
 
 def _load(data: bytes | str, what: str) -> RawManifest:

@@ -1,22 +1,30 @@
 """Strict JSON for untrusted archives.
 
 Python's :mod:`json` accepts duplicate keys (the last one wins), ``NaN`` and
-``Infinity``, and recurses without bound. An archive is hostile input, so every
-JSON document the library reads from one goes through :func:`loads`, which
-refuses all three before anything is built from the data.
+``Infinity``, and recurses without bound; it turns ``1e999`` into infinity and
+raises a plain :class:`ValueError` for an integer of more than 4300 digits. An
+archive is hostile input, so every JSON document the library reads from one goes
+through :func:`loads`, which refuses all of these with
+:class:`~odeion_archive.errors.UnsafeArchiveError` before anything is built from
+the data.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from odeion_archive.errors import UnsafeArchiveError
 
-__all__ = ["MAX_DEPTH", "dumps", "loads"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps", "loads"]
 
 #: Deepest nesting of arrays and objects accepted in a document.
 MAX_DEPTH = 32
+#: Longest integer accepted, in characters (sign included). Far beyond any value
+#: the library reads (64-bit integers have at most 20), and below Python's own
+#: limit on converting digits to an int.
+MAX_INT_DIGITS = 1000
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -36,6 +44,25 @@ def _no_constants(name: str) -> Any:
         f"{{what}}: the value {name} is not valid JSON; "
         "the archive was tampered with or damaged, use another archive"
     )
+
+
+def _int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise UnsafeArchiveError(
+            f"{{what}}: a number has {len(text)} digits, more than the {MAX_INT_DIGITS} "
+            "accepted; the archive was tampered with or damaged, use another archive"
+        )
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise UnsafeArchiveError(
+            f"{{what}}: the number {text[:40]} is too large to be represented; "
+            "the archive was tampered with or damaged, use another archive"
+        )
+    return value
 
 
 def _check_depth(text: str, max_depth: int, what: str) -> None:
@@ -77,7 +104,13 @@ def loads(data: bytes | str, *, what: str, max_depth: int = MAX_DEPTH) -> Any:
         # Only documents that could possibly be too deep pay for the scan.
         _check_depth(text, max_depth, what)
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constants,
+            parse_int=_int,
+            parse_float=_float,
+        )
     except UnsafeArchiveError as exc:
         raise UnsafeArchiveError(str(exc).replace("{what}", what)) from None
     except json.JSONDecodeError as exc:

@@ -31,6 +31,7 @@ __all__ = [
     "Conflict",
     "Entry",
     "EntryKind",
+    "InputChecker",
     "Issue",
     "MemberSource",
     "PlanContext",
@@ -331,6 +332,24 @@ class Component(Protocol):
 
         Decisions are made again inside the transaction; if ``context.plan``
         is given and they differ from it, refuse (the database changed since).
+        """
+        ...
+
+
+@runtime_checkable
+class InputChecker(Protocol):
+    """A component that checks its whole input before a restore takes any lock.
+
+    Optional. The restore calls :meth:`check_input` of every such component,
+    inside the restore's transaction and before any component's
+    :meth:`Component.restore`, with the context it then passes to ``restore``.
+    """
+
+    def check_input(self, context: RestoreContext) -> None:
+        """Read and check the component's members without locking the target's tables.
+
+        Raise an :class:`~odeion_archive.errors.ArchiveInvalidError` for bad
+        input; anything prepared here (temporary tables) may serve ``restore``.
         """
         ...
 

@@ -39,6 +39,7 @@ from odeion_archive.interfaces import (
     Component,
     ComponentPlan,
     Conflict,
+    InputChecker,
     Issue,
     RowCounts,
 )
@@ -238,6 +239,18 @@ def _plan(
             components.append(registry.component(name))
         except UnknownComponentError as exc:
             blockers.append(Issue("component_missing", str(exc)))
+    blockers.extend(
+        Issue(
+            "component_too_new",
+            f"the archive's {component.name} component has payload version {found}, but this "
+            f"odeion-archive restores {component.name} payload versions up to "
+            f"{component.payload_version}; upgrade odeion-archive to restore it",
+        )
+        for component in components
+        if manifest.has_component(component.name)
+        and (found := manifest.component(component.name).payload_version)
+        > component.payload_version
+    )
 
     target_schema = schema.schema_version(connection)
     database_scope = any(c.restore_scope == "database" for c in components)
@@ -456,23 +469,13 @@ def run_restore(
         connection.rollback()
         try:
             with connection.transaction():
-                for component in components:
-                    cancel.raise_if_cancelled()
-                    progress(
-                        ProgressEvent(
-                            operation="restore",
-                            phase="component",
-                            component=component.name,
-                            unit="steps",
-                            message=f"restoring {component.name}",
-                        )
-                    )
-                    reviewed = (
-                        None
-                        if expected is None
-                        else ComponentPlan(counts=expected.counts, renames=expected.renames)
-                    )
-                    context = _Context(
+                reviewed = (
+                    None
+                    if expected is None
+                    else ComponentPlan(counts=expected.counts, renames=expected.renames)
+                )
+                contexts = [
+                    _Context(
                         archive=archive,
                         entry=archive.manifest.component(component.name),
                         connection=connection,
@@ -483,6 +486,23 @@ def run_restore(
                         cancel=cancel,
                         progress=progress,
                         plan=reviewed,
+                    )
+                    for component in components
+                ]
+                # Every component's input is checked before any component locks a table.
+                for component, context in zip(components, contexts, strict=True):
+                    if isinstance(component, InputChecker):
+                        component.check_input(context)
+                for component, context in zip(components, contexts, strict=True):
+                    cancel.raise_if_cancelled()
+                    progress(
+                        ProgressEvent(
+                            operation="restore",
+                            phase="component",
+                            component=component.name,
+                            unit="steps",
+                            message=f"restoring {component.name}",
+                        )
                     )
                     done.append(component.restore(context))
                     cancel.raise_if_cancelled()

@@ -35,6 +35,11 @@ class ArchiveInfo:
     size: int
     manifest: Manifest = attrs.field(repr=False)
     authenticity: Authenticity = "foreign"
+    #: When the archive entered this store (created here, or imported), as the
+    #: store recorded it; retention orders by it. ``None`` where not known.
+    entered_at: dt.datetime | None = None
+    #: What the store noticed about the archive, e.g. ``created_in_future``.
+    warnings: tuple[Issue, ...] = ()
 
     @property
     def format(self) -> str:

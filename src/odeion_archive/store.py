@@ -10,6 +10,13 @@ data directory's lock: its temporary file carries an ``flock`` of its own for
 as long as the import runs, which tells the leftover cleanup of a concurrent
 operation to keep it; the kernel drops that lock when the importer exits, kill
 -9 included, so the file of a dead import is removed like any other leftover.
+
+The store records when each archive entered it (created here, or imported) in
+a small file of its own, ``.entered/<name>``: an archive's ``created_at`` is
+whatever its writer put there, so retention never trusts it. The records travel
+with any copy of the data directory (file times do not survive every copy); an
+archive without a record (an older store, a renamed file) counts as entered at
+its ``created_at`` or its file's modification time, whichever is earlier.
 """
 
 from __future__ import annotations
@@ -25,15 +32,20 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
+import attrs
+
+from odeion_archive import _converter, _safejson
 from odeion_archive._keys import Keyring
 from odeion_archive.archive import ArchiveFile
 from odeion_archive.errors import ArchiveError, ArchiveInvalidError, NotFoundError
+from odeion_archive.interfaces import Issue
+from odeion_archive.manifest import Manifest
 from odeion_archive.registry import Registry
 from odeion_archive.results import ArchiveInfo
 
-__all__ = ["TEMP_PREFIX", "BackupStore"]
+__all__ = ["CLOCK_SKEW", "RECORDS_DIR", "TEMP_PREFIX", "BackupStore", "EntryRecord"]
 
 _log = logging.getLogger(__name__)
 
@@ -41,6 +53,38 @@ _log = logging.getLogger(__name__)
 TEMP_PREFIX = ".partial-"
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
+#: The directory (inside the store) of the records of when archives entered it.
+RECORDS_DIR = ".entered"
+#: How far an archive's ``created_at`` may lie after the moment it entered the
+#: store (clocks differ) before it counts as dated in the future.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+_RECORD_LIMIT = 4096
+
+
+@attrs.frozen
+class EntryRecord:
+    """The store's record of one archive: when and how it entered the store."""
+
+    entered_at: dt.datetime
+    how: Literal["created", "imported"]
+
+
+def _future_warning(manifest: Manifest, entered_at: dt.datetime) -> tuple[Issue, ...]:
+    if manifest.created_at <= entered_at + CLOCK_SKEW:
+        return ()
+    return (
+        Issue(
+            "created_in_future",
+            f"the archive says it was created at {manifest.created_at:%Y-%m-%d %H:%M:%S}Z, "
+            f"after it entered this store ({entered_at:%Y-%m-%d %H:%M:%S}Z): a clock was "
+            "wrong or the archive was edited. It never counts as newer than the other "
+            "archives (prune removes it first); check where it comes from before restoring it",
+        ),
+    )
+
+
+def _is_future(info: ArchiveInfo) -> bool:
+    return any(issue.code == "created_in_future" for issue in info.warnings)
 
 
 def _in_use(path: Path) -> bool:
@@ -101,19 +145,74 @@ class BackupStore:
                 infos.append(self.info(path, keyring=keyring))
             except ArchiveError as exc:
                 _log.warning("skipping %s in the backup store: %s", path.name, exc)
-        infos.sort(key=lambda info: (info.created_at, info.name), reverse=True)
+        # Newest first by when they entered the store; archives dated in the future last.
+        infos.sort(
+            key=lambda info: (not _is_future(info), info.entered_at, info.name), reverse=True
+        )
         return infos
 
     def info(self, path: Path, *, keyring: Keyring | None = None) -> ArchiveInfo:
-        """Read the manifest of the archive at ``path``."""
+        """Read the manifest of the archive at ``path``, and the store's record of it."""
         with ArchiveFile.open(path, self._registry, keyring=keyring) as archive:
-            return ArchiveInfo(
-                name=path.name,
-                path=path,
-                size=path.stat().st_size,
-                manifest=archive.manifest,
-                authenticity=archive.authenticity,
+            manifest = archive.manifest
+            authenticity = archive.authenticity
+        stat = path.stat()
+        record = self._read_record(path.name)
+        if record is None:
+            modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)
+            entered_at = min(manifest.created_at, modified)
+        else:
+            entered_at = record.entered_at
+        return ArchiveInfo(
+            name=path.name,
+            path=path,
+            size=stat.st_size,
+            manifest=manifest,
+            authenticity=authenticity,
+            entered_at=entered_at,
+            warnings=_future_warning(manifest, entered_at),
+        )
+
+    # -- the records of when archives entered the store ------------------------
+
+    def _record_path(self, name: str) -> Path:
+        return self._dir / RECORDS_DIR / name
+
+    def _read_record(self, name: str) -> EntryRecord | None:
+        try:
+            with self._record_path(name).open("rb") as stream:
+                data = stream.read(_RECORD_LIMIT + 1)
+        except OSError:
+            return None
+        try:
+            if len(data) > _RECORD_LIMIT:
+                raise ValueError("too long")  # noqa: TRY301 - one way out for every flaw
+            return _converter.converter.structure(
+                _safejson.loads(data, what=f"{RECORDS_DIR}/{name}"), EntryRecord
             )
+        except Exception as exc:  # a damaged record only loses what it recorded
+            _log.warning("ignoring the damaged store record of %s: %s", name, exc)
+            return None
+
+    def _write_record(self, name: str, record: EntryRecord) -> None:
+        records = self._dir / RECORDS_DIR
+        records.mkdir(mode=_DIR_MODE, exist_ok=True)
+        data = _safejson.dumps(_converter.converter.unstructure(record))
+        temp = records / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            temp.replace(records / name)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(records)
+
+    def _delete_record(self, name: str) -> None:
+        self._record_path(name).unlink(missing_ok=True)
 
     def path_of(self, name: str) -> Path:
         """The path of the archive ``name``; :class:`NotFoundError` if absent."""
@@ -143,6 +242,12 @@ class BackupStore:
                 if path.name.startswith(TEMP_PREFIX) and not _in_use(path):
                     path.unlink(missing_ok=True)
                     removed.append(path.name)
+        records = self._dir / RECORDS_DIR
+        if records.is_dir():
+            # Records of archives that are gone (deleted by hand, or renamed).
+            for path in records.iterdir():
+                if path.name.startswith(TEMP_PREFIX) or not (self._dir / path.name).is_file():
+                    path.unlink(missing_ok=True)
         return removed
 
     def new_name(self, suffix: str, when: dt.datetime) -> str:
@@ -169,8 +274,15 @@ class BackupStore:
             temp.unlink(missing_ok=True)
             raise
 
-    def publish(self, temp: Path, name: str) -> Path:
-        """Give the written temporary file its final name, atomically and durably."""
+    def publish(
+        self, temp: Path, name: str, *, how: Literal["created", "imported"] = "created"
+    ) -> Path:
+        """Give the written temporary file its final name, atomically and durably.
+
+        Records that the archive entered the store now (``how``: created here or
+        imported). A crash before the record is written leaves an archive that
+        counts as entered at its ``created_at`` or file time, whichever is earlier.
+        """
         final = self._dir / name
         os.chmod(temp, _FILE_MODE)  # noqa: PTH101
         try:
@@ -178,6 +290,7 @@ class BackupStore:
         finally:
             temp.unlink(missing_ok=True)
         _fsync_dir(self._dir)
+        self._write_record(name, EntryRecord(dt.datetime.now(dt.UTC), how))
         return final
 
     @contextlib.contextmanager
@@ -241,30 +354,30 @@ class BackupStore:
                         )
                 manifest = archive.manifest
                 suffix = archive.format.suffix
-                authenticity = archive.authenticity
-            name = self.new_name(suffix, manifest.created_at)
+            # Named by the backup's time, but never by a time to come.
+            name = self.new_name(suffix, min(manifest.created_at, dt.datetime.now(dt.UTC)))
             with publishing():
-                path = self.publish(temp, name)
-        return ArchiveInfo(
-            name=name,
-            path=path,
-            size=path.stat().st_size,
-            manifest=manifest,
-            authenticity=authenticity,
-        )
+                path = self.publish(temp, name, how="imported")
+        return self.info(path, keyring=keyring)
 
     def delete(self, name: str) -> None:
         """Delete the archive ``name``."""
         self.path_of(name).unlink()
+        self._delete_record(name)
         _fsync_dir(self._dir)
 
     def prune(self, keep_last: int) -> builtins.list[str]:
-        """Delete all but the newest ``keep_last`` archives (by manifest time)."""
+        """Delete all but the newest ``keep_last`` archives, in the order of :meth:`list`.
+
+        That is by when they entered the store, never by the time an archive
+        claims: one dated in the future counts as the oldest.
+        """
         if keep_last < 0:
             raise ValueError("keep_last must be zero or more")
         doomed = self.list()[keep_last:]
         for info in doomed:
             info.path.unlink(missing_ok=True)
+            self._delete_record(info.name)
         if doomed:
             _fsync_dir(self._dir)
         return [info.name for info in doomed]

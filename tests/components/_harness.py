@@ -21,7 +21,14 @@ import psycopg
 from odeion_archive.components.settings import SettingsComponent
 from odeion_archive.components.users_auth import UsersAuthComponent
 from odeion_archive.events import CancelToken
-from odeion_archive.interfaces import Authenticity, Component, ComponentPlan, Conflict, RowCounts
+from odeion_archive.interfaces import (
+    Authenticity,
+    Component,
+    ComponentPlan,
+    Conflict,
+    InputChecker,
+    RowCounts,
+)
 from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
 from odeion_archive.schema import schema_version
 
@@ -150,6 +157,10 @@ class Context:
     def tools(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> Sequence[PgTool]:
         return ()
 
+    @property
+    def conninfo(self) -> str:
+        raise NotImplementedError  # the JSON components work in the given connection
+
     def tool_env(self) -> tuple[str, dict[str, str]]:
         raise NotImplementedError
 
@@ -225,8 +236,16 @@ def restore(
         before_restore()
     merged = ComponentPlan(counts=planned.counts, renames=planned.renames)
     with psycopg.connect(conninfo) as conn, conn.transaction():
-        for name in MODES[mode]:
-            context = Context(archive, name, conn, conflict, options or {}, merged)
+        contexts = {
+            name: Context(archive, name, conn, conflict, options or {}, merged)
+            for name in MODES[mode]
+        }
+        # As the restore does: every component's input is checked before any lock.
+        for name, context in contexts.items():
+            component = COMPONENTS[name]
+            if isinstance(component, InputChecker):
+                component.check_input(context)
+        for name, context in contexts.items():
             COMPONENTS[name].restore(context)
     return planned
 

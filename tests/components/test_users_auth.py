@@ -339,18 +339,18 @@ def test_rename_avoids_names_of_incoming_rows(odeion_db: str, empty_db: str) -> 
 # -- blockers ------------------------------------------------------------------------
 
 
-def test_overwriting_the_acting_user_is_blocked(odeion_db: str, empty_db: str) -> None:
+def test_overwriting_the_acting_user_keeps_the_account(odeion_db: str, empty_db: str) -> None:
     target = fresh_database(empty_db, 2, seeded=True)
     execute(target, "UPDATE users SET password_hash = 'new-password' WHERE username = 'admin'")
     archive = take_backup(odeion_db)
     options = {"acting_user": "ADMIN"}
-    assert plan(target, archive, "users_auth", "overwrite", options).blockers == [
-        "acting_user_overwritten"
-    ]
-    assert plan(target, archive, "users_auth", "skip", options).blockers == []
-    assert plan(target, archive, "users_auth", "overwrite", {}).blockers == []
-    # Unchanged credentials are no reason to block.
-    assert plan(odeion_db, archive, "users_auth", "overwrite", options).blockers == []
+    planned = plan(target, archive, "users_auth", "overwrite", options)
+    assert planned.blockers == []
+    kept = [i.message for i in planned.issues() if i.code == "acting_user_kept"]
+    assert len(kept) == 1 and "different password" in kept[0]
+    assert "acting_user_kept" not in plan(target, archive, "users_auth", "skip", options).warnings
+    assert "acting_user_kept" not in plan(target, archive, "users_auth", "overwrite", {}).warnings
+    # (The whole account, tokens and invites included: see test_hostile_rows.py.)
 
 
 def test_losing_the_last_enabled_admin_is_blocked(odeion_db: str, empty_db: str) -> None:

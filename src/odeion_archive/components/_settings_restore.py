@@ -4,8 +4,9 @@ Settings are matched by ``key``. ``skip`` keeps existing keys as they are,
 ``overwrite`` replaces their value and ``updated_at``; ``rename`` cannot apply
 to a setting (the server looks settings up by key), so it keeps existing keys
 like ``skip`` and says so in a warning. New keys are inserted in every case.
-The decisions are made by :func:`_decide`, shared by :func:`plan` and
-:func:`restore`, with the helpers the users_auth restore uses.
+The rows are loaded and checked by :func:`_load` and the decisions made by
+:func:`_decide`, both shared by :func:`plan` and :func:`restore`, with the
+helpers the users_auth restore uses.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from odeion_archive.components._users_restore import (
     Progress,
     RowSpec,
     archive_data,
-    check_row_count,
+    check_input,
     counts_of,
     create_temp,
     decide_locked,
@@ -35,7 +36,7 @@ from odeion_archive.components._users_restore import (
 )
 from odeion_archive.interfaces import ComponentPlan, Issue, PlanContext, RestoreContext
 
-__all__ = ["plan", "restore"]
+__all__ = ["check", "plan", "restore"]
 
 SETTINGS_MEMBER = "settings/system_settings.jsonl"
 TABLES = ("system_settings",)
@@ -48,12 +49,17 @@ Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 def plan(context: PlanContext) -> ComponentPlan:
     """Predict what restoring the settings would do; change nothing."""
-    return plan_with(context, _decide)
+    return plan_with(context, _load, _decide)
+
+
+def check(context: RestoreContext) -> None:
+    """Load and check the settings before the restore takes any lock."""
+    check_input(context, _load)
 
 
 def restore(context: RestoreContext) -> ComponentPlan:
     """Decide and apply inside the caller's transaction (the caller commits); return it."""
-    decided = decide_locked(context, TABLES, _decide, ())
+    decided = decide_locked(context, TABLES, _load, _decide, (), loaded="_oa_settings_raw")
     conn = context.connection
     counts = decided.counts["system_settings"]
     with conn.cursor() as cur:
@@ -72,10 +78,20 @@ def restore(context: RestoreContext) -> ComponentPlan:
     return decided
 
 
-def _decide(context: PlanContext, progress: Progress | None) -> ComponentPlan:
-    """Load the settings and record per row what happens to it."""
-    found = load_member(context, SETTINGS_MEMBER, "_oa_settings_raw", _SETTINGS, progress)
-    check_row_count(context, "system_settings", SETTINGS_MEMBER, found)
+def _load(context: PlanContext, progress: Progress | None) -> None:
+    """Load and check the settings into ``_oa_settings_raw``."""
+    load_member(
+        context,
+        SETTINGS_MEMBER,
+        "_oa_settings_raw",
+        _SETTINGS,
+        progress,
+        rows_of="system_settings",
+    )
+
+
+def _decide(context: PlanContext) -> ComponentPlan:
+    """Record per loaded setting what happens to it."""
     with context.connection.cursor(row_factory=tuple_row) as cur:
         with archive_data(SETTINGS_MEMBER):
             create_temp(

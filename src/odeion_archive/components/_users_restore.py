@@ -1,13 +1,16 @@
 """Plan and restore of the ``users_auth`` component, and what the JSON components share.
 
-One function, :func:`_decide`, makes every decision of a restore: it loads the
-archive's rows into temporary tables, matches them against the target database
-and records, per incoming row, what happens to it (``insert``, ``rename``,
-``overwrite``, ``skip``, ``skip_email``, ``skip_conflict``) together with its
-final key and target id. :func:`plan` runs it and rolls everything back;
-:func:`restore` runs it again inside the restore's transaction, refuses to go on
-if the outcome differs from the plan, and applies the decisions with a handful of
-set-based statements.
+:func:`_load` loads the archive's rows into temporary tables and checks them in
+full: exactly the rows the manifest declares (reading stops at the first line
+beyond them), no blank lines, strict JSON, every field typed. Only then does
+:func:`_decide` make every decision of a restore: it matches the rows against
+the target database and records, per incoming row, what happens to it
+(``insert``, ``rename``, ``overwrite``, ``skip``, ``skip_email``,
+``skip_conflict``, ``skip_acting``) together with its final key and target id.
+:func:`plan` runs both and rolls everything back; :func:`restore` runs them
+again inside the restore's transaction (taking its table locks only after the
+load), refuses to go on if the outcome differs from the plan, and applies the
+decisions with a handful of set-based statements.
 
 Every archive line is parsed strictly in Python (duplicate keys, NaN and deep
 nesting refused, fields type-checked) and then handed to PostgreSQL unchanged
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, cast
@@ -29,7 +33,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from odeion_archive import _safejson
+from odeion_archive import _converter, _safejson
 from odeion_archive.components._jsonl import BATCH_BYTES, MAX_LINE_BYTES
 from odeion_archive.errors import (
     ArchiveInvalidError,
@@ -46,7 +50,7 @@ from odeion_archive.interfaces import (
     RowCounts,
 )
 
-__all__ = ["plan", "restore"]
+__all__ = ["check", "plan", "restore"]
 
 COMPONENT = "users_auth"
 USERS_MEMBER = "users_auth/users.jsonl"
@@ -61,6 +65,9 @@ RENAME_KEYS = ("users", "users.email", "invite_codes")
 _LISTED = 10
 #: Candidates tried per row before the rename strategy gives up.
 _MAX_CANDIDATES = 10_000
+#: The highest id a restored row keeps. Ids above it get a new id: an archive must
+#: not move an id sequence towards its end (the server could create no more rows).
+MAX_RESTORED_ID = 2**53
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 Progress = Callable[[str, int, int | None], None]
@@ -81,19 +88,22 @@ class Field:
 
 TEXT = Field("jsonb_typeof({j}) = 'string' AND {j} <> '\"\"'", "must be a non-empty string")
 OPT_TEXT = Field("jsonb_typeof({j}) IN ('string', 'null')", "must be a string or null")
+#: A JSON integer: a number written without fraction or exponent once jsonb has
+#: normalised it (``1e2`` is ``100``, ``1.0`` stays ``1.0``), within ``{lo}..{hi}``.
+_INTEGER = (
+    "CASE WHEN jsonb_typeof({{j}}) = 'number' THEN ({{j}})::text ~ '^-?[0-9]{{{{1,20}}}}$' "
+    "AND ({{j}})::numeric BETWEEN {lo} AND {hi} ELSE {other} END"
+)
 ID = Field(
-    "CASE WHEN jsonb_typeof({j}) = 'number' THEN {j}::numeric BETWEEN 1 AND "
-    "9223372036854775807 AND {j}::numeric = trunc({j}::numeric) ELSE false END",
+    _INTEGER.format(lo=1, hi=2**63 - 1, other="false"),
     "must be a positive 64-bit integer",
 )
 COUNT = Field(
-    "CASE WHEN jsonb_typeof({j}) = 'number' THEN {j}::numeric BETWEEN 0 AND 2147483647 "
-    "AND {j}::numeric = trunc({j}::numeric) ELSE false END",
+    _INTEGER.format(lo=0, hi=2**31 - 1, other="false"),
     "must be a non-negative 32-bit integer",
 )
 OPT_POSITIVE = Field(
-    "CASE WHEN jsonb_typeof({j}) = 'number' THEN {j}::numeric BETWEEN 1 AND 2147483647 "
-    "AND {j}::numeric = trunc({j}::numeric) ELSE jsonb_typeof({j}) = 'null' END",
+    _INTEGER.format(lo=1, hi=2**31 - 1, other="jsonb_typeof({j}) = 'null'"),
     "must be a positive 32-bit integer or null",
 )
 ROLE = Field("{j} IN ('\"admin\"', '\"user\"', '\"guest\"')", "must be admin, user or guest")
@@ -157,8 +167,12 @@ def validate_raw(cur: Cursor, table: str, spec: RowSpec, path: str) -> None:
 # -- loading members into temporary tables ------------------------------------
 
 
-def _lines(stream: IO[bytes], what: str) -> Iterator[tuple[int, bytes]]:
-    """The non-blank lines of a member with their numbers, newline removed."""
+def _lines(stream: IO[bytes], what: str, limit: int) -> Iterator[tuple[int, bytes]]:
+    """The lines of a member with their numbers, newline removed; at most ``limit`` of them.
+
+    Every line is a row: a blank line is invalid data, and a line beyond
+    ``limit`` (the rows the manifest declares) stops the reading at once.
+    """
     reader: IO[bytes] = stream
     if not isinstance(stream, io.BufferedIOBase):
         reader = cast(
@@ -177,8 +191,18 @@ def _lines(stream: IO[bytes], what: str) -> Iterator[tuple[int, bytes]]:
             )
         if line.endswith(b"\n"):
             line = line[:-1]
-        if line.strip():
-            yield number, line
+        if not line.strip():
+            raise CorruptArchiveError(
+                f"{what}: line {number} is blank; every line of a JSON Lines member is one "
+                "row, so the archive is damaged or was edited, use another archive"
+            )
+        if number > limit:
+            raise CorruptArchiveError(
+                f"{what}: holds more than the {limit} rows the manifest records (line "
+                f"{number} is one too many); the archive is damaged or was edited, use another "
+                "archive"
+            )
+        yield number, line
 
 
 class _RefusedError(Exception):
@@ -196,7 +220,22 @@ def _constant(_name: str) -> Any:
     raise _RefusedError
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
+def _int(text: str) -> int:
+    if len(text) > _safejson.MAX_INT_DIGITS:
+        raise _RefusedError
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _RefusedError
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int, parse_float=_float
+)
 
 
 def strict_json(line: bytes, where: str) -> Any:
@@ -260,18 +299,35 @@ def drop_temp(cur: Cursor, *names: str) -> None:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(sql.Identifier(name)))
 
 
+def declared_rows(context: PlanContext, table: str, path: str) -> int:
+    """The number of rows of ``table`` the manifest declares for the member ``path``."""
+    facts = _converter.component_facts(context.entry)
+    rows = facts.rows if isinstance(facts, _converter.JsonComponentFacts) else None
+    if rows is None or table not in rows:
+        raise CorruptArchiveError(
+            f"{path}: the manifest records no row count for {table!r} (facts 'rows'); the "
+            "archive is incomplete or not from odeion-archive, use another archive"
+        )
+    return rows[table]
+
+
 def load_member(
     context: PlanContext,
     path: str,
     table: str,
     spec: RowSpec,
     progress: Progress | None = None,
+    *,
+    rows_of: str,
 ) -> int:
     """Parse the JSON Lines member ``path`` strictly into ``table (ord, doc jsonb)``.
 
-    ``ord`` is the line number. Returns the number of rows. Raises
-    :class:`ArchiveInvalidError` for the first line that is not valid.
+    ``ord`` is the line number. The member must hold exactly the rows the
+    manifest records for the table ``rows_of``; reading stops at the first line
+    beyond them. Returns the number of rows. Raises :class:`ArchiveInvalidError`
+    for the first line that is not valid.
     """
+    expected = declared_rows(context, rows_of, path)
     conn = context.connection
     cancel = getattr(context, "cancel", None)
     with conn.cursor() as cur:
@@ -284,7 +340,7 @@ def load_member(
             cur.copy(statement) as copy,
         ):
             buffer = bytearray()
-            for number, line in _lines(stream, path):
+            for number, line in _lines(stream, path, expected):
                 where = f"{path} line {number}"
                 value = strict_json(line, where)
                 if type(value) is not dict:
@@ -301,24 +357,18 @@ def load_member(
                     if cancel is not None:
                         cancel.raise_if_cancelled()
                     if progress is not None:
-                        progress(f"read {path}", rows, None)
+                        progress(f"read {path}", rows, expected)
+            if rows != expected:
+                raise CorruptArchiveError(
+                    f"{path}: holds {rows} rows but the manifest records {expected}; the "
+                    "archive is incomplete or was edited, use another archive"
+                )
             if buffer:
                 copy.write(bytes(buffer))
         validate_raw(cur, table, spec, path)
     if progress is not None:
         progress(f"read {path}", rows, rows)
     return rows
-
-
-def check_row_count(context: PlanContext, table: str, path: str, found: int) -> None:
-    """Compare a member's line count with the count the manifest records, if any."""
-    rows = context.entry.facts.get("rows")
-    expected = rows.get(table) if isinstance(rows, Mapping) else None
-    if type(expected) is int and expected != found:
-        raise CorruptArchiveError(
-            f"{path}: holds {found} rows but the manifest records {expected}; the archive "
-            "is incomplete or was edited, use another archive"
-        )
 
 
 def duplicates(cur: Cursor, table: str, key: str, shown: str, where: str = "true") -> list[str]:
@@ -406,16 +456,24 @@ def counts_of(cur: Cursor, table: str) -> RowCounts:
     )
 
 
-def plan_with(
-    context: PlanContext, decide: Callable[[PlanContext, Progress | None], ComponentPlan]
-) -> ComponentPlan:
-    """Run ``decide`` in a transaction (or savepoint) that is always rolled back."""
+#: Loads (parses and checks) a component's members into temporary tables.
+Load = Callable[[PlanContext, Progress | None], None]
+#: Makes a component's decisions on the loaded rows.
+Decide = Callable[[PlanContext], ComponentPlan]
+
+
+def plan_with(context: PlanContext, load: Load, decide: Decide) -> ComponentPlan:
+    """Run ``load`` then ``decide`` in a transaction (or savepoint) that is always rolled back.
+
+    The archive's rows are checked in full before any query reads the target's tables.
+    """
     blockers = schema_blockers(context)
     if blockers:
         return ComponentPlan(blockers=blockers)
     try:
         with context.connection.transaction(force_rollback=True):
-            return decide(context, None)
+            load(context, None)
+            return decide(context)
     except ArchiveInvalidError as exc:
         return ComponentPlan(blockers=(Issue("archive_invalid", str(exc)),))
     except psycopg.Error as exc:
@@ -459,18 +517,49 @@ def check_against_plan(
         )
 
 
-def decide_locked(
-    context: RestoreContext,
-    tables: Sequence[str],
-    decide: Callable[[PlanContext, Progress | None], ComponentPlan],
-    rename_keys: Sequence[str],
-) -> ComponentPlan:
-    """Lock ``tables``, make the restore's decisions and hold them to the reviewed plan."""
+def check_input(context: RestoreContext, load: Load) -> None:
+    """Load and check a component's members in the restore's transaction, taking no lock.
+
+    The temporary tables filled here serve :func:`decide_locked` later in the
+    same transaction.
+    """
     blockers = schema_blockers(context)
     if blockers:
         raise RestoreBlockedError(
             "; ".join(f"[{b.code}] {b.message}" for b in blockers), ComponentPlan(blockers=blockers)
         )
+
+    def report(phase: str, done: int, total: int | None) -> None:
+        context.progress(phase, done, total, "rows")
+
+    load(context, report)
+
+
+def _is_loaded(context: PlanContext, table: str) -> bool:
+    row = context.connection.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (f"pg_temp.{table}",)
+    ).fetchone()
+    return row is not None and bool(row[0])
+
+
+def decide_locked(
+    context: RestoreContext,
+    tables: Sequence[str],
+    load: Load,
+    decide: Decide,
+    rename_keys: Sequence[str],
+    *,
+    loaded: str,
+) -> ComponentPlan:
+    """Check the archive's rows, lock ``tables``, decide and hold it to the reviewed plan.
+
+    The members are loaded and checked in full (bounded by the rows the manifest
+    declares) before the lock, here unless :func:`check_input` did it already
+    (the temporary table ``loaded`` then exists): a damaged or hostile member
+    never holds a lock.
+    """
+    if not _is_loaded(context, loaded):
+        check_input(context, load)
     with context.connection.cursor() as cur:
         # Nothing else may write these tables between the decisions and their application.
         cur.execute(
@@ -479,10 +568,7 @@ def decide_locked(
             )
         )
 
-    def report(phase: str, done: int, total: int | None) -> None:
-        context.progress(phase, done, total, "rows")
-
-    decided = decide(context, report)
+    decided = decide(context)
     check_against_plan(context, decided, tables, rename_keys)
     context.cancel.raise_if_cancelled()
     return decided
@@ -623,7 +709,12 @@ _TEMP = (
 
 def plan(context: PlanContext) -> ComponentPlan:
     """Predict what restoring users, invite codes and API tokens would do; change nothing."""
-    return plan_with(context, _decide)
+    return plan_with(context, _load, _decide)
+
+
+def check(context: RestoreContext) -> None:
+    """Load and check the three members before the restore takes any lock."""
+    check_input(context, _load)
 
 
 def restore(context: RestoreContext) -> ComponentPlan:
@@ -632,7 +723,7 @@ def restore(context: RestoreContext) -> ComponentPlan:
     Returns what was done; if the host passed the plan it reviewed, refuses to
     do anything other than that plan.
     """
-    decided = decide_locked(context, TABLES, _decide, RENAME_KEYS)
+    decided = decide_locked(context, TABLES, _load, _decide, RENAME_KEYS, loaded="_oa_tokens_raw")
     with context.connection.cursor() as cur:
         _apply(cur, context.schema_version, decided)
         drop_temp(cur, *_TEMP)
@@ -644,29 +735,33 @@ def restore(context: RestoreContext) -> ComponentPlan:
 
 def _load(context: PlanContext, progress: Progress | None) -> None:
     """Load and validate the three members into ``_oa_*_raw`` temporary tables."""
-    loaded = {
-        "users": load_member(context, USERS_MEMBER, "_oa_users_raw", _USERS, progress),
-        "invite_codes": load_member(context, INVITES_MEMBER, "_oa_codes_raw", _INVITES, progress),
-        "api_tokens": load_member(context, TOKENS_MEMBER, "_oa_tokens_raw", _TOKENS, progress),
-    }
-    for table, path in (
-        ("users", USERS_MEMBER),
-        ("invite_codes", INVITES_MEMBER),
-        ("api_tokens", TOKENS_MEMBER),
-    ):
-        check_row_count(context, table, path, loaded[table])
+    load_member(context, USERS_MEMBER, "_oa_users_raw", _USERS, progress, rows_of="users")
+    load_member(
+        context, INVITES_MEMBER, "_oa_codes_raw", _INVITES, progress, rows_of="invite_codes"
+    )
+    load_member(context, TOKENS_MEMBER, "_oa_tokens_raw", _TOKENS, progress, rows_of="api_tokens")
 
 
-def _decide(context: PlanContext, progress: Progress | None) -> ComponentPlan:
-    """Make every decision of the restore; the temporary tables record them per row."""
-    _load(context, progress)
+def _decide(context: PlanContext) -> ComponentPlan:
+    """Make every decision of the restore on the loaded rows; temporary tables record them."""
     conflict = context.conflict
     with context.connection.cursor(row_factory=tuple_row) as cur:
-        _decide_users(cur, conflict)
-        _decide_codes(cur, conflict)
+        acting = _acting_user_id(cur, context)
+        _decide_users(cur, conflict, acting)
+        _decide_codes(cur, conflict, acting)
         _decide_tokens(cur)
         drop_temp(cur, "_oa_users_raw", "_oa_codes_raw", "_oa_tokens_raw")
         return _outcome(cur, context)
+
+
+def _acting_user_id(cur: Cursor, context: PlanContext) -> int | None:
+    """The id of the account performing the restore (matched ignoring case), if it exists."""
+    acting = context.options.get("acting_user")
+    if not isinstance(acting, str) or not acting:
+        return None
+    cur.execute("SELECT id FROM users WHERE lower(username) = lower(%s)", (acting,))
+    row = cur.fetchone()
+    return None if row is None else int(row[0])
 
 
 _USER_DECISIONS = {
@@ -688,8 +783,14 @@ _USER_DECISIONS = {
 }
 
 
-def _decide_users(cur: Cursor, conflict: str) -> None:
-    """``_oa_users``: typed incoming users, what they match and what happens to them."""
+def _decide_users(cur: Cursor, conflict: str, acting: int | None) -> None:
+    """``_oa_users``: typed incoming users, what they match and what happens to them.
+
+    The account performing the restore (``acting``) is never overwritten: its
+    row is kept as it is (``skip_acting``), and so are its API tokens, which
+    follow their owner. An archive id above :data:`MAX_RESTORED_ID` is never
+    given to a new row: it gets a new id like one whose id is taken.
+    """
     with archive_data(USERS_MEMBER):
         create_temp(
             cur,
@@ -709,14 +810,24 @@ def _decide_users(cur: Cursor, conflict: str) -> None:
                 "  r.doc->>'locale' AS locale, u.id AS match_id, "
                 "  coalesce(u.password_hash = r.doc->>'password_hash' "
                 "   AND u.created_at = (r.doc->>'created_at')::timestamptz, false) AS match_same, "
-                "  e.id AS email_holder, k.id IS NULL AS id_free "
+                "  e.id AS email_holder, "
+                "  k.id IS NULL AND (r.doc->>'id')::bigint <= {max_id} AS id_free "
                 "  FROM _oa_users_raw r "
                 "  LEFT JOIN users u ON lower(u.username) = lower(r.doc->>'username') "
                 "  LEFT JOIN users e ON e.email IS NOT NULL "
                 "   AND lower(e.email) = lower(r.doc->>'email') "
                 "  LEFT JOIN users k ON k.id = (r.doc->>'id')::bigint"
                 " ) AS m) AS d"
-            ).format(decision=sql.SQL(_USER_DECISIONS[conflict])),
+            ).format(
+                decision=sql.SQL(_USER_DECISIONS[conflict]),
+                max_id=sql.Literal(MAX_RESTORED_ID),
+            ),
+        )
+    if acting is not None:
+        cur.execute(
+            "UPDATE _oa_users SET decision = 'skip_acting' "
+            "WHERE decision = 'overwrite' AND match_id = %s",
+            (acting,),
         )
     require_unique(cur, "_oa_users", "lname", "username", "a username (ignoring case)")
     require_unique(cur, "_oa_users", "id", "id::text", "a user id")
@@ -831,8 +942,12 @@ def _rename_users(cur: Cursor) -> None:
     drop_temp(cur, "_oa_decided")
 
 
-def _decide_codes(cur: Cursor, conflict: str) -> None:
-    """``_oa_codes``: typed incoming invite codes, their creator as restored, their fate."""
+def _decide_codes(cur: Cursor, conflict: str, acting: int | None) -> None:
+    """``_oa_codes``: typed incoming invite codes, their creator as restored, their fate.
+
+    Invite codes that the account performing the restore created are kept as
+    they are (``skip_acting``).
+    """
     decision = {
         "skip": "CASE WHEN matched THEN 'skip' ELSE 'insert' END",
         "overwrite": "CASE WHEN matched THEN 'overwrite' ELSE 'insert' END",
@@ -865,6 +980,12 @@ def _decide_codes(cur: Cursor, conflict: str) -> None:
             ).format(decision=sql.SQL(decision)),
         )
     require_unique(cur, "_oa_codes", "code", "code", "an invite code")
+    if acting is not None:
+        cur.execute(
+            "UPDATE _oa_codes t SET decision = 'skip_acting' FROM invite_codes i "
+            "WHERE t.decision = 'overwrite' AND i.code = t.code AND i.created_by = %s",
+            (acting,),
+        )
     if conflict == "rename":
         cur.execute("ANALYZE _oa_codes")
     if conflict != "rename":
@@ -981,8 +1102,8 @@ def _outcome(cur: Cursor, context: PlanContext) -> ComponentPlan:
     }
     if user_emails:
         renames["users.email"] = user_emails
-    blockers = _blockers(cur, context)
-    warnings = _warnings(cur, user_emails)
+    blockers = _blockers(cur)
+    warnings = [*_kept_and_renumbered(cur), *_warnings(cur, user_emails)]
     steps = _steps(counts, context)
     return ComponentPlan(
         blockers=tuple(blockers),
@@ -993,29 +1114,8 @@ def _outcome(cur: Cursor, context: PlanContext) -> ComponentPlan:
     )
 
 
-def _blockers(cur: Cursor, context: PlanContext) -> list[Issue]:
+def _blockers(cur: Cursor) -> list[Issue]:
     blockers: list[Issue] = []
-    acting = context.options.get("acting_user")
-    if isinstance(acting, str) and acting:
-        cur.execute(
-            "SELECT u.username, array_remove(ARRAY["
-            " CASE WHEN t.password_hash IS DISTINCT FROM u.password_hash THEN 'password' END,"
-            " CASE WHEN t.role IS DISTINCT FROM u.role THEN 'role' END,"
-            " CASE WHEN t.disabled AND NOT u.disabled THEN 'disabled' END], NULL) "
-            "FROM _oa_users t JOIN users u ON u.id = t.target_id "
-            "WHERE t.decision = 'overwrite' AND lower(u.username) = lower(%s)",
-            (acting,),
-        )
-        row = cur.fetchone()
-        if row is not None and row[1]:
-            blockers.append(
-                Issue(
-                    "acting_user_overwritten",
-                    f"the overwrite would change the {', '.join(row[1])} of the account "
-                    f"{row[0]!r} that performs this restore; choose the skip or rename "
-                    "strategy, or restore while signed in as another administrator",
-                )
-            )
     cur.execute(
         "SELECT (SELECT count(*) FROM users WHERE role = 'admin' AND NOT disabled), "
         "(SELECT count(*) FROM users u LEFT JOIN _oa_users t "
@@ -1037,6 +1137,78 @@ def _blockers(cur: Cursor, context: PlanContext) -> list[Issue]:
             )
         )
     return blockers
+
+
+_ACCOUNT_COLUMNS = (
+    ("username", "username"),
+    ("email", "e-mail"),
+    ("display_name", "display name"),
+    ("password_hash", "password"),
+    ("role", "role"),
+    ("disabled", "disabled flag"),
+    ("preferences", "preferences"),
+    ("created_at", "creation time"),
+    ("last_login_at", "last login"),
+)
+_ACTING_DIFFERENCES = sql.SQL(
+    "SELECT array_remove(ARRAY[{}], NULL), "
+    "(SELECT count(*) FROM _oa_tokens k WHERE k.lowner = t.lname) "
+    "FROM _oa_users t JOIN users u ON u.id = t.match_id WHERE t.decision = 'skip_acting'"
+).format(
+    sql.SQL(", ").join(
+        sql.SQL("CASE WHEN {} IS DISTINCT FROM {} THEN {} END").format(
+            sql.Identifier("t", column), sql.Identifier("u", column), sql.Literal(shown)
+        )
+        for column, shown in _ACCOUNT_COLUMNS
+    )
+)
+
+
+def _kept_and_renumbered(cur: Cursor) -> list[Issue]:
+    """Warnings for the acting user's account kept as it is, and for user ids given anew."""
+    warnings: list[Issue] = []
+    cur.execute(_ACTING_DIFFERENCES)
+    row = cur.fetchone()
+    differs, tokens = ([], 0) if row is None else (list(row[0]), int(row[1]))
+    cur.execute("SELECT count(*) FROM _oa_codes WHERE decision = 'skip_acting'")
+    codes = cur.fetchone()
+    kept_codes = 0 if codes is None else int(codes[0])
+    if row is not None or kept_codes:
+        warnings.append(
+            Issue(
+                "acting_user_kept",
+                "the account performing this restore stays exactly as it is (every column, "
+                "its API tokens, sessions and the invite codes it created): "
+                + (
+                    "the archive's version of it"
+                    + (f" (different {', '.join(differs)})" if differs else "")
+                    + f" is not applied and its {tokens} API token(s) in the archive are not "
+                    "added or changed; "
+                    if row is not None
+                    else ""
+                )
+                + f"{kept_codes} invite code(s) it created keep their current values. An "
+                "archive never changes the account that restores it; to restore this "
+                "account from the archive, restore while signed in as another administrator",
+            )
+        )
+    cur.execute(
+        "SELECT username, id, target_id FROM _oa_users WHERE id > %s "
+        "AND decision IN ('insert', 'rename') ORDER BY ord",
+        (MAX_RESTORED_ID,),
+    )
+    renumbered = [f"{name} ({old} -> {new})" for name, old, new in cur.fetchall()]
+    if renumbered:
+        warnings.append(
+            Issue(
+                "ids_renumbered",
+                f"{len(renumbered)} user(s) of the archive have ids above {MAX_RESTORED_ID} "
+                f"(2^53) and get new ids ({listing(renumbered)}); keeping such ids would move "
+                "the id sequence towards its end until the server could create no more "
+                "accounts. Users are matched by name, so nothing depends on their old ids",
+            )
+        )
+    return warnings
 
 
 def _warnings(cur: Cursor, user_emails: Mapping[str, str]) -> list[Issue]:

@@ -56,6 +56,10 @@ class SettingsComponent:
         """Decide, per incoming setting, whether it is inserted, skipped or overwritten."""
         return _settings_restore.plan(context)
 
+    def check_input(self, context: RestoreContext) -> None:
+        """Load and check the members in the restore's transaction, before any lock."""
+        _settings_restore.check(context)
+
     def restore(self, context: RestoreContext) -> ComponentPlan:
         """Carry out the plan inside the restore's transaction."""
         return _settings_restore.restore(context)

@@ -101,6 +101,10 @@ class UsersAuthComponent:
         """Decide, per incoming row, whether it is inserted, skipped, overwritten or renamed."""
         return _users_restore.plan(context)
 
+    def check_input(self, context: RestoreContext) -> None:
+        """Load and check the members in the restore's transaction, before any lock."""
+        _users_restore.check(context)
+
     def restore(self, context: RestoreContext) -> ComponentPlan:
         """Carry out the plan inside the restore's transaction."""
         return _users_restore.restore(context)
