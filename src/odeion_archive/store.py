@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import os
 import secrets
@@ -20,7 +21,12 @@ from pathlib import Path
 from typing import IO
 
 from odeion_archive.archive import ArchiveFile
-from odeion_archive.errors import ArchiveError, ArchiveInvalidError, NotFoundError
+from odeion_archive.errors import (
+    ArchiveError,
+    ArchiveInvalidError,
+    DuplicateArchiveError,
+    NotFoundError,
+)
 from odeion_archive.registry import Registry
 from odeion_archive.results import ArchiveInfo
 
@@ -32,6 +38,14 @@ _log = logging.getLogger(__name__)
 TEMP_PREFIX = ".partial-"
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -171,20 +185,45 @@ class BackupStore:
                         )
                 manifest = archive.manifest
                 suffix = archive.format.suffix
+            existing = self.identical_to(temp)
+            if existing is not None:
+                raise DuplicateArchiveError(existing)
         name = self.new_name(suffix, manifest.created_at)
         path = self.publish(temp, name)
         return ArchiveInfo(name=name, path=path, size=path.stat().st_size, manifest=manifest)
+
+    def identical_to(self, path: Path) -> str | None:
+        """The name of an archive in the store with the same bytes as ``path``, if any.
+
+        Only archives of the same size are read, so this is cheap unless a copy exists.
+        """
+        size = path.stat().st_size
+        digest: str | None = None
+        for other in sorted(self._dir.iterdir()):
+            if other.name.startswith(".") or not other.is_file() or other == path:
+                continue
+            if other.stat().st_size != size:
+                continue
+            digest = digest or _sha256(path)
+            if _sha256(other) == digest:
+                return other.name
+        return None
 
     def delete(self, name: str) -> None:
         """Delete the archive ``name``."""
         self.path_of(name).unlink()
         _fsync_dir(self._dir)
 
-    def prune(self, keep_last: int) -> builtins.list[str]:
-        """Delete all but the newest ``keep_last`` archives (by manifest time)."""
+    def prune(self, keep_last: int, *, dry_run: bool = False) -> builtins.list[str]:
+        """Delete all but the newest ``keep_last`` archives (by manifest time).
+
+        Returns the names deleted; with ``dry_run``, the names that would be, deleting nothing.
+        """
         if keep_last < 0:
             raise ValueError("keep_last must be zero or more")
         doomed = self.list()[keep_last:]
+        if dry_run:
+            return [info.name for info in doomed]
         for info in doomed:
             info.path.unlink(missing_ok=True)
         if doomed:
