@@ -651,7 +651,9 @@ def _prune(run: _Run) -> int:
         return EXIT_OK
     if not args.yes:
         _say(f"keeping the {args.keep_last} newest archives deletes:", *(f"  {n}" for n in doomed))
-        question = f"Delete these {len(doomed)} archives?"
+        question = (
+            "Delete this archive?" if len(doomed) == 1 else f"Delete these {len(doomed)} archives?"
+        )
         if not _confirm(
             question, yes=False, what="prune deletes archives (see them with --dry-run)"
         ):

@@ -74,6 +74,7 @@ class _Phase:
     done_at_start: int = 0
     total: int | None = None
     task: TaskID | None = None
+    last: float = 0.0
 
     def rate(self, now: float) -> float | None:
         elapsed = now - self.started
@@ -119,6 +120,7 @@ class ProgressPrinter:
         self._interval = interval
         self._clock = clock
         self._phases: dict[_Key, _Phase] = {}
+        self._ended: dict[_Key, tuple[int, int | None]] = {}
         self._last_line = clock()
         self._last_refresh = float("-inf")
         self._console = Console(file=stream, force_terminal=tty, highlight=False)
@@ -143,18 +145,25 @@ class ProgressPrinter:
             return
         now = self._clock()
         key = (event.operation, event.phase)
+        if self._ended.get(key) == (event.done, event.total):
+            return  # the last figures of a phase that ended, once more
         phase = self._phases.get(key)
         if phase is None or event.done < phase.done:  # a new phase, or the next of a kind
             if phase is not None:
-                self._end(phase, now)
+                self._end(phase)
             phase = self._start(key, event, now)
         phase.label = _label(event)
         phase.done = event.done
+        phase.last = now
         if event.total is not None:
             phase.total = event.total
         if self._tty:
             self._draw(phase, now)
-        elif now - self._last_line >= self._interval:
+        if phase.total is not None and phase.done >= phase.total:  # complete
+            self._end(phase)
+            del self._phases[key]
+            self._ended[key] = (event.done, event.total)
+        elif not self._tty and now - self._last_line >= self._interval:
             self._plain(phase, now)
 
     def finish(self) -> None:
@@ -162,10 +171,10 @@ class ProgressPrinter:
         if self._closed:
             return
         try:
-            now = self._clock()
             for phase in self._phases.values():
-                self._end(phase, now)
+                self._end(phase)
             self._phases.clear()
+            self._ended.clear()
             if self._bars is not None:
                 self._bars.refresh()
                 self._bars.stop()
@@ -176,7 +185,9 @@ class ProgressPrinter:
     # -- phases ------------------------------------------------------------------
 
     def _start(self, key: _Key, event: ProgressEvent, now: float) -> _Phase:
-        phase = _Phase(_label(event), event.unit, now, event.done, event.done, event.total)
+        phase = _Phase(
+            _label(event), event.unit, now, event.done, event.done, event.total, last=now
+        )
         self._phases[key] = phase
         if self._tty:
             phase.task = self._progress().add_task(
@@ -184,10 +195,10 @@ class ProgressPrinter:
             )
         return phase
 
-    def _end(self, phase: _Phase, now: float) -> None:
+    def _end(self, phase: _Phase) -> None:
         if not self._tty:
             done = figures(phase.done, None, phase.unit, None)
-            self._line(f"{phase.label}: {done} in {now - phase.started:.1f} s")
+            self._line(f"{phase.label}: {done} in {phase.last - phase.started:.1f} s")
         elif self._bars is not None and phase.task is not None and phase.done:
             # Over: the bar is full, at what was actually done.
             self._bars.update(phase.task, total=phase.done, completed=phase.done)
