@@ -83,6 +83,13 @@ class _Phase:
         return (self.done - self.done_at_start) / elapsed
 
 
+class _Percent(ProgressColumn):
+    """The share done, where the total is known."""
+
+    def render(self, task: Task) -> Text:
+        return Text("" if task.total is None else f"{task.percentage:5.1f}%", justify="right")
+
+
 class _Figures(ProgressColumn):
     """The figures of a bar, as the plain lines write them."""
 
@@ -214,7 +221,7 @@ class ProgressPrinter:
                     table_column=Column(no_wrap=True, overflow="ellipsis", max_width=40),
                 ),
                 BarColumn(bar_width=28, complete_style="cyan", finished_style="green"),
-                TextColumn("{task.percentage:>5.1f}%", markup=False),
+                _Percent(),
                 _Figures(table_column=Column(no_wrap=True, overflow="ellipsis")),
                 console=self._console,
                 auto_refresh=False,
