@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -177,6 +178,8 @@ def test_import_delete_prune(cli: Cli, tmp_path: Path) -> None:
     created = cli.json("create", "--components", "settings")
     upload = tmp_path / "upload"
     upload.write_bytes(Path(created["path"]).read_bytes())
+    other = cli.json("create", "--components", "settings")
+    cli("delete", created["name"])
     imported = cli("import", str(upload)).stdout.strip()
     assert imported and imported != created["name"]
     garbage = tmp_path / "garbage"
@@ -189,8 +192,8 @@ def test_import_delete_prune(cli: Cli, tmp_path: Path) -> None:
     cli("delete", imported)
     cli("delete", imported, code=1)
     cli.json("create", "--components", "settings")
-    pruned = cli.json("prune", "--keep-last", "1")
-    assert pruned == {"deleted": [created["name"]]}
+    pruned = cli.json("prune", "--keep-last", "1", "--yes")
+    assert pruned == {"deleted": [other["name"]]}
     assert len(cli.json("list")) == 1
 
 
@@ -239,51 +242,6 @@ def test_progress_goes_to_stderr_and_stdout_holds_only_the_result(cli: Cli) -> N
     assert "backing up full_db" in completed.stderr
 
 
-def test_progress_bar_on_a_terminal_shows_rate_and_time_left() -> None:
-    stream = io.StringIO()
-    now = [0.0]
-    printer = ProgressPrinter(stream, tty=True, clock=lambda: now[0])
-    printer(
-        ProgressEvent(
-            operation="backup", phase="write", component="full_db", done=0, total=100 * 2**20
-        )
-    )
-    now[0] = 10.0
-    printer(
-        ProgressEvent(
-            operation="backup",
-            phase="write",
-            component="full_db",
-            done=50 * 2**20,
-            total=100 * 2**20,
-        )
-    )
-    printer.finish()
-    last = stream.getvalue().split("\r")[-1]
-    assert "50.0%" in last and "5.0 MiB/s" in last and "0:10 left" in last
-
-
-def test_progress_without_a_terminal_is_plain_lines() -> None:
-    stream = io.StringIO()
-    now = [0.0]
-    printer = ProgressPrinter(stream, tty=False, interval=5, clock=lambda: now[0])
-    for second in range(12):
-        now[0] = float(second)
-        printer(
-            ProgressEvent(
-                operation="backup",
-                phase="write",
-                component="full_db",
-                done=second * 2**20,
-                total=None,
-            )
-        )
-    lines = stream.getvalue().splitlines()
-    assert "\r" not in stream.getvalue()
-    assert len(lines) == 3  # at 0, 5 and 10 seconds
-    assert lines[-1].startswith("full_db write: 10.0 MiB")
-
-
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     started = time.monotonic()
     completed = subprocess.run(
@@ -312,3 +270,395 @@ def test_server_version_and_pg_bin_options_and_environment(cli: Cli, tmp_path: P
     assert "pg_dump" in failed.stderr
     cli.env["ODEION_PG_BIN"] = str(no_tools)
     assert "pg_dump" in cli("create", "--components", "full_db", code=1).stderr
+
+
+# -- issue 11: the command line as a new administrator meets it ---------------------
+
+
+def _one_line_error(completed: subprocess.CompletedProcess[str]) -> str:
+    lines = completed.stderr.strip().splitlines()
+    assert lines[-1].startswith("odeion-archive: error:"), completed.stderr
+    assert "Traceback" not in completed.stderr
+    return lines[-1]
+
+
+def _on_a_terminal(env: dict[str, str], *args: str, answer: bytes | None = None) -> tuple[str, int]:
+    """Run the console script with stdin and stderr on a pty; what it drew, and its exit code.
+
+    ``answer`` is typed when the program asks ``[y/N]``.
+    """
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [str(SCRIPT), *args],
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env={**env, "COLUMNS": "160", "TERM": "xterm-256color"},
+    )
+    os.close(secondary)
+    seen = b""
+    answered = answer is None
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(primary, 65536)
+            except OSError:
+                break
+        if not answered and b"[y/N]" in seen:
+            assert answer is not None
+            os.write(primary, answer)
+            answered = True
+    process.wait(timeout=60)
+    while select.select([primary], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(primary)
+    assert process.stdout is not None
+    process.stdout.close()
+    return seen.decode(errors="replace"), process.returncode
+
+
+def test_item1_an_unusable_data_directory_is_a_one_line_error(cli: Cli, tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("")
+    archive = cli.json("create", "--components", "settings")["path"]
+    for command in (("create", "--components", "settings"), ("import", archive)):
+        failed = cli("--data-dir", str(not_a_dir), *command, code=1)
+        error = _one_line_error(failed)
+        assert str(not_a_dir) in error and "check that it exists" in error
+    if os.geteuid() != 0:  # root may write anywhere
+        read_only = tmp_path / "read-only"
+        read_only.mkdir(mode=0o500)
+        error = _one_line_error(cli("--data-dir", str(read_only), "import", archive, code=1))
+        assert "Permission denied" in error
+
+
+def test_item1_import_of_a_missing_file_or_a_directory(cli: Cli, tmp_path: Path) -> None:
+    missing = _one_line_error(cli("import", str(tmp_path / "nowhere.zip"), code=1))
+    assert "nowhere.zip does not exist" in missing
+    directory = _one_line_error(cli("import", str(tmp_path), code=1))
+    assert "is a directory" in directory
+
+
+@pytest.mark.parametrize(
+    "args", [("--json", "list"), ("list",), ("--json", "inspect", "ARCHIVE"), ("plugins",)]
+)
+def test_item1_a_closed_stdout_ends_quietly(cli: Cli, args: tuple[str, ...]) -> None:
+    name = cli.json("create", "--components", "settings")["name"]
+    for _ in range(3):
+        process = subprocess.Popen(
+            [str(SCRIPT), *(name if a == "ARCHIVE" else a for a in args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cli.env,
+            text=True,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # as `| head` does, before the program writes
+        with process.stderr:
+            stderr = process.stderr.read()
+        assert process.wait(timeout=60) == 0
+        assert stderr == ""
+
+
+def test_item2_unknown_format_or_component_is_a_usage_error(cli: Cli) -> None:
+    assert "zip" in _one_line_error(cli("create", "--format", "rar", code=2))
+    assert "settings" in _one_line_error(cli("create", "--components", "nothing", code=2))
+
+
+def test_item2_any_damage_found_by_verify_is_exit_4(cli: Cli) -> None:
+    created = Path(cli.json("create", "--components", "settings")["path"])
+    store = created.parent
+    data = created.read_bytes()
+    (store / "truncated.tar.zst").write_bytes(data[: len(data) // 2])
+    (store / "not-an-archive.zip").write_bytes(b"hello, world\n" * 100)
+    for name in ("truncated.tar.zst", "not-an-archive.zip"):
+        report = cli.json("verify", name, code=4)
+        assert report["ok"] is False
+        assert report["problems"][0]["member"] is None
+        assert report["problems"][0]["message"]
+        text = cli("verify", name, code=4)
+        assert text.stdout.startswith("container: ")
+
+
+def test_item3_errors_name_the_right_thing(cli: Cli, tmp_path: Path) -> None:
+    garbage = tmp_path / "holiday-photos.bin"
+    garbage.write_bytes(b"not an archive at all")
+    error = _one_line_error(cli("import", str(garbage), code=1))
+    assert "holiday-photos.bin" in error and ".partial-" not in error
+    for command in (("verify",), ("plan", "--mode", "settings")):
+        missing = str(tmp_path / "gone.tar.zst")
+        error = _one_line_error(cli(command[0], missing, *command[1:], code=1))
+        assert "no such file" in error and "not an archive name" not in error
+
+
+def test_item3_an_unreachable_database_url_from_the_environment_says_so(tmp_path: Path) -> None:
+    unreachable = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"
+    bad = Cli(tmp_path / "data", unreachable)
+    error = _one_line_error(bad("create", code=1))
+    assert "came from the environment variable ODEION_DATABASE_URL" in error
+    by_option = bad("--database-url", unreachable, "create", code=1)
+    assert "ODEION_DATABASE_URL" not in _one_line_error(by_option)
+
+
+def test_item4_the_unknown_mode_error_lists_each_mode_once(cli: Cli) -> None:
+    error = _one_line_error(cli("plan", "x", "--mode", "everything", code=2))
+    modes = error.split("choose one of ")[1].split(", ")
+    assert len(modes) == len(set(modes))
+    assert {"full_db", "users_auth", "settings", "everything_json"} <= set(modes)
+
+
+def test_item5_conflict_does_not_apply_to_full_db(cli: Cli) -> None:
+    name = cli.json("create", "--components", "settings")["name"]
+    for command in ("plan", "restore"):
+        failed = cli(
+            command,
+            name,
+            "--mode",
+            "full_db",
+            "--conflict",
+            "overwrite",
+            "--yes" if command == "restore" else "--no-verify",
+            code=2,
+        )
+        assert "--conflict applies to the JSON modes only" in _one_line_error(failed)
+
+
+def test_item6_prune_shows_asks_and_has_a_dry_run(cli: Cli) -> None:
+    names = [cli.json("create", "--components", "settings")["name"] for _ in range(3)]
+    dry = cli.json("prune", "--keep-last", "1", "--dry-run")
+    assert dry == {"deleted": [], "would_delete": [names[1], names[0]]}
+    assert cli("prune", "--keep-last", "1", "--dry-run").stdout.splitlines() == [
+        f"would delete {names[1]}",
+        f"would delete {names[0]}",
+    ]
+    refused = cli("prune", "--keep-last", "0", code=2)
+    assert "--yes" in _one_line_error(refused)
+    assert names[0] in refused.stderr  # what would have been deleted is shown
+    drawn, code = _on_a_terminal(cli.env, "prune", "--keep-last", "1", answer=b"n\n")
+    assert code == 1 and names[0] in drawn and "[y/N]" in drawn and "nothing was deleted" in drawn
+    assert len(cli.json("list")) == 3
+    drawn, code = _on_a_terminal(cli.env, "prune", "--keep-last", "1", answer=b"y\n")
+    assert code == 0
+    assert [a["name"] for a in cli.json("list")] == [names[2]]
+
+
+def test_item7_restore_with_yes_prints_the_plans_warnings(cli: Cli) -> None:
+    name = cli.json("create", "--components", "settings")["name"]
+    restored = cli("restore", name, "--mode", "settings", "--conflict", "overwrite", "--yes")
+    assert "warning [rescan_required]" in restored.stderr
+    as_json = cli("--json", "restore", name, "--mode", "settings", "--yes")
+    assert "warning [rescan_required]" in as_json.stderr
+    assert json.loads(as_json.stdout)["restored"] is True
+
+
+def test_item8_plan_checks_the_archive_and_says_so(cli: Cli) -> None:
+    created = Path(cli.json("create")["path"])
+    intact = cli("plan", created.name, "--mode", "settings")
+    assert "integrity: checked" in intact.stdout
+    assert cli.json("plan", created.name, "--mode", "settings")["verified"] is True
+    data = bytearray(created.read_bytes())
+    data[len(data) // 2] ^= 1  # in the full_db dump, which a settings plan does not read
+    damaged = created.with_name("damaged-" + created.name)
+    damaged.write_bytes(data)
+    report = cli.json("plan", damaged.name, "--mode", "settings", code=4)
+    assert report["can_restore"] is False and report["verified"] is False and report["problems"]
+    assert "damaged" in cli("plan", damaged.name, "--mode", "settings", code=4).stdout
+    unchecked = cli("plan", damaged.name, "--mode", "settings", "--no-verify")
+    assert "integrity: not checked; the restore checks the archive's seal" in unchecked.stdout
+    cli("restore", damaged.name, "--mode", "settings", "--yes", code=1)
+
+
+def test_item9_importing_an_identical_copy_names_the_archive_it_duplicates(
+    cli: Cli, tmp_path: Path
+) -> None:
+    created = cli.json("create", "--components", "settings")
+    copy = tmp_path / "copy.tar.zst"
+    copy.write_bytes(Path(created["path"]).read_bytes())
+    error = _one_line_error(cli("import", str(copy), code=1))
+    assert f"identical copy of the archive {created['name']}" in error
+    assert [a["name"] for a in cli.json("list")] == [created["name"]]
+
+
+def test_item10_verify_on_a_non_terminal_prints_real_figures(cli: Cli) -> None:
+    created = cli.json("create", "--components", "users_auth,settings")
+    checked = cli("verify", created["name"])
+    assert checked.stdout == "ok\n"
+    assert "0.0%" not in checked.stderr and "\r" not in checked.stderr
+    line = checked.stderr.strip().splitlines()[-1]
+    assert line.startswith("verify: ") and "KiB in " in line
+    assert cli("--json", "verify", created["name"]).stderr.startswith("verify: ")
+
+
+def test_item11_on_a_terminal_every_bar_ends_full_and_nothing_says_done(cli: Cli) -> None:
+    name = cli.json("create")["name"]
+    drawn, code = _on_a_terminal(cli.env, "verify", name)
+    assert code == 0
+    lines = re.split(r"[\r\n]+", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn))
+    final = [line for line in lines if "verify" in line][-1]
+    assert "100.0%" in final
+    assert "━" in final and "╺" not in final and "╸" not in final  # a full bar
+    assert "done:" not in drawn
+    drawn, code = _on_a_terminal(cli.env, "create", "--components", "settings,full_db")
+    assert code == 0 and "done:" not in drawn and "created odeion-backup-" in drawn
+
+
+def _events(printer: ProgressPrinter, now: list[float]) -> None:
+    def event(phase: str, done: int, total: int | None, unit: Any, at: float) -> None:
+        now[0] = at
+        printer(ProgressEvent("restore", phase, "full_db", done=done, total=total, unit=unit))
+
+    printer(ProgressEvent("restore", "component", unit="steps", message="restoring full_db"))
+    event("schema", 1, 3, "steps", 0.0)
+    event("schema", 3, 3, "steps", 1.0)
+    for second in range(11):
+        event("data", second * 2**20, 10 * 2**20, "bytes", 1.0 + second)
+    event("indexes", 3, 12, "indexes", 12.0)
+    event("indexes", 12, 12, "indexes", 20.0)
+    printer(ProgressEvent("restore", "done", done=1, total=1))
+    printer.finish()
+
+
+def test_item12_each_phase_has_its_own_bar_and_counted_unit_on_a_terminal() -> None:
+    stream, now = io.StringIO(), [0.0]
+    _events(ProgressPrinter(stream, tty=True, clock=lambda: now[0]), now)
+    screens = stream.getvalue()
+    final = screens.split("\r")[-1]
+    assert "full_db schema" in final and "full_db data" in final and "full_db indexes" in final
+    assert final.count("100.0%") == 3
+    assert "10.0 MiB" in final and "12 indexes" in final
+    assert "3 of 12 indexes" in screens  # the counted unit while it runs
+    assert "1.0 MiB/s" in screens and "left" in screens
+    assert "done" not in screens
+
+
+def test_item12_each_phase_ends_with_its_own_figures_on_a_non_terminal() -> None:
+    stream, now = io.StringIO(), [0.0]
+    _events(ProgressPrinter(stream, tty=False, interval=5, clock=lambda: now[0]), now)
+    assert stream.getvalue().splitlines() == [
+        "restoring full_db",
+        "full_db schema: 3 in 1.0 s",
+        "full_db data: 50.0% 5.0 MiB of 10.0 MiB, 1.0 MiB/s, 0:05 left",
+        "full_db data: 10.0 MiB in 10.0 s",
+        "full_db indexes: 12 indexes in 8.0 s",
+    ]
+
+
+def test_item13_sample_makes_a_data_directory_ready_to_try(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODEION_")}
+    data_dir = tmp_path / "try"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SCRIPT), *args], capture_output=True, text=True, env=env, check=False, timeout=300
+        )
+
+    loaded = run("sample", "--data-dir", str(data_dir))
+    assert loaded.returncode == 0, loaded.stderr
+    assert "users" in loaded.stdout and f"--data-dir {data_dir} create" in loaded.stdout
+    created = run("--data-dir", str(data_dir), "create", "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["components"] == ["users_auth", "settings", "full_db"]
+    again = run("sample", "--data-dir", str(data_dir))
+    assert again.returncode == 1 and "already has the Odeion schema" in again.stderr
+
+    empty = run("--data-dir", str(tmp_path / "empty"), "create")
+    assert empty.returncode == 1
+    assert f"sample --data-dir {tmp_path / 'empty'}" in empty.stderr
+
+    ignored = run("demo", "--data-dir", str(tmp_path / "x"))
+    assert ignored.returncode == 2 and "demo --dir DIR" in ignored.stderr
+    help_text = run("--help").stdout
+    assert "sample --data-dir DIR" in help_text and "demo" in help_text
+
+
+def test_item14_help_shows_defaults_and_every_argument() -> None:
+    def help_of(*args: str) -> str:
+        return subprocess.run(
+            [str(SCRIPT), *args, "--help"], capture_output=True, text=True, check=True
+        ).stdout
+
+    assert "(default: ./odeion-data)" in " ".join(help_of().split())
+    assert "how many of the newest archives to keep" in help_of("prune")
+    assert "the archive file to add" in help_of("import")
+    assert "the archive's name, as 'list' shows it" in help_of("delete")
+
+
+def test_item14_list_columns_line_up(cli: Cli) -> None:
+    cli.json("create", "--components", "settings", "--format", "zip")
+    cli.json("create", "--components", "users_auth,settings")
+    lines = cli("list").stdout.splitlines()
+    assert lines[0].split() == [
+        "NAME",
+        "SIZE",
+        "FORMAT",
+        "COMPONENTS",
+        "CREATED",
+        "(UTC)",
+        "SERVER",
+        "SCHEMA",
+    ]
+    for header in ("FORMAT", "COMPONENTS", "CREATED", "SERVER"):
+        column = lines[0].index(header)
+        assert all(line[column - 2 : column] == "  " for line in lines[1:]), lines
+    assert {line.index("KiB") for line in lines[1:]} == {lines[0].index("SIZE") + 1}
+
+
+def test_item14_the_library_does_not_import_rich() -> None:
+    code = (
+        "import sys, odeion_archive, odeion_archive.archiver;"
+        "print(sorted(m for m in sys.modules if m == 'rich' or m.startswith('rich.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+# -- issue 10, item 8: nothing from an archive drives the terminal --------------------
+
+_HOSTILE = "evil\x1b[8m\u202ehidden"
+_SHOWN = "evil\\x1b[8m\\u202ehidden"
+
+
+def test_i10_item8_archive_text_is_escaped_in_list_and_inspect(cli: Cli) -> None:
+    cli("--server-version", _HOSTILE, "create", "--components", "settings")
+    listed = cli("list").stdout
+    assert "\x1b" not in listed and "\u202e" not in listed and _SHOWN in listed
+    assert cli.json("list")[0]["server_version"] == _HOSTILE  # --json stays exact
+    name = cli.json("list")[0]["name"]
+    path = Path(cli.json("list")[0]["path"])
+    (path.parent / f"{_HOSTILE}.tar.zst").write_bytes(path.read_bytes())  # a hostile file name
+    listed = cli("list").stdout
+    assert "\x1b" not in listed and f"{_SHOWN}.tar.zst" in listed
+    shown = cli("inspect", name).stdout
+    assert "\x1b" not in shown and "\u202e" not in shown
+    assert cli.json("inspect", name)["server_version"] == _HOSTILE
+
+
+def test_i10_item8_usernames_in_plan_warnings_are_escaped(cli: Cli, database: str) -> None:
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO users (username, password_hash, role) VALUES (%s, 'x', 'admin')",
+            (_HOSTILE,),
+        )
+        try:
+            name = cli.json("create", "--components", "users_auth")["name"]
+        finally:
+            connection.execute("DELETE FROM users WHERE username = %s", (_HOSTILE,))
+    plan = cli("plan", name, "--mode", "users_auth")
+    assert "admin_accounts_imported" in plan.stdout and _SHOWN in plan.stdout
+    assert "\x1b" not in plan.stdout and "\u202e" not in plan.stdout
+    warnings = cli.json("plan", name, "--mode", "users_auth")["warnings"]
+    assert any("evil" in w["message"] for w in warnings)
+    restored = cli("restore", name, "--mode", "users_auth", "--yes")
+    assert _SHOWN in restored.stderr and "\x1b" not in restored.stderr
+    with psycopg.connect(database, autocommit=True) as connection:
+        connection.execute("DELETE FROM users WHERE username = %s", (_HOSTILE,))

@@ -1,7 +1,9 @@
 """The ``odeion-archive`` command line: a thin adapter over :class:`Archiver`.
 
 Every command calls one public function of the library. Results go to stdout
-(one JSON document with ``--json``); messages and progress go to stderr.
+(one JSON document with ``--json``); messages and progress go to stderr. Every
+human-readable line passes through :func:`~odeion_archive._printable.printable`,
+so nothing from an archive or a database can drive the terminal.
 
 Exit codes: 0 success; 1 the operation failed (the database unchanged); 2 usage
 error; 3 the plan says the archive cannot be restored; 4 verification found
@@ -11,24 +13,49 @@ problems; 5 busy.
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
-from odeion_archive._progress import ProgressPrinter
+import attrs
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from odeion_archive._lock import DataDirLock
+from odeion_archive._printable import printable
+from odeion_archive._progress import ProgressPrinter, amount
 from odeion_archive._version import __version__
 from odeion_archive.archiver import Archiver
 from odeion_archive.backup import DEFAULT_COMPONENTS, DEFAULT_FORMAT
-from odeion_archive.demo import run_demo
-from odeion_archive.errors import ArchiveError, BusyError, RestoreBlockedError
+from odeion_archive.demo import load_sample, run_demo
+from odeion_archive.errors import (
+    ArchiveError,
+    ArchiveInvalidError,
+    BusyError,
+    DatabaseError,
+    RestoreBlockedError,
+    UnknownComponentError,
+    UnknownFormatError,
+)
 from odeion_archive.restore import CONFLICTS, MODES
-from odeion_archive.results import ArchiveInfo, RestorePlan
+from odeion_archive.results import ArchiveInfo, Problem, RestorePlan, VerifyReport
 
-__all__ = ["EXIT_BLOCKED", "EXIT_BUSY", "EXIT_FAILED", "EXIT_USAGE", "EXIT_VERIFY", "main"]
+__all__ = [
+    "EXIT_BLOCKED",
+    "EXIT_BUSY",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "EXIT_VERIFY",
+    "LIST_COLUMNS",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -36,6 +63,20 @@ EXIT_USAGE = 2
 EXIT_BLOCKED = 3
 EXIT_VERIFY = 4
 EXIT_BUSY = 5
+
+DEFAULT_DATA_DIR = "./odeion-data"
+_PROG = "odeion-archive"
+_EPILOG = """\
+first steps:
+  odeion-archive sample --data-dir DIR   a data directory with the embedded
+                                         PostgreSQL and sample data, to try
+  odeion-archive --data-dir DIR create   then every other command on it
+  odeion-archive demo                    the whole job end to end (--dir DIR
+                                         keeps its data directory)
+
+exit codes: 0 ok, 1 failed, 2 usage error, 3 cannot be restored (blockers),
+4 verification found problems, 5 busy (another operation holds DIR)
+"""
 
 
 class UsageError(Exception):
@@ -48,51 +89,55 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+# -- the command line ----------------------------------------------------------
+
+
 def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
-    """The global options; on subcommands too, so they may follow the command."""
+    """The global options; on subcommands too, so they may follow the command.
 
-    def default(value: Any) -> Any:
-        return value if defaults else argparse.SUPPRESS
-
+    Their defaults are resolved after parsing (:func:`_resolve_settings`), so
+    that the command knows where each value came from.
+    """
+    default = None if defaults else argparse.SUPPRESS
     parser.add_argument(
         "--data-dir",
         type=Path,
         metavar="DIR",
-        default=default(Path(os.environ.get("ODEION_DATA_DIR", "./odeion-data"))),
-        help="Odeion data directory; archives live in DIR/backups [ODEION_DATA_DIR]",
+        default=default,
+        help=f"Odeion data directory; archives live in DIR/backups (default: "
+        f"{DEFAULT_DATA_DIR}) [ODEION_DATA_DIR]",
     )
     parser.add_argument(
         "--database-url",
         metavar="URL",
-        default=default(os.environ.get("ODEION_DATABASE_URL")),
-        help="PostgreSQL connection URL; default: the embedded PostgreSQL in DIR/pgdata "
+        default=default,
+        help="PostgreSQL connection URL (default: the embedded PostgreSQL in DIR/pgdata) "
         "[ODEION_DATABASE_URL]",
     )
     parser.add_argument(
         "--pg-bin",
         type=Path,
         metavar="DIR",
-        default=default(
-            Path(os.environ["ODEION_PG_BIN"]) if os.environ.get("ODEION_PG_BIN") else None
-        ),
+        default=default,
         help="use the PostgreSQL client tools in this directory only [ODEION_PG_BIN]",
     )
     parser.add_argument(
         "--server-version",
         metavar="V",
-        default=default(os.environ.get("ODEION_SERVER_VERSION", "unknown")),
-        help="the Odeion version recorded in new manifests [ODEION_SERVER_VERSION]",
+        default=default,
+        help="the Odeion version recorded in new manifests (default: unknown) "
+        "[ODEION_SERVER_VERSION]",
     )
     parser.add_argument(
         "--json",
         action="store_true",
-        default=default(False),
+        default=False if defaults else argparse.SUPPRESS,
         help="print one JSON document on stdout; messages and progress go to stderr",
     )
     parser.add_argument(
         "--debug",
         action="store_true",
-        default=default(False),
+        default=False if defaults else argparse.SUPPRESS,
         help="show tracebacks of errors",
     )
 
@@ -111,11 +156,70 @@ def _remap(text: str) -> tuple[str, str]:
     return old, new
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of archives, 0 or more, got {text!r}")
+    return value
+
+
+def _restore_options(sub: argparse.ArgumentParser, name: str) -> None:
+    sub.add_argument("archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file")
+    sub.add_argument(
+        "--mode",
+        required=True,
+        help=f"{', '.join(MODES)}, or the name of a plugin's component",
+    )
+    sub.add_argument(
+        "--conflict",
+        default=None,
+        choices=list(CONFLICTS),
+        help="JSON modes only: what to do with existing rows (default: skip)",
+    )
+    sub.add_argument(
+        "--remap-path",
+        type=_remap,
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="full_db: move media roots from OLD to NEW",
+    )
+    sub.add_argument(
+        "--acting-user",
+        metavar="NAME",
+        help="the account performing the restore (protected)",
+    )
+    sub.add_argument(
+        "--allow-unsafe-dump",
+        action="store_true",
+        help="full_db: restore dump entries Odeion never uses",
+    )
+    sub.add_argument(
+        "--trust-foreign-dump",
+        action="store_true",
+        help="full_db: replay the dump of an archive this server did not make (its SQL "
+        "runs as the database owner); only for archives whose origin you trust",
+    )
+    if name == "plan":
+        sub.add_argument(
+            "--no-verify",
+            action="store_true",
+            help="do not read the whole archive to check its seal first (the restore checks it)",
+        )
+    else:
+        sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the command line."""
     parser = _Parser(
-        prog="odeion-archive",
+        prog=_PROG,
         description="Back up and restore the database of an Odeion media server.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _global_options(parser, defaults=True)
@@ -133,80 +237,168 @@ def build_parser() -> argparse.ArgumentParser:
         "--components",
         type=_components,
         default=list(DEFAULT_COMPONENTS),
+        metavar="LIST",
         help=f"comma-separated components (default: {','.join(DEFAULT_COMPONENTS)})",
     )
     create.add_argument(
         "--format",
         default=DEFAULT_FORMAT,
+        metavar="NAME",
         help=f"zip, tar.zst or a format a plugin adds (default: {DEFAULT_FORMAT})",
     )
     command("list", "list the archives, newest first")
     for name, text in (
         ("inspect", "print an archive's manifest"),
-        ("verify", "check every member of an archive"),
+        ("verify", "check an archive's seal and every member"),
     ):
         command(name, text).add_argument(
             "archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file"
         )
-    for name, text in (
-        ("plan", "show whether and how an archive would restore"),
-        ("restore", "restore an archive"),
-    ):
-        sub = command(name, text)
-        sub.add_argument("archive", metavar="ARCHIVE", help="a name from 'list' or a path")
-        sub.add_argument(
-            "--mode",
-            required=True,
-            help=f"{', '.join(MODES)}, or the name of a plugin's component",
-        )
-        sub.add_argument(
-            "--conflict",
-            default="skip",
-            choices=list(CONFLICTS),
-            help="for the JSON modes: what to do with existing rows (default: skip)",
-        )
-        sub.add_argument(
-            "--remap-path",
-            type=_remap,
-            action="append",
-            default=[],
-            metavar="OLD=NEW",
-            help="full_db: move media roots from OLD to NEW",
-        )
-        sub.add_argument("--acting-user", help="the account performing the restore (protected)")
-        sub.add_argument(
-            "--allow-unsafe-dump",
-            action="store_true",
-            help="full_db: restore dump entries Odeion never uses",
-        )
-        sub.add_argument(
-            "--trust-foreign-dump",
-            action="store_true",
-            help="full_db: replay the dump of an archive this server did not make (its SQL "
-            "runs as the database owner); only for archives whose origin you trust",
-        )
-        if name == "restore":
-            sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    command("import", "add an uploaded archive to the store").add_argument(
-        "file", type=Path, metavar="FILE"
+    _restore_options(command("plan", "check an archive and show how it would restore"), "plan")
+    _restore_options(command("restore", "restore an archive (asks first)"), "restore")
+    command("import", "check an archive file and add it to the store").add_argument(
+        "file", type=Path, metavar="FILE", help="the archive file to add (it is copied)"
     )
-    command("delete", "delete an archive").add_argument("name", metavar="NAME")
-    command("prune", "delete all but the newest archives").add_argument(
-        "--keep-last", type=int, required=True, metavar="N"
+    command("delete", "delete an archive").add_argument(
+        "name", metavar="NAME", help="the archive's name, as 'list' shows it"
     )
+    prune = command("prune", "delete all but the newest archives (asks first)")
+    prune.add_argument(
+        "--keep-last",
+        type=_count,
+        required=True,
+        metavar="N",
+        help="how many of the newest archives to keep (0 or more)",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="show what would be deleted; delete nothing"
+    )
+    prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     command("plugins", "list the formats and components and the plugins that provide them")
+    command(
+        "sample",
+        "load sample data into the embedded PostgreSQL of DIR (a new data directory), to try",
+    )
     demo = command("demo", "run the whole job end to end on the embedded PostgreSQL")
     demo.add_argument(
         "--dir",
         type=Path,
         default=None,
-        help="working directory (default: a new temporary directory)",
+        metavar="DIR",
+        help="work in DIR and keep it; its data directory is DIR/odeion-data "
+        "(default: a temporary directory, removed at the end)",
     )
     _key_commands(command)
     return parser
 
 
-# -- rendering ----------------------------------------------------------------
+@attrs.frozen
+class Settings:
+    """The global settings of one run, and where each came from."""
+
+    data_dir: Path
+    data_dir_given: bool
+    database_url: str | None
+    #: ``"--database-url"`` or ``"ODEION_DATABASE_URL"``; ``None`` for the embedded database.
+    database_url_from: str | None
+    pg_bin: Path | None
+    server_version: str
+
+
+def _resolve_settings(args: argparse.Namespace) -> Settings:
+    environ = os.environ
+    url, url_from = args.database_url, "--database-url"
+    if not url:
+        url, url_from = environ.get("ODEION_DATABASE_URL") or None, "ODEION_DATABASE_URL"
+    pg_bin = args.pg_bin or (
+        Path(environ["ODEION_PG_BIN"]) if environ.get("ODEION_PG_BIN") else None
+    )
+    return Settings(
+        data_dir=args.data_dir or Path(environ.get("ODEION_DATA_DIR") or DEFAULT_DATA_DIR),
+        data_dir_given=args.data_dir is not None,
+        database_url=url,
+        database_url_from=url_from if url else None,
+        pg_bin=pg_bin,
+        server_version=args.server_version or environ.get("ODEION_SERVER_VERSION") or "unknown",
+    )
+
+
+# -- output --------------------------------------------------------------------
+
+
+def _write_lines(stream: Any, lines: Iterable[str]) -> None:
+    """Write ``lines``, each made printable; a closed stream is ignored."""
+    try:
+        stream.writelines(printable(line) + "\n" for line in lines)
+        stream.flush()
+    except BrokenPipeError:
+        _close_quietly(stream)
+
+
+def _close_quietly(stream: Any) -> None:
+    """After a reader went away (``| head``): send the rest to nowhere, without a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+def _say(*lines: str) -> None:
+    """Messages for the person at the terminal, on stderr."""
+    _write_lines(sys.stderr, lines)
+
+
+class _Output:
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def result(self, data: Any, lines: Iterable[str]) -> None:
+        """``data`` as JSON with ``--json``; otherwise ``lines``, made printable."""
+        if self.as_json:
+            try:
+                json.dump(data, sys.stdout, indent=2, default=str)
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                _close_quietly(sys.stdout)
+        else:
+            _write_lines(sys.stdout, lines)
+
+
+@attrs.frozen
+class Column:
+    """A column of a table: its header, the text of a row, and its alignment."""
+
+    header: str
+    text: Callable[[Any], str]
+    right: bool = False
+
+
+def table_lines(columns: Sequence[Column], rows: Iterable[Any]) -> list[str]:
+    """The lines of a table: a header and one line per row, the columns aligned."""
+    table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0))
+    for column in columns:
+        table.add_column(column.header, justify="right" if column.right else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(printable(column.text(row))) for column in columns))
+    buffer = io.StringIO()
+    Console(file=buffer, width=100_000, color_system=None, highlight=False).print(table)
+    return [line.rstrip() for line in buffer.getvalue().splitlines()]
+
+
+#: The columns of ``list``; a column is one line here.
+LIST_COLUMNS: tuple[Column, ...] = (
+    Column("NAME", lambda i: i.name),
+    Column("SIZE", lambda i: amount(i.size, "bytes"), right=True),
+    Column("FORMAT", lambda i: i.format),
+    Column("COMPONENTS", lambda i: ",".join(i.components)),
+    Column("CREATED (UTC)", lambda i: f"{i.created_at:%Y-%m-%d %H:%M:%S}"),
+    Column("SERVER", lambda i: i.server_version),
+    Column("SCHEMA", lambda i: str(i.schema_version), right=True),
+    Column("MADE BY", lambda i: i.authenticity),
+)
 
 
 def _info_json(info: ArchiveInfo, *, listing: bool = False) -> dict[str, Any]:
@@ -249,223 +441,401 @@ def _plan_json(plan: RestorePlan) -> dict[str, Any]:
     }
 
 
-def _plan_text(plan: RestorePlan, out: TextIO) -> None:
+def _plan_lines(plan: RestorePlan, integrity: str) -> list[str]:
     verdict = "can be restored" if plan.can_restore else "CANNOT be restored"
-    out.write(f"mode {plan.mode}, conflict {plan.conflict}: the archive {verdict}\n")
-    if plan.authenticity is not None:
-        out.write(f"  archive: {plan.authenticity} ({_AUTHENTICITY[plan.authenticity]})\n")
-    out.writelines(f"  blocker [{issue.code}] {issue.message}\n" for issue in plan.blockers)
-    out.writelines(f"  warning [{issue.code}] {issue.message}\n" for issue in plan.warnings)
-    out.writelines(f"  step: {step}\n" for step in plan.steps)
-    out.writelines(
-        f"  {table}: insert {c.insert}, skip {c.skip}, overwrite {c.overwrite}, rename {c.rename}\n"
-        for table, c in plan.counts.items()
+    conflict = "" if plan.mode == "full_db" else f", conflict {plan.conflict}"
+    made = (
+        [f"  archive: {plan.authenticity} ({_AUTHENTICITY[plan.authenticity]})"]
+        if plan.authenticity is not None
+        else []
     )
+    return [
+        f"mode {plan.mode}{conflict}: the archive {verdict}",
+        *made,
+        *(f"  blocker [{issue.code}] {issue.message}" for issue in plan.blockers),
+        *(f"  warning [{issue.code}] {issue.message}" for issue in plan.warnings),
+        *(f"  step: {step}" for step in plan.steps),
+        *(
+            f"  {table}: insert {c.insert}, skip {c.skip}, overwrite {c.overwrite}, "
+            f"rename {c.rename}"
+            for table, c in plan.counts.items()
+        ),
+        f"  integrity: {integrity}",
+    ]
 
 
-class _Output:
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-
-    def result(self, data: Any, text: Callable[[TextIO], object]) -> None:
-        if self.as_json:
-            json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
-            sys.stdout.write("\n")
-        else:
-            text(sys.stdout)
-        sys.stdout.flush()
+def _problems_json(problems: Iterable[Problem]) -> list[dict[str, Any]]:
+    return [{"member": p.member, "message": p.message} for p in problems]
 
 
-# -- commands -----------------------------------------------------------------
+def _problem_lines(problems: Iterable[Problem]) -> list[str]:
+    return [f"{p.member or 'container'}: {p.message}" for p in problems]
 
 
-def _run(args: argparse.Namespace, archiver: Archiver, out: _Output) -> int:
-    progress = ProgressPrinter(sys.stderr, tty=sys.stderr.isatty())
+# -- commands --------------------------------------------------------------------
+
+
+@attrs.define
+class _Run:
+    """What a command works with."""
+
+    args: argparse.Namespace
+    settings: Settings
+    archiver: Archiver
+    out: _Output
+    progress: ProgressPrinter
+
+
+def _confirm(question: str, *, yes: bool, what: str) -> bool:
+    """Whether the person at the terminal agreed (``--yes`` agrees for them)."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{what}; confirm with --yes when not on a terminal")
+    sys.stderr.write(f"{printable(question)} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _create(run: _Run) -> int:
     try:
-        return _dispatch(args, archiver, out, progress)
-    finally:
-        progress.finish()
+        result = run.archiver.create(
+            components=run.args.components, format=run.args.format, progress=run.progress
+        )
+    except (UnknownFormatError, UnknownComponentError) as exc:
+        raise UsageError(str(exc)) from exc
+    run.progress.finish()
+    run.out.result(_info_json(result.archive), [result.archive.name])
+    return EXIT_OK
 
 
-def _dispatch(
-    args: argparse.Namespace, archiver: Archiver, out: _Output, progress: ProgressPrinter
-) -> int:
-    if args.command == "create":
-        result = archiver.create(components=args.components, format=args.format, progress=progress)
-        progress.finish()
-        out.result(_info_json(result.archive), lambda o: o.write(f"{result.archive.name}\n"))
-        return EXIT_OK
-    if args.command == "list":
-        infos = archiver.list()
-        out.result(
-            [_info_json(i, listing=True) for i in infos],
-            lambda o: o.write(
-                "".join(
-                    f"{i.name}  {i.size:>12,}  {i.format:<7}  {','.join(i.components):<30}  "
-                    f"{i.created_at:%Y-%m-%d %H:%M:%S}Z  server {i.server_version}  "
-                    f"schema {i.schema_version}  {i.authenticity}\n"
-                    for i in infos
-                )
-            ),
-        )
-        return EXIT_OK
-    if args.command == "inspect":
-        manifest = archiver.inspect(args.archive)
-        data = json.loads(manifest.to_json())
-        data["authenticity"] = archiver.authenticity(args.archive)
-        out.result(data, lambda o: o.write(json.dumps(data, indent=2) + "\n"))
-        return EXIT_OK
-    if args.command == "verify":
-        report = archiver.verify(args.archive, progress=progress)
-        progress.finish()
-        problems = [{"member": p.member, "message": p.message} for p in report.problems]
-        out.result(
-            {"ok": report.ok, "problems": problems},
-            lambda o: o.write(
-                "ok\n"
-                if report.ok
-                else "".join(f"{p['member'] or 'container'}: {p['message']}\n" for p in problems)
-            ),
-        )
-        return EXIT_OK if report.ok else EXIT_VERIFY
-    if args.command in ("plan", "restore"):
-        return _plan_or_restore(args, archiver, out, progress)
-    if args.command == "import":
-        info = archiver.import_archive(args.file)
-        out.result(_info_json(info), lambda o: o.write(f"{info.name}\n"))
-        return EXIT_OK
-    if args.command == "delete":
-        archiver.delete(args.name)
-        out.result({"deleted": [args.name]}, lambda o: o.write(f"deleted {args.name}\n"))
-        return EXIT_OK
-    if args.command == "prune":
-        if args.keep_last < 0:
-            raise UsageError("--keep-last takes a number of archives, 0 or more")
-        deleted = archiver.prune(args.keep_last)
-        out.result(
-            {"deleted": deleted},
-            lambda o: o.write("".join(f"deleted {n}\n" for n in deleted) or "nothing to delete\n"),
-        )
-        return EXIT_OK
-    if args.command == "key":
-        return _key(args, archiver, out)
-    if args.command == "plugins":
-        provided = archiver.registry.provided()
-        failures = archiver.registry.load_failures
-        out.result(
-            {
-                "plugins": [{"name": p.name, "kind": p.kind, "plugin": p.plugin} for p in provided],
-                "failures": [str(f) for f in failures],
-            },
-            lambda o: o.write(
-                "".join(f"{p.kind:<10} {p.name:<12} from {p.plugin}\n" for p in provided)
-                + "".join(f"failed: {f}\n" for f in failures)
-            ),
-        )
-        return EXIT_OK
-    raise UsageError(f"unknown command {args.command!r}")
+def _list(run: _Run) -> int:
+    infos = run.archiver.list()
+    lines = (
+        table_lines(LIST_COLUMNS, infos)
+        if infos
+        else [f"no archives in {run.archiver.store.directory}; make one with 'create'"]
+    )
+    run.out.result([_info_json(i, listing=True) for i in infos], lines)
+    return EXIT_OK
 
 
-def _plan_or_restore(
-    args: argparse.Namespace, archiver: Archiver, out: _Output, progress: ProgressPrinter
-) -> int:
-    remap = dict(args.remap_path)
-    plan = archiver.plan(
+def _inspect(run: _Run) -> int:
+    data = json.loads(run.archiver.inspect(run.args.archive).to_json())
+    data["authenticity"] = run.archiver.authenticity(run.args.archive)
+    run.out.result(data, json.dumps(data, indent=2).splitlines())
+    return EXIT_OK
+
+
+def _check(run: _Run) -> VerifyReport:
+    """Verify the archive; an archive too damaged to open is a report with that problem."""
+    try:
+        report = run.archiver.verify(run.args.archive, progress=run.progress)
+    except ArchiveInvalidError as exc:
+        report = VerifyReport((Problem(None, str(exc)),))
+    run.progress.finish()
+    return report
+
+
+def _verify(run: _Run) -> int:
+    report = _check(run)
+    run.out.result(
+        {"ok": report.ok, "problems": _problems_json(report.problems)},
+        ["ok"] if report.ok else _problem_lines(report.problems),
+    )
+    return EXIT_OK if report.ok else EXIT_VERIFY
+
+
+def _conflict(args: argparse.Namespace) -> Any:
+    if args.conflict is not None and args.mode == "full_db":
+        raise UsageError(
+            "--conflict applies to the JSON modes only: a full_db restore replaces the whole "
+            "database; leave --conflict out"
+        )
+    return args.conflict or "skip"
+
+
+def _plan(run: _Run) -> RestorePlan:
+    args = run.args
+    return run.archiver.plan(
         args.archive,
         args.mode,
-        args.conflict,
-        remap_paths=remap,
+        _conflict(args),
+        remap_paths=dict(args.remap_path),
         acting_user=args.acting_user,
         allow_unsafe_dump=args.allow_unsafe_dump,
         trust_foreign_dump=args.trust_foreign_dump,
     )
-    if args.command == "plan" or not plan.can_restore:
-        out.result(_plan_json(plan), lambda o: _plan_text(plan, o))
-        if not plan.can_restore:
-            sys.stderr.write("the archive cannot be restored; see the blockers above\n")
-            return EXIT_BLOCKED
+
+
+def _blocked(run: _Run, plan: RestorePlan) -> int:
+    run.out.result(_plan_json(plan), _plan_lines(plan, "not checked"))
+    _say("the archive cannot be restored; see the blockers above")
+    return EXIT_BLOCKED
+
+
+def _plan_command(run: _Run) -> int:
+    plan = _plan(run)
+    if not plan.can_restore:
+        return _blocked(run, plan)
+    if run.args.no_verify:
+        integrity = "not checked; the restore checks the archive's seal before changing anything"
+        run.out.result(_plan_json(plan) | {"verified": False}, _plan_lines(plan, integrity))
         return EXIT_OK
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise UsageError(
-                "restore changes the database; confirm with --yes when not on a terminal"
-            )
-        _plan_text(plan, sys.stderr)
-        sys.stderr.write(f"Restore {args.archive} in mode {args.mode}? [y/N] ")
-        sys.stderr.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            sys.stderr.write("nothing was changed\n")
+    report = _check(run)
+    if not report.ok:
+        run.out.result(
+            _plan_json(plan)
+            | {
+                "can_restore": False,
+                "verified": False,
+                "problems": _problems_json(report.problems),
+            },
+            [
+                "the archive is damaged and cannot be restored:",
+                *(f"  {line}" for line in _problem_lines(report.problems)),
+            ],
+        )
+        return EXIT_VERIFY
+    integrity = "checked: the archive's seal and every member are intact"
+    run.out.result(_plan_json(plan) | {"verified": True}, _plan_lines(plan, integrity))
+    return EXIT_OK
+
+
+def _restore(run: _Run) -> int:
+    args = run.args
+    plan = _plan(run)
+    if not plan.can_restore:
+        return _blocked(run, plan)
+    if args.yes:
+        _say(*(f"warning [{issue.code}] {issue.message}" for issue in plan.warnings))
+    else:
+        if sys.stdin.isatty():
+            _say(*_plan_lines(plan, "checked when the restore starts, before anything is changed"))
+        question = f"Restore {args.archive} in mode {args.mode}?"
+        if not _confirm(question, yes=False, what="restore changes the database"):
+            _say("nothing was changed")
             return EXIT_FAILED
-    result = archiver.restore(
+    result = run.archiver.restore(
         args.archive,
         args.mode,
-        args.conflict,
-        remap_paths=remap,
+        _conflict(args),
+        remap_paths=dict(args.remap_path),
         acting_user=args.acting_user,
         allow_unsafe_dump=args.allow_unsafe_dump,
         trust_foreign_dump=args.trust_foreign_dump,
-        progress=progress,
+        progress=run.progress,
         expected=plan,
     )
-    progress.finish()
+    run.progress.finish()
     data = _plan_json(result.plan) | {
         "restored": True,
         "rescan_required": result.rescan_required,
         "schema_version": result.schema_version,
     }
-    out.result(
+    run.out.result(
         data,
-        lambda o: o.write(
-            f"restored {args.archive} ({args.mode}); database at schema version "
-            f"{result.schema_version}; rescan the libraries now\n"
-        ),
+        [
+            (
+                f"restored {args.archive} ({args.mode}); database at schema version "
+                f"{result.schema_version}; rescan the libraries now"
+            )
+        ],
     )
     return EXIT_OK
 
 
+def _import(run: _Run) -> int:
+    info = run.archiver.import_archive(run.args.file)
+    run.out.result(_info_json(info), [info.name])
+    return EXIT_OK
+
+
+def _delete(run: _Run) -> int:
+    run.archiver.delete(run.args.name)
+    run.out.result({"deleted": [run.args.name]}, [f"deleted {run.args.name}"])
+    return EXIT_OK
+
+
+def _prune(run: _Run) -> int:
+    args = run.args
+    doomed = run.archiver.prune(args.keep_last, dry_run=True)
+    if not doomed:
+        run.out.result({"deleted": []}, ["nothing to delete"])
+        return EXIT_OK
+    if args.dry_run:
+        run.out.result(
+            {"deleted": [], "would_delete": doomed}, [f"would delete {name}" for name in doomed]
+        )
+        return EXIT_OK
+    if not args.yes:
+        _say(f"keeping the {args.keep_last} newest archives deletes:", *(f"  {n}" for n in doomed))
+        question = (
+            "Delete this archive?" if len(doomed) == 1 else f"Delete these {len(doomed)} archives?"
+        )
+        if not _confirm(
+            question, yes=False, what="prune deletes archives (see them with --dry-run)"
+        ):
+            _say("nothing was deleted")
+            return EXIT_FAILED
+    deleted = run.archiver.prune(args.keep_last)
+    run.out.result({"deleted": deleted}, [f"deleted {n}" for n in deleted] or ["nothing to delete"])
+    return EXIT_OK
+
+
+def _plugins(run: _Run) -> int:
+    provided = run.archiver.registry.provided()
+    failures = run.archiver.registry.load_failures
+    run.out.result(
+        {
+            "plugins": [{"name": p.name, "kind": p.kind, "plugin": p.plugin} for p in provided],
+            "failures": [str(f) for f in failures],
+        },
+        [f"{p.kind:<10} {p.name:<12} from {p.plugin}" for p in provided]
+        + [f"failed: {f}" for f in failures],
+    )
+    return EXIT_OK
+
+
+def _sample(run: _Run) -> int:
+    if run.settings.database_url is not None:
+        raise UsageError(
+            f"sample loads the embedded PostgreSQL of --data-dir only, never a database given "
+            f"by URL; leave out {run.settings.database_url_from}"
+        )
+    data_dir = run.settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with DataDirLock(data_dir, "sample"):
+        counts = load_sample(run.archiver.database_url())
+    run.out.result(
+        {"data_dir": str(data_dir), "rows": counts},
+        [
+            f"loaded the Odeion schema and sample data into the embedded PostgreSQL in "
+            f"{data_dir / 'pgdata'}: " + ", ".join(f"{n} {t}" for t, n in counts.items()),
+            f"next: odeion-archive --data-dir {data_dir} create",
+        ],
+    )
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[_Run], int]] = {
+    "create": _create,
+    "list": _list,
+    "inspect": _inspect,
+    "verify": _verify,
+    "plan": _plan_command,
+    "restore": _restore,
+    "import": _import,
+    "delete": _delete,
+    "prune": _prune,
+    "plugins": _plugins,
+    "sample": _sample,
+    "key": lambda run: _key(run.args, run.archiver, run.out),
+}
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.data_dir_given:
+        raise UsageError(
+            "demo works in a directory of its own and does not use --data-dir: keep its data "
+            "directory with 'demo --dir DIR' (it is DIR/odeion-data), or load sample data into "
+            "a data directory with 'sample --data-dir DIR'"
+        )
+    ok = run_demo(
+        args.dir,
+        report=lambda line: _write_lines(sys.stderr if args.json else sys.stdout, [line]),
+    )
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+# -- errors and the entry point ------------------------------------------------
+
+
+def _error_text(exc: BaseException, settings: Settings | None) -> str:
+    message = str(exc)
+    if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+        where = f": {exc.filename}" if exc.filename else ""
+        message = (
+            f"{exc.strerror or exc}{where}; check that it exists and that this user may read "
+            "and write it"
+        )
+    if settings is None:
+        return message
+    if isinstance(exc, DatabaseError) and settings.database_url_from == "ODEION_DATABASE_URL":
+        message += " (the database URL came from the environment variable ODEION_DATABASE_URL)"
+    if settings.database_url is None and "no Odeion schema" in message:
+        message += (
+            f" (the embedded database in {settings.data_dir / 'pgdata'} is empty; to try "
+            f"odeion-archive, 'odeion-archive sample --data-dir {settings.data_dir}' loads "
+            "sample data into it)"
+        )
+    return message
+
+
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, BusyError):
+        return EXIT_BUSY
+    if isinstance(exc, RestoreBlockedError):
+        return EXIT_BLOCKED
+    if isinstance(exc, ValueError) and not isinstance(exc, ArchiveError):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def _log_to_stderr() -> None:
+    """The library's warnings (a skipped file, a failed plugin) as one line each."""
+
+    class _Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            _say(f"{_PROG}: warning: {' '.join(record.getMessage().split())}")
+
+    logger = logging.getLogger("odeion_archive")
+    logger.addHandler(_Handler(logging.WARNING))
+    logger.propagate = False
+
+
+def _execute(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "demo":
+        return _demo(args, settings)
+    with Archiver(
+        settings.data_dir,
+        database_url=settings.database_url,
+        pg_bin=settings.pg_bin,
+        server_version=settings.server_version,
+    ) as archiver:
+        progress = ProgressPrinter(sys.stderr, tty=sys.stderr.isatty())
+        run = _Run(args, settings, archiver, _Output(args.json), progress)
+        try:
+            return _COMMANDS[args.command](run)
+        finally:
+            progress.finish()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    out = _Output(args.json)
+    args = build_parser().parse_args(argv)
+    settings: Settings | None = None
+    _log_to_stderr()
     try:
-        if args.command == "demo":
-            ok = run_demo(
-                args.dir,
-                report=lambda line: print(
-                    line, file=sys.stderr if args.json else sys.stdout, flush=True
-                ),
-            )
-            return EXIT_OK if ok else EXIT_FAILED
-        with Archiver(
-            args.data_dir,
-            database_url=args.database_url,
-            pg_bin=args.pg_bin,
-            server_version=args.server_version,
-        ) as archiver:
-            return _run(args, archiver, out)
-    except UsageError as exc:
-        _error(args, str(exc))
-        return EXIT_USAGE
-    except BusyError as exc:
-        _error(args, str(exc))
-        return EXIT_BUSY
-    except RestoreBlockedError as exc:
-        _error(args, str(exc))
-        return EXIT_BLOCKED
-    except (ArchiveError, ValueError) as exc:
-        _error(args, str(exc))
-        return EXIT_FAILED if isinstance(exc, ArchiveError) else EXIT_USAGE
+        settings = _resolve_settings(args)
+        return _execute(args, settings)
     except KeyboardInterrupt:
         _error(args, "interrupted; nothing was changed")
         return EXIT_FAILED
+    except BrokenPipeError:
+        _close_quietly(sys.stdout)
+        return EXIT_OK
+    except (UsageError, ArchiveError, ValueError, OSError) as exc:
+        _error(args, _error_text(exc, settings))
+        return _exit_code(exc)
 
 
 def _error(args: argparse.Namespace, message: str) -> None:
     if getattr(args, "debug", False):
         traceback.print_exc(file=sys.stderr)
-    one_line = " ".join(message.split())
-    sys.stderr.write(f"odeion-archive: error: {one_line}\n")
+    _say(f"{_PROG}: error: {' '.join(message.split())}")
 
 
 # -- the archive key ------------------------------------------------------------
@@ -502,9 +872,7 @@ def _key(args: argparse.Namespace, archiver: Archiver, out: _Output) -> int:
         ids = archiver.key_ids()
         out.result(
             {"key_id": ids[0], "accepted_key_ids": list(ids[1:])},
-            lambda o: o.write(
-                f"signing key {ids[0]}\n" + "".join(f"accepted key {i}\n" for i in ids[1:])
-            ),
+            [f"signing key {ids[0]}", *(f"accepted key {i}" for i in ids[1:])],
         )
         return EXIT_OK
     if args.key_command == "export":
@@ -522,10 +890,12 @@ def _key(args: argparse.Namespace, archiver: Archiver, out: _Output) -> int:
         key_id = archiver.export_key(Path(args.file))
         out.result(
             {"exported": args.file, "key_id": key_id},
-            lambda o: o.write(
-                f"exported the key {key_id} to {args.file}; keep it secret, then run "
-                "'odeion-archive key import' on the new machine\n"
-            ),
+            [
+                (
+                    f"exported the key {key_id} to {args.file}; keep it secret, then run "
+                    "'odeion-archive key import' on the new machine"
+                )
+            ],
         )
         return EXIT_OK
     if args.file == "-":
@@ -535,9 +905,11 @@ def _key(args: argparse.Namespace, archiver: Archiver, out: _Output) -> int:
     ids = archiver.key_ids()
     out.result(
         {"key_id": key_id, "accepted_key_ids": list(ids[1:])},
-        lambda o: o.write(
-            f"imported: new archives are sealed with {key_id}; archives of "
-            f"{', '.join(ids)} are this server's own\n"
-        ),
+        [
+            (
+                f"imported: new archives are sealed with {key_id}; archives of "
+                f"{', '.join(ids)} are this server's own"
+            )
+        ],
     )
     return EXIT_OK

@@ -21,12 +21,13 @@ from odeion_archive import _keys
 from odeion_archive._lock import DataDirLock
 from odeion_archive.archive import ArchiveFile
 from odeion_archive.backup import DEFAULT_COMPONENTS, DEFAULT_FORMAT, BackupOptions, run_backup
+from odeion_archive.errors import NotFoundError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.manifest import Manifest
 from odeion_archive.postgres import EmbeddedPostgres
 from odeion_archive.registry import Registry
-from odeion_archive.restore import RestoreOptions, components_for, plan_restore, run_restore
+from odeion_archive.restore import MODES, RestoreOptions, plan_restore, run_restore
 from odeion_archive.results import (
     ArchiveInfo,
     BackupResult,
@@ -132,7 +133,18 @@ class Archiver:
         in_store = "/" not in archive and (self._store.directory / archive).is_file()
         if not in_store and Path(archive).is_file():
             return Path(archive)
+        if "/" in archive or "\\" in archive:
+            raise NotFoundError(
+                f"no such file {archive!r}; give the path of an archive file or a name "
+                "that 'list' shows"
+            )
         return self._store.path_of(archive)
+
+    def _check_mode(self, mode: str) -> None:
+        """Raise ``ValueError`` (a usage error) for a mode no one provides."""
+        choices = dict.fromkeys([*MODES, *self._registry.components()])
+        if mode not in choices:
+            raise ValueError(f"unknown restore mode {mode!r}; choose one of {', '.join(choices)}")
 
     # -- backups ---------------------------------------------------------------
 
@@ -207,7 +219,13 @@ class Archiver:
 
         keyring = self._keyring()
         if isinstance(source, str | Path):
-            with Path(source).open("rb") as stream:
+            path = Path(source)
+            if not path.is_file():
+                what = "is a directory" if path.is_dir() else "does not exist"
+                raise NotFoundError(f"{path} {what}; give the path of an archive file")
+            # A first, bounded read names the user's file in any error about its format.
+            ArchiveFile.open(path, self._registry).close()
+            with path.open("rb") as stream:
                 return self._store.import_file(stream, publishing=publishing, keyring=keyring)
         return self._store.import_file(source, publishing=publishing, keyring=keyring)
 
@@ -216,8 +234,13 @@ class Archiver:
         with self._exclusive("delete"):
             self._store.delete(name)
 
-    def prune(self, keep_last: int) -> builtins.list[str]:
-        """Keep the newest ``keep_last`` archives; returns the names deleted."""
+    def prune(self, keep_last: int, *, dry_run: bool = False) -> builtins.list[str]:
+        """Keep the newest ``keep_last`` archives; returns the names deleted.
+
+        With ``dry_run``, returns the names that would be deleted and deletes nothing.
+        """
+        if dry_run:
+            return self._store.prune(keep_last, dry_run=True)
         with self._exclusive("prune"):
             return self._store.prune(keep_last)
 
@@ -239,7 +262,7 @@ class Archiver:
         ``trust_foreign_dump``: the administrator trusts the origin of an archive
         this server did not make, so that full_db may replay its dump.
         """
-        components_for(mode, self._registry)  # an unknown mode is a usage error, first
+        self._check_mode(mode)  # an unknown mode is a usage error, first
         return plan_restore(
             self.resolve(archive),
             RestoreOptions(
@@ -278,7 +301,7 @@ class Archiver:
         database changed since). Afterwards the host must rescan its libraries;
         the ``odeion_archive_restore_finished`` hook fires.
         """
-        components_for(mode, self._registry)
+        self._check_mode(mode)
         with self._exclusive("restore"):
             result = run_restore(
                 self.resolve(archive),

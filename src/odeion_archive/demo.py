@@ -30,6 +30,7 @@ __all__ = [
     "DatabaseComparison",
     "TableComparison",
     "compare_databases",
+    "load_sample",
     "run_demo",
     "table_digests",
 ]
@@ -125,6 +126,32 @@ def compare_databases(
     return DatabaseComparison(tables=tables, sequences_same=_sequences(a) == _sequences(b))
 
 
+def load_sample(conninfo: str) -> dict[str, int]:
+    """Load the Odeion schema and the demo's sample data into an empty database.
+
+    Returns the rows loaded per table. Besides Odeion's tables, a table
+    ``plugin_bookmarks`` stands for a plugin's table that only full_db knows.
+    Raises :class:`~odeion_archive.errors.ArchiveError` if the database already
+    has the Odeion schema.
+    """
+    with psycopg.connect(conninfo) as connection:
+        found = schema.schema_version(connection)
+        if found:
+            raise ArchiveError(
+                f"the database already has the Odeion schema (version {found}); sample data "
+                "goes into an empty database only: choose a new data directory"
+            )
+        schema.migrate(connection)
+        counts = seed.seed(connection, seed.SeedScale.demo())
+        connection.execute(
+            "CREATE TABLE plugin_bookmarks (id serial PRIMARY KEY, note text);"
+            " INSERT INTO plugin_bookmarks (note)"
+            " SELECT 'bookmark ' || g FROM generate_series(1, 100) g"
+        )
+        connection.commit()
+    return counts
+
+
 @contextmanager
 def _workdir(directory: Path | None) -> Iterator[tuple[Path, bool]]:
     if directory is not None:
@@ -179,18 +206,12 @@ def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) ->
             done(f"PostgreSQL running, data in {server.pgdata}")
             done = step("loading the Odeion schema and sample data")
             with psycopg.connect(source) as connection:
-                if schema.schema_version(connection) == 0:
-                    schema.migrate(connection)
-                    counts = seed.seed(connection, seed.SeedScale.demo())
-                    connection.execute(
-                        "CREATE TABLE plugin_bookmarks (id serial PRIMARY KEY, note text);"
-                        " INSERT INTO plugin_bookmarks (note)"
-                        " SELECT 'bookmark ' || g FROM generate_series(1, 100) g"
-                    )
-                    connection.commit()
-                    loaded = ", ".join(f"{n} {t}" for t, n in counts.items())
-                else:
-                    loaded = "already loaded"
+                empty = schema.schema_version(connection) == 0
+            loaded = (
+                ", ".join(f"{n} {t}" for t, n in load_sample(source).items())
+                if empty
+                else "already loaded"
+            )
             done(
                 f"schema version {schema.LATEST_SCHEMA_VERSION}; {loaded}; plus a table "
                 "'plugin_bookmarks' that only full_db knows"
@@ -261,4 +282,9 @@ def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) ->
         finally:
             server.stop()
         report(f"demo {'succeeded' if same else 'FAILED'} in {time.monotonic() - total:.1f} s")
+        if not temporary:
+            report(
+                f"its data directory {data_dir} is kept, with sample data and two archives: "
+                f"try 'odeion-archive --data-dir {data_dir} list'"
+            )
         return same

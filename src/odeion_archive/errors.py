@@ -21,6 +21,7 @@ __all__ = [
     "CancelledError",
     "CorruptArchiveError",
     "DatabaseError",
+    "DuplicateArchiveError",
     "InsufficientSpaceError",
     "KeyringError",
     "ManifestError",
@@ -102,6 +103,18 @@ class ToolNotFoundError(ArchiveError):
 
 class NotFoundError(ArchiveError, LookupError):
     """The named archive is not in the backup store."""
+
+
+class DuplicateArchiveError(ArchiveError):
+    """The archive being imported is an identical copy of one already in the store."""
+
+    def __init__(self, existing: str) -> None:
+        #: The name of the archive in the store that the file duplicates.
+        self.existing = existing
+        super().__init__(
+            f"the file is an identical copy of the archive {existing} already in the store; "
+            "nothing was imported (use that name)"
+        )
 
 
 class BusyError(ArchiveError):

@@ -25,6 +25,7 @@ import builtins
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import logging
 import os
 import secrets
@@ -39,7 +40,12 @@ import attrs
 from odeion_archive import _converter, _safejson
 from odeion_archive._keys import Keyring
 from odeion_archive.archive import ArchiveFile
-from odeion_archive.errors import ArchiveError, ArchiveInvalidError, NotFoundError
+from odeion_archive.errors import (
+    ArchiveError,
+    ArchiveInvalidError,
+    DuplicateArchiveError,
+    NotFoundError,
+)
 from odeion_archive.interfaces import Issue
 from odeion_archive.manifest import Manifest
 from odeion_archive.registry import Registry
@@ -100,6 +106,14 @@ def _in_use(path: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -354,11 +368,31 @@ class BackupStore:
                         )
                 manifest = archive.manifest
                 suffix = archive.format.suffix
+            existing = self.identical_to(temp)
+            if existing is not None:
+                raise DuplicateArchiveError(existing)
             # Named by the backup's time, but never by a time to come.
             name = self.new_name(suffix, min(manifest.created_at, dt.datetime.now(dt.UTC)))
             with publishing():
                 path = self.publish(temp, name, how="imported")
         return self.info(path, keyring=keyring)
+
+    def identical_to(self, path: Path) -> str | None:
+        """The name of an archive in the store with the same bytes as ``path``, if any.
+
+        Only archives of the same size are read, so this is cheap unless a copy exists.
+        """
+        size = path.stat().st_size
+        digest: str | None = None
+        for other in sorted(self._dir.iterdir()):
+            if other.name.startswith(".") or not other.is_file() or other == path:
+                continue
+            if other.stat().st_size != size:
+                continue
+            digest = digest or _sha256(path)
+            if _sha256(other) == digest:
+                return other.name
+        return None
 
     def delete(self, name: str) -> None:
         """Delete the archive ``name``."""
@@ -366,15 +400,18 @@ class BackupStore:
         self._delete_record(name)
         _fsync_dir(self._dir)
 
-    def prune(self, keep_last: int) -> builtins.list[str]:
+    def prune(self, keep_last: int, *, dry_run: bool = False) -> builtins.list[str]:
         """Delete all but the newest ``keep_last`` archives, in the order of :meth:`list`.
 
         That is by when they entered the store, never by the time an archive
-        claims: one dated in the future counts as the oldest.
+        claims: one dated in the future counts as the oldest. Returns the names
+        deleted; with ``dry_run``, the names that would be, deleting nothing.
         """
         if keep_last < 0:
             raise ValueError("keep_last must be zero or more")
         doomed = self.list()[keep_last:]
+        if dry_run:
+            return [info.name for info in doomed]
         for info in doomed:
             info.path.unlink(missing_ok=True)
             self._delete_record(info.name)
