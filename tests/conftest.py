@@ -19,6 +19,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -34,6 +35,9 @@ from psycopg.conninfo import make_conninfo
 
 from odeion_archive.postgres import EmbeddedPostgres, embedded_bin_dir, server_version_num
 from odeion_archive.schema import LATEST_SCHEMA_VERSION, migrate
+
+# The helper modules next to the tests (_dumps) import by their plain names.
+sys.path.insert(0, str(Path(__file__).parent))
 
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_TEST_USER = "odeion_pgtest"

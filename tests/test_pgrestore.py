@@ -512,7 +512,7 @@ def test_reader_runs_pg_restore_sql(scratch: psycopg.Connection[Any], step: int)
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        (b"CREATE LANGUAGE plperlu;\n", "language"),
+        (b"CREATE LANGUAGE plperlu;\n", "plperlu"),
         (b"CREATE SERVER s FOREIGN DATA WRAPPER w;\n", "SERVER"),
         (b"CREATE FUNCTION f() RETURNS int LANGUAGE c AS 'x', 'y';\n", "language c"),
         (b"CREATE EXTENSION dblink;\n", "not a trusted"),

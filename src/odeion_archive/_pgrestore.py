@@ -138,12 +138,6 @@ class _Sink:
         context.__exit__(None, None, None)
         self.check_session()
 
-    def abort_copy(self, exc: BaseException) -> None:
-        if self._copy_context is not None:
-            context, self._copy, self._copy_context = self._copy_context, None, None
-            with contextlib.suppress(Exception):
-                context.__exit__(type(exc), exc, exc.__traceback__)
-
     def check_session(self) -> None:
         """Stop if anything changed how the server reads SQL text, or who runs it."""
         info = self._conn.info
@@ -205,13 +199,13 @@ class ScriptReader:
         if self._copying:
             raise self._refuse("the SQL of the database dump ends inside COPY data", True)
         if self._has_code:
-            self._attempt(forced=True)
-            if self._has_code:
-                raise self._refuse(
-                    "the SQL of the database dump ends inside a statement that PostgreSQL's "
-                    f"parser does not accept ({self._error})",
-                    True,
-                )
+            # pg_restore ends every statement with ';' at the end of a line.
+            detail = (
+                f" that PostgreSQL's parser does not accept ({self._error})" if self._error else ""
+            )
+            raise self._refuse(
+                f"the SQL of the database dump ends inside a statement{detail}", True
+            )
 
     # -- lines ---------------------------------------------------------------
 
@@ -270,18 +264,20 @@ class ScriptReader:
         self._has_code = False
         self._next_try = 0
         self._forced = 0
-        for index, statement in enumerate(statements):
-            self._run_statement(statement, last=index == len(statements) - 1)
+        self._error = None
+        for index, statement in enumerate(statements):  # judge all before running any
+            refusal = statement.refusal
+            if refusal is not None and (refusal.always or not self._allow_unsafe):
+                raise self._refuse(refusal.reason, refusal.always, statement.text)
+            if statement.copy_from_stdin and index != len(statements) - 1:
+                raise self._refuse("a COPY followed by another statement", True, statement.text)
+        for statement in statements:
+            self._run_statement(statement)
 
-    def _run_statement(self, statement: _sqlguard.Statement, *, last: bool) -> None:
-        refusal = statement.refusal
-        if refusal is not None and (refusal.always or not self._allow_unsafe):
-            raise self._refuse(refusal.reason, refusal.always, statement.text)
+    def _run_statement(self, statement: _sqlguard.Statement) -> None:
         if self._on_statement is not None:
             self._on_statement(statement)
         if statement.copy_from_stdin:
-            if not last:
-                raise self._refuse("a COPY followed by another statement", True, statement.text)
             self._sink.begin_copy(statement.text)
             self._copying = True
             self._line_start = True
@@ -493,7 +489,7 @@ def replace_database(
             writer.start()
             if watcher is not None:
                 watcher.start()
-            _replay(pipeline, reader, sink)
+            _replay(pipeline, reader)
             code = pipeline.process.wait()
             if code == 0:
                 writer.join()  # the rest of the stream, if pg_restore did not need it
@@ -510,8 +506,9 @@ def replace_database(
             conn.commit()
         except BaseException as exc:
             pipeline.kill()
-            with contextlib.suppress(Exception):
-                conn.rollback()
+            # Closing the session is the one way out of every state (a COPY in
+            # progress included): the server rolls the transaction back.
+            conn.close()
             failure = _failure(exc, pipeline, cancel, restore_err)
             if failure is exc:
                 raise
@@ -522,16 +519,12 @@ def replace_database(
             writer.join(timeout=1.0)
 
 
-def _replay(pipeline: _PgRestore, reader: ScriptReader, sink: _Sink) -> None:
+def _replay(pipeline: _PgRestore, reader: ScriptReader) -> None:
     source = pipeline.process.stdout
     assert source is not None
     read = source.read1  # type: ignore[attr-defined]
-    try:
-        while chunk := read(_PIPE_CHUNK):
-            reader.feed(chunk)
-    except BaseException as exc:
-        sink.abort_copy(exc)
-        raise
+    while chunk := read(_PIPE_CHUNK):
+        reader.feed(chunk)
 
 
 def _check_finished(
