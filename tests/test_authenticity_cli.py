@@ -89,10 +89,19 @@ def source(module_odeion_db: str) -> str:
 
 @pytest.fixture
 def empty_target(pg18: Any) -> Iterator[str]:
-    """A new empty database on the embedded PostgreSQL 18, dropped afterwards."""
+    """A new empty database on the embedded PostgreSQL 18, owned by a plain role.
+
+    Its URL connects as the superuser, as many installations' do.
+    """
     name = f"auth_target_{uuid.uuid4().hex[:8]}"
+    role = f"{name}_owner"
     with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(role)
+            )
+        )
     try:
         yield pg18.database_conninfo(name)
     finally:
@@ -100,6 +109,7 @@ def empty_target(pg18: Any) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def _count(url: str, table: str) -> int:
