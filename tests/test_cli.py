@@ -604,6 +604,7 @@ def test_item14_list_columns_line_up(cli: Cli) -> None:
         "(UTC)",
         "SERVER",
         "SCHEMA",
+        "ORIGIN",
     ]
     for header in ("FORMAT", "COMPONENTS", "CREATED", "SERVER"):
         column = lines[0].index(header)

@@ -397,7 +397,7 @@ LIST_COLUMNS: tuple[Column, ...] = (
     Column("CREATED (UTC)", lambda i: f"{i.created_at:%Y-%m-%d %H:%M:%S}"),
     Column("SERVER", lambda i: i.server_version),
     Column("SCHEMA", lambda i: str(i.schema_version), right=True),
-    Column("MADE BY", lambda i: i.authenticity),
+    Column("ORIGIN", lambda i: i.authenticity),
 )
 
 
