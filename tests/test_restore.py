@@ -33,6 +33,7 @@ from odeion_archive import (
     RestoreResult,
     hookimpl,
 )
+from odeion_archive.events import ProgressEvent
 from odeion_archive.schema import migrate
 from odeion_archive.seed import SeedScale, seed
 
@@ -156,29 +157,61 @@ def test_full_db_restore_brings_back_the_source_exactly(
     assert result.schema_version == 2 and result.rescan_required
 
 
-def test_full_db_restore_into_an_empty_database_and_by_a_non_superuser_owner(
-    pg18: Any, databases: Callable[..., str], db_snapshot: Snapshot, tmp_path: Path
+@pytest.mark.parametrize("schema", [1, 2])
+@pytest.mark.parametrize(("fmt", "via"), [("tar.zst", "owner_url"), ("zip", "superuser_url")])
+def test_full_db_restore_as_the_non_superuser_owner_without_opt_in(
+    pg_server: Any,
+    databases: Callable[..., str],
+    db_snapshot: Snapshot,
+    tmp_path: Path,
+    schema: int,
+    fmt: str,
+    via: str,
 ) -> None:
-    source = databases(pg18, schema=2, seeded=True)
-    info = Archiver(tmp_path, database_url=source).create(components=["full_db"]).archive
-    target = databases(pg18)
+    """Genuine archives restore exactly, owned by the plain owner, with progress by phase."""
+    source = databases(pg_server, schema=schema, seeded=True)
+    archiver = Archiver(tmp_path, database_url=source)
+    info = archiver.create(components=["full_db"], format=fmt).archive
+    target = databases(pg_server)
     name = psycopg.conninfo.conninfo_to_dict(target)["dbname"]
     role = f"owner_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
+    with psycopg.connect(pg_server.conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         conn.execute(
             sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
                 sql.Identifier(str(name)), sql.Identifier(role)
             )
         )
-    owner_url = psycopg.conninfo.make_conninfo(target, user=role)
+    url = psycopg.conninfo.make_conninfo(target, user=role) if via == "owner_url" else target
+    events: list[ProgressEvent] = []
     try:
-        Archiver(tmp_path, database_url=owner_url).restore(info.name, "full_db")
+        restorer = Archiver(tmp_path, database_url=url)
+        plan = restorer.plan(info.name, "full_db")
+        assert plan.can_restore, plan.blockers
+        assert info.authenticity == "own"
+        restorer.restore(info.name, "full_db", progress=events.append)
         assert db_snapshot(target) == db_snapshot(source)
+        with psycopg.connect(target) as conn:
+            owners = conn.execute(
+                "SELECT DISTINCT relowner::regrole::text FROM pg_class "
+                "WHERE relnamespace = 'public'::regnamespace"
+            ).fetchall()
+            leftovers = conn.execute(
+                "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'odeion\\_archive\\_restore\\_%'"
+            ).fetchone()
+        assert owners == [(role,)]
+        assert leftovers == (0,)  # the temporary login role, if one was used, is gone
+        # Progress by phase, each phase ending complete: schema, data, indexes and constraints.
+        phases = [e.phase for e in events if e.component == "full_db" and e.total is not None]
+        assert list(dict.fromkeys(phases)) == ["schema", "data", "indexes and constraints"]
+        for phase in ("schema", "data", "indexes and constraints"):
+            last = [e for e in events if e.phase == phase][-1]
+            assert last.total is not None
+            assert last.done == last.total > 0
     finally:
         with psycopg.connect(target, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
+        with psycopg.connect(pg_server.conninfo, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(str(name))))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 

@@ -283,38 +283,50 @@ _POST_DATA_KINDS = frozenset(
 
 
 class _Phases:
-    """Restore progress by phase: schema (counted), data (bytes), indexes and constraints."""
+    """Restore progress by phase: schema (counted), data (bytes), indexes and constraints.
+
+    A phase's total is known from the dump's table of contents (entries of the
+    pre- and post-data sections; the bytes of the dump for the data); a phase
+    that ends is reported complete, at what it actually did.
+    """
 
     def __init__(self, context: RestoreContext, header: _pgdump.DumpHeader, size: int) -> None:
         self._context = context
-        self._size = size
         self._totals = {
             "schema": sum(1 for e in header.entries if e.section == "PRE_DATA"),
+            "data": size,
             "indexes and constraints": sum(1 for e in header.entries if e.section == "POST_DATA"),
         }
         self._phase = "schema"
-        self._done = {"schema": 0, "data": 0, "indexes and constraints": 0}
+        self._done = dict.fromkeys(self._totals, 0)
+
+    def _report(self, phase: str, *, final: bool = False) -> None:
+        done = self._done[phase]
+        total = done if final else max(self._totals[phase], done)
+        self._context.progress(phase, done, total, "bytes" if phase == "data" else "steps")
+
+    def _enter(self, phase: str) -> None:
+        if phase != self._phase:
+            if self._phase == "data":
+                self._done["data"] = max(self._done["data"], self._totals["data"])
+            self._report(self._phase, final=True)
+            self._phase = phase
 
     def on_statement(self, statement: Any) -> None:
         kind = statement.kind
-        if kind in ("VariableSetStmt", "SelectStmt") and self._phase == "schema":
-            return
         if statement.copy_from_stdin:
-            self._phase = "data"
+            self._enter("data")
+        elif self._phase == "data" and kind in _POST_DATA_KINDS:
+            self._enter("indexes and constraints")
+        if self._phase == "data" or kind in ("VariableSetStmt", "SelectStmt"):
             return
-        if self._phase == "data" and kind in _POST_DATA_KINDS:
-            self._phase = "indexes and constraints"
-        if self._phase != "data":
-            total = max(self._totals[self._phase], self._done[self._phase] + 1)
-            self._done[self._phase] += 1
-            self._context.progress(self._phase, self._done[self._phase], total, "steps")
+        self._done[self._phase] += 1
+        self._report(self._phase)
 
     def on_bytes(self, count: int) -> None:
-        self._done["data"] += count
+        self._done["data"] = min(self._done["data"] + count, self._totals["data"])
         if self._phase == "data":
-            self._context.progress("data", min(self._done["data"], self._size), self._size, "bytes")
+            self._report("data")
 
     def done(self) -> None:
-        for phase in ("schema", "indexes and constraints"):
-            total = max(self._totals[phase], self._done[phase])
-            self._context.progress(phase, total, total, "steps")
+        self._report(self._phase, final=True)
