@@ -31,8 +31,16 @@ def _str(value: str | bytes | None) -> bytes:
     return _int(len(data)) + data
 
 
-def craft_dump(entries: Sequence[tuple[str, str | bytes]], *, database: str = "odeion") -> bytes:
-    """A dump whose TOC holds ``entries`` as ``(desc, definition)``, in order."""
+def craft_dump(
+    entries: Sequence[tuple[str, str | bytes]],
+    *,
+    database: str = "odeion",
+    namespace: str = "public",
+) -> bytes:
+    """A dump whose TOC holds ``entries`` as ``(desc, definition)``, in order.
+
+    ``namespace`` is every entry's schema ("": none, so pg_restore sets no search_path).
+    """
     out = bytearray(b"PGDMP")
     out += bytes([*_VERSION, _INT_SIZE, _OFFSET_SIZE, _FORMAT_CUSTOM])
     out += _int(0)  # compression level: none
@@ -49,7 +57,7 @@ def craft_dump(entries: Sequence[tuple[str, str | bytes]], *, database: str = "o
         out += _int(_SECTION_PRE_DATA)
         out += _str(definition)
         out += _str("") + _str("")  # drop statement, copy statement
-        out += _str("public") + _str("") + _str("heap")  # namespace, tablespace, access method
+        out += _str(namespace) + _str("") + _str("heap")  # namespace, tablespace, access method
         out += _str("")  # owner
         out += _str("false")  # "with oids"
         out += _str(None)  # end of the dependency list

@@ -16,7 +16,9 @@ server setting appeared outside it, and the error says what happened.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -32,7 +34,8 @@ from psycopg.conninfo import make_conninfo
 from _dumps import craft_dump
 from odeion_archive import Archiver
 from odeion_archive.archive import ArchiveBuilder, ArchiveFile
-from odeion_archive.errors import ArchiveError, RestoreBlockedError
+from odeion_archive.errors import ArchiveError, RestoreBlockedError, UnsafeArchiveError
+from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER
 from odeion_archive.registry import Registry
 from odeion_archive.schema import migrate
 from odeion_archive.seed import SeedScale, seed
@@ -657,3 +660,390 @@ def test_embedded_data_directories_of_older_versions_are_given_to_a_plain_role(
         assert archiver.plan(info.name, "full_db").can_restore
         archiver.restore(info.name, "full_db")
         archiver.restore(info.name, "everything_json", "overwrite")
+
+
+# -- what a dump may change as its owner, outside its objects --------------------------------------------------------------------------
+
+
+def _cluster_state(admin: str, database: str) -> dict[str, Any]:
+    """What lies outside the database's contents: role and database settings, passwords..."""
+    with psycopg.connect(admin) as conn:
+        return {
+            "role_settings": conn.execute(
+                "SELECT setdatabase, setrole::regrole::text, setconfig FROM pg_db_role_setting "
+                "ORDER BY 1, 2"
+            ).fetchall(),
+            "passwords": conn.execute(
+                "SELECT rolname, rolpassword, rolvaliduntil FROM pg_authid "
+                "WHERE rolname NOT LIKE 'odeion\\_archive\\_restore\\_%' ORDER BY 1"
+            ).fetchall(),
+            "memberships": conn.execute(
+                "SELECT roleid::regrole::text, member::regrole::text FROM pg_auth_members "
+                "ORDER BY 1, 2"
+            ).fetchall(),
+            "database": conn.execute(
+                "SELECT datconnlimit, datallowconn, datacl::text FROM pg_database "
+                "WHERE datname = %s",
+                (database,),
+            ).fetchall(),
+            "shared_comments": conn.execute(
+                "SELECT classoid::regclass::text, objoid, description FROM pg_shdescription "
+                "ORDER BY 1, 2"
+            ).fetchall(),
+        }
+
+
+def _dbname(conninfo: str) -> str:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT current_database(), current_user").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _owner_of(admin: str) -> str:
+    with psycopg.connect(admin) as conn:
+        row = conn.execute(
+            "SELECT datdba::regrole::text FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _undo_cluster_changes(admin: str, database: str, owner: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(sql.Identifier(owner)))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} IN DATABASE {} RESET ALL").format(
+                sql.Identifier(owner), sql.Identifier(database)
+            )
+        )
+        conn.execute(sql.SQL("ALTER DATABASE {} RESET ALL").format(sql.Identifier(database)))
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} CONNECTION LIMIT -1").format(sql.Identifier(database))
+        )
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(sql.Identifier(database)))
+        conn.execute(sql.SQL("COMMENT ON ROLE {} IS NULL").format(sql.Identifier(owner)))
+
+
+# -- 1. a dump's functions change the cluster: role settings, password, database settings ---
+
+#: Every statement runs in its own sub-block that swallows errors, so the restore succeeds
+#: whatever the server refuses; each is built at run time, so no guard can read it.
+_CLUSTER_CHANGER = """
+CREATE FUNCTION public.evil() RETURNS integer LANGUAGE plpgsql AS $evil$
+DECLARE
+    stmt text;
+BEGIN
+    IF current_database() = '{source_db}' THEN RETURN 1; END IF;
+    FOREACH stmt IN ARRAY ARRAY[
+        'ALTER ROLE CURRENT_USER SET default_transaction_read_only TO on',
+        'ALTER ROLE CURRENT_USER SET search_path TO evil, public',
+        'ALTER ROLE CURRENT_USER PASS' || 'WORD ' || quote_literal('the-attacker-knows-it'),
+        format('ALTER DATABASE %I CONNECTION LIMIT 0', current_database()),
+        format('ALTER DATABASE %I SET statement_timeout TO 1', current_database()),
+        format('GRANT CREATE ON DATABASE %I TO PUBLIC', current_database())
+    ] LOOP
+        BEGIN
+            EXECUTE stmt;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'refused: %: %', stmt, SQLERRM;
+        END;
+    END LOOP;
+    RETURN 1;
+END
+$evil$;
+CREATE TABLE public.chk (a int CHECK (public.evil() = 1));
+INSERT INTO public.chk VALUES (1);
+"""
+
+
+def test_a_trusted_foreign_dump_changes_nothing_outside_the_database(
+    target: Target, tmp_path: Path
+) -> None:
+    """ALTER ROLE <self> SET/PASSWORD and ALTER DATABASE, run by a function as the owner.
+
+    The owner may change its own password and session defaults and its
+    database's settings (connection limit, per-database GUCs, ACL): privilege
+    cannot stop that. They live in shared catalogs, and the restore refuses
+    to commit a transaction that changed any. With ``trust_foreign_dump``.
+    """
+    archive = _source_archive(target.source_server, _CLUSTER_CHANGER, tmp_path)
+    database = _dbname(target.admin)
+    owner = _owner_of(target.admin)
+    before = _cluster_state(target.admin, database)
+    name = target.archiver.import_archive(archive).name
+    try:
+        with pytest.raises(UnsafeArchiveError, match="outside the database"):
+            target.archiver.restore(name, "full_db", trust_foreign_dump=True)
+        after = _cluster_state(target.admin, database)
+        changed = {key: after[key] for key in after if after[key] != before[key]}
+        assert changed == {}, f"the dump changed the cluster outside its database: {changed}"
+    finally:
+        _undo_cluster_changes(target.admin, database, owner)
+        target.archiver.delete(name)
+
+
+# -- 2. PostgreSQL 15: the owner logged in as itself grants membership in itself -----------------
+
+
+@pytest.fixture
+def pg15_owner_url_target(pg15: PgServer, tmp_path: Path) -> Iterator[tuple[Archiver, str, str]]:
+    """A PostgreSQL 15 database whose URL connects as its plain owner (the recommended setup)."""
+    suffix = uuid.uuid4().hex[:10]
+    role, name, victim = f"plain_{suffix}", f"owned_{suffix}", f"victim_{suffix}"
+    with psycopg.connect(pg15.conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(victim)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(role)
+            )
+        )
+    from psycopg.conninfo import make_conninfo
+
+    owner_url = make_conninfo(pg15.database_conninfo(name), user=role)
+    _seed_as(owner_url)
+    archiver = Archiver(tmp_path / "data", database_url=owner_url)
+    try:
+        yield archiver, victim, role
+    finally:
+        archiver.close()
+        with psycopg.connect(pg15.conninfo, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            for r in (victim, role):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(r)))
+
+
+def test_pg15_a_trusted_dump_cannot_grant_the_owner_role_to_others(
+    pg15: PgServer, pg15_owner_url_target: tuple[Archiver, str, str], tmp_path: Path
+) -> None:
+    """On PostgreSQL <= 15 a role may grant membership in itself when it is the session user.
+
+    The restore logs in as the owner (via "owner"); a function called during
+    COPY (a CHECK constraint, not a security-restricted operation) runs
+    ``GRANT <owner> TO <any role>``: that role gains every right of the owner,
+    cluster-wide, and the grant survives the restore.
+    """
+    archiver, victim, owner = pg15_owner_url_target
+    setup = f"""
+CREATE FUNCTION public.evil() RETURNS integer LANGUAGE plpgsql AS $evil$
+BEGIN
+    IF current_database() = '{{source_db}}' THEN RETURN 1; END IF;
+    BEGIN
+        EXECUTE 'GRA' || 'NT ' || quote_ident(current_user) || ' TO {victim}';
+    EXCEPTION WHEN OTHERS THEN RAISE WARNING '%', SQLERRM;
+    END;
+    RETURN 1;
+END
+$evil$;
+CREATE TABLE public.chk (a int CHECK (public.evil() = 1));
+INSERT INTO public.chk VALUES (1);
+"""
+    archive = _source_archive(pg15, setup, tmp_path)
+    name = archiver.import_archive(archive).name
+    with contextlib.suppress(ArchiveError):
+        archiver.restore(name, "full_db", trust_foreign_dump=True)
+    with psycopg.connect(pg15.conninfo) as conn:
+        member = conn.execute("SELECT pg_has_role(%s, %s, 'MEMBER')", (victim, owner)).fetchone()
+    assert member == (False,), f"the dump made {victim} a member of the owner {owner}"
+
+
+# -- 3. an own archive whose dump was replaced: its SQL runs before its sha256 is checked -----
+
+
+def _pg_dump(server: PgServer, setup: str) -> bytes:
+    """A custom-format dump of a new database on ``server`` after ``setup``."""
+    name = f"src_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server.conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(server.database_conninfo(name)) as conn:
+            conn.execute(setup.replace("{source_db}", name))
+        return subprocess.run(
+            [
+                str(server.bin_dir / "pg_dump"),
+                "--format=custom",
+                "-d",
+                server.database_conninfo(name),
+            ],
+            check=True,
+            capture_output=True,
+        ).stdout
+    finally:
+        with psycopg.connect(server.conninfo, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _replace_member_keep_manifest(original: Path, member: str, data: bytes, out: Path) -> Path:
+    """``original`` with ``member``'s bytes replaced and its (sealed) manifest kept as it was.
+
+    The member must keep its listed size (the data is padded with zeros); the
+    container's seal is a plain sha256 that anyone recomputes by writing the
+    container again.
+    """
+    registry = Registry.default()
+    with ArchiveFile.open(original, registry) as archive:
+        manifest = archive.manifest
+        head = archive._manifest_bytes[HEAD_MEMBER]
+        tail = archive._manifest_bytes[TAIL_MEMBER]
+        others = {
+            m.path: archive.open_member(m.path).read() for m in manifest.members if m.path != member
+        }
+        size = next(m.size for m in manifest.members if m.path == member)
+    assert len(data) <= size, (len(data), size)
+    data += bytes(size - len(data))
+    fmt = registry.format(manifest.format)
+    with out.open("wb") as stream:
+        writer = fmt.open_writer(stream)
+        writer.add(HEAD_MEMBER, [head], size=len(head))
+        for m in manifest.members:
+            chunk = data if m.path == member else others[m.path]
+            writer.add(m.path, [chunk], size=len(chunk))
+        writer.add(TAIL_MEMBER, [tail], size=len(tail))
+        writer.close()
+    return out
+
+
+@pytest.fixture
+def superuser_owned(pg18: PgServer, tmp_path: Path) -> Iterator[tuple[Archiver, str]]:
+    """A database created by the superuser (owned by it), its URL connecting as the superuser."""
+    name = f"susr_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = pg18.database_conninfo(name)
+    _seed_as(url)
+    with psycopg.connect(url) as conn:
+        # An ordinary database of some size: its dump is larger than the attacker's.
+        conn.execute(
+            "CREATE TABLE public.padding AS SELECT g, md5(g::text) || md5((g * 7)::text) AS t "
+            "FROM generate_series(1, 60000) g"
+        )
+    archiver = Archiver(tmp_path / "data", database_url=url)
+    try:
+        yield archiver, url
+    finally:
+        archiver.close()
+        with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def test_an_own_archive_whose_dump_was_replaced_runs_nothing(
+    pg18: PgServer, superuser_owned: tuple[Archiver, str], attack: Attack, tmp_path: Path
+) -> None:
+    """Default settings, no consent: the seal covers the manifest, not yet-unread member bytes.
+
+    An attacker who can write to an offsite copy of one of this server's
+    archives (but has no key) replaces the full_db dump with a genuine
+    pg_dump of a hostile database, padded to the listed size, keeps the
+    sealed manifest, and rewrites the container (its seal is a plain sha256).
+    ``plan`` says ``own`` and shows no blocker; the restore streams the dump
+    into pg_restore and runs its SQL; the sha256 mismatch is noticed only at
+    the end of the member, when the hostile function (a CHECK constraint
+    during COPY) has run already. Owners that are powerful are allowed for
+    own archives, so here it runs as a superuser: COPY TO PROGRAM.
+    """
+    archiver, _url = superuser_owned
+    own = archiver.create(components=["full_db"]).archive
+    assert own.authenticity == "own"
+    hostile = _pg_dump(
+        pg18,
+        f"""
+CREATE FUNCTION public.evil() RETURNS integer LANGUAGE plpgsql AS $evil$
+BEGIN
+    IF current_database() = '{{source_db}}' THEN RETURN 1; END IF;
+    EXECUTE 'COPY (SELECT 1) TO PRO' || 'GRAM ' || quote_literal('touch {attack.marker}');
+    RETURN 1;
+END
+$evil$;
+CREATE TABLE public.chk (a int CHECK (public.evil() = 1));
+INSERT INTO public.chk VALUES (1);
+""",
+    )
+    offsite = _replace_member_keep_manifest(
+        own.path, "full_db/database.dump", hostile, tmp_path / own.path.name
+    )
+    assert archiver.authenticity(offsite) == "own"
+    plan = archiver.plan(str(offsite), "full_db")
+    try:
+        archiver.restore(str(offsite), "full_db")
+    except ArchiveError as exc:
+        error = str(exc)
+    else:
+        error = ""
+    assert not attack.marker.exists(), (
+        f"a program ran on the database host (plan blockers: {plan.blockers}; "
+        f"restore error: {error[:200]!r})"
+    )
+
+
+# -- 4. the guard allows comments on shared objects ---------------------------------------
+
+
+def test_comments_on_the_database_are_refused(
+    target: Target, template_archive: Path, tmp_path: Path
+) -> None:
+    """COMMENT ON DATABASE passes the guard (CommentStmt is a plain statement, any object).
+
+    pg_restore without --create never writes it; it changes the shared
+    catalog pg_shdescription, outside the restored database. (COMMENT ON ROLE
+    also passes the guard but the server refuses it to a plain owner.)
+    """
+    database = _dbname(target.admin)
+    owner = _owner_of(target.admin)
+    dump = craft_dump(
+        [
+            ("ENCODING", "SET client_encoding = 'UTF8';\n"),
+            ("STDSTRINGS", "SET standard_conforming_strings = 'on';\n"),
+            ("COMMENT", f"COMMENT ON DATABASE \"{database}\" IS 'owned by the attacker';\n"),
+        ]
+    )
+    archive = _with_dump(template_archive, dump, tmp_path / "comments.tar.zst")
+    name = target.archiver.import_archive(archive).name
+    before = _cluster_state(target.admin, database)
+    try:
+        plan = target.archiver.plan(name, "full_db", trust_foreign_dump=True)
+        with contextlib.suppress(ArchiveError):
+            target.archiver.restore(name, "full_db", trust_foreign_dump=True)
+        after = _cluster_state(target.admin, database)
+        assert after["shared_comments"] == before["shared_comments"], plan.blockers
+    finally:
+        _undo_cluster_changes(target.admin, database, owner)
+        target.archiver.delete(name)
+
+
+# -- 6. a function body that the guard's plpgsql reading cannot hold -------------------------
+
+
+def test_a_deeply_nested_plpgsql_function_is_refused_not_a_crash(
+    embedded_target: Target, template_archive: Path, tmp_path: Path
+) -> None:
+    """500 nested BEGIN blocks: pglast's plpgsql JSON overflows json.loads' recursion.
+
+    ``_sqlguard._judge_plpgsql_body`` catches ParseError and ValueError only;
+    the RecursionError escapes ``plan`` (and the restore) as a non-ArchiveError.
+    """
+    body = "BEGIN " * 600 + "NULL; " + "END; " * 599 + "END"
+    dump = craft_dump(
+        [
+            (
+                "FUNCTION",
+                f"CREATE FUNCTION public.f() RETURNS void LANGUAGE plpgsql AS $$ {body} $$;\n",
+            )
+        ]
+    )
+    archive = _with_dump(template_archive, dump, tmp_path / "nested.tar.zst")
+    archiver = embedded_target.archiver
+    name = archiver.import_archive(archive).name
+    try:
+        with contextlib.suppress(ArchiveError):
+            archiver.plan(name, "full_db", trust_foreign_dump=True)
+        with contextlib.suppress(ArchiveError):
+            archiver.restore(name, "full_db", trust_foreign_dump=True)
+    finally:
+        archiver.delete(name)

@@ -66,6 +66,16 @@ _FORCED_ATTEMPTS: Final = 8
 #: What the server must report for these while the dump's SQL runs.
 _READING: Final = {"standard_conforming_strings": "on", "client_encoding": "UTF8"}
 
+# The shared catalogs this transaction changed; pg_shdepend only records who owns
+# the objects restored.
+_SHARED_CHANGES: Final = """
+SELECT c.relname FROM pg_catalog.pg_stat_xact_sys_tables s
+JOIN pg_catalog.pg_class c ON c.oid = s.relid
+WHERE c.relisshared AND c.relname <> 'pg_shdepend'
+  AND s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0
+ORDER BY 1
+"""
+
 # Drops every schema but the system ones (with all they hold, objects created
 # after the backup included), removes large objects, and re-creates public with
 # the owner and privileges it had, as a fresh database would have it.
@@ -137,6 +147,24 @@ class _Sink:
         context, self._copy, self._copy_context = self._copy_context, None, None
         context.__exit__(None, None, None)
         self.check_session()
+
+    def check_shared(self) -> None:
+        """Stop if the transaction changed anything the database shares with the cluster.
+
+        A role may always change itself and its own database (its password,
+        settings, the database's connection limit and privileges...), and
+        privilege cannot stop a dump's functions from doing so as the owner.
+        Those changes land in the shared catalogs; the server counts this
+        transaction's changes to every catalog, so any is found before COMMIT.
+        """
+        changed = [str(row[0]) for row in self._conn.execute(_SHARED_CHANGES)]
+        if changed:
+            raise UnsafeArchiveError(
+                "the database dump changed what lies outside the database "
+                f"({', '.join(changed)}: roles, their passwords or settings, or the "
+                "database's own settings or privileges) while it was restored; the restore "
+                "was stopped and the database left as it was: the dump is hostile"
+            )
 
     def check_session(self) -> None:
         """Stop if anything changed how the server reads SQL text, or who runs it."""
@@ -255,6 +283,8 @@ class ScriptReader:
             raise self._refuse(f"SQL that is not UTF-8 text ({exc})", True) from exc
         try:
             statements = _sqlguard.parse(text)
+        except _sqlguard.TooDeepError as exc:
+            raise self._refuse(str(exc), True) from exc
         except ParseError as exc:
             self._error = str(exc)
             if not forced:
@@ -503,6 +533,7 @@ def replace_database(
                 conn.execute("RESET search_path")
             for statement in post_sql:
                 conn.execute(statement)
+            sink.check_shared()
             conn.commit()
         except BaseException as exc:
             pipeline.kill()

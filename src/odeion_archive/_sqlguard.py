@@ -182,6 +182,16 @@ _NEVER_STATEMENTS: Final = {
     ast.NotifyStmt: "NOTIFY",
     ast.LockStmt: "LOCK TABLE",
 }
+#: Objects that the cluster's databases share: a restore never touches them.
+_SHARED_OBJECTS: Final = frozenset(
+    {
+        enums.ObjectType.OBJECT_DATABASE,
+        enums.ObjectType.OBJECT_ROLE,
+        enums.ObjectType.OBJECT_TABLESPACE,
+        enums.ObjectType.OBJECT_SUBSCRIPTION,
+        enums.ObjectType.OBJECT_PARAMETER_ACL,
+    }
+)
 #: ALTER TABLE subcommands that pg_restore writes.
 _ALTER_TABLE_COMMANDS: Final = frozenset(
     {
@@ -247,10 +257,24 @@ class Statement:
     refusal: Refusal | None
 
 
+class TooDeepError(ParseError):
+    """SQL nested too deeply to be read into a syntax tree here."""
+
+
+def _parse_sql(text: str) -> tuple[ast.RawStmt, ...]:
+    try:
+        return parser.parse_sql(text)
+    except RecursionError as exc:
+        raise TooDeepError("the statement is nested too deeply to be judged") from exc
+
+
 def parse(text: str) -> list[Statement]:
-    """Split ``text`` into statements and judge each; :class:`ParseError` if it does not parse."""
+    """Split ``text`` into statements and judge each; :class:`ParseError` if it does not parse.
+
+    :class:`TooDeepError` (a :class:`ParseError`) when it is nested too deeply to judge.
+    """
     statements = []
-    for raw in parser.parse_sql(text):
+    for raw in _parse_sql(text):
         start = raw.stmt_location or 0
         end = start + raw.stmt_len if raw.stmt_len else len(text)
         node = raw.stmt
@@ -309,6 +333,8 @@ def judge(node: ast.Node) -> Refusal | None:
         return _judge_copy(node)
     if isinstance(node, ast.SelectStmt):
         return _judge_select(node)
+    if isinstance(node, ast.CommentStmt) and node.objtype in _SHARED_OBJECTS:
+        return Refusal("a comment on an object outside the database", always=True)
     if isinstance(node, _PLAIN_STATEMENTS):
         return None
     return _judge_definition(node)
@@ -496,7 +522,7 @@ def _sql_body(node: ast.CreateFunctionStmt) -> list[ast.Node]:
 
 def _nodes(text: str) -> list[ast.Node]:
     """The parse trees of the statements of ``text``; :class:`ParseError` if it does not parse."""
-    return [raw.stmt for raw in parser.parse_sql(text) if raw.stmt is not None]
+    return [raw.stmt for raw in _parse_sql(text) if raw.stmt is not None]
 
 
 def _judge_function(node: ast.CreateFunctionStmt) -> Refusal | None:
@@ -528,8 +554,9 @@ def _judge_plpgsql_body(node: ast.CreateFunctionStmt, text: str) -> Refusal | No
         return None
     try:
         tree = pglast.parse_plpgsql(text)
-    except (ParseError, ValueError):
-        return None  # the server does not read it either until called
+    except (ParseError, ValueError, RecursionError) as exc:
+        # A body this guard cannot read is not let through unread.
+        return _unsafe(f"a plpgsql function whose body cannot be read ({str(exc)[:80]})")
     for query, mode in _plpgsql_queries(tree):
         # From _ASSIGN_MODE on, the query is "target := expression".
         expression = re.split(r":=|=", query, maxsplit=1)[-1] if mode >= _ASSIGN_MODE else query

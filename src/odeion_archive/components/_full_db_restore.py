@@ -252,6 +252,7 @@ def restore(context: RestoreContext) -> ComponentPlan:
     remap: Mapping[str, str] = context.options.get("remap_paths") or {}
     post_sql = remap_statements(remap, context.connection)
     member = context.entry.member(DUMP_MEMBER)
+    _check_whole_dump(context, member.size)
     phases = _Phases(context, header, member.size)
     with context.open_member(DUMP_MEMBER) as stream:
         chunks = iter(lambda: stream.read(1024 * 1024), b"")
@@ -274,6 +275,21 @@ def restore(context: RestoreContext) -> ComponentPlan:
             f"ran the dump's SQL as the database's owner {who.owner.name}",
         )
     )
+
+
+def _check_whole_dump(context: RestoreContext, size: int) -> None:
+    """Read the whole dump against its sha256 before any of its SQL runs.
+
+    The members' digests are what the manifest (and this server's seal over
+    it) vouch for; a dump whose bytes were replaced must be refused before
+    pg_restore hands a single statement of it to the server, not at the end.
+    """
+    done = 0
+    with context.open_member(DUMP_MEMBER) as stream:
+        while chunk := stream.read(1024 * 1024):
+            done += len(chunk)
+            context.cancel.raise_if_cancelled()
+            context.progress("checking the dump", done, size, "bytes")
 
 
 #: Statements of the post-data section: built after the data.
