@@ -551,6 +551,21 @@ def test_item12_each_phase_ends_with_its_own_figures_on_a_non_terminal() -> None
     ]
 
 
+def test_item12_a_real_full_db_restore_reports_its_phases_in_order(cli: Cli) -> None:
+    """Through the console script: each phase ends with its own figures, in order."""
+    name = cli.json("create", "--components", "full_db")["name"]
+    restored = cli("restore", name, "--mode", "full_db", "--yes")
+    lines = [line for line in restored.stderr.splitlines() if line.startswith("full_db ")]
+    phases = [line.split(":")[0].removeprefix("full_db ") for line in lines]
+    assert list(dict.fromkeys(phases)) == [
+        "checking the dump",
+        "schema",
+        "data",
+        "indexes and constraints",
+    ], restored.stderr
+    assert lines[-1].startswith("full_db indexes and constraints: ") and " in " in lines[-1]
+
+
 def test_item13_sample_makes_a_data_directory_ready_to_try(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODEION_")}
     data_dir = tmp_path / "try"
