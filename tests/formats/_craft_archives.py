@@ -17,6 +17,7 @@ import attrs
 import zstandard
 
 from odeion_archive import _safejson
+from odeion_archive.formats import _index as indexmod
 from odeion_archive.formats import _tarzst_frames as tarzst
 from odeion_archive.formats import _zip_records as zipmod
 from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry, Manifest, MemberEntry
@@ -136,7 +137,7 @@ def craft_tarzst(
     out.write(normal.compress(bytes(1024)))
     seal = hashlib.sha256(out.getvalue()).digest()
     raw_index = _safejson.dumps({"end": end, "members": index})
-    footer = tarzst.FOOTER.pack(
+    footer = indexmod.FOOTER.pack(
         hashlib.sha256(raw_index).digest(), seal, len(raw_index), tarzst.FOOTER_MAGIC
     )
     out.write(tarzst.SKIPPABLE.pack(tarzst.SKIPPABLE_MAGIC, len(raw_index) + len(footer)))
@@ -348,9 +349,9 @@ def overlapping_zip(path: Path, copies: int, zeros: int) -> Manifest:
 
 def reindexed_tarzst(path: Path, archive: bytes, index: bytes) -> None:
     """The tar.zst ``archive`` with its index replaced by ``index`` (checksum and seal kept right)."""
-    _index_sha, seal, length, magic = tarzst.FOOTER.unpack(archive[-tarzst.FOOTER.size :])
-    frame_start = len(archive) - tarzst.FOOTER.size - length - tarzst.SKIPPABLE.size
-    footer = tarzst.FOOTER.pack(hashlib.sha256(index).digest(), seal, len(index), magic)
+    _index_sha, seal, length, magic = indexmod.FOOTER.unpack(archive[-indexmod.FOOTER.size :])
+    frame_start = len(archive) - indexmod.FOOTER.size - length - tarzst.SKIPPABLE.size
+    footer = indexmod.FOOTER.pack(hashlib.sha256(index).digest(), seal, len(index), magic)
     path.write_bytes(
         archive[:frame_start]
         + tarzst.SKIPPABLE.pack(tarzst.SKIPPABLE_MAGIC, len(index) + len(footer))

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
-from odeion_archive._names import check_name, name_key
+from odeion_archive._names import ADVICE, check_name, name_key
 from odeion_archive.errors import BackupFailedError, UnsafeArchiveError
 
 __all__ = [
@@ -32,8 +32,6 @@ __all__ = [
     "too_many_members",
 ]
 
-#: The advice that ends every message about a damaged or hostile container.
-ADVICE = "the archive is damaged or was tampered with, use another archive"
 #: Largest piece handed to a compressor, and read at once for a seal.
 PIECE = 1024 * 1024
 #: A member of unknown size is spooled in memory up to this size, then to a temporary file.

@@ -20,18 +20,14 @@ from odeion_archive.errors import (
     UnsafeArchiveError,
 )
 from odeion_archive.formats._common import ADVICE, sha256_range
+from odeion_archive.formats._index import FOOTER, Index, index_bound, read_index
 from odeion_archive.formats._tar import BLOCK, END_OF_ARCHIVE, TarMember, TarReader, walk_tar
 from odeion_archive.formats._tarzst_frames import (
-    FOOTER,
     FOOTER_MAGIC,
     SKIPPABLE,
     SKIPPABLE_MAGIC,
-    Index,
     Slice,
     ZstdSource,
-    check_index,
-    index_bound,
-    parse_index,
 )
 from odeion_archive.interfaces import Entry, ReadLimits
 
@@ -85,7 +81,7 @@ class TarZstReader:
         raw = self._pread(frame_start + SKIPPABLE.size, length)
         if hashlib.sha256(raw).digest() != index_sha:
             raise CorruptArchiveError(f"the tar.zst index fails its checksum; {ADVICE}")
-        return check_index(parse_index(raw, self._limits), frame_start, seal, self._limits)
+        return read_index(raw, frame_start, seal, self._limits, "tar.zst")
 
     def _frame_tar(self, offset: int, end: int | None = None, *, across: bool = True) -> TarReader:
         """A tar reader of the frames from ``offset`` up to the next member's (or ``end``)."""

@@ -14,7 +14,6 @@ from typing import IO
 
 import zstandard
 
-from odeion_archive import _safejson
 from odeion_archive.formats._common import (
     SealedOutput,
     check_new_name,
@@ -22,9 +21,9 @@ from odeion_archive.formats._common import (
     sized_pieces,
     spooled,
 )
+from odeion_archive.formats._index import FOOTER, index_json
 from odeion_archive.formats._tar import END_OF_ARCHIVE, tar_header, tar_padding
 from odeion_archive.formats._tarzst_frames import (
-    FOOTER,
     FOOTER_MAGIC,
     SKIPPABLE,
     SKIPPABLE_MAGIC,
@@ -88,7 +87,7 @@ class TarZstWriter:
         frame = self._cctx.compressobj()
         out.write(frame.compress(END_OF_ARCHIVE) + frame.flush())
         seal = out.seal()
-        index = _safejson.dumps({"end": end, "members": [list(m) for m in self._index]})
+        index = index_json(self._index, end)
         footer = FOOTER.pack(hashlib.sha256(index).digest(), seal, len(index), FOOTER_MAGIC)
         payload = index + footer
         out.stream.write(SKIPPABLE.pack(SKIPPABLE_MAGIC, len(payload)) + payload)
