@@ -62,9 +62,12 @@ def test_a_raw_error_from_container_problems_is_an_archive_error_with_its_cause(
     tmp_path: Path,
 ) -> None:
     fmt = _RawErrorZip("container_problems")
-    with ArchiveFile.open(_archive(fmt, tmp_path), format_registry(fmt)) as archive:
-        with pytest.raises(CorruptArchiveError, match="LZMAError") as caught:
-            archive.check_container()
+    path = _archive(fmt, tmp_path)
+    with (
+        ArchiveFile.open(path, format_registry(fmt)) as archive,
+        pytest.raises(CorruptArchiveError, match="LZMAError") as caught,
+    ):
+        archive.check_container()
     assert isinstance(caught.value.__cause__, lzma.LZMAError)
 
 
