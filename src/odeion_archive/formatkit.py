@@ -4,6 +4,14 @@ A format plugin (see :doc:`plugins`) needs the core's rules for member names,
 a seal over the bytes it writes, bounded reads and a strict tar parser. This
 module exports them, so that a plugin need not copy them:
 
+Indexed tar
+    :class:`IndexedTarWriter` and :class:`IndexedTarReader` are the whole of
+    a format that cuts a tar stream into independently compressed frames with
+    an index of member offsets (the layout of the built-in tar.zst): a plugin
+    says how to make a stored header frame, a data frame and the trailer, and
+    how to read the trailer and decompress a range of frames
+    (:class:`DecompressedRange` does that for :mod:`lzma`, :mod:`bz2` and
+    :mod:`zlib`). The pieces below are what they are made of.
 Writing
     :func:`check_member_name` applies the core's member-name rules (and, given
     the set of names written so far, refuses duplicates);
@@ -56,6 +64,12 @@ from odeion_archive.formats._common import (
 )
 from odeion_archive.formats._index import FOOTER as INDEX_FOOTER
 from odeion_archive.formats._index import Index, index_bound, index_json, read_index
+from odeion_archive.formats._indexed_tar import (
+    Compressor,
+    DecompressedRange,
+    IndexedTarReader,
+    IndexedTarWriter,
+)
 from odeion_archive.formats._tar import (
     BLOCK as TAR_BLOCK,
 )
@@ -81,7 +95,11 @@ __all__ = [
     "TAR_END_OF_ARCHIVE",
     "USTAR_MAGIC",
     "ByteSource",
+    "Compressor",
+    "DecompressedRange",
     "Index",
+    "IndexedTarReader",
+    "IndexedTarWriter",
     "SealedOutput",
     "TarMember",
     "TarReader",
