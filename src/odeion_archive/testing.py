@@ -44,6 +44,7 @@ from odeion_archive.archive import ArchiveBuilder, ArchiveFile, verify_archive
 from odeion_archive.archiver import Archiver
 from odeion_archive.demo import table_digests
 from odeion_archive.errors import ArchiveError, ArchiveInvalidError
+from odeion_archive.formats import _contract
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.interfaces import ArchiveFormat, Component, ReadLimits
 from odeion_archive.manifest import (
@@ -198,7 +199,15 @@ def _positions(size: int, count: int) -> list[int]:
 def check_format(fmt: ArchiveFormat, workdir: Path) -> None:
     """Check that ``fmt`` keeps the contract of an archive format; raise AssertionError if not.
 
-    ``workdir`` is an empty directory for the archives the check writes.
+    ``workdir`` is an empty directory for the archives the check writes. The
+    checks: round trip, determinism (to a file and to a pipe), streaming a
+    member of unknown size to a file without staging it, recognition by
+    ``sniff``, a flipped bit and a truncation noticed by ``verify`` and by
+    ``container_problems()`` itself, refusal of unsafe names and of members
+    that differ from their announced size, ``ReadLimits`` and ``max_size``
+    honoured by the reader, each entry's true kind reported by ``walk()`` (for
+    zip and compressed tar containers, built here by hand), and refusal of
+    unlisted, missing and oversized members.
     """
     registry = format_registry(fmt)
     members = _sample_members()
@@ -206,43 +215,94 @@ def check_format(fmt: ArchiveFormat, workdir: Path) -> None:
     manifest = _write(fmt, path, members)
     _check_round_trip(fmt, path, registry, manifest, members)
     _check_determinism(fmt, path, workdir, members)
+    _check_streaming(fmt, workdir)
     _check_damage(fmt, workdir, registry)
+    _check_sizes(fmt)
+    _check_limits(fmt, path)
+    _check_kinds(fmt, path, workdir)
     _check_refusals(fmt, workdir, registry)
+
+
+def _require(condition: object, message: str) -> None:
+    """Raise :class:`AssertionError` with ``message`` unless ``condition`` (also under -O)."""
+    if not condition:
+        raise AssertionError(message)
 
 
 def _check_round_trip(
     fmt: ArchiveFormat, path: Path, registry: Registry, manifest: Manifest, members: Members
 ) -> None:
     head = path.read_bytes()[:4096]
-    assert fmt.sniff(head), f"{fmt.name}: sniff() does not recognise an archive it wrote"
+    _require(fmt.sniff(head), f"{fmt.name}: sniff() does not recognise an archive it wrote")
     for other in (b"", b"\0" * 512, b"plain text, not an archive\n" * 40):
-        assert not fmt.sniff(other), f"{fmt.name}: sniff() claims {other[:16]!r}..."
+        _require(not fmt.sniff(other), f"{fmt.name}: sniff() claims {other[:16]!r}...")
     with ArchiveFile.open(path, registry) as archive:
-        assert archive.format is fmt, f"{fmt.name}: the archive was not recognised as {fmt.name}"
-        assert archive.manifest == manifest, f"{fmt.name}: the manifest read back differs"
+        _require(archive.format is fmt, f"{fmt.name}: the archive was not recognised as {fmt.name}")
+        _require(archive.manifest == manifest, f"{fmt.name}: the manifest read back differs")
         seen = {}
         for entry, chunks in archive.walk():
             seen[entry.path] = b"".join(chunks)
         expected = {f"{c}/{n}": d for c, files in members.items() for n, d in files.items()}
-        assert seen == expected, f"{fmt.name}: walk() gives other members or bytes than written"
+        _require(seen == expected, f"{fmt.name}: walk() gives other members or bytes than written")
         for member_path, data in expected.items():
             with archive.open_member(member_path) as stream:
-                assert stream.read() == data, f"{fmt.name}: open_member({member_path!r}) differs"
+                _require(stream.read() == data, f"{fmt.name}: open_member({member_path!r}) differs")
         report = archive.verify()
-        assert report.ok, f"{fmt.name}: an intact archive fails verify: {report.problems}"
+        _require(report.ok, f"{fmt.name}: an intact archive fails verify: {report.problems}")
 
 
 def _check_determinism(fmt: ArchiveFormat, path: Path, workdir: Path, members: Members) -> None:
     again = workdir / f"again{fmt.suffix}"
     _write(fmt, again, members)
-    assert again.read_bytes() == path.read_bytes(), (
-        f"{fmt.name}: the same members in the same order gave different bytes"
+    _require(
+        again.read_bytes() == path.read_bytes(),
+        f"{fmt.name}: the same members in the same order gave different bytes",
     )
     pipe = _NoSeek()
     write_archive(fmt, pipe, members)  # type: ignore[arg-type]
-    assert bytes(pipe.data) == path.read_bytes(), (
-        f"{fmt.name}: writing to a stream that cannot seek gave other bytes"
+    _require(
+        bytes(pipe.data) == path.read_bytes(),
+        f"{fmt.name}: writing to a stream that cannot seek gave other bytes",
     )
+
+
+def _check_streaming(fmt: ArchiveFormat, workdir: Path) -> None:
+    """A member of unknown size reaches a file that can seek before its last chunk is taken.
+
+    The file is open for reading and writing, as the backup store opens it.
+    """
+    path = workdir / f"streamed{fmt.suffix}"
+    grew: list[bool] = []
+    with path.open("w+b") as stream:
+        writer = fmt.open_writer(stream)
+        start = stream.tell()
+
+        def chunks() -> Iterator[bytes]:
+            for number in range(4):
+                if number:
+                    grew.append(stream.tell() > start)
+                yield hashlib.sha256(b"%d" % number).digest() * 2048
+
+        writer.add("users_auth/streamed.jsonl", chunks())
+        writer.close()
+    _require(
+        any(grew),
+        f"{fmt.name}: the writer stages a member of unknown size on a stream that can seek: "
+        "it wrote nothing before it had taken the member's last chunk; stream it, and write "
+        "its size into its header in place at its end (odeion_archive.formatkit.SealedOutput)",
+    )
+
+
+def _container_detects(fmt: ArchiveFormat, path: Path) -> bool:
+    with path.open("rb") as file:
+        try:
+            reader = fmt.open_reader(file, ReadLimits())
+            try:
+                return bool(reader.container_problems())
+            finally:
+                reader.close()
+        except ArchiveInvalidError:
+            return True
 
 
 def _check_damage(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None:
@@ -255,15 +315,103 @@ def _check_damage(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None
             data = bytearray(original)
             data[position] ^= 1 << bit
             damaged.write_bytes(bytes(data))
-            assert _detected(damaged, registry), (
-                f"{fmt.name}: verify misses a flipped bit {bit} at byte {position} "
-                f"of {len(original)}"
+            where = f"a flipped bit {bit} at byte {position} of {len(original)}"
+            _require(_detected(damaged, registry), f"{fmt.name}: verify misses {where}")
+            _require(
+                _container_detects(fmt, damaged),
+                f"{fmt.name}: container_problems() misses {where}; it must check the "
+                "container end to end (a seal, a checksum over every byte)",
             )
     for length in _positions(len(original), 48):
         damaged.write_bytes(original[:length])
-        assert _detected(damaged, registry), (
-            f"{fmt.name}: verify misses truncation to {length} of {len(original)} bytes"
+        where = f"truncation to {length} of {len(original)} bytes"
+        _require(_detected(damaged, registry), f"{fmt.name}: verify misses {where}")
+        _require(
+            _container_detects(fmt, damaged),
+            f"{fmt.name}: container_problems() misses {where}",
         )
+
+
+def _check_sizes(fmt: ArchiveFormat) -> None:
+    """The writer refuses a member longer or shorter than its announced size."""
+    for announced in (5, 20):
+        for stream in (_NoSeek(), io.BytesIO()):
+            writer = fmt.open_writer(stream)  # type: ignore[arg-type]
+            try:
+                writer.add("users_auth/sized.jsonl", [b"0123456789"], size=announced)
+                writer.close()
+            except ArchiveError:
+                continue
+            raise AssertionError(
+                f"{fmt.name}: the writer accepts a member of 10 bytes announced with "
+                f"{announced}; raise BackupFailedError (odeion_archive.formatkit.sized_pieces)"
+            )
+
+
+def _check_limits(fmt: ArchiveFormat, path: Path) -> None:
+    """The reader itself honours max_members, max_size and chunk_bytes."""
+    few = ReadLimits(max_members=2)
+    with path.open("rb") as file:
+        try:
+            listed = len(fmt.open_reader(file, few).entries())
+        except ArchiveInvalidError:
+            listed = 0
+        _require(
+            listed <= few.max_members,
+            f"{fmt.name}: entries() lists {listed} members although ReadLimits.max_members "
+            f"is {few.max_members}; refuse the archive (UnsafeArchiveError)",
+        )
+        met = 0
+        try:
+            for _source in fmt.open_reader(file, few).walk():
+                met += 1
+                if met > few.max_members:
+                    break
+        except ArchiveInvalidError:
+            pass
+        _require(
+            met <= few.max_members,
+            f"{fmt.name}: walk() meets more members than ReadLimits.max_members without refusing",
+        )
+        try:
+            fmt.open_reader(file, ReadLimits()).read_member(HEAD_MEMBER, 16)
+        except ArchiveInvalidError:
+            pass
+        else:
+            raise AssertionError(
+                f"{fmt.name}: read_member() returns a member larger than its max_size; "
+                "raise UnsafeArchiveError"
+            )
+        small = ReadLimits(chunk_bytes=4096)
+        for source in fmt.open_reader(file, small).walk():
+            for chunk in source.chunks():
+                _require(
+                    len(chunk) <= small.chunk_bytes,
+                    f"{fmt.name}: walk() yields a chunk of {len(chunk)} bytes, more than "
+                    f"ReadLimits.chunk_bytes ({small.chunk_bytes})",
+                )
+
+
+def _check_kinds(fmt: ArchiveFormat, path: Path, workdir: Path) -> None:
+    """walk() reports links, directories and fifos as what they are, or refuses them."""
+    crafted = _contract.entries_of_every_kind(path.read_bytes()[:16])
+    if crafted is None:
+        return
+    data, kinds = crafted
+    hostile = workdir / f"kinds{fmt.suffix}"
+    hostile.write_bytes(data)
+    with hostile.open("rb") as file:
+        try:
+            for source in fmt.open_reader(file, ReadLimits()).walk():
+                entry = source.entry
+                kind = kinds.get(entry.name.rstrip("/"))
+                _require(
+                    kind is None or kind == entry.kind,
+                    f"{fmt.name}: walk() reports the {kind} {entry.name!r} as a {entry.kind}; "
+                    "report each entry's true kind (odeion_archive.formatkit.TarReader does)",
+                )
+        except ArchiveInvalidError:
+            pass
 
 
 def _raw_archive(
@@ -321,9 +469,10 @@ def _check_refusals(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> No
     _expect_refusal(path, registry, "a member larger than the manifest says")
     _raw_archive(fmt, path, listed, iter([("users_auth/a.jsonl", data)]))
     with ArchiveFile.open(path, registry) as archive:
-        assert [e.path for e, chunks in archive.walk() if b"".join(chunks)] == [
-            "users_auth/a.jsonl"
-        ], f"{fmt.name}: a hand-written valid archive does not read back"
+        _require(
+            [e.path for e, chunks in archive.walk() if b"".join(chunks)] == ["users_auth/a.jsonl"],
+            f"{fmt.name}: a hand-written valid archive does not read back",
+        )
     _expect_refusal(
         path, registry, "more members than ReadLimits.max_members", ReadLimits(max_members=2)
     )
