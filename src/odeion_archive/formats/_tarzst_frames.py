@@ -23,7 +23,6 @@ __all__ = [
     "FOOTER_MAGIC",
     "SKIPPABLE",
     "SKIPPABLE_MAGIC",
-    "STORED_PREFIX",
     "ZSTD_MAGIC",
     "Slice",
     "ZstdSource",
@@ -37,8 +36,6 @@ FOOTER_MAGIC = b"OdeIdx01"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 SKIPPABLE_MAGIC = 0x184D2A50
 SKIPPABLE = struct.Struct("<II")
-#: Bytes of a stored frame before its data: magic, frame header, block header.
-STORED_PREFIX = 4 + 1 + 2 + 3
 
 
 def stored_frame(data: bytes) -> bytes:
