@@ -60,8 +60,8 @@ class _SeekingZip(ZipFormat):
 class _StagingTarZst(TarZstFormat):
     """A tar.zst format whose writer spools every member of unknown size, even to a file."""
 
-    def open_writer(self, stream):  # type: ignore[no-untyped-def]
-        writer = super().open_writer(stream)
+    def open_writer(self, stream: IO[bytes]) -> Any:
+        writer: Any = super().open_writer(stream)
         writer._out.can_rewrite = lambda: False
         return writer
 
@@ -72,19 +72,21 @@ class _AsFile:
 
     @property
     def entry(self) -> Entry:
-        return attrs.evolve(self.source.entry, kind="file")
+        entry: Entry = self.source.entry
+        return attrs.evolve(entry, kind="file")
 
     def chunks(self) -> Iterator[bytes]:
-        return self.source.chunks()  # type: ignore[no-any-return]
+        chunks: Iterator[bytes] = self.source.chunks()
+        return chunks
 
 
 class _FlatteningZip(ZipFormat):
     """A zip format whose walk() reports every entry, links included, as a regular file."""
 
     def open_reader(self, file: IO[bytes], limits: ReadLimits) -> Any:
-        reader = super().open_reader(file, limits)
+        reader: Any = super().open_reader(file, limits)
         walk = reader.walk
-        reader.walk = lambda: (_AsFile(source) for source in walk())  # type: ignore[method-assign]
+        reader.walk = lambda: (_AsFile(source) for source in walk())
         return reader
 
 
@@ -92,9 +94,9 @@ class _FlatteningTarZst(TarZstFormat):
     """A tar.zst format whose walk() reports every entry, links included, as a regular file."""
 
     def open_reader(self, file: IO[bytes], limits: ReadLimits) -> Any:
-        reader = super().open_reader(file, limits)
+        reader: Any = super().open_reader(file, limits)
         walk = reader.walk
-        reader.walk = lambda: (_AsFile(source) for source in walk())  # type: ignore[method-assign]
+        reader.walk = lambda: (_AsFile(source) for source in walk())
         return reader
 
 
@@ -116,9 +118,9 @@ class _OversizeZip(ZipFormat):
     """A zip format whose read_member() ignores its max_size."""
 
     def open_reader(self, file: IO[bytes], limits: ReadLimits) -> Any:
-        reader = super().open_reader(file, limits)
+        reader: Any = super().open_reader(file, limits)
         read_member = reader.read_member
-        reader.read_member = lambda path, _max_size: read_member(path, 1 << 30)  # type: ignore[method-assign]
+        reader.read_member = lambda path, _max_size: read_member(path, 1 << 30)
         return reader
 
 
@@ -126,13 +128,13 @@ class _SizeBlindZip(ZipFormat):
     """A zip format whose writer drops the announced size instead of checking it."""
 
     def open_writer(self, stream: IO[bytes]) -> Any:
-        writer = super().open_writer(stream)
+        writer: Any = super().open_writer(stream)
         add = writer.add
 
         def unchecked(path: str, chunks: Iterable[bytes], *, size: int | None = None) -> None:
             add(path, chunks)
 
-        writer.add = unchecked  # type: ignore[method-assign]
+        writer.add = unchecked
         return writer
 
 
