@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib
-import io
 import re
 import resource
 from collections.abc import Iterator, Mapping
@@ -144,30 +143,6 @@ def write_archive(
     return builder.finish()
 
 
-class _NoSeek(io.RawIOBase):
-    """A write-only stream that fails on any attempt to seek or tell, like a pipe."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data = bytearray()
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def seek(self, _offset: int, _whence: int = 0) -> int:
-        raise AssertionError("the writer seeked its output stream; writers must not seek")
-
-    def tell(self) -> int:
-        raise AssertionError("the writer asked for the output position; writers must not seek")
-
-    def write(self, data: Any) -> int:
-        self.data += data
-        return len(data)
-
-
 def _sample_members() -> dict[str, dict[str, bytes]]:
     noise = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(12_000))
     return {
@@ -215,18 +190,15 @@ def check_format(fmt: ArchiveFormat, workdir: Path) -> None:
     manifest = _write(fmt, path, members)
     _check_round_trip(fmt, path, registry, manifest, members)
     _check_determinism(fmt, path, workdir, members)
-    _check_streaming(fmt, workdir)
+    _contract.check_streaming(fmt, workdir)
     _check_damage(fmt, workdir, registry)
-    _check_sizes(fmt)
-    _check_limits(fmt, path)
-    _check_kinds(fmt, path, workdir)
+    _contract.check_sizes(fmt)
+    _contract.check_limits(fmt, path)
+    _contract.check_kinds(fmt, path, workdir)
     _check_refusals(fmt, workdir, registry)
 
 
-def _require(condition: object, message: str) -> None:
-    """Raise :class:`AssertionError` with ``message`` unless ``condition`` (also under -O)."""
-    if not condition:
-        raise AssertionError(message)
+_require = _contract.require
 
 
 def _check_round_trip(
@@ -258,51 +230,12 @@ def _check_determinism(fmt: ArchiveFormat, path: Path, workdir: Path, members: M
         again.read_bytes() == path.read_bytes(),
         f"{fmt.name}: the same members in the same order gave different bytes",
     )
-    pipe = _NoSeek()
+    pipe = _contract.NoSeek()
     write_archive(fmt, pipe, members)  # type: ignore[arg-type]
     _require(
         bytes(pipe.data) == path.read_bytes(),
         f"{fmt.name}: writing to a stream that cannot seek gave other bytes",
     )
-
-
-def _check_streaming(fmt: ArchiveFormat, workdir: Path) -> None:
-    """A member of unknown size reaches a file that can seek before its last chunk is taken.
-
-    The file is open for reading and writing, as the backup store opens it.
-    """
-    path = workdir / f"streamed{fmt.suffix}"
-    grew: list[bool] = []
-    with path.open("w+b") as stream:
-        writer = fmt.open_writer(stream)
-        start = stream.tell()
-
-        def chunks() -> Iterator[bytes]:
-            for number in range(4):
-                if number:
-                    grew.append(stream.tell() > start)
-                yield hashlib.sha256(b"%d" % number).digest() * 2048
-
-        writer.add("users_auth/streamed.jsonl", chunks())
-        writer.close()
-    _require(
-        any(grew),
-        f"{fmt.name}: the writer stages a member of unknown size on a stream that can seek: "
-        "it wrote nothing before it had taken the member's last chunk; stream it, and write "
-        "its size into its header in place at its end (odeion_archive.formatkit.SealedOutput)",
-    )
-
-
-def _container_detects(fmt: ArchiveFormat, path: Path) -> bool:
-    with path.open("rb") as file:
-        try:
-            reader = fmt.open_reader(file, ReadLimits())
-            try:
-                return bool(reader.container_problems())
-            finally:
-                reader.close()
-        except ArchiveInvalidError:
-            return True
 
 
 def _check_damage(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None:
@@ -318,7 +251,7 @@ def _check_damage(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None
             where = f"a flipped bit {bit} at byte {position} of {len(original)}"
             _require(_detected(damaged, registry), f"{fmt.name}: verify misses {where}")
             _require(
-                _container_detects(fmt, damaged),
+                _contract.container_detects(fmt, damaged),
                 f"{fmt.name}: container_problems() misses {where}; it must check the "
                 "container end to end (a seal, a checksum over every byte)",
             )
@@ -327,91 +260,9 @@ def _check_damage(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None
         where = f"truncation to {length} of {len(original)} bytes"
         _require(_detected(damaged, registry), f"{fmt.name}: verify misses {where}")
         _require(
-            _container_detects(fmt, damaged),
+            _contract.container_detects(fmt, damaged),
             f"{fmt.name}: container_problems() misses {where}",
         )
-
-
-def _check_sizes(fmt: ArchiveFormat) -> None:
-    """The writer refuses a member longer or shorter than its announced size."""
-    for announced in (5, 20):
-        for stream in (_NoSeek(), io.BytesIO()):
-            writer = fmt.open_writer(stream)  # type: ignore[arg-type]
-            try:
-                writer.add("users_auth/sized.jsonl", [b"0123456789"], size=announced)
-                writer.close()
-            except ArchiveError:
-                continue
-            raise AssertionError(
-                f"{fmt.name}: the writer accepts a member of 10 bytes announced with "
-                f"{announced}; raise BackupFailedError (odeion_archive.formatkit.sized_pieces)"
-            )
-
-
-def _check_limits(fmt: ArchiveFormat, path: Path) -> None:
-    """The reader itself honours max_members, max_size and chunk_bytes."""
-    few = ReadLimits(max_members=2)
-    with path.open("rb") as file:
-        try:
-            listed = len(fmt.open_reader(file, few).entries())
-        except ArchiveInvalidError:
-            listed = 0
-        _require(
-            listed <= few.max_members,
-            f"{fmt.name}: entries() lists {listed} members although ReadLimits.max_members "
-            f"is {few.max_members}; refuse the archive (UnsafeArchiveError)",
-        )
-        met = 0
-        try:
-            for _source in fmt.open_reader(file, few).walk():
-                met += 1
-                if met > few.max_members:
-                    break
-        except ArchiveInvalidError:
-            pass
-        _require(
-            met <= few.max_members,
-            f"{fmt.name}: walk() meets more members than ReadLimits.max_members without refusing",
-        )
-        try:
-            fmt.open_reader(file, ReadLimits()).read_member(HEAD_MEMBER, 16)
-        except ArchiveInvalidError:
-            pass
-        else:
-            raise AssertionError(
-                f"{fmt.name}: read_member() returns a member larger than its max_size; "
-                "raise UnsafeArchiveError"
-            )
-        small = ReadLimits(chunk_bytes=4096)
-        for source in fmt.open_reader(file, small).walk():
-            for chunk in source.chunks():
-                _require(
-                    len(chunk) <= small.chunk_bytes,
-                    f"{fmt.name}: walk() yields a chunk of {len(chunk)} bytes, more than "
-                    f"ReadLimits.chunk_bytes ({small.chunk_bytes})",
-                )
-
-
-def _check_kinds(fmt: ArchiveFormat, path: Path, workdir: Path) -> None:
-    """walk() reports links, directories and fifos as what they are, or refuses them."""
-    crafted = _contract.entries_of_every_kind(path.read_bytes()[:16])
-    if crafted is None:
-        return
-    data, kinds = crafted
-    hostile = workdir / f"kinds{fmt.suffix}"
-    hostile.write_bytes(data)
-    with hostile.open("rb") as file:
-        try:
-            for source in fmt.open_reader(file, ReadLimits()).walk():
-                entry = source.entry
-                kind = kinds.get(entry.name.rstrip("/"))
-                _require(
-                    kind is None or kind == entry.kind,
-                    f"{fmt.name}: walk() reports the {kind} {entry.name!r} as a {entry.kind}; "
-                    "report each entry's true kind (odeion_archive.formatkit.TarReader does)",
-                )
-        except ArchiveInvalidError:
-            pass
 
 
 def _raw_archive(
@@ -445,7 +296,7 @@ def _expect_refusal(
 
 def _check_refusals(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None:
     for name in ("/etc/passwd", "a/../../x", "a\\b", "a\0b", "a\nb", "a//b", "./a"):
-        pipe = _NoSeek()
+        pipe = _contract.NoSeek()
         writer = fmt.open_writer(pipe)  # type: ignore[arg-type]
         try:
             writer.add(name, [b"x"])
