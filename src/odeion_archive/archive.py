@@ -36,7 +36,7 @@ from odeion_archive.errors import (
     UnsafeArchiveError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
-from odeion_archive.formats._guard import guarded_reader
+from odeion_archive.formats import guarded_reader
 from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, Authenticity, Entry, ReadLimits
 from odeion_archive.manifest import (
     AUTHENTICATED_SINCE,
