@@ -214,25 +214,36 @@ class GzipStream:
                 self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 self._fed = False
             if not self._input:
-                if self._fed:
-                    # zlib may still hold output of the bytes it was given.
-                    data = self._decompress(size)
-                    if data:
-                        return data
-                    if self._inflate.eof:
-                        continue
-                if not self._fill():
-                    if self._fed:
-                        raise CorruptArchiveError(
-                            f"the archive ends inside a gzip member; {ADVICE}"
-                        )
-                    self._done = True
-                    break
+                held = self._drain(size)
+                if held is not None:
+                    if held:
+                        return held
+                    continue
             self._fed = True
             data = self._decompress(size)
             if data:
                 return data
         return b""
+
+    def _drain(self, size: int) -> bytes | None:
+        """With no input left: output zlib still holds, ``b""`` to look again, or ``None``.
+
+        ``b""`` at a member's end or at the end of the stream (then done);
+        ``None`` once more input was read.
+        """
+        if self._fed:
+            # zlib may still hold output of the bytes it was given.
+            data = self._decompress(size)
+            if data:
+                return data
+            if self._inflate.eof:
+                return b""
+        if not self._fill():
+            if self._fed:
+                raise CorruptArchiveError(f"the archive ends inside a gzip member; {ADVICE}")
+            self._done = True
+            return b""
+        return None
 
     def ended_cleanly(self) -> bool:
         """Whether a ``single`` stream's member ended exactly at ``end``, nothing after it."""
