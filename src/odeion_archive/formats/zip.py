@@ -63,7 +63,7 @@ class ZipFormat:
         return head.startswith(b"PK\x03\x04")
 
     def open_writer(self, stream: IO[bytes]) -> ZipWriter:
-        """A streaming writer to ``stream`` (which is never seeked)."""
+        """A streaming writer to ``stream``, which it never seeks (a pipe will do)."""
         return ZipWriter(stream, self.level)
 
     def open_reader(self, file: IO[bytes], limits: ReadLimits) -> ZipReader:
