@@ -67,6 +67,15 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def example_plugin(session: nox.Session) -> None:
-    """Install the worked example plugin and run its round trip through its entry point."""
-    _install(session, "-e", ".[embedded]", "--group", "tests", "./examples/odeion-archive-targz")
+    """Install the example plugins and run their tests through their entry points."""
+    _install(
+        session,
+        "-e",
+        ".[embedded]",
+        "--group",
+        "tests",
+        "./examples/odeion-archive-targz",
+        "./examples/odeion-archive-tarxz",
+    )
     session.run("pytest", "-q", "examples/odeion-archive-targz/tests")
+    session.run("pytest", "-q", "examples/odeion-archive-tarxz/tests")

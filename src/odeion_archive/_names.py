@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from odeion_archive.errors import UnsafeArchiveError
 
 __all__ = [
+    "ADVICE",
     "MAX_NAME_BYTES",
     "NAME_CHARACTERS",
     "check_name",
@@ -47,7 +48,8 @@ _WINDOWS_DEVICES = frozenset(
     {"con", "prn", "aux", "nul"} | {f"com{n}" for n in range(10)} | {f"lpt{n}" for n in range(10)}
 )
 
-_ADVICE = "the archive was tampered with or damaged, use another archive"
+#: The advice that ends every message about a damaged or hostile container (formats share it).
+ADVICE = "the archive is damaged or was tampered with, use another archive"
 
 
 def _describe(char: str) -> str:
@@ -113,7 +115,7 @@ def check_name(name: str) -> str:
     if problem is not None:
         shown = name if len(name) <= 200 else name[:64] + "..."
         # repr() escapes control, format (bidi, zero-width) and other unprintable characters.
-        raise UnsafeArchiveError(f"member name {shown!r} {problem}; {_ADVICE}")
+        raise UnsafeArchiveError(f"member name {shown!r} {problem}; {ADVICE}")
     return name
 
 
@@ -130,6 +132,6 @@ def check_unique(names: Iterable[str]) -> None:
         if key in seen:
             raise UnsafeArchiveError(
                 f"member names {seen[key]!r} and {name!r} name the same file once "
-                f"normalised; {_ADVICE}"
+                f"normalised; {ADVICE}"
             )
         seen[key] = name

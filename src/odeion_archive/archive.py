@@ -36,6 +36,7 @@ from odeion_archive.errors import (
     UnsafeArchiveError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
+from odeion_archive.formats import guarded_reader
 from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, Authenticity, Entry, ReadLimits
 from odeion_archive.manifest import (
     AUTHENTICATED_SINCE,
@@ -361,7 +362,7 @@ class ArchiveFile:
                 f"{path.name} is not an archive in any known format (known: {known}); "
                 "choose an archive that odeion-archive wrote, or install the plugin of its format"
             )
-        reader = fmt.open_reader(cast("IO[bytes]", _FdView(fd)), limits)
+        reader = guarded_reader(fmt, cast("IO[bytes]", _FdView(fd)), limits)
         try:
             raw = {
                 member: reader.read_member(member, limits.max_manifest_bytes)
@@ -385,7 +386,7 @@ class ArchiveFile:
             raise ArchiveInvalidError(
                 f"the archive {self.path} is closed; open it again to read it"
             )
-        return self.format.open_reader(cast("IO[bytes]", _FdView(self._fd)), self._limits)
+        return guarded_reader(self.format, cast("IO[bytes]", _FdView(self._fd)), self._limits)
 
     def close(self) -> None:
         """Release the file."""

@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib
-import io
 import re
 import resource
 from collections.abc import Iterator, Mapping
@@ -44,6 +43,7 @@ from odeion_archive.archive import ArchiveBuilder, ArchiveFile, verify_archive
 from odeion_archive.archiver import Archiver
 from odeion_archive.demo import table_digests
 from odeion_archive.errors import ArchiveError, ArchiveInvalidError
+from odeion_archive.formats import _contract
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.interfaces import ArchiveFormat, Component, ReadLimits
 from odeion_archive.manifest import (
@@ -143,30 +143,6 @@ def write_archive(
     return builder.finish()
 
 
-class _NoSeek(io.RawIOBase):
-    """A write-only stream that fails on any attempt to seek or tell, like a pipe."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data = bytearray()
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def seek(self, _offset: int, _whence: int = 0) -> int:
-        raise AssertionError("the writer seeked its output stream; writers must not seek")
-
-    def tell(self) -> int:
-        raise AssertionError("the writer asked for the output position; writers must not seek")
-
-    def write(self, data: Any) -> int:
-        self.data += data
-        return len(data)
-
-
 def _sample_members() -> dict[str, dict[str, bytes]]:
     noise = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range(12_000))
     return {
@@ -198,7 +174,15 @@ def _positions(size: int, count: int) -> list[int]:
 def check_format(fmt: ArchiveFormat, workdir: Path) -> None:
     """Check that ``fmt`` keeps the contract of an archive format; raise AssertionError if not.
 
-    ``workdir`` is an empty directory for the archives the check writes.
+    ``workdir`` is an empty directory for the archives the check writes. The
+    checks: round trip, determinism (to a file and to a pipe), streaming a
+    member of unknown size to a file without staging it, recognition by
+    ``sniff``, a flipped bit and a truncation noticed by ``verify`` and by
+    ``container_problems()`` itself, refusal of unsafe names and of members
+    that differ from their announced size, ``ReadLimits`` and ``max_size``
+    honoured by the reader, each entry's true kind reported by ``walk()`` (for
+    zip and compressed tar containers, built here by hand), and refusal of
+    unlisted, missing and oversized members.
     """
     registry = format_registry(fmt)
     members = _sample_members()
@@ -206,42 +190,51 @@ def check_format(fmt: ArchiveFormat, workdir: Path) -> None:
     manifest = _write(fmt, path, members)
     _check_round_trip(fmt, path, registry, manifest, members)
     _check_determinism(fmt, path, workdir, members)
+    _contract.check_streaming(fmt, workdir)
     _check_damage(fmt, workdir, registry)
+    _contract.check_sizes(fmt)
+    _contract.check_limits(fmt, path)
+    _contract.check_kinds(fmt, path, workdir)
     _check_refusals(fmt, workdir, registry)
+
+
+_require = _contract.require
 
 
 def _check_round_trip(
     fmt: ArchiveFormat, path: Path, registry: Registry, manifest: Manifest, members: Members
 ) -> None:
     head = path.read_bytes()[:4096]
-    assert fmt.sniff(head), f"{fmt.name}: sniff() does not recognise an archive it wrote"
+    _require(fmt.sniff(head), f"{fmt.name}: sniff() does not recognise an archive it wrote")
     for other in (b"", b"\0" * 512, b"plain text, not an archive\n" * 40):
-        assert not fmt.sniff(other), f"{fmt.name}: sniff() claims {other[:16]!r}..."
+        _require(not fmt.sniff(other), f"{fmt.name}: sniff() claims {other[:16]!r}...")
     with ArchiveFile.open(path, registry) as archive:
-        assert archive.format is fmt, f"{fmt.name}: the archive was not recognised as {fmt.name}"
-        assert archive.manifest == manifest, f"{fmt.name}: the manifest read back differs"
+        _require(archive.format is fmt, f"{fmt.name}: the archive was not recognised as {fmt.name}")
+        _require(archive.manifest == manifest, f"{fmt.name}: the manifest read back differs")
         seen = {}
         for entry, chunks in archive.walk():
             seen[entry.path] = b"".join(chunks)
         expected = {f"{c}/{n}": d for c, files in members.items() for n, d in files.items()}
-        assert seen == expected, f"{fmt.name}: walk() gives other members or bytes than written"
+        _require(seen == expected, f"{fmt.name}: walk() gives other members or bytes than written")
         for member_path, data in expected.items():
             with archive.open_member(member_path) as stream:
-                assert stream.read() == data, f"{fmt.name}: open_member({member_path!r}) differs"
+                _require(stream.read() == data, f"{fmt.name}: open_member({member_path!r}) differs")
         report = archive.verify()
-        assert report.ok, f"{fmt.name}: an intact archive fails verify: {report.problems}"
+        _require(report.ok, f"{fmt.name}: an intact archive fails verify: {report.problems}")
 
 
 def _check_determinism(fmt: ArchiveFormat, path: Path, workdir: Path, members: Members) -> None:
     again = workdir / f"again{fmt.suffix}"
     _write(fmt, again, members)
-    assert again.read_bytes() == path.read_bytes(), (
-        f"{fmt.name}: the same members in the same order gave different bytes"
+    _require(
+        again.read_bytes() == path.read_bytes(),
+        f"{fmt.name}: the same members in the same order gave different bytes",
     )
-    pipe = _NoSeek()
+    pipe = _contract.NoSeek()
     write_archive(fmt, pipe, members)  # type: ignore[arg-type]
-    assert bytes(pipe.data) == path.read_bytes(), (
-        f"{fmt.name}: writing to a stream that cannot seek gave other bytes"
+    _require(
+        bytes(pipe.data) == path.read_bytes(),
+        f"{fmt.name}: writing to a stream that cannot seek gave other bytes",
     )
 
 
@@ -255,14 +248,20 @@ def _check_damage(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None
             data = bytearray(original)
             data[position] ^= 1 << bit
             damaged.write_bytes(bytes(data))
-            assert _detected(damaged, registry), (
-                f"{fmt.name}: verify misses a flipped bit {bit} at byte {position} "
-                f"of {len(original)}"
+            where = f"a flipped bit {bit} at byte {position} of {len(original)}"
+            _require(_detected(damaged, registry), f"{fmt.name}: verify misses {where}")
+            _require(
+                _contract.container_detects(fmt, damaged),
+                f"{fmt.name}: container_problems() misses {where}; it must check the "
+                "container end to end (a seal, a checksum over every byte)",
             )
     for length in _positions(len(original), 48):
         damaged.write_bytes(original[:length])
-        assert _detected(damaged, registry), (
-            f"{fmt.name}: verify misses truncation to {length} of {len(original)} bytes"
+        where = f"truncation to {length} of {len(original)} bytes"
+        _require(_detected(damaged, registry), f"{fmt.name}: verify misses {where}")
+        _require(
+            _contract.container_detects(fmt, damaged),
+            f"{fmt.name}: container_problems() misses {where}",
         )
 
 
@@ -297,7 +296,7 @@ def _expect_refusal(
 
 def _check_refusals(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> None:
     for name in ("/etc/passwd", "a/../../x", "a\\b", "a\0b", "a\nb", "a//b", "./a"):
-        pipe = _NoSeek()
+        pipe = _contract.NoSeek()
         writer = fmt.open_writer(pipe)  # type: ignore[arg-type]
         try:
             writer.add(name, [b"x"])
@@ -321,9 +320,10 @@ def _check_refusals(fmt: ArchiveFormat, workdir: Path, registry: Registry) -> No
     _expect_refusal(path, registry, "a member larger than the manifest says")
     _raw_archive(fmt, path, listed, iter([("users_auth/a.jsonl", data)]))
     with ArchiveFile.open(path, registry) as archive:
-        assert [e.path for e, chunks in archive.walk() if b"".join(chunks)] == [
-            "users_auth/a.jsonl"
-        ], f"{fmt.name}: a hand-written valid archive does not read back"
+        _require(
+            [e.path for e, chunks in archive.walk() if b"".join(chunks)] == ["users_auth/a.jsonl"],
+            f"{fmt.name}: a hand-written valid archive does not read back",
+        )
     _expect_refusal(
         path, registry, "more members than ReadLimits.max_members", ReadLimits(max_members=2)
     )

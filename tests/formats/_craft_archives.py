@@ -17,8 +17,9 @@ import attrs
 import zstandard
 
 from odeion_archive import _safejson
-from odeion_archive.formats import tarzst
-from odeion_archive.formats import zip as zipmod
+from odeion_archive.formats import _index as indexmod
+from odeion_archive.formats import _tarzst_frames as tarzst
+from odeion_archive.formats import _zip_records as zipmod
 from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry, Manifest, MemberEntry
 from odeion_archive.testing import FIXED_TIME
 
@@ -136,10 +137,10 @@ def craft_tarzst(
     out.write(normal.compress(bytes(1024)))
     seal = hashlib.sha256(out.getvalue()).digest()
     raw_index = _safejson.dumps({"end": end, "members": index})
-    footer = tarzst._FOOTER.pack(
+    footer = indexmod.FOOTER.pack(
         hashlib.sha256(raw_index).digest(), seal, len(raw_index), tarzst.FOOTER_MAGIC
     )
-    out.write(tarzst._SKIPPABLE.pack(tarzst._SKIPPABLE_MAGIC, len(raw_index) + len(footer)))
+    out.write(tarzst.SKIPPABLE.pack(tarzst.SKIPPABLE_MAGIC, len(raw_index) + len(footer)))
     out.write(raw_index + footer)
     path.write_bytes(out.getvalue())
 
@@ -183,13 +184,13 @@ def plain_zip_member(name: str, data: bytes) -> RawZipMember:
 def local_header(member: RawZipMember) -> bytes:
     """The local header of ``member``, as :mod:`odeion_archive.formats.zip` lays it out."""
     return (
-        zipmod._LOCAL.pack(
-            zipmod._LOCAL_SIG,
+        zipmod.LOCAL.pack(
+            zipmod.LOCAL_SIG,
             20,
             member.flags,
             member.method,
             0,
-            zipmod._DOS_DATE,
+            zipmod.DOS_DATE,
             member.crc,
             member.csize,
             member.usize,
@@ -231,14 +232,14 @@ def raw_zip(path: Path, members: Sequence[RawZipMember], *, stray: bytes = b"") 
         assert isinstance(extra, bytes)
         assert isinstance(comment, bytes)
         entries.append(
-            zipmod._CENTRAL.pack(
-                zipmod._CENTRAL_SIG,
-                zipmod._MADE_BY,
+            zipmod.CENTRAL.pack(
+                zipmod.CENTRAL_SIG,
+                zipmod.MADE_BY,
                 20,
                 fields["flags"],
                 fields.get("method", member.method),
                 0,
-                zipmod._DOS_DATE,
+                zipmod.DOS_DATE,
                 fields["crc"],
                 fields["csize"],
                 fields["usize"],
@@ -261,10 +262,10 @@ def raw_zip(path: Path, members: Sequence[RawZipMember], *, stray: bytes = b"") 
     count = len(members)
     eocd64_offset = out.tell()
     out.write(
-        zipmod._EOCD64.pack(
-            zipmod._EOCD64_SIG,
-            zipmod._EOCD64.size - 12,
-            zipmod._MADE_BY,
+        zipmod.EOCD64.pack(
+            zipmod.EOCD64_SIG,
+            zipmod.EOCD64.size - 12,
+            zipmod.MADE_BY,
             45,
             0,
             0,
@@ -274,11 +275,11 @@ def raw_zip(path: Path, members: Sequence[RawZipMember], *, stray: bytes = b"") 
             cd_offset,
         )
     )
-    out.write(zipmod._LOCATOR.pack(zipmod._LOCATOR_SIG, 0, eocd64_offset, 1))
+    out.write(zipmod.LOCATOR.pack(zipmod.LOCATOR_SIG, 0, eocd64_offset, 1))
     seal = zipmod.SEAL_PREFIX + hashlib.sha256(out.getvalue()).hexdigest().encode()
     out.write(
-        zipmod._EOCD.pack(
-            zipmod._EOCD_SIG,
+        zipmod.EOCD.pack(
+            zipmod.EOCD_SIG,
             0,
             0,
             count,
@@ -348,12 +349,12 @@ def overlapping_zip(path: Path, copies: int, zeros: int) -> Manifest:
 
 def reindexed_tarzst(path: Path, archive: bytes, index: bytes) -> None:
     """The tar.zst ``archive`` with its index replaced by ``index`` (checksum and seal kept right)."""
-    _index_sha, seal, length, magic = tarzst._FOOTER.unpack(archive[-tarzst._FOOTER.size :])
-    frame_start = len(archive) - tarzst._FOOTER.size - length - tarzst._SKIPPABLE.size
-    footer = tarzst._FOOTER.pack(hashlib.sha256(index).digest(), seal, len(index), magic)
+    _index_sha, seal, length, magic = indexmod.FOOTER.unpack(archive[-indexmod.FOOTER.size :])
+    frame_start = len(archive) - indexmod.FOOTER.size - length - tarzst.SKIPPABLE.size
+    footer = indexmod.FOOTER.pack(hashlib.sha256(index).digest(), seal, len(index), magic)
     path.write_bytes(
         archive[:frame_start]
-        + tarzst._SKIPPABLE.pack(tarzst._SKIPPABLE_MAGIC, len(index) + len(footer))
+        + tarzst.SKIPPABLE.pack(tarzst.SKIPPABLE_MAGIC, len(index) + len(footer))
         + index
         + footer
     )

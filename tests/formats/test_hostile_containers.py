@@ -39,7 +39,7 @@ from _craft_archives import (
 
 from odeion_archive.archive import ArchiveFile, verify_archive
 from odeion_archive.errors import ArchiveInvalidError, CorruptArchiveError, UnsafeArchiveError
-from odeion_archive.formats import zip as zipmod
+from odeion_archive.formats import _zip_records as zipmod
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ReadLimits
@@ -139,8 +139,8 @@ def _genuine_members() -> tuple[list[RawZipMember], Any]:
 
 def _descriptor(member: RawZipMember, *, zip64: bool = False) -> RawZipMember:
     """``member`` with its CRC-32 and sizes moved to a data descriptor."""
-    layout = zipmod._DESCRIPTOR64 if zip64 else zipmod._DESCRIPTOR32
-    descriptor = layout.pack(zipmod._DESCRIPTOR_SIG, member.crc, member.csize, member.usize)
+    layout = zipmod.DESCRIPTOR64 if zip64 else zipmod.DESCRIPTOR32
+    descriptor = layout.pack(zipmod.DESCRIPTOR_SIG, member.crc, member.csize, member.usize)
     return attrs.evolve(
         member,
         data=member.data + descriptor,
@@ -169,7 +169,7 @@ def test_a_hand_laid_genuine_zip_reads(registry: Registry, tmp_path: Path) -> No
 def _shift_second(members: list[RawZipMember], by: int) -> list[RawZipMember]:
     """The central directory points the third member ``by`` bytes away from its header."""
     offset = sum(
-        zipmod._LOCAL.size + len(m.name) + len(m.local_extra) + len(m.data) for m in members[:2]
+        zipmod.LOCAL.size + len(m.name) + len(m.local_extra) + len(m.data) for m in members[:2]
     )
     third = members[2]
     return [

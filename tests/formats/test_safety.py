@@ -21,7 +21,7 @@ from odeion_archive.errors import (
     ManifestError,
     UnsafeArchiveError,
 )
-from odeion_archive.formats import zip as zipmod
+from odeion_archive.formats import _zip_records as zipmod
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat, ReadLimits
@@ -218,20 +218,20 @@ def test_zip_member_is_cut_off_while_decompressing(
     with path.open("rb") as file:
         directory = ZipFormat().open_reader(file, ReadLimits()).directory()
     entry = next(e for e in directory.entries if e.name == GOOD)
-    declared = zipmod._ZIP64_CENTRAL.pack(1, 24, entry.usize, entry.csize, entry.offset)
+    declared = zipmod.ZIP64_CENTRAL.pack(1, 24, entry.usize, entry.csize, entry.offset)
     assert raw.count(declared) == 1
-    raw = raw.replace(declared, zipmod._ZIP64_CENTRAL.pack(1, 24, 10, entry.csize, entry.offset))
+    raw = raw.replace(declared, zipmod.ZIP64_CENTRAL.pack(1, 24, 10, entry.csize, entry.offset))
     path.write_bytes(raw)
     # With the data descriptor still telling the truth, the layout check refuses it at once.
     with pytest.raises(CorruptArchiveError, match="data descriptor"):
         ArchiveFile.open(path, registry)
     # A consistent lie (the descriptor says 10 bytes too) is cut off while decompressing.
-    descriptor = zipmod._DESCRIPTOR64.pack(zipmod._DESCRIPTOR_SIG, entry.crc, entry.csize, len(big))
+    descriptor = zipmod.DESCRIPTOR64.pack(zipmod.DESCRIPTOR_SIG, entry.crc, entry.csize, len(big))
     assert raw.count(descriptor) == 1
     path.write_bytes(
         raw.replace(
             descriptor,
-            zipmod._DESCRIPTOR64.pack(zipmod._DESCRIPTOR_SIG, entry.crc, entry.csize, 10),
+            zipmod.DESCRIPTOR64.pack(zipmod.DESCRIPTOR_SIG, entry.crc, entry.csize, 10),
         )
     )
 

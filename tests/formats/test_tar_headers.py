@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from odeion_archive.formats.tarzst import _TarStream, tar_header
+from odeion_archive.formats._tar import TarReader, tar_header
 from odeion_archive.interfaces import Entry, ReadLimits
 
 
@@ -28,7 +28,7 @@ def test_headers_read_back_in_tarfile_and_in_our_parser(name: str, size: int) ->
         info = archive.next()
         assert info is not None
         assert (info.name, info.size, info.mode, info.mtime) == (name, size, 0o644, 0)
-    parsed = _TarStream(io.BytesIO(header), ReadLimits()).next_entry()
+    parsed = TarReader(io.BytesIO(header), ReadLimits()).next_entry()
     assert parsed is not None
     assert parsed[0] == Entry(name, "file", size)
     assert parsed[1] == size + (-size % 512)

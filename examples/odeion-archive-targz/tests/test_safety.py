@@ -21,7 +21,6 @@ import attrs
 import pytest
 from odeion_archive_targz import TarGzFormat
 from odeion_archive_targz._gzip import MEMBER_HEADER, MemberCompressor, trailer
-from odeion_archive_targz._tar import header, padding
 from odeion_archive_targz._writer import index_json
 
 from odeion_archive import (
@@ -34,6 +33,8 @@ from odeion_archive import (
     ReadLimits,
     UnsafeArchiveError,
 )
+from odeion_archive.formatkit import tar_header as header
+from odeion_archive.formatkit import tar_padding as padding
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.testing import format_registry, head_manifest, write_archive
@@ -167,7 +168,8 @@ def test_links_and_other_non_files_are_reported_honestly_and_refused(
     info.type = typeflag
     info.linkname = "/etc/passwd" if typeflag in {tarfile.SYMTYPE, tarfile.LNKTYPE} else ""
     raw = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
-    path = _save(tmp_path, _container(_with_manifest(_manifest(), (MEMBER, [raw]))))
+    listed = MEMBER + "/" if typeflag == tarfile.DIRTYPE else MEMBER  # as tar names it
+    path = _save(tmp_path, _container(_with_manifest(_manifest(), (listed, [raw]))))
     with path.open("rb") as file:
         reader = FMT.open_reader(file, ReadLimits())
         assert [e.kind for e in reader.entries()] == ["file", kind, "file"]

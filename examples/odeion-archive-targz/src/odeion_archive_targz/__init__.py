@@ -8,8 +8,9 @@ it.
 An archive is a POSIX tar stream compressed with gzip, readable by
 ``tar -xzf`` and checked by ``gzip -t``, laid out for safe and fast reading:
 
-* one gzip member per archive member (its tar header, data and padding), each
-  starting with the same header, which marks it in an extra field (``Od``);
+* two gzip members per archive member (its tar header in one stored deflate
+  block, whose length depends on the name only, then its data and padding),
+  each starting with the same header, which marks it in an extra field (``Od``);
 * one gzip member holding the tar end-of-archive marker;
 * a trailer: a gzip member with an empty payload whose comment field holds
   the index (each member's name and the offset of its gzip member) and a
@@ -29,11 +30,11 @@ import zlib
 from typing import IO
 
 from odeion_archive.errors import BackupFailedError
+from odeion_archive.formatkit import TAR_BLOCK as BLOCK
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.interfaces import ArchiveFormat, ReadLimits
 from odeion_archive_targz._gzip import MEMBER_HEADER
 from odeion_archive_targz._reader import TarGzReader
-from odeion_archive_targz._tar import BLOCK
 from odeion_archive_targz._writer import TarGzWriter
 
 __all__ = ["TarGzFormat", "TarGzReader", "TarGzWriter", "__version__", "odeion_archive_formats"]
@@ -44,7 +45,7 @@ _POSIX_MAGIC = b"ustar\x0000"
 
 
 class TarGzFormat:
-    """POSIX tar compressed with gzip, one gzip member per archive member, with an index.
+    """POSIX tar compressed with gzip, two gzip members per archive member, with an index.
 
     ``level`` is the deflate level, 1 (fast) to 9 (small).
     """
@@ -82,7 +83,12 @@ class TarGzFormat:
         return True
 
     def open_writer(self, stream: IO[bytes]) -> TarGzWriter:
-        """A streaming writer to ``stream`` (which is never seeked)."""
+        """A streaming writer to ``stream``.
+
+        On a stream that can seek and be read back (a file), the header of a
+        member of unknown size is rewritten in place; any other stream is
+        written sequentially, never seeked.
+        """
         return TarGzWriter(stream, self.level)
 
     def open_reader(self, file: IO[bytes], limits: ReadLimits) -> TarGzReader:

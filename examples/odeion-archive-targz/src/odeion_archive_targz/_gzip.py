@@ -1,10 +1,12 @@
-"""gzip framing: one gzip member per archive member, and a trailer member holding the index.
+"""gzip framing: gzip members of the tar stream, and a trailer member holding the index.
 
 Every gzip member this package writes starts with the same 16-byte header
 (RFC 1952): no file name, modification time 0, operating system "unknown",
 and an extra field (FEXTRA) with one subfield ``Od`` whose data says what the
 member is: ``tgz1`` for a member of the tar stream, ``idx1`` for the trailer.
-Members of the tar stream carry raw deflate data, then CRC-32 and length.
+Members of the tar stream carry raw deflate data, then CRC-32 and length;
+each archive member takes two: its tar header in one stored block, then its
+data and padding.
 
 The trailer is a gzip member with an empty payload whose comment field
 (FCOMMENT) holds the index (ASCII JSON) followed by a fixed 152-byte ASCII
@@ -24,7 +26,7 @@ from typing import IO
 import attrs
 
 from odeion_archive.errors import CorruptArchiveError
-from odeion_archive_targz._tar import ADVICE
+from odeion_archive.formatkit import ADVICE
 
 __all__ = [
     "FOOTER_MAGIC",
@@ -212,25 +214,36 @@ class GzipStream:
                 self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 self._fed = False
             if not self._input:
-                if self._fed:
-                    # zlib may still hold output of the bytes it was given.
-                    data = self._decompress(size)
-                    if data:
-                        return data
-                    if self._inflate.eof:
-                        continue
-                if not self._fill():
-                    if self._fed:
-                        raise CorruptArchiveError(
-                            f"the archive ends inside a gzip member; {ADVICE}"
-                        )
-                    self._done = True
-                    break
+                held = self._drain(size)
+                if held is not None:
+                    if held:
+                        return held
+                    continue
             self._fed = True
             data = self._decompress(size)
             if data:
                 return data
         return b""
+
+    def _drain(self, size: int) -> bytes | None:
+        """With no input left: output zlib still holds, ``b""`` to look again, or ``None``.
+
+        ``b""`` at a member's end or at the end of the stream (then done);
+        ``None`` once more input was read.
+        """
+        if self._fed:
+            # zlib may still hold output of the bytes it was given.
+            data = self._decompress(size)
+            if data:
+                return data
+            if self._inflate.eof:
+                return b""
+        if not self._fill():
+            if self._fed:
+                raise CorruptArchiveError(f"the archive ends inside a gzip member; {ADVICE}")
+            self._done = True
+            return b""
+        return None
 
     def ended_cleanly(self) -> bool:
         """Whether a ``single`` stream's member ended exactly at ``end``, nothing after it."""

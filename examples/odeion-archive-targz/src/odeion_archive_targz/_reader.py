@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import IO, Any
 
 import attrs
@@ -16,6 +15,16 @@ from odeion_archive.errors import (
     ManifestError,
     UnsafeArchiveError,
 )
+from odeion_archive.formatkit import (
+    ADVICE,
+    MAX_NAME_BYTES,
+    TarMember,
+    TarReader,
+    sha256_range,
+    walk_tar,
+)
+from odeion_archive.formatkit import TAR_BLOCK as BLOCK
+from odeion_archive.formatkit import TAR_END_OF_ARCHIVE as END_OF_ARCHIVE
 from odeion_archive.interfaces import Entry, ReadLimits
 from odeion_archive_targz._gzip import (
     FOOTER_READ,
@@ -25,21 +34,14 @@ from odeion_archive_targz._gzip import (
     parse_footer,
     trailer_size,
 )
-from odeion_archive_targz._tar import (
-    ADVICE,
-    BLOCK,
-    END_OF_ARCHIVE,
-    MAX_NAME_BYTES,
-    MAX_PAX_BYTES,
-    TarParser,
-)
 from odeion_archive_targz._writer import INDEX_VERSION
 
 __all__ = ["TarGzReader"]
 
+#: Largest pax extended header the kit's tar reader accepts.
+MAX_PAX_BYTES = 64 * 1024
 #: Compressed bytes a header-only read may take: deflate never needs twice its output.
 _HEADER_INPUT = 2 * (MAX_PAX_BYTES + 3 * BLOCK) + 64 * 1024
-_SEAL_PIECE = 1024 * 1024
 
 
 @attrs.frozen
@@ -49,18 +51,6 @@ class _Index:
     eof: int
     trailer_start: int
     seal: bytes
-
-
-class _Member:
-    """A member met by :meth:`TarGzReader.walk`."""
-
-    def __init__(self, entry: Entry, chunks: Callable[[], Iterator[bytes]]) -> None:
-        self.entry = entry
-        self._chunks = chunks
-
-    def chunks(self) -> Iterator[bytes]:
-        """The member's bytes; to be consumed before the walk advances."""
-        return self._chunks()
 
 
 def _strict_json(raw: bytes) -> Any:
@@ -169,17 +159,19 @@ class TarGzReader:
 
     # -- one gzip member ---------------------------------------------------------
 
-    def _member_parser(self, start: int, end: int, max_input: int) -> tuple[TarParser, GzipStream]:
+    def _member_parser(
+        self, start: int, end: int, max_input: int, *, single: bool = True
+    ) -> tuple[TarReader, GzipStream]:
         if self._pread(start, len(MEMBER_HEADER)) != MEMBER_HEADER:
             raise CorruptArchiveError(
                 f"the tar.gz index points at offset {start}, where no member of this format "
                 f"starts; {ADVICE}"
             )
-        stream = GzipStream(self._file, start, end, single=True, max_input=max_input)
-        return TarParser(stream, self._limits), stream
+        stream = GzipStream(self._file, start, end, single=single, max_input=max_input)
+        return TarReader(stream, self._limits), stream
 
     def read_member(self, path: str, max_size: int) -> bytes:
-        """The whole of one small member, from its own gzip member (a bounded read)."""
+        """The whole of one small member, from its two gzip members (a bounded read)."""
         found = {name: (start, end) for name, start, end in self.index().members}.get(path)
         if found is None:
             raise ManifestError(
@@ -187,12 +179,13 @@ class TarGzReader:
                 "incomplete, use another archive"
             )
         budget = 2 * (max_size + MAX_PAX_BYTES + 3 * BLOCK) + 64 * 1024
-        parser, stream = self._member_parser(*found, budget)
-        entry = parser.next_entry()
-        if entry is None or entry.name != path or entry.kind != "file":
+        parser, stream = self._member_parser(*found, budget, single=False)
+        header = parser.next_entry()
+        if header is None or header[0].name != path or header[0].kind != "file":
             raise CorruptArchiveError(
                 f"the tar.gz index points at the wrong place for {path!r}; {ADVICE}"
             )
+        entry = header[0]
         if entry.size > max_size:
             raise UnsafeArchiveError(
                 f"member {path!r} declares {entry.size} bytes, more than the limit of "
@@ -210,32 +203,20 @@ class TarGzReader:
         """Every member as the index lists it and its own header declares it (no data read)."""
         result = []
         for name, start, end in self.index().members:
-            entry = self._member_parser(start, end, _HEADER_INPUT)[0].next_entry()
-            if entry is None or entry.name != name:
+            found = self._member_parser(start, end, _HEADER_INPUT)[0].next_entry()
+            if found is None or found[0].name != name:
                 raise CorruptArchiveError(
                     f"the tar.gz index points at the wrong place for {name!r}; {ADVICE}"
                 )
-            result.append(entry)
+            result.append(found[0])
         return result
 
     # -- the stream --------------------------------------------------------------
 
-    def walk(self) -> Iterator[_Member]:
+    def walk(self) -> Iterator[TarMember]:
         """Every entry of the tar stream, decompressed from the start (the index is not used)."""
         size = self._file.seek(0, 2)
-        parser = TarParser(GzipStream(self._file, 0, size), self._limits)
-        count = 0
-        while True:
-            entry = parser.next_entry()
-            if entry is None:
-                return
-            count += 1
-            if count > self._limits.max_members:
-                raise UnsafeArchiveError(
-                    f"the tar stream holds more than {self._limits.max_members} members; "
-                    "refusing it (raise ReadLimits.max_members only for an archive you trust)"
-                )
-            yield _Member(entry, functools.partial(parser.data, entry.size))
+        yield from walk_tar(GzipStream(self._file, 0, size), self._limits)
 
     def container_problems(self) -> list[str]:
         """Check the trailer, the seal, the members' headers and the end-of-archive member."""
@@ -244,15 +225,7 @@ class TarGzReader:
         except ArchiveInvalidError as exc:
             return [str(exc)]
         problems = []
-        digest = hashlib.sha256()
-        position = 0
-        while position < index.trailer_start:
-            data = self._pread(position, min(_SEAL_PIECE, index.trailer_start - position))
-            if not data:
-                break
-            digest.update(data)
-            position += len(data)
-        if digest.digest() != index.seal:
+        if sha256_range(self._pread, 0, index.trailer_start) != index.seal:
             problems.append(f"the tar.gz archive's seal does not match its bytes; {ADVICE}")
         try:
             self.entries()

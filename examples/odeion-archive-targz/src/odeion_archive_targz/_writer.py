@@ -1,27 +1,21 @@
-"""The streaming tar.gz writer: one gzip member per archive member, the index trailer last."""
+"""The streaming tar.gz writer: two gzip members per archive member, the index trailer last."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import tempfile
-import unicodedata
+import struct
+import zlib
 from collections.abc import Iterable
 from typing import IO, Literal
 
-from odeion_archive.errors import BackupFailedError, UnsafeArchiveError
-from odeion_archive_targz._gzip import MemberCompressor, trailer
-from odeion_archive_targz._tar import END_OF_ARCHIVE, check_member_name, header, padding
+from odeion_archive import formatkit as kit
+from odeion_archive.errors import BackupFailedError
+from odeion_archive_targz._gzip import MEMBER_HEADER, MemberCompressor, trailer
 
-__all__ = ["INDEX_VERSION", "TarGzWriter", "index_json"]
+__all__ = ["INDEX_VERSION", "TarGzWriter", "header_member", "index_json"]
 
 #: The version of the index layout in the trailer.
 INDEX_VERSION = 1
-
-#: Largest piece handed to the compressor at once.
-_PIECE = 1024 * 1024
-#: A member of unknown size is spooled in memory up to this size, then to a temporary file.
-_SPOOL_MEMORY = 8 * 1024 * 1024
 
 
 def index_json(members: Iterable[tuple[str, int]], eof: int) -> bytes:
@@ -36,29 +30,38 @@ def index_json(members: Iterable[tuple[str, int]], eof: int) -> bytes:
     )
 
 
-class TarGzWriter:
-    """Writes one tar.gz archive to a sequential stream, never seeking it.
+def header_member(header: bytes) -> bytes:
+    """A gzip member holding ``header`` in one stored deflate block.
 
-    Memory stays bounded: data is compressed in pieces of at most 1 MiB, and a
-    member whose size is not given to :meth:`add` is spooled (in memory up to
-    8 MiB, then to an anonymous temporary file), because its tar header,
-    written first, holds its size.
+    Its length depends on the header's only, so that the header of a member
+    streamed before its size was known can be rewritten in place.
+    """
+    size = len(header)
+    stored = b"\x01" + struct.pack("<HH", size, size ^ 0xFFFF) + header  # final, stored
+    return MEMBER_HEADER + stored + struct.pack("<II", zlib.crc32(header), size)
+
+
+class TarGzWriter:
+    """Writes one tar.gz archive, member by member, with bounded memory.
+
+    Data is compressed in pieces of at most 1 MiB. A member whose size is not
+    given to :meth:`add` streams straight through on an output that can seek
+    (the archive file): its header member is rewritten in place once the size
+    is known. Only on an output that cannot seek (a pipe) is it spooled first
+    (in memory up to 8 MiB, then to an anonymous temporary file).
+
+    Raises :class:`~odeion_archive.errors.UnsafeArchiveError` for an unsafe
+    name and :class:`~odeion_archive.errors.BackupFailedError` for a name
+    already written, a member that differs from its announced size, or a writer
+    that is closed or broken by an earlier failure.
     """
 
     def __init__(self, stream: IO[bytes], level: int) -> None:
-        self._out = stream
+        self._out = kit.SealedOutput(stream)
         self._level = level
-        self._offset = 0
-        self._seal = hashlib.sha256()
         self._members: list[tuple[str, int]] = []
         self._keys: set[str] = set()
         self._state: Literal["open", "closed", "broken"] = "open"
-
-    def _emit(self, data: bytes) -> None:
-        if data:
-            self._out.write(data)
-            self._seal.update(data)
-            self._offset += len(data)
 
     def _refuse_unless_open(self, what: str) -> None:
         if self._state == "broken":
@@ -72,59 +75,34 @@ class TarGzWriter:
             )
 
     def add(self, path: str, chunks: Iterable[bytes], *, size: int | None = None) -> None:
-        """Write one regular member; with ``size`` given it streams without spooling."""
+        """Write one regular member, streaming; ``size`` is checked if given."""
         self._refuse_unless_open(f"add {path!r}")
+        kit.check_member_name(path, self._keys)
         try:
-            check_member_name(path)
-        except UnsafeArchiveError as exc:
-            raise BackupFailedError(str(exc)) from None
-        key = unicodedata.normalize("NFKC", path).casefold()
-        if key in self._keys:
-            raise BackupFailedError(
-                f"member {path!r} was already written (names are compared case- and "
-                "normalisation-insensitively); give each member a distinct name"
-            )
-        if size is not None and size < 0:
-            raise BackupFailedError(f"member {path!r} was announced with a negative size")
-        self._keys.add(key)
-        try:
-            if size is not None:
+            if size is None and not self._out.can_rewrite():
+                with kit.spooled(chunks) as (staged, length):
+                    self._write_member(path, staged, length)
+            else:
                 self._write_member(path, chunks, size)
-                return
-            with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
-                for chunk in chunks:
-                    spool.write(chunk)
-                length = spool.tell()
-                spool.seek(0)
-                self._write_member(path, iter(lambda: spool.read(_PIECE), b""), length)
         except BaseException:
             self._state = "broken"
             raise
 
-    def _write_member(self, path: str, chunks: Iterable[bytes], size: int) -> None:
-        offset = self._offset
+    def _write_member(self, path: str, chunks: Iterable[bytes], size: int | None) -> None:
+        offset = self._out.offset
+        if size is None:
+            self._out.mark_rewrite()
+        self._out.write(header_member(kit.tar_header(path, size or 0)))
         member = MemberCompressor(self._level)
-        self._emit(member.start())
-        self._emit(member.compress(header(path, size)))
+        self._out.write(member.start())
         written = 0
-        for chunk in chunks:
-            view = memoryview(chunk).cast("B")
-            for start in range(0, len(view), _PIECE):
-                piece = view[start : start + _PIECE]
-                written += len(piece)
-                if written > size:
-                    raise BackupFailedError(
-                        f"member {path!r} was announced with {size} bytes but more were given; "
-                        "the archive is unusable, fix the component that wrote it"
-                    )
-                self._emit(member.compress(piece))
-        if written != size:
-            raise BackupFailedError(
-                f"member {path!r} was announced with {size} bytes but {written} were given; "
-                "the archive is unusable, fix the component that wrote it"
-            )
-        self._emit(member.compress(padding(size)))
-        self._emit(member.finish())
+        for piece in kit.sized_pieces(path, chunks, size):
+            written += len(piece)
+            self._out.write(member.compress(piece))
+        self._out.write(member.compress(kit.tar_padding(written)))
+        self._out.write(member.finish())
+        if size is None:
+            self._out.rewrite(offset, header_member(kit.tar_header(path, written)))
         self._members.append((path, offset))
 
     def close(self) -> None:
@@ -133,8 +111,8 @@ class TarGzWriter:
             return
         self._refuse_unless_open("close the archive")
         self._state = "closed"
-        eof = self._offset
+        eof = self._out.offset
         member = MemberCompressor(self._level)
-        self._emit(member.start() + member.compress(END_OF_ARCHIVE) + member.finish())
-        self._out.write(trailer(index_json(self._members, eof), self._seal.digest()))
-        self._out.flush()
+        self._out.write(member.start() + member.compress(kit.TAR_END_OF_ARCHIVE) + member.finish())
+        self._out.stream.write(trailer(index_json(self._members, eof), self._out.seal()))
+        self._out.stream.flush()

@@ -1,0 +1,199 @@
+"""What every format shares: the advice, member names, chunk splitting, sealing, limits.
+
+A writer checks each new member's name with :func:`check_new_name`, cuts the
+member's chunks with :func:`sized_pieces` (which enforces an announced size)
+and writes through a :class:`SealedOutput`, which keeps the sha256 *seal* of
+every byte written, also when a header is rewritten in place. A reader checks
+the seal with :func:`sha256_range`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+from odeion_archive._names import ADVICE, check_name, name_key
+from odeion_archive.errors import BackupFailedError, UnsafeArchiveError
+
+__all__ = [
+    "ADVICE",
+    "PIECE",
+    "SealedOutput",
+    "check_new_name",
+    "closed_writer",
+    "sha256_range",
+    "sized_pieces",
+    "spooled",
+    "too_many_members",
+]
+
+#: Largest piece handed to a compressor, and read at once for a seal.
+PIECE = 1024 * 1024
+#: A member of unknown size is spooled in memory up to this size, then to a temporary file.
+SPOOL_MEMORY = 8 * 1024 * 1024
+
+
+def check_new_name(path: str, keys: set[str]) -> None:
+    """Refuse an unsafe ``path``, or one already in ``keys`` once normalised; record it.
+
+    Raises :class:`~odeion_archive.errors.UnsafeArchiveError` for a name the
+    readers would refuse and :class:`~odeion_archive.errors.BackupFailedError`
+    for a name already written (compared case- and normalisation-insensitively).
+    """
+    check_name(path)
+    key = name_key(path)
+    if key in keys:
+        raise BackupFailedError(
+            f"member {path!r} was already written (names are compared case- and "
+            "normalisation-insensitively); give each member a distinct name"
+        )
+    keys.add(key)
+
+
+def closed_writer(fmt: str, path: str) -> BackupFailedError:
+    """The error of a writer asked to add ``path`` after :meth:`close`."""
+    return BackupFailedError(
+        f"cannot add {path!r}: the {fmt} writer is closed; add members before close()"
+    )
+
+
+def sized_pieces(path: str, chunks: Iterable[bytes], size: int | None) -> Iterator[memoryview]:
+    """``chunks`` cut into pieces of at most :data:`PIECE` bytes, checked against ``size``.
+
+    With ``size`` given, raises :class:`~odeion_archive.errors.BackupFailedError`
+    as soon as the chunks exceed it, or at their end if they fall short.
+    """
+    written = 0
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        for start in range(0, len(view), PIECE):
+            piece = view[start : start + PIECE]
+            written += len(piece)
+            if size is not None and written > size:
+                raise _size_error(path, size, "more")
+            yield piece
+    if size is not None and written != size:
+        raise _size_error(path, size, str(written))
+
+
+def _size_error(path: str, size: int, given: str) -> BackupFailedError:
+    return BackupFailedError(
+        f"member {path!r} was announced with {size} bytes but {given} were given; the archive "
+        "is unusable, fix the component that wrote it"
+    )
+
+
+@contextlib.contextmanager
+def spooled(chunks: Iterable[bytes]) -> Iterator[tuple[Iterator[bytes], int]]:
+    """Stage ``chunks`` (in memory up to 8 MiB, then in an anonymous file): (chunks, size)."""
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
+        for chunk in chunks:
+            spool.write(chunk)
+        length = spool.tell()
+        spool.seek(0)
+        yield iter(lambda: spool.read(PIECE), b""), length
+
+
+class SealedOutput:
+    """An output stream that counts and hashes what is written: the archive's seal.
+
+    :meth:`rewrite` replaces bytes already written (a header whose size field
+    is known only at the member's end) on an output that :meth:`can_rewrite`;
+    :meth:`seal` then reads back what follows the first rewritten byte, so that
+    the seal covers the bytes as finally written.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        #: Bytes written so far.
+        self.offset = 0
+        self._hash = hashlib.sha256()
+        self._rehash: tuple[int, Any] | None = None
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` and add it to the seal."""
+        if data:
+            self.stream.write(data)
+            self._hash.update(data)
+            self.offset += len(data)
+
+    def can_rewrite(self) -> bool:
+        """Whether the output can seek, and be read back for the seal."""
+        out = self.stream
+        try:
+            if not out.seekable() or out.tell() != self.offset:
+                return False
+            if out.readable():
+                return True
+            os.pread(out.fileno(), 1, 0)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            return False
+        return True
+
+    def rewrite(self, offset: int, data: bytes) -> None:
+        """Replace the bytes at ``offset`` by as many of ``data`` (needs :meth:`can_rewrite`)."""
+        if self._rehash is None or self._rehash[0] > offset:
+            raise BackupFailedError("a header was rewritten without mark_rewrite() before it")
+        self.stream.flush()
+        self.stream.seek(offset)
+        self.stream.write(data)
+        self.stream.seek(self.offset)
+
+    def mark_rewrite(self) -> None:
+        """Note that bytes written from now on may be rewritten (call before writing them)."""
+        if self._rehash is None:
+            self._rehash = (self.offset, self._hash.copy())
+
+    def seal(self) -> bytes:
+        """sha256 of every byte written so far, as it now stands."""
+        if self._rehash is None:
+            return self._hash.digest()
+        start, digest = self._rehash
+        self.stream.flush()
+        return sha256_range(self._read_back, start, self.offset, digest)
+
+    def _read_back(self, offset: int, size: int) -> bytes:
+        if self.stream.readable():
+            position = self.stream.tell()
+            self.stream.seek(offset)
+            data = self.stream.read(size)
+            self.stream.seek(position)
+        else:
+            data = os.pread(self.stream.fileno(), size, offset)
+        if not data:
+            raise BackupFailedError(
+                "the archive could not be read back to seal it; check the backup directory"
+            )
+        return data
+
+
+def sha256_range(
+    read: Callable[[int, int], bytes], start: int, end: int, digest: Any = None
+) -> bytes:
+    """sha256 of bytes ``[start, end)`` through ``read(offset, size)`` (continuing ``digest``).
+
+    Stops early where ``read`` returns nothing: a reader compares the result
+    with the seal, which a short file then fails.
+    """
+    digest = digest or hashlib.sha256()
+    position = start
+    while position < end:
+        data = read(position, min(PIECE, end - position))
+        if not data:
+            break
+        digest.update(data)
+        position += len(data)
+    return bytes(digest.digest())
+
+
+def too_many_members(what: str, limit: int) -> UnsafeArchiveError:
+    """The error of a container that holds more members than ``ReadLimits.max_members``."""
+    return UnsafeArchiveError(
+        f"{what} more than {limit} members; refusing it "
+        "(raise ReadLimits.max_members only for an archive you trust)"
+    )
