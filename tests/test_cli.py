@@ -604,8 +604,10 @@ def test_item14_list_columns_line_up(cli: Cli) -> None:
         "(UTC)",
         "SERVER",
         "SCHEMA",
+        "MADE",
+        "BY",
     ]
-    for header in ("FORMAT", "COMPONENTS", "CREATED", "SERVER"):
+    for header in ("FORMAT", "COMPONENTS", "CREATED", "SERVER", "MADE BY"):
         column = lines[0].index(header)
         assert all(line[column - 2 : column] == "  " for line in lines[1:]), lines
     assert {line.index("KiB") for line in lines[1:]} == {lines[0].index("SIZE") + 1}

@@ -43,6 +43,7 @@ from odeion_archive.errors import (
     RestoreBlockedError,
     UnknownComponentError,
     UnknownFormatError,
+    UsageError,
 )
 from odeion_archive.restore import CONFLICTS, MODES
 from odeion_archive.results import ArchiveInfo, Problem, RestorePlan, VerifyReport
@@ -77,10 +78,6 @@ first steps:
 exit codes: 0 ok, 1 failed, 2 usage error, 3 cannot be restored (blockers),
 4 verification found problems, 5 busy (another operation holds DIR)
 """
-
-
-class UsageError(Exception):
-    """A command line that cannot be carried out as written."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -779,8 +776,6 @@ def _exit_code(exc: BaseException) -> int:
         return EXIT_BUSY
     if isinstance(exc, RestoreBlockedError):
         return EXIT_BLOCKED
-    if isinstance(exc, ValueError) and not isinstance(exc, ArchiveError):
-        return EXIT_USAGE
     return EXIT_FAILED
 
 
@@ -827,7 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _close_quietly(sys.stdout)
         return EXIT_OK
-    except (UsageError, ArchiveError, ValueError, OSError) as exc:
+    except (ArchiveError, OSError) as exc:
         _error(args, _error_text(exc, settings))
         return _exit_code(exc)
 

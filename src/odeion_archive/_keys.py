@@ -223,7 +223,7 @@ def read_keyring(source: Path | str | IO[str] | IO[bytes], *, what: str | None =
         except OSError as exc:
             raise KeyringError(
                 f"cannot read {what}: {exc.strerror}; check the path and its permissions"
-            ) from None
+            ) from exc
     else:
         what = what or "the key given"
         data = source.read(_MAX_TEXT + 1)
@@ -256,7 +256,7 @@ def write_new(path: Path, keyring: Keyring) -> None:
             f"{path} already exists; the key is never written over a file, name a new one"
         ) from None
     except OSError as exc:
-        raise KeyringError(f"cannot create {path}: {exc.strerror}; check the directory") from None
+        raise KeyringError(f"cannot create {path}: {exc.strerror}; check the directory") from exc
     try:
         _write_fd(fd, keyring)
     except BaseException:

@@ -159,7 +159,7 @@ class ArchiveBuilder:
             raise BackupFailedError(
                 f"the facts of component {component!r} are not JSON data ({exc}); "
                 "return only dicts, lists, strings, finite numbers, booleans and None"
-            ) from None
+            ) from exc
         self._facts[component] = dict(facts)
 
     def finish(self) -> Manifest:
@@ -339,7 +339,7 @@ class ArchiveFile:
             raise ArchiveInvalidError(
                 f"cannot open the archive {path}: {exc.strerror}; check the path and its "
                 "permissions"
-            ) from None
+            ) from exc
         try:
             fmt, manifest, manifest_bytes = cls._read_manifest(path, fd, registry, limits)
         except BaseException:

@@ -21,7 +21,7 @@ from odeion_archive import _keys
 from odeion_archive._lock import DataDirLock
 from odeion_archive.archive import ArchiveFile
 from odeion_archive.backup import DEFAULT_COMPONENTS, DEFAULT_FORMAT, BackupOptions, run_backup
-from odeion_archive.errors import NotFoundError
+from odeion_archive.errors import NotFoundError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.manifest import Manifest
@@ -141,10 +141,10 @@ class Archiver:
         return self._store.path_of(archive)
 
     def _check_mode(self, mode: str) -> None:
-        """Raise ``ValueError`` (a usage error) for a mode no one provides."""
+        """Raise :class:`UsageError` for a mode no one provides."""
         choices = dict.fromkeys([*MODES, *self._registry.components()])
         if mode not in choices:
-            raise ValueError(f"unknown restore mode {mode!r}; choose one of {', '.join(choices)}")
+            raise UsageError(f"unknown restore mode {mode!r}; choose one of {', '.join(choices)}")
 
     # -- backups ---------------------------------------------------------------
 

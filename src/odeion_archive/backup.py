@@ -160,7 +160,7 @@ def run_backup(
         raise DatabaseError(
             f"cannot connect to the database: {exc}; check the database URL and that "
             "PostgreSQL is running"
-        ) from None
+        ) from exc
     with connection:
         connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         connection.read_only = True
@@ -216,12 +216,12 @@ def run_backup(
             raise BackupFailedError(
                 f"the database failed during the backup: {exc}; nothing was added to the "
                 "store, check the server and try again"
-            ) from None
+            ) from exc
         except OSError as exc:
             raise BackupFailedError(
                 f"writing the archive failed: {exc}; nothing was added to the store, "
                 "check the backup directory (space, permissions) and try again"
-            ) from None
+            ) from exc
     name = store.new_name(fmt.suffix, created_at)
     path = store.publish(temp, name)
     emit("done", f"created {name}")

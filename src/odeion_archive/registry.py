@@ -100,7 +100,7 @@ class Registry:
         try:
             self._pm.register(plugin, name=name)
         except ValueError as exc:
-            raise PluginError(f"could not register plugin {name or plugin!r}: {exc}") from None
+            raise PluginError(f"could not register plugin {name or plugin!r}: {exc}") from exc
         self._formats = self._components = None
 
     def load_entry_points(self, group: str = hookspecs.PROJECT) -> None:

@@ -32,6 +32,7 @@ from odeion_archive.errors import (
     RestoreBlockedError,
     RestoreFailedError,
     UnknownComponentError,
+    UsageError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
 from odeion_archive.interfaces import (
@@ -92,7 +93,7 @@ def components_for(mode: str, registry: Registry) -> tuple[str, ...]:
         return MODES[mode]
     if mode in registry.components():
         return (mode,)
-    raise ValueError(
+    raise UsageError(
         f"unknown restore mode {mode!r}; choose one of {', '.join([*MODES, *registry.components()])}"
     )
 
@@ -149,7 +150,7 @@ def _connect(conninfo: str) -> psycopg.Connection[Any]:
         raise DatabaseError(
             f"cannot connect to the database: {exc}; check the database URL and that "
             "PostgreSQL is running"
-        ) from None
+        ) from exc
 
 
 def _blocked(options: RestoreOptions, components: tuple[str, ...], issue: Issue) -> RestorePlan:
@@ -177,7 +178,7 @@ def plan_restore(
     """
     names = components_for(options.mode, registry)
     if options.conflict not in CONFLICTS:
-        raise ValueError(
+        raise UsageError(
             f"unknown conflict strategy {options.conflict!r}; choose one of {CONFLICTS}"
         )
     try:
@@ -421,7 +422,7 @@ def run_restore(
         options.mode,
         options.conflict,
     ):
-        raise ValueError(
+        raise UsageError(
             f"the plan given is for mode {expected.mode!r} with {expected.conflict!r}, not "
             f"{options.mode!r} with {options.conflict!r}; plan the restore you mean to run"
         )
@@ -511,7 +512,7 @@ def run_restore(
         except psycopg.Error as exc:
             raise RestoreFailedError(
                 f"the restore failed and was rolled back, the database is unchanged: {exc}"
-            ) from None
+            ) from exc
         connection.rollback()
         schema_after = schema.schema_version(connection)
         connection.rollback()

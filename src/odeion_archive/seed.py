@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from odeion_archive.errors import DatabaseError
+from odeion_archive.errors import DatabaseError, UsageError
 from odeion_archive.schema import LATEST_SCHEMA_VERSION, schema_version
 
 __all__ = ["SeedScale", "seed"]
@@ -65,9 +65,9 @@ class SeedScale:
 
     def __attrs_post_init__(self) -> None:
         if self.media_items and not self.libraries:
-            raise ValueError("media items need at least one library; set libraries >= 1")
+            raise UsageError("media items need at least one library; set libraries >= 1")
         if self.watch_history and not self.media_items:
-            raise ValueError("watch history needs media items; set media_items >= 1")
+            raise UsageError("watch history needs media items; set media_items >= 1")
 
     @classmethod
     def tiny(cls) -> SeedScale:

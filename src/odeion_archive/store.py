@@ -45,6 +45,7 @@ from odeion_archive.errors import (
     ArchiveInvalidError,
     DuplicateArchiveError,
     NotFoundError,
+    UsageError,
 )
 from odeion_archive.interfaces import Issue
 from odeion_archive.manifest import Manifest
@@ -408,7 +409,7 @@ class BackupStore:
         deleted; with ``dry_run``, the names that would be, deleting nothing.
         """
         if keep_last < 0:
-            raise ValueError("keep_last must be zero or more")
+            raise UsageError("keep_last must be zero or more")
         doomed = self.list()[keep_last:]
         if dry_run:
             return [info.name for info in doomed]
