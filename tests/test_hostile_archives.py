@@ -242,8 +242,12 @@ def test_retention_follows_the_order_archives_entered_the_store(
     archiver: Archiver, tmp_path: Path
 ) -> None:
     first = archiver.create(components=["settings"]).archive
-    upload = tmp_path / "upload.tar.zst"
-    shutil.copy(first.path, upload)
+    # An identical copy would be refused as a duplicate: the upload claims an older time.
+    upload = _rebuild(
+        first.path,
+        tmp_path / "upload.tar.zst",
+        created_at=first.created_at - dt.timedelta(days=1),
+    )
     second = archiver.create(components=["settings"]).archive
     # Imported last: it entered the store last, whatever time its manifest states.
     imported = archiver.import_archive(upload)
