@@ -330,6 +330,11 @@ def _judge_definition(node: ast.Node) -> Refusal | None:
             if command.subtype not in _ALTER_TABLE_COMMANDS:
                 return _unsafe(f"ALTER TABLE {command.subtype.name.removeprefix('AT_')}")
         return None
+    return _judge_code(node)
+
+
+def _judge_code(node: ast.Node) -> Refusal | None:
+    """The definitions that could run code while restoring, and anything else."""
     if isinstance(node, ast.CreateTableAsStmt):
         into = node.into
         is_matview = node.objtype == enums.ObjectType.OBJECT_MATVIEW

@@ -25,6 +25,7 @@ from odeion_archive import schema, seed
 from odeion_archive.archiver import Archiver
 from odeion_archive.errors import ArchiveError
 from odeion_archive.postgres import EmbeddedPostgres
+from odeion_archive.results import ArchiveInfo
 
 __all__ = [
     "DatabaseComparison",
@@ -190,15 +191,7 @@ def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) ->
         data_dir = workdir / "odeion-data"
         report(f"working in {workdir}" + (" (removed at the end)" if temporary else ""))
 
-        def step(title: str) -> Callable[[str], None]:
-            started = time.monotonic()
-            report(f"- {title} ...")
-
-            def done(detail: str) -> None:
-                report(f"  {detail} ({time.monotonic() - started:.2f} s)")
-
-            return done
-
+        step = _stepper(report)
         done = step("starting the embedded PostgreSQL")
         server = EmbeddedPostgres(data_dir)
         source = server.start()
@@ -216,20 +209,7 @@ def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) ->
                 f"schema version {schema.LATEST_SCHEMA_VERSION}; {loaded}; plus a table "
                 "'plugin_bookmarks' that only full_db knows"
             )
-
-            archives = {}
-            with Archiver(data_dir, database_url=source, server_version="demo") as archiver:
-                for fmt in ("tar.zst", "zip"):
-                    done = step(f"backing up users_auth, settings and full_db as {fmt}")
-                    result = archiver.create(format=fmt)
-                    archives[fmt] = result.archive
-                    done(f"{result.archive.name}, {result.archive.size:,} bytes")
-                for info in archives.values():
-                    done = step(f"verifying {info.name}")
-                    verdict = archiver.verify(info.name)
-                    if not verdict.ok:
-                        raise ArchiveError(f"verification of {info.name} failed: {verdict}")
-                    done(f"{len(info.manifest.members)} members match their sha256")
+            archives = _back_up_and_verify(data_dir, source, step)
 
             admin, owner = server.admin_conninfo, conninfo_to_dict(source)["user"]
             full_target = _create_database(admin, "odeion_restored_full", str(owner))
@@ -242,43 +222,10 @@ def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) ->
                 (full_target, "tar.zst", "full_db"),
                 (json_target, "zip", "everything_json"),
             ):
-                with Archiver(data_dir, database_url=target) as archiver:
-                    info = archives[fmt]
-                    done = step(f"planning the {mode} restore of the {fmt} archive")
-                    plan = archiver.plan(info.path, mode, "skip")
-                    done(
-                        "can restore"
-                        if plan.can_restore
-                        else f"blocked: {[b.code for b in plan.blockers]}"
-                    )
-                    done = step(f"restoring {mode} into a fresh database")
-                    restored = archiver.restore(info.path, mode, "skip")
-                    done(
-                        f"database at schema version {restored.schema_version}; libraries to rescan"
-                    )
-                done = step(f"comparing the {mode} restore with the source, table by table")
-                # Ids of API tokens are not carried by JSON: they differ between installs.
-                comparison = compare_databases(
-                    source,
-                    target,
-                    ignore_columns={} if mode == "full_db" else {"api_tokens": ["id"]},
-                )
-                wanted = (
-                    None
-                    if mode == "full_db"
-                    else {"users", "invite_codes", "api_tokens", "system_settings"}
-                )
-                checked = [t for t in comparison.tables if wanted is None or t.table in wanted]
-                for table in checked:
-                    report(
-                        f"    {table.table:<20} {table.rows_a!s:>8} -> {table.rows_b!s:>8}  "
-                        f"{'same' if table.same else 'DIFFERENT'}"
-                    )
-                ok = all(t.same for t in checked) and (
-                    wanted is not None or comparison.sequences_same
+                ok = _restore_and_compare(
+                    data_dir, source, target, archives[fmt], mode, step, report
                 )
                 same = same and ok
-                done("identical" if ok else "DIFFERENT")
         finally:
             server.stop()
         report(f"demo {'succeeded' if same else 'FAILED'} in {time.monotonic() - total:.1f} s")
@@ -288,3 +235,76 @@ def run_demo(directory: Path | None = None, *, report: Callable[[str], None]) ->
                 f"try 'odeion-archive --data-dir {data_dir} list'"
             )
         return same
+
+
+def _stepper(report: Callable[[str], None]) -> Callable[[str], Callable[[str], None]]:
+    """``step(title)`` reports a step's start and returns what reports its end and time."""
+
+    def step(title: str) -> Callable[[str], None]:
+        started = time.monotonic()
+        report(f"- {title} ...")
+
+        def done(detail: str) -> None:
+            report(f"  {detail} ({time.monotonic() - started:.2f} s)")
+
+        return done
+
+    return step
+
+
+def _back_up_and_verify(
+    data_dir: Path, source: str, step: Callable[[str], Callable[[str], None]]
+) -> dict[str, ArchiveInfo]:
+    """A backup in each built-in format, verified; the archives by format."""
+    archives = {}
+    with Archiver(data_dir, database_url=source, server_version="demo") as archiver:
+        for fmt in ("tar.zst", "zip"):
+            done = step(f"backing up users_auth, settings and full_db as {fmt}")
+            result = archiver.create(format=fmt)
+            archives[fmt] = result.archive
+            done(f"{result.archive.name}, {result.archive.size:,} bytes")
+        for info in archives.values():
+            done = step(f"verifying {info.name}")
+            verdict = archiver.verify(info.name)
+            if not verdict.ok:
+                raise ArchiveError(f"verification of {info.name} failed: {verdict}")
+            done(f"{len(info.manifest.members)} members match their sha256")
+    return archives
+
+
+def _restore_and_compare(
+    data_dir: Path,
+    source: str,
+    target: str,
+    info: ArchiveInfo,
+    mode: str,
+    step: Callable[[str], Callable[[str], None]],
+    report: Callable[[str], None],
+) -> bool:
+    """Restore ``info`` in ``mode`` into ``target``; whether it matches ``source``."""
+    with Archiver(data_dir, database_url=target) as archiver:
+        done = step(f"planning the {mode} restore of the {info.format} archive")
+        plan = archiver.plan(info.path, mode, "skip")
+        done("can restore" if plan.can_restore else f"blocked: {[b.code for b in plan.blockers]}")
+        done = step(f"restoring {mode} into a fresh database")
+        restored = archiver.restore(info.path, mode, "skip")
+        done(f"database at schema version {restored.schema_version}; libraries to rescan")
+    done = step(f"comparing the {mode} restore with the source, table by table")
+    # Ids of API tokens are not carried by JSON: they differ between installs.
+    comparison = compare_databases(
+        source,
+        target,
+        ignore_columns={} if mode == "full_db" else {"api_tokens": ["id"]},
+    )
+    wanted = (
+        None if mode == "full_db" else {"users", "invite_codes", "api_tokens", "system_settings"}
+    )
+    checked = [t for t in comparison.tables if wanted is None or t.table in wanted]
+    for table in checked:
+        report(
+            f"    {table.table:<20} {table.rows_a!s:>8} -> {table.rows_b!s:>8}  "
+            f"{'same' if table.same else 'DIFFERENT'}"
+        )
+    ok = all(t.same for t in checked) and (wanted is not None or comparison.sequences_same)
+    done("identical" if ok else "DIFFERENT")
+    return ok

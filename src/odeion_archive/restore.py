@@ -223,64 +223,10 @@ def _plan(
     counts: dict[str, RowCounts] = {}
     renames: dict[str, Mapping[str, str]] = {}
 
-    held = ", ".join(manifest.component_names) or "nothing"
-    blockers.extend(
-        Issue(
-            "component_missing",
-            f"the mode {options.mode!r} needs the component {name!r}, which this archive "
-            f"does not hold (it holds: {held}); choose a mode that matches the archive, or "
-            "another archive",
-        )
-        for name in names
-        if not manifest.has_component(name)
-    )
-    components: list[Component] = []
-    for name in names:
-        try:
-            components.append(registry.component(name))
-        except UnknownComponentError as exc:
-            blockers.append(Issue("component_missing", str(exc)))
-    blockers.extend(
-        Issue(
-            "component_too_new",
-            f"the archive's {component.name} component has payload version {found}, but this "
-            f"odeion-archive restores {component.name} payload versions up to "
-            f"{component.payload_version}; upgrade odeion-archive to restore it",
-        )
-        for component in components
-        if manifest.has_component(component.name)
-        and (found := manifest.component(component.name).payload_version)
-        > component.payload_version
-    )
-
+    components = _lookup_components(names, options, manifest, registry, blockers)
     target_schema = schema.schema_version(connection)
     database_scope = any(c.restore_scope == "database" for c in components)
-    if manifest.schema_version > schema.LATEST_SCHEMA_VERSION:
-        blockers.append(
-            Issue(
-                "schema_too_new",
-                f"the archive was taken at schema version {manifest.schema_version}, newer than "
-                f"this odeion-archive knows ({schema.LATEST_SCHEMA_VERSION}); upgrade the Odeion "
-                "server (and odeion-archive) first",
-            )
-        )
-    elif not database_scope and target_schema == 0:
-        blockers.append(
-            Issue(
-                "schema_missing",
-                "this database has no Odeion schema yet; start the Odeion server once so it "
-                "creates its tables, or restore the full_db component",
-            )
-        )
-    elif not database_scope and manifest.schema_version > target_schema:
-        blockers.append(
-            Issue(
-                "schema_too_new",
-                f"the archive was taken at schema version {manifest.schema_version}, but this "
-                f"database is at version {target_schema}; upgrade the Odeion server (which "
-                "migrates its database) before restoring",
-            )
-        )
+    blockers.extend(_schema_blockers(manifest.schema_version, target_schema, database_scope))
     if archive.authenticity == "tampered":
         blockers.append(_tampered_issue(manifest))
 
@@ -332,6 +278,79 @@ def _plan(
         schema_version=manifest.schema_version if database_scope else target_schema,
         authenticity=archive.authenticity,
     )
+
+
+def _lookup_components(
+    names: tuple[str, ...],
+    options: RestoreOptions,
+    manifest: Manifest,
+    registry: Registry,
+    blockers: list[Issue],
+) -> list[Component]:
+    """The components of the mode; what the archive or the registry lacks goes to ``blockers``."""
+    held = ", ".join(manifest.component_names) or "nothing"
+    blockers.extend(
+        Issue(
+            "component_missing",
+            f"the mode {options.mode!r} needs the component {name!r}, which this archive "
+            f"does not hold (it holds: {held}); choose a mode that matches the archive, or "
+            "another archive",
+        )
+        for name in names
+        if not manifest.has_component(name)
+    )
+    components: list[Component] = []
+    for name in names:
+        try:
+            components.append(registry.component(name))
+        except UnknownComponentError as exc:
+            blockers.append(Issue("component_missing", str(exc)))
+    blockers.extend(
+        Issue(
+            "component_too_new",
+            f"the archive's {component.name} component has payload version {found}, but this "
+            f"odeion-archive restores {component.name} payload versions up to "
+            f"{component.payload_version}; upgrade odeion-archive to restore it",
+        )
+        for component in components
+        if manifest.has_component(component.name)
+        and (found := manifest.component(component.name).payload_version)
+        > component.payload_version
+    )
+
+    return components
+
+
+def _schema_blockers(archived: int, target_schema: int, database_scope: bool) -> list[Issue]:
+    """What the archive's and the target's schema versions forbid."""
+    found: list[Issue] = []
+    if archived > schema.LATEST_SCHEMA_VERSION:
+        found.append(
+            Issue(
+                "schema_too_new",
+                f"the archive was taken at schema version {archived}, newer than "
+                f"this odeion-archive knows ({schema.LATEST_SCHEMA_VERSION}); upgrade the Odeion "
+                "server (and odeion-archive) first",
+            )
+        )
+    elif not database_scope and target_schema == 0:
+        found.append(
+            Issue(
+                "schema_missing",
+                "this database has no Odeion schema yet; start the Odeion server once so it "
+                "creates its tables, or restore the full_db component",
+            )
+        )
+    elif not database_scope and archived > target_schema:
+        found.append(
+            Issue(
+                "schema_too_new",
+                f"the archive was taken at schema version {archived}, but this "
+                f"database is at version {target_schema}; upgrade the Odeion server (which "
+                "migrates its database) before restoring",
+            )
+        )
+    return found
 
 
 def _tampered_issue(manifest: Manifest) -> Issue:
