@@ -275,7 +275,7 @@ def _template(server: PgServer, version: int, cache: dict[tuple[str, int], str])
     key = (server.name, version)
     if key in cache:
         return cache[key]
-    from odeion_archive.seed import SeedScale, seed
+    from odeion_archive.sample import SeedScale, seed
 
     name = _unique_name(f"odeion_tpl_v{version}")
     _create_database(server, name)

@@ -389,15 +389,16 @@ import sys
 from odeion_archive import Archiver
 # zip: no compression worker threads, whose buffers would blur the measure
 Archiver(sys.argv[1], database_url=sys.argv[2]).create(components=["users_auth"], format="zip")
-from odeion_archive.testing import peak_rss
+sys.path.insert(0, sys.argv[3])
+from _rss import peak_rss
 print(peak_rss())
 """
 
 
 def test_users_are_exported_by_streaming_not_held_in_memory(pg18: Any, tmp_path: Path) -> None:
     """Ten times the users, about the same peak memory of the backing-up process."""
+    from odeion_archive.sample import SeedScale, seed
     from odeion_archive.schema import migrate
-    from odeion_archive.seed import SeedScale, seed
 
     peaks = []
     for users in (20_000, 200_000):
@@ -423,7 +424,14 @@ def test_users_are_exported_by_streaming_not_held_in_memory(pg18: Any, tmp_path:
                     ),
                 )
             done = subprocess.run(
-                [sys.executable, "-c", _MEASURED_BACKUP, str(tmp_path / name), url],
+                [
+                    sys.executable,
+                    "-c",
+                    _MEASURED_BACKUP,
+                    str(tmp_path / name),
+                    url,
+                    str(Path(__file__).with_name("formats")),
+                ],
                 capture_output=True,
                 text=True,
                 check=True,

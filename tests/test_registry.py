@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,3 +173,31 @@ def test_every_library_error_shares_one_base_class() -> None:
     ]
     assert len(classes) > 10
     assert all(issubclass(cls, ArchiveError) for cls in classes)
+
+
+def test_components_are_collected_through_pluggy_so_wrappers_wrap_them() -> None:
+    calls: list[str] = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def odeion_archive_components(self) -> Any:
+            calls.append("before")
+            result = yield
+            calls.append("after")
+            return result
+
+    registry = Registry.default(entry_points=False)
+    registry.register(Wrapper(), name="wrapper")
+    assert set(registry.components()) == {"users_auth", "settings", "full_db"}
+    assert calls and calls.count("before") == calls.count("after")
+
+
+def test_components_declare_their_modes_and_the_default_backup() -> None:
+    registry = Registry.default(entry_points=False)
+    assert registry.modes() == {
+        "full_db": ("full_db",),
+        "users_auth": ("users_auth",),
+        "settings": ("settings",),
+        "everything_json": ("users_auth", "settings"),
+    }
+    assert registry.default_components() == ("users_auth", "settings", "full_db")

@@ -33,8 +33,8 @@ from odeion_archive import (
     RestoreResult,
     hookimpl,
 )
+from odeion_archive.sample import SeedScale, seed
 from odeion_archive.schema import migrate
-from odeion_archive.seed import SeedScale, seed
 
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
 JSON_TABLES = ("users", "invite_codes", "api_tokens", "system_settings")

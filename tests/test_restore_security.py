@@ -34,8 +34,8 @@ from odeion_archive import Archiver
 from odeion_archive.archive import ArchiveBuilder, ArchiveFile
 from odeion_archive.errors import ArchiveError, RestoreBlockedError
 from odeion_archive.registry import Registry
+from odeion_archive.sample import SeedScale, seed
 from odeion_archive.schema import migrate
-from odeion_archive.seed import SeedScale, seed
 
 if TYPE_CHECKING:
     from conftest import PgServer

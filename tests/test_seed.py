@@ -12,8 +12,8 @@ import pytest
 from psycopg import sql
 
 from odeion_archive.errors import DatabaseError
+from odeion_archive.sample import SeedScale, seed
 from odeion_archive.schema import migrate
-from odeion_archive.seed import SeedScale, seed
 
 if TYPE_CHECKING:
     from conftest import PgServer

@@ -9,7 +9,7 @@ plugin is loaded until a :class:`Registry` is built.
 from odeion_archive._version import __version__
 from odeion_archive.archive import ArchiveBuilder, ArchiveFile
 from odeion_archive.archiver import Archiver
-from odeion_archive.backup import DEFAULT_COMPONENTS, DEFAULT_FORMAT
+from odeion_archive.backup import DEFAULT_FORMAT
 from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,
@@ -53,7 +53,7 @@ from odeion_archive.interfaces import (
 from odeion_archive.manifest import Authentication, ComponentEntry, Manifest, MemberEntry
 from odeion_archive.postgres import EmbeddedPostgres, PgTool
 from odeion_archive.registry import Registry
-from odeion_archive.restore import CONFLICTS, MODES
+from odeion_archive.restore import CONFLICTS
 from odeion_archive.results import (
     ArchiveInfo,
     BackupResult,
@@ -65,9 +65,7 @@ from odeion_archive.results import (
 
 __all__ = [
     "CONFLICTS",
-    "DEFAULT_COMPONENTS",
     "DEFAULT_FORMAT",
-    "MODES",
     "ArchiveBuilder",
     "ArchiveError",
     "ArchiveFile",

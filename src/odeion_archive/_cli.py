@@ -33,8 +33,7 @@ from odeion_archive._printable import printable
 from odeion_archive._progress import ProgressPrinter, amount
 from odeion_archive._version import __version__
 from odeion_archive.archiver import Archiver
-from odeion_archive.backup import DEFAULT_COMPONENTS, DEFAULT_FORMAT
-from odeion_archive.demo import load_sample, run_demo
+from odeion_archive.backup import DEFAULT_FORMAT
 from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,
@@ -45,7 +44,8 @@ from odeion_archive.errors import (
     UnknownFormatError,
     UsageError,
 )
-from odeion_archive.restore import CONFLICTS, MODES
+from odeion_archive.registry import Registry
+from odeion_archive.restore import CONFLICTS
 from odeion_archive.results import ArchiveInfo, Problem, RestorePlan, VerifyReport
 
 __all__ = [
@@ -163,12 +163,17 @@ def _count(text: str) -> int:
     return value
 
 
+def _builtins() -> Registry:
+    """The built-in plugins, whose modes and default components the help names."""
+    return Registry.default(entry_points=False)
+
+
 def _restore_options(sub: argparse.ArgumentParser, name: str) -> None:
     sub.add_argument("archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file")
     sub.add_argument(
         "--mode",
         required=True,
-        help=f"{', '.join(MODES)}, or the name of a plugin's component",
+        help=f"{', '.join(_builtins().modes())}, or a mode a plugin's component declares",
     )
     sub.add_argument(
         "--conflict",
@@ -233,9 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--components",
         type=_components,
-        default=list(DEFAULT_COMPONENTS),
+        default=None,
         metavar="LIST",
-        help=f"comma-separated components (default: {','.join(DEFAULT_COMPONENTS)})",
+        help=(
+            f"comma-separated components (default: {','.join(_builtins().default_components())})"
+        ),
     )
     create.add_argument(
         "--format",
@@ -703,6 +710,9 @@ def _sample(run: _Run) -> int:
     data_dir = run.settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     with DataDirLock(data_dir, "sample"):
+        # Sample data is not on the runtime path: imported by this command only.
+        from odeion_archive.sample import load_sample  # noqa: PLC0415
+
         counts = load_sample(run.archiver.database_url())
     run.out.result(
         {"data_dir": str(data_dir), "rows": counts},
@@ -738,6 +748,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             "directory with 'demo --dir DIR' (it is DIR/odeion-data), or load sample data into "
             "a data directory with 'sample --data-dir DIR'"
         )
+    from odeion_archive.sample.demo import run_demo  # noqa: PLC0415 - the demo command only
+
     ok = run_demo(
         args.dir,
         report=lambda line: _write_lines(sys.stderr if args.json else sys.stdout, [line]),

@@ -20,14 +20,14 @@ from typing import IO, Self
 from odeion_archive import _keys
 from odeion_archive._lock import DataDirLock
 from odeion_archive.archive import ArchiveFile
-from odeion_archive.backup import DEFAULT_COMPONENTS, DEFAULT_FORMAT, BackupOptions, run_backup
+from odeion_archive.backup import DEFAULT_FORMAT, BackupOptions, run_backup
 from odeion_archive.errors import NotFoundError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.manifest import Manifest
 from odeion_archive.postgres import EmbeddedPostgres
 from odeion_archive.registry import Registry
-from odeion_archive.restore import MODES, RestoreOptions, plan_restore, run_restore
+from odeion_archive.restore import RestoreOptions, plan_restore, run_restore
 from odeion_archive.results import (
     ArchiveInfo,
     BackupResult,
@@ -142,7 +142,7 @@ class Archiver:
 
     def _check_mode(self, mode: str) -> None:
         """Raise :class:`UsageError` for a mode no one provides."""
-        choices = dict.fromkeys([*MODES, *self._registry.components()])
+        choices = self._registry.modes()
         if mode not in choices:
             raise UsageError(f"unknown restore mode {mode!r}; choose one of {', '.join(choices)}")
 
@@ -151,19 +151,24 @@ class Archiver:
     def create(
         self,
         *,
-        components: Sequence[str] = DEFAULT_COMPONENTS,
+        components: Sequence[str] | None = None,
         format: str = DEFAULT_FORMAT,  # noqa: A002 - the word users know
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
     ) -> BackupResult:
         """Back up ``components`` into a new archive in the store.
 
+        Without ``components``, those that declare themselves part of a default
+        backup (the built-ins: users_auth, settings and full_db).
+
         Runs in the calling thread (start it in a background task); reports
         progress to ``progress`` and stops within a second of ``cancel``.
         """
         started = time.monotonic()
         options = BackupOptions(
-            components=tuple(components), format=format, server_version=self._server_version
+            components=None if components is None else tuple(components),
+            format=format,
+            server_version=self._server_version,
         )
         with self._exclusive("backup"):
             info = run_backup(

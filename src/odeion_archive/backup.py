@@ -38,9 +38,8 @@ from odeion_archive.registry import Registry
 from odeion_archive.results import ArchiveInfo
 from odeion_archive.store import BackupStore
 
-__all__ = ["DEFAULT_COMPONENTS", "DEFAULT_FORMAT", "BackupOptions", "run_backup"]
+__all__ = ["DEFAULT_FORMAT", "BackupOptions", "run_backup"]
 
-DEFAULT_COMPONENTS = ("users_auth", "settings", "full_db")
 DEFAULT_FORMAT = "tar.zst"
 
 
@@ -48,7 +47,9 @@ DEFAULT_FORMAT = "tar.zst"
 class BackupOptions:
     """What to back up and how."""
 
-    components: tuple[str, ...] = DEFAULT_COMPONENTS
+    #: The components to back up; ``None``: those that declare themselves part of a
+    #: default backup (:meth:`~odeion_archive.registry.Registry.default_components`).
+    components: tuple[str, ...] | None = None
     format: str = DEFAULT_FORMAT
     #: The Odeion server version recorded in the manifest.
     server_version: str = "unknown"
@@ -121,7 +122,9 @@ def _check_space(connection: psycopg.Connection[Any], directory: Path, reserve: 
         )
 
 
-def _components(registry: Registry, names: Sequence[str]) -> list[Component]:
+def _components(registry: Registry, names: Sequence[str] | None) -> list[Component]:
+    if names is None:
+        names = registry.default_components()
     if not names:
         raise BackupFailedError("no component chosen; choose at least one to back up")
     if len(set(names)) != len(names):

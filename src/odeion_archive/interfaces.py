@@ -309,7 +309,18 @@ class RestoreContext(PlanContext, Protocol):
 
 @runtime_checkable
 class Component(Protocol):
-    """A part of the database that a backup can carry and a restore bring back."""
+    """A part of the database that a backup can carry and a restore bring back.
+
+    Two attributes are optional (:func:`restore_modes_of` and
+    :func:`in_default_backup` read them, with their defaults):
+
+    ``restore_modes`` (``tuple[str, ...]``, default ``(name,)``)
+        The restore modes this component takes part in. A mode restores every
+        component that names it, together (``everything_json`` is the mode of
+        both ``users_auth`` and ``settings``).
+    ``in_default_backup`` (``bool``, default ``False``)
+        Whether a backup that names no components carries this one.
+    """
 
     #: The name users choose the component by, e.g. ``"users_auth"``.
     name: str
@@ -354,9 +365,20 @@ class InputChecker(Protocol):
         ...
 
 
+def restore_modes_of(component: Component) -> tuple[str, ...]:
+    """The restore modes ``component`` declares (``(component.name,)`` if it declares none)."""
+    modes = getattr(component, "restore_modes", None)
+    return (component.name,) if modes is None else tuple(str(m) for m in modes)
+
+
+def in_default_backup(component: Component) -> bool:
+    """Whether ``component`` declares itself part of a default backup (``False`` if silent)."""
+    return bool(getattr(component, "in_default_backup", False))
+
+
 def member_path(component: str, name: str) -> str:
     """The archive path of member ``name`` of ``component``."""
     return f"{component}/{name}"
 
 
-__all__ += ["member_path"]
+__all__ += ["in_default_backup", "member_path", "restore_modes_of"]

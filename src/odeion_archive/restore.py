@@ -49,15 +49,8 @@ from odeion_archive.postgres import PgTool, server_version_num
 from odeion_archive.registry import Registry
 from odeion_archive.results import RestorePlan, RestoreResult
 
-__all__ = ["CONFLICTS", "MODES", "RestoreOptions", "plan_restore", "run_restore"]
+__all__ = ["CONFLICTS", "RestoreOptions", "components_for", "plan_restore", "run_restore"]
 
-#: The restore modes and the components each restores.
-MODES: Mapping[str, tuple[str, ...]] = {
-    "full_db": ("full_db",),
-    "users_auth": ("users_auth",),
-    "settings": ("settings",),
-    "everything_json": ("users_auth", "settings"),
-}
 CONFLICTS: tuple[Conflict, ...] = ("skip", "overwrite", "rename")
 
 
@@ -88,14 +81,11 @@ class RestoreOptions:
 
 
 def components_for(mode: str, registry: Registry) -> tuple[str, ...]:
-    """The components a mode restores; a third-party component name is its own mode."""
-    if mode in MODES:
-        return MODES[mode]
-    if mode in registry.components():
-        return (mode,)
-    raise UsageError(
-        f"unknown restore mode {mode!r}; choose one of {', '.join([*MODES, *registry.components()])}"
-    )
+    """The components a mode restores, as the registry's components declare."""
+    modes = registry.modes()
+    if mode in modes:
+        return modes[mode]
+    raise UsageError(f"unknown restore mode {mode!r}; choose one of {', '.join(modes)}")
 
 
 class _Context(ComponentContext):

@@ -257,8 +257,8 @@ JSON_TABLES = ("users", "invite_codes", "api_tokens", "system_settings")
 
 def fresh_database(conninfo: str, version: int, *, seeded: bool = False) -> str:
     """Migrate the empty database ``conninfo`` to ``version``, seeded like the fixtures if asked."""
+    from odeion_archive.sample import SeedScale, seed
     from odeion_archive.schema import migrate
-    from odeion_archive.seed import SeedScale, seed
 
     with psycopg.connect(conninfo) as conn:
         migrate(conn, version)

@@ -85,6 +85,9 @@ class FullDbComponent:
     name = NAME
     payload_version = 1
     restore_scope: Literal["transaction", "database"] = "database"
+    #: A full_db restore replaces the whole database: a mode of its own.
+    restore_modes = (NAME,)
+    in_default_backup = True
 
     def backup(self, context: BackupContext) -> Mapping[str, Any]:
         """Stream a pg_dump of the snapshot into the archive."""

@@ -79,6 +79,9 @@ class UsersAuthComponent:
     name = NAME
     payload_version = 1
     restore_scope: Literal["transaction", "database"] = "transaction"
+    #: Restored alone, or with the settings in ``everything_json``.
+    restore_modes = (NAME, "everything_json")
+    in_default_backup = True
 
     def backup(self, context: BackupContext) -> Mapping[str, Any]:
         """Stream users, invite codes and API tokens into the archive."""
