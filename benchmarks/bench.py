@@ -24,8 +24,8 @@ from _memory import peak_rss
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from odeion_archive import schema
-from odeion_archive.postgres import EmbeddedPostgres, find_tools, pick_tool, tool_invocation
+from odeion_archive import _schema as schema
+from odeion_archive._postgres import EmbeddedPostgres, find_tools, pick_tool, tool_invocation
 from odeion_archive.sample import SeedScale, seed
 
 _HERE = Path(__file__).parent

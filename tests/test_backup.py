@@ -18,18 +18,11 @@ import psutil
 import psycopg
 import pytest
 
-from odeion_archive import (
-    ArchiveFile,
-    Archiver,
-    BackupFailedError,
-    CancelledError,
-    CancelToken,
-    InsufficientSpaceError,
-    ProgressEvent,
-    Registry,
-)
-from odeion_archive.backup import BackupOptions, run_backup
-from odeion_archive.store import TEMP_PREFIX
+from odeion_archive import Archiver, CancelToken, ProgressEvent, Registry
+from odeion_archive._archive import ArchiveFile
+from odeion_archive._backup import BackupOptions, run_backup
+from odeion_archive._store import TEMP_PREFIX
+from odeion_archive.errors import BackupFailedError, CancelledError, InsufficientSpaceError
 
 COMPONENTS = ("users_auth", "settings", "full_db")
 COMBINATIONS = [combo for n in range(1, 4) for combo in itertools.combinations(COMPONENTS, n)]
@@ -397,8 +390,8 @@ print(peak_rss())
 
 def test_users_are_exported_by_streaming_not_held_in_memory(pg18: Any, tmp_path: Path) -> None:
     """Ten times the users, about the same peak memory of the backing-up process."""
+    from odeion_archive._schema import migrate
     from odeion_archive.sample import SeedScale, seed
-    from odeion_archive.schema import migrate
 
     peaks = []
     for users in (20_000, 200_000):

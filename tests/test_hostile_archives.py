@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from odeion_archive import ArchiveInvalidError, Archiver, Registry, RestoreBlockedError
-from odeion_archive.archive import ArchiveBuilder, ArchiveFile
-from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry, Manifest
+from odeion_archive import Archiver, Registry
+from odeion_archive._archive import ArchiveBuilder, ArchiveFile
+from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry, Manifest
+from odeion_archive.errors import ArchiveInvalidError, RestoreBlockedError
 
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
 REGISTRY = Registry.default(entry_points=False)

@@ -13,17 +13,15 @@ from typing import Any
 import pytest
 
 import odeion_archive
-from odeion_archive import (
+from odeion_archive import Registry, errors, hookimpl
+from odeion_archive._registry import BUILTIN_PLUGINS
+from odeion_archive.errors import (
     ArchiveError,
     PluginError,
-    Registry,
     UnknownComponentError,
     UnknownFormatError,
-    errors,
-    hookimpl,
 )
 from odeion_archive.formats.zip import ZipFormat
-from odeion_archive.registry import BUILTIN_PLUGINS
 
 BUILTINS = {"zip", "tar.zst", "users_auth", "settings", "full_db"}
 

@@ -31,11 +31,11 @@ from psycopg.conninfo import make_conninfo
 
 from _dumps import craft_dump
 from odeion_archive import Archiver
-from odeion_archive.archive import ArchiveBuilder, ArchiveFile
+from odeion_archive._archive import ArchiveBuilder, ArchiveFile
+from odeion_archive._registry import Registry
+from odeion_archive._schema import migrate
 from odeion_archive.errors import ArchiveError, RestoreBlockedError
-from odeion_archive.registry import Registry
 from odeion_archive.sample import SeedScale, seed
-from odeion_archive.schema import migrate
 
 if TYPE_CHECKING:
     from conftest import PgServer
@@ -636,7 +636,7 @@ def test_embedded_data_directories_of_older_versions_are_given_to_a_plain_role(
     pg18: PgServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A database that the superuser owned is given, with its objects, to the owner role."""
-    from odeion_archive.postgres import EmbeddedPostgres
+    from odeion_archive._postgres import EmbeddedPostgres
 
     with EmbeddedPostgres(tmp_path, owner=None) as old:  # as earlier versions left it
         _seed_as(old.conninfo)

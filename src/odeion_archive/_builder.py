@@ -16,15 +16,15 @@ import attrs
 
 from odeion_archive import _names, _safejson
 from odeion_archive._keys import Keyring
-from odeion_archive.errors import BackupFailedError
-from odeion_archive.interfaces import ArchiveFormat
-from odeion_archive.manifest import (
+from odeion_archive._manifest import (
     AUTHENTICATED_SINCE,
     HEAD_MEMBER,
     TAIL_MEMBER,
     Manifest,
     MemberEntry,
 )
+from odeion_archive.errors import BackupFailedError
+from odeion_archive.interfaces import ArchiveFormat
 
 __all__ = ["ArchiveBuilder"]
 

@@ -28,12 +28,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from odeion_archive._archiver import Archiver
+from odeion_archive._backup import DEFAULT_FORMAT
 from odeion_archive._lock import DataDirLock
 from odeion_archive._printable import printable
 from odeion_archive._progress import ProgressPrinter, amount
+from odeion_archive._registry import Registry
+from odeion_archive._restore import CONFLICTS
 from odeion_archive._version import __version__
-from odeion_archive.archiver import Archiver
-from odeion_archive.backup import DEFAULT_FORMAT
 from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,
@@ -44,8 +46,6 @@ from odeion_archive.errors import (
     UnknownFormatError,
     UsageError,
 )
-from odeion_archive.registry import Registry
-from odeion_archive.restore import CONFLICTS
 from odeion_archive.results import ArchiveInfo, Problem, RestorePlan, VerifyReport
 
 __all__ = [

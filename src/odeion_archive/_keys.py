@@ -2,7 +2,7 @@
 
 The data directory holds a secret key (``<data_dir>/archive.key``, mode 0600,
 created on first use). Every archive this server writes carries, in its tail
-manifest, an :class:`~odeion_archive.manifest.Authentication`: the id of the
+manifest, an :class:`~odeion_archive._manifest.Authentication`: the id of the
 key (derived from it, not the key) and the HMAC-SHA256 of the whole manifest
 without that field. The manifest lists every member's sha256, which the readers
 check as members stream, so a valid MAC proves that this server made the
@@ -34,9 +34,9 @@ from typing import IO
 
 import attrs
 
+from odeion_archive._manifest import Authentication, Manifest
 from odeion_archive.errors import KeyringError
 from odeion_archive.interfaces import Authenticity
-from odeion_archive.manifest import Authentication, Manifest
 
 __all__ = [
     "KEY_BYTES",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 
+from odeion_archive._manifest import HEAD_MEMBER, MANIFEST_MEMBERS, MemberEntry
 from odeion_archive.errors import ArchiveInvalidError, CorruptArchiveError
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent
 from odeion_archive.interfaces import Entry, MemberSource
-from odeion_archive.manifest import HEAD_MEMBER, MANIFEST_MEMBERS, MemberEntry
 from odeion_archive.results import Problem
 
 __all__ = ["DAMAGED", "MemberCheck", "diverged"]

@@ -16,9 +16,9 @@ import attrs
 if TYPE_CHECKING:
     import psycopg
 
+    from odeion_archive._manifest import ComponentEntry, Manifest, MemberEntry
+    from odeion_archive._postgres import PgTool
     from odeion_archive.events import CancelToken
-    from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
-    from odeion_archive.postgres import PgTool
 
 __all__ = [
     "ArchiveFormat",

@@ -22,7 +22,8 @@ and that restoring twice gives the state of restoring once::
         check_component(MyComponent(), source_url, scratch_url, tmp_path)
 
 :func:`write_archive` and :func:`format_registry` help to build archives in
-tests.
+tests; :class:`ArchiveBuilder`, :class:`ArchiveFile` and :func:`verify_archive`
+(the core's own writer, safe reader and check) are here for a plugin's tests.
 """
 
 from __future__ import annotations
@@ -38,28 +39,31 @@ from typing import IO, Any
 
 import attrs
 
-from odeion_archive._version import __version__
-from odeion_archive.archive import ArchiveBuilder, ArchiveFile, verify_archive
-from odeion_archive.archiver import Archiver
-from odeion_archive.errors import ArchiveError, ArchiveInvalidError
-from odeion_archive.hookspecs import hookimpl
-from odeion_archive.interfaces import ArchiveFormat, Component, ReadLimits
-from odeion_archive.manifest import (
+from odeion_archive._archive import ArchiveBuilder, ArchiveFile, verify_archive
+from odeion_archive._archiver import Archiver
+from odeion_archive._manifest import (
     HEAD_MEMBER,
     TAIL_MEMBER,
     ComponentEntry,
     Manifest,
     MemberEntry,
 )
-from odeion_archive.registry import BUILTIN_PLUGINS, Registry
+from odeion_archive._registry import BUILTIN_PLUGINS, Registry
+from odeion_archive._version import __version__
+from odeion_archive.errors import ArchiveError, ArchiveInvalidError
+from odeion_archive.hookspecs import hookimpl
+from odeion_archive.interfaces import ArchiveFormat, Component, ReadLimits
 from odeion_archive.sample import table_digests
 
 __all__ = [
     "FIXED_TIME",
+    "ArchiveBuilder",
+    "ArchiveFile",
     "check_component",
     "check_format",
     "format_registry",
     "head_manifest",
+    "verify_archive",
     "write_archive",
 ]
 

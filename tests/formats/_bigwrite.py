@@ -12,7 +12,7 @@ from pathlib import Path
 
 from _rss import peak_rss
 
-from odeion_archive.archive import ArchiveBuilder
+from odeion_archive._archive import ArchiveBuilder
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.testing import head_manifest

@@ -17,9 +17,9 @@ import attrs
 import zstandard
 
 from odeion_archive import _safejson
+from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry, Manifest, MemberEntry
 from odeion_archive.formats import tarzst
 from odeion_archive.formats import zip as zipmod
-from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry, Manifest, MemberEntry
 from odeion_archive.testing import FIXED_TIME
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from _rss import peak_rss
 
-from odeion_archive.archive import ArchiveFile, verify_archive
+from odeion_archive._archive import ArchiveFile, verify_archive
+from odeion_archive._registry import Registry
 from odeion_archive.errors import ArchiveInvalidError
-from odeion_archive.registry import Registry
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from odeion_archive._registry import Registry
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat
-from odeion_archive.registry import Registry
 from odeion_archive.testing import check_format
 
 

@@ -17,9 +17,9 @@ import psycopg
 from psycopg import sql
 
 from odeion_archive import _pgdump, _pgrestore, _pgroles
+from odeion_archive._postgres import PgTool
 from odeion_archive.errors import RestoreFailedError
 from odeion_archive.interfaces import ComponentPlan, Issue, PlanContext, RestoreContext
-from odeion_archive.postgres import PgTool
 
 __all__ = ["plan", "remap_statements", "restore"]
 

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from odeion_archive._schema import LATEST_SCHEMA_VERSION, migrate, schema_version
 from odeion_archive.errors import ArchiveError, DatabaseError, UsageError
 from odeion_archive.sample._rows import (
     _SETTINGS,
@@ -32,7 +33,6 @@ from odeion_archive.sample._rows import (
     _tokens_sql,
     _users_sql,
 )
-from odeion_archive.schema import LATEST_SCHEMA_VERSION, migrate, schema_version
 
 __all__ = ["SeedScale", "load_sample", "seed"]
 

@@ -18,10 +18,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from odeion_archive import schema
-from odeion_archive.archiver import Archiver
+from odeion_archive import _schema as schema
+from odeion_archive._archiver import Archiver
+from odeion_archive._postgres import EmbeddedPostgres
 from odeion_archive.errors import ArchiveError
-from odeion_archive.postgres import EmbeddedPostgres
 from odeion_archive.results import ArchiveInfo
 from odeion_archive.sample import compare_databases, load_sample
 

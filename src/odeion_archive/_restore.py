@@ -18,11 +18,14 @@ from typing import IO, Any, Literal
 import attrs
 import psycopg
 
-from odeion_archive import schema
+from odeion_archive import _schema as schema
+from odeion_archive._archive import ArchiveFile
 from odeion_archive._context import ComponentContext
 from odeion_archive._keys import Keyring
+from odeion_archive._manifest import ComponentEntry, Manifest
+from odeion_archive._postgres import PgTool, server_version_num
+from odeion_archive._registry import Registry
 from odeion_archive._tools import Toolbox
-from odeion_archive.archive import ArchiveFile
 from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,
@@ -44,9 +47,6 @@ from odeion_archive.interfaces import (
     Issue,
     RowCounts,
 )
-from odeion_archive.manifest import ComponentEntry, Manifest
-from odeion_archive.postgres import PgTool, server_version_num
-from odeion_archive.registry import Registry
 from odeion_archive.results import RestorePlan, RestoreResult
 
 __all__ = ["CONFLICTS", "RestoreOptions", "components_for", "plan_restore", "run_restore"]

@@ -18,16 +18,17 @@ from types import TracebackType
 from typing import IO, Self
 
 from odeion_archive import _keys
+from odeion_archive._archive import ArchiveFile
+from odeion_archive._backup import DEFAULT_FORMAT, BackupOptions, run_backup
 from odeion_archive._lock import DataDirLock
-from odeion_archive.archive import ArchiveFile
-from odeion_archive.backup import DEFAULT_FORMAT, BackupOptions, run_backup
+from odeion_archive._manifest import Manifest
+from odeion_archive._postgres import EmbeddedPostgres
+from odeion_archive._registry import Registry
+from odeion_archive._restore import RestoreOptions, plan_restore, run_restore
+from odeion_archive._store import BackupStore
 from odeion_archive.errors import NotFoundError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import Authenticity, Conflict
-from odeion_archive.manifest import Manifest
-from odeion_archive.postgres import EmbeddedPostgres
-from odeion_archive.registry import Registry
-from odeion_archive.restore import RestoreOptions, plan_restore, run_restore
 from odeion_archive.results import (
     ArchiveInfo,
     BackupResult,
@@ -35,7 +36,6 @@ from odeion_archive.results import (
     RestoreResult,
     VerifyReport,
 )
-from odeion_archive.store import BackupStore
 
 __all__ = ["Archiver"]
 

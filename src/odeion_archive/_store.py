@@ -38,8 +38,10 @@ from typing import IO, Literal
 import attrs
 
 from odeion_archive import _converter, _safejson
+from odeion_archive._archive import ArchiveFile
 from odeion_archive._keys import Keyring
-from odeion_archive.archive import ArchiveFile
+from odeion_archive._manifest import Manifest
+from odeion_archive._registry import Registry
 from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,
@@ -48,8 +50,6 @@ from odeion_archive.errors import (
     UsageError,
 )
 from odeion_archive.interfaces import Issue
-from odeion_archive.manifest import Manifest
-from odeion_archive.registry import Registry
 from odeion_archive.results import ArchiveInfo
 
 __all__ = ["CLOCK_SKEW", "RECORDS_DIR", "TEMP_PREFIX", "BackupStore", "EntryRecord"]

@@ -18,12 +18,16 @@ from typing import Any, Literal
 import attrs
 import psycopg
 
-from odeion_archive import schema
+from odeion_archive import _schema as schema
+from odeion_archive._archive import ArchiveBuilder
 from odeion_archive._context import ComponentContext
 from odeion_archive._keys import Keyring
+from odeion_archive._manifest import ComponentEntry, Manifest, MemberEntry
+from odeion_archive._postgres import PgTool, server_version_num
+from odeion_archive._registry import Registry
+from odeion_archive._store import BackupStore
 from odeion_archive._tools import Toolbox
 from odeion_archive._version import __version__
-from odeion_archive.archive import ArchiveBuilder
 from odeion_archive.errors import (
     ArchiveError,
     BackupFailedError,
@@ -32,11 +36,7 @@ from odeion_archive.errors import (
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
 from odeion_archive.interfaces import Component
-from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
-from odeion_archive.postgres import PgTool, server_version_num
-from odeion_archive.registry import Registry
 from odeion_archive.results import ArchiveInfo
-from odeion_archive.store import BackupStore
 
 __all__ = ["DEFAULT_FORMAT", "BackupOptions", "run_backup"]
 
@@ -48,7 +48,7 @@ class BackupOptions:
     """What to back up and how."""
 
     #: The components to back up; ``None``: those that declare themselves part of a
-    #: default backup (:meth:`~odeion_archive.registry.Registry.default_components`).
+    #: default backup (:meth:`~odeion_archive.Registry.default_components`).
     components: tuple[str, ...] | None = None
     format: str = DEFAULT_FORMAT
     #: The Odeion server version recorded in the manifest.

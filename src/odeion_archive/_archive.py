@@ -27,6 +27,15 @@ from typing import IO, Any, Self, cast
 from odeion_archive import _names
 from odeion_archive._builder import ArchiveBuilder
 from odeion_archive._keys import Keyring, authenticity_of
+from odeion_archive._manifest import (
+    HEAD_MEMBER,
+    MANIFEST_MEMBERS,
+    TAIL_MEMBER,
+    ComponentEntry,
+    Manifest,
+    MemberEntry,
+)
+from odeion_archive._registry import Registry
 from odeion_archive._verify import DAMAGED, MemberCheck, diverged
 from odeion_archive.errors import (
     ArchiveInvalidError,
@@ -36,15 +45,6 @@ from odeion_archive.errors import (
 )
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, Authenticity, Entry, ReadLimits
-from odeion_archive.manifest import (
-    HEAD_MEMBER,
-    MANIFEST_MEMBERS,
-    TAIL_MEMBER,
-    ComponentEntry,
-    Manifest,
-    MemberEntry,
-)
-from odeion_archive.registry import Registry
 from odeion_archive.results import Problem, VerifyReport
 
 __all__ = ["SNIFF_BYTES", "ArchiveBuilder", "ArchiveFile", "verify_archive"]
