@@ -619,7 +619,7 @@ def test_temporary_login_roles_of_a_killed_restore_are_dropped(
     superuser_target_pg18: Target,
 ) -> None:
     """A role left by a killed restore cannot log in and is dropped by the next restore."""
-    from odeion_archive import _pgroles
+    from odeion_archive.components.full_db import _roles as _pgroles
 
     stale = f"odeion_archive_restore_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(superuser_target_pg18.admin, autocommit=True) as conn:

@@ -10,7 +10,7 @@ runs that SQL itself, statement by statement, on one connection::
 
 No ``psql`` is involved, so nothing can read the SQL differently from the
 judge: each statement is parsed by PostgreSQL's own parser (see
-:mod:`odeion_archive._sqlguard`), the text judged is sent as one statement of
+:mod:`odeion_archive.components.full_db._sqlguard`), the text judged is sent as one statement of
 the extended query protocol (which refuses a second statement), and COPY data
 travels in COPY messages that the server never reads as SQL. After every
 statement the settings that decide how the server reads SQL text
@@ -18,7 +18,7 @@ statement the settings that decide how the server reads SQL text
 reports on change, are checked: a function that changed them stops the restore.
 
 The session acts as the database's owner without powers (see
-:mod:`odeion_archive._pgroles`). Before the dump's SQL, every non-system schema
+:mod:`odeion_archive.components.full_db._roles`). Before the dump's SQL, every non-system schema
 of the target is dropped (objects created after the backup go with them) and
 ``public`` re-created as a fresh database has it. The transaction is committed
 only once pg_restore exited 0, the dump stream ended cleanly and the caller's
@@ -30,7 +30,6 @@ database stays as it was.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import subprocess
 import tempfile
@@ -42,7 +41,12 @@ from typing import IO, Any, Final
 import psycopg
 from pglast.parser import ParseError
 
-from odeion_archive import _pgroles, _sqlguard
+from odeion_archive.components.full_db import _roles, _sqlguard
+from odeion_archive.components.full_db._process import (
+    cancel_watch,
+    exit_text,
+    stderr_tail,
+)
 from odeion_archive.errors import (
     ArchiveError,
     CancelledError,
@@ -409,32 +413,17 @@ class _PgRestore:
         return failure
 
 
-def _tail(stream: IO[bytes]) -> str:
-    stream.flush()
-    size = stream.seek(0, os.SEEK_END)
-    stream.seek(max(0, size - _STDERR_LIMIT))
-    return stream.read().decode("utf-8", "replace").strip()
-
-
-def _exit_text(code: int) -> str:
-    return f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
-
-
-def _watch_cancel(
-    cancel: CancelToken, finished: threading.Event, pipeline: _PgRestore, conn: Any
-) -> None:
-    while not finished.is_set():
-        if cancel.wait(0.1):
-            pipeline.kill()
-            with contextlib.suppress(Exception):
-                conn.cancel_safe()
-            return
+def _cancel(pipeline: _PgRestore, conn: Any) -> None:
+    """Stop pg_restore and the statement the server runs."""
+    pipeline.kill()
+    with contextlib.suppress(Exception):
+        conn.cancel_safe()
 
 
 def replace_database(
     *,
     conninfo: str,
-    who: _pgroles.RestoreIdentity,
+    who: _roles.RestoreIdentity,
     env: dict[str, str],
     pg_restore: Path,
     dump: Iterable[bytes],
@@ -448,7 +437,7 @@ def replace_database(
     """Replace the whole database of ``conninfo`` with the custom-format ``dump``, atomically.
 
     ``who`` says how the session acts as the database's owner (see
-    :func:`odeion_archive._pgroles.identity`). ``env`` is pg_restore's
+    :func:`odeion_archive.components.full_db._roles.identity`). ``env`` is pg_restore's
     environment. ``post_sql`` runs after the dump, in the same transaction.
     ``final_check`` is called once the dump stream is exhausted and pg_restore
     succeeded, before ``COMMIT``: raising there (an archive checksum mismatch,
@@ -463,7 +452,7 @@ def replace_database(
     left as it was.
     """
     with (
-        _pgroles.restore_session(conninfo, who) as conn,
+        _roles.restore_session(conninfo, who) as conn,
         tempfile.TemporaryFile() as restore_err,
     ):
         sink = _Sink(conn)
@@ -473,37 +462,27 @@ def replace_database(
         sink.check_session()
         reader = ScriptReader(sink, allow_unsafe=allow_unsafe, on_statement=on_statement)
         pipeline = _PgRestore(pg_restore, env, restore_err)
-        finished = threading.Event()
         writer = threading.Thread(
             target=pipeline.feed, args=(dump, on_bytes), name="pg_restore-feed", daemon=True
         )
-        watcher = None
-        if cancel is not None:
-            watcher = threading.Thread(
-                target=_watch_cancel,
-                args=(cancel, finished, pipeline, conn),
-                name="pg_restore-cancel",
-                daemon=True,
-            )
         try:
             writer.start()
-            if watcher is not None:
-                watcher.start()
-            _replay(pipeline, reader)
-            code = pipeline.process.wait()
-            if code == 0:
-                writer.join()  # the rest of the stream, if pg_restore did not need it
-            _check_finished(pipeline, code, cancel, restore_err)
-            reader.finish()
-            if final_check is not None:
-                final_check()
-            if post_sql:
-                # The dump emptied search_path; the caller's statements run with the
-                # session's own (RESET ALL would also reset the role).
-                conn.execute("RESET search_path")
-            for statement in post_sql:
-                conn.execute(statement)
-            conn.commit()
+            with cancel_watch(cancel, lambda: _cancel(pipeline, conn), name="pg_restore-cancel"):
+                _replay(pipeline, reader)
+                code = pipeline.process.wait()
+                if code == 0:
+                    writer.join()  # the rest of the stream, if pg_restore did not need it
+                _check_finished(pipeline, code, cancel, restore_err)
+                reader.finish()
+                if final_check is not None:
+                    final_check()
+                if post_sql:
+                    # The dump emptied search_path; the caller's statements run with the
+                    # session's own (RESET ALL would also reset the role).
+                    conn.execute("RESET search_path")
+                for statement in post_sql:
+                    conn.execute(statement)
+                conn.commit()
         except BaseException as exc:
             pipeline.kill()
             # Closing the session is the one way out of every state (a COPY in
@@ -514,7 +493,6 @@ def replace_database(
                 raise
             raise failure from exc
         finally:
-            finished.set()
             pipeline.reap()
             writer.join(timeout=1.0)
 
@@ -536,9 +514,9 @@ def _check_finished(
     if feed_failure is not None:
         raise feed_failure
     if code != 0:
-        text = _tail(restore_err)
+        text = stderr_tail(restore_err, _STDERR_LIMIT)
         raise RestoreFailedError(
-            f"the restore failed: pg_restore {_exit_text(code)}: {text or 'no message'}; the "
+            f"the restore failed: pg_restore {exit_text(code)}: {text or 'no message'}; the "
             "database was left as it was, check that the archive is complete and that this "
             "pg_restore reads its dump"
         )
@@ -564,7 +542,7 @@ def _failure(
         code = pipeline.process.poll()
         detail = ""
         if code not in (None, 0):
-            detail = f" (pg_restore {_exit_text(code)}: {_tail(restore_err) or 'no message'})"
+            detail = f" (pg_restore {exit_text(code)}: {stderr_tail(restore_err, _STDERR_LIMIT) or 'no message'})"
         return RestoreFailedError(
             f"the restore failed: {str(exc).strip()}{detail}; the database was left as it was "
             "(the transaction was rolled back), fix the cause and restore again"
