@@ -199,3 +199,21 @@ def test_components_declare_their_modes_and_the_default_backup() -> None:
         "everything_json": ("users_auth", "settings"),
     }
     assert registry.default_components() == ("users_auth", "settings", "full_db")
+
+
+def test_each_component_gets_the_options_it_declares() -> None:
+    from odeion_archive._restore import check_options
+    from odeion_archive.components.full_db import FullDbComponent
+    from odeion_archive.components.users_auth import UsersAuthComponent
+    from odeion_archive.interfaces import options_of
+
+    given = {"remap_paths": {"/old": "/new"}, "acting_user": "admin"}
+    assert options_of(FullDbComponent(), given) == {
+        "remap_paths": {"/old": "/new"},
+        "allow_unsafe_dump": False,
+        "trust_foreign_dump": False,
+    }
+    assert options_of(UsersAuthComponent(), given) == {"acting_user": "admin"}
+    check_options(given, Registry.default(entry_points=False))
+    with pytest.raises(errors.UsageError, match="unknown restore option 'remap'"):
+        check_options({"remap": {}}, Registry.default(entry_points=False))

@@ -11,11 +11,11 @@ from __future__ import annotations
 import builtins
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from odeion_archive import _keys
 from odeion_archive._archive import ArchiveFile
@@ -24,7 +24,7 @@ from odeion_archive._lock import DataDirLock
 from odeion_archive._manifest import Manifest
 from odeion_archive._postgres import EmbeddedPostgres
 from odeion_archive._registry import Registry
-from odeion_archive._restore import RestoreOptions, plan_restore, run_restore
+from odeion_archive._restore import RestoreOptions, check_options, plan_restore, run_restore
 from odeion_archive._store import BackupStore
 from odeion_archive.errors import NotFoundError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
@@ -256,28 +256,22 @@ class Archiver:
         archive: str | Path,
         mode: str,
         conflict: Conflict = "skip",
-        *,
-        remap_paths: Mapping[str, str] | None = None,
-        acting_user: str | None = None,
-        allow_unsafe_dump: bool = False,
-        trust_foreign_dump: bool = False,
+        **options: Any,
     ) -> RestorePlan:
         """What restoring ``archive`` in ``mode`` would do; nothing is changed.
 
-        ``trust_foreign_dump``: the administrator trusts the origin of an archive
-        this server did not make, so that full_db may replay its dump.
+        ``options`` are the restore options the components declare; each
+        component gets its own (the built-ins: full_db takes ``remap_paths``,
+        ``allow_unsafe_dump`` and ``trust_foreign_dump``, the administrator's
+        trust in the origin of an archive this server did not make; users_auth
+        takes ``acting_user``). An option no component declares is a
+        :class:`~odeion_archive.errors.UsageError`.
         """
         self._check_mode(mode)  # an unknown mode is a usage error, first
+        check_options(options, self._registry)
         return plan_restore(
             self.resolve(archive),
-            RestoreOptions(
-                mode,
-                conflict,
-                dict(remap_paths or {}),
-                acting_user,
-                allow_unsafe_dump,
-                trust_foreign_dump=trust_foreign_dump,
-            ),
+            RestoreOptions(mode, conflict, options),
             registry=self._registry,
             conninfo=self.database_url(),
             pg_bin=self._pg_bin,
@@ -290,13 +284,10 @@ class Archiver:
         mode: str,
         conflict: Conflict = "skip",
         *,
-        remap_paths: Mapping[str, str] | None = None,
-        acting_user: str | None = None,
-        allow_unsafe_dump: bool = False,
-        trust_foreign_dump: bool = False,
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
         expected: RestorePlan | None = None,
+        **options: Any,
     ) -> RestoreResult:
         """Restore ``archive``; the database is unchanged unless it fully succeeds.
 
@@ -304,20 +295,15 @@ class Archiver:
         plan) if there are blockers. Pass the plan the administrator reviewed as
         ``expected`` to refuse a restore that would now do something else (the
         database changed since). Afterwards the host must rescan its libraries;
-        the ``odeion_archive_restore_finished`` hook fires.
+        the ``odeion_archive_restore_finished`` hook fires. ``options`` as for
+        :meth:`plan`.
         """
         self._check_mode(mode)
+        check_options(options, self._registry)
         with self._exclusive("restore"):
             result = run_restore(
                 self.resolve(archive),
-                RestoreOptions(
-                    mode,
-                    conflict,
-                    dict(remap_paths or {}),
-                    acting_user,
-                    allow_unsafe_dump,
-                    trust_foreign_dump=trust_foreign_dump,
-                ),
+                RestoreOptions(mode, conflict, options),
                 registry=self._registry,
                 conninfo=self.database_url(),
                 pg_bin=self._pg_bin,

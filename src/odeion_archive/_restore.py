@@ -22,7 +22,7 @@ from odeion_archive import _schema as schema
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._context import ComponentContext
 from odeion_archive._keys import Keyring
-from odeion_archive._manifest import ComponentEntry, Manifest
+from odeion_archive._manifest import Manifest
 from odeion_archive._postgres import PgTool, server_version_num
 from odeion_archive._registry import Registry
 from odeion_archive._tools import Toolbox
@@ -46,10 +46,19 @@ from odeion_archive.interfaces import (
     InputChecker,
     Issue,
     RowCounts,
+    options_of,
+    options_type_of,
 )
 from odeion_archive.results import RestorePlan, RestoreResult
 
-__all__ = ["CONFLICTS", "RestoreOptions", "components_for", "plan_restore", "run_restore"]
+__all__ = [
+    "CONFLICTS",
+    "RestoreOptions",
+    "check_options",
+    "components_for",
+    "plan_restore",
+    "run_restore",
+]
 
 CONFLICTS: tuple[Conflict, ...] = ("skip", "overwrite", "rename")
 
@@ -60,24 +69,24 @@ class RestoreOptions:
 
     mode: str
     conflict: Conflict = "skip"
-    #: For full_db: old media root -> new media root, applied in the same transaction.
-    remap_paths: Mapping[str, str] = attrs.field(factory=dict, hash=False)
-    #: Username of the account performing the restore, protected from being overwritten.
-    acting_user: str | None = None
-    #: Let full_db restore a dump with entries that Odeion never uses (event triggers...).
-    allow_unsafe_dump: bool = False
-    #: Let full_db replay the dump of an archive this server did not make (its SQL
-    #: runs as the database owner): the administrator trusts the archive's origin.
-    trust_foreign_dump: bool = False
+    #: The options the host passed, by name; each component gets those it declares
+    #: (:func:`~odeion_archive.interfaces.options_of`).
+    values: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
-    def as_mapping(self) -> Mapping[str, Any]:
-        """The options as the mapping components read."""
-        return {
-            "remap_paths": dict(self.remap_paths),
-            "acting_user": self.acting_user,
-            "allow_unsafe_dump": self.allow_unsafe_dump,
-            "trust_foreign_dump": self.trust_foreign_dump,
-        }
+
+def check_options(values: Mapping[str, Any], registry: Registry) -> None:
+    """Refuse an option no registered component declares (:class:`UsageError`)."""
+    known: set[str] = set()
+    for component in registry.components().values():
+        declared = options_type_of(component)
+        if declared is not None:
+            known.update(field.name for field in attrs.fields(declared))
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UsageError(
+            f"unknown restore option {', '.join(map(repr, unknown))}; the components "
+            f"take: {', '.join(sorted(known)) or 'none'}"
+        )
 
 
 def components_for(mode: str, registry: Registry) -> tuple[str, ...]:
@@ -95,7 +104,7 @@ class _Context(ComponentContext):
         self,
         *,
         archive: ArchiveFile,
-        entry: ComponentEntry,
+        component: Component,
         connection: psycopg.Connection[Any],
         options: RestoreOptions,
         schema_version: int,
@@ -105,6 +114,7 @@ class _Context(ComponentContext):
         progress: ProgressCallback,
         plan: ComponentPlan | None = None,
     ) -> None:
+        entry = archive.manifest.component(component.name)
         super().__init__(
             operation="restore",
             component=entry.name,
@@ -117,7 +127,10 @@ class _Context(ComponentContext):
         self.connection = connection
         self.conflict: Conflict = options.conflict
         self.schema_version = schema_version
-        self.options = options.as_mapping()
+        try:
+            self.options = options_of(component, options.values)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"the options of {component.name} are not valid: {exc}") from exc
         self.cancel = cancel
         self.plan = plan
         self.authenticity: Authenticity = archive.authenticity
@@ -235,7 +248,7 @@ def _plan(
             continue
         context = _Context(
             archive=archive,
-            entry=manifest.component(component.name),
+            component=component,
             connection=connection,
             options=options,
             schema_version=target_schema,
@@ -254,7 +267,7 @@ def _plan(
         counts.update(part.counts)
         renames.update(part.renames)
     if archive.authenticity == "foreign":
-        _foreign_issues(components, options, blockers, warnings)
+        _foreign_issues(components, warnings)
     warnings.append(_rescan_warning())
     return RestorePlan(
         mode=options.mode,
@@ -353,40 +366,17 @@ def _tampered_issue(manifest: Manifest) -> Issue:
     )
 
 
-def _foreign_issues(
-    components: Sequence[Component],
-    options: RestoreOptions,
-    blockers: list[Issue],
-    warnings: list[Issue],
-) -> None:
-    """What restoring an archive this server did not make needs, per kind of component."""
+def _foreign_issues(components: Sequence[Component], warnings: list[Issue]) -> None:
+    """The warning of restoring rows of an archive this server did not make.
+
+    A component that replaces the whole database judges such an archive itself
+    (its plan sees ``context.authenticity``).
+    """
     origin = (
         "this archive was not made by this server: it carries no seal of this server's "
         "keys (it came from another server or an upload, or was made before archives "
         "were sealed)"
     )
-    if any(c.restore_scope == "database" for c in components):
-        if options.trust_foreign_dump:
-            warnings.append(
-                Issue(
-                    "foreign_dump",
-                    f"{origin}; its database dump is restored as you allowed with "
-                    "--trust-foreign-dump: its SQL runs as the database owner",
-                )
-            )
-        else:
-            blockers.append(
-                Issue(
-                    "foreign_dump",
-                    f"{origin}. A full_db restore replays the archive's SQL as the owner "
-                    "of the database, so a hostile dump could change or read anything that "
-                    "role can. Restore it only if you trust where the archive came from: "
-                    "then pass --trust-foreign-dump (trust_foreign_dump=True); otherwise "
-                    "restore its users and settings with the everything_json mode. If it is "
-                    "this server's archive from an earlier machine, import that machine's key "
-                    "instead ('odeion-archive key import')",
-                )
-            )
     if any(c.restore_scope != "database" for c in components):
         warnings.append(
             Issue(
@@ -487,7 +477,7 @@ def run_restore(
                 contexts = [
                     _Context(
                         archive=archive,
-                        entry=archive.manifest.component(component.name),
+                        component=component,
                         connection=connection,
                         options=options,
                         schema_version=target_schema,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import attrs
+
 from odeion_archive.components.full_db import _restore
 from odeion_archive.components.full_db._dump import stream_dump
 from odeion_archive.hookspecs import hookimpl
@@ -19,14 +21,27 @@ from odeion_archive.interfaces import (
     BackupContext,
     Component,
     ComponentPlan,
+    DatabaseRestoreContext,
     PlanContext,
-    RestoreContext,
 )
 
-__all__ = ["FullDbComponent", "odeion_archive_components"]
+__all__ = ["FullDbComponent", "FullDbOptions", "odeion_archive_components"]
 
 NAME = "full_db"
 DUMP = "database.dump"
+
+
+@attrs.frozen
+class FullDbOptions:
+    """The restore options of full_db."""
+
+    #: Old media root -> new media root, applied in the restore's transaction.
+    remap_paths: Mapping[str, str] = attrs.field(factory=dict, converter=dict, hash=False)
+    #: Restore a dump with entries that Odeion never uses (event triggers...).
+    allow_unsafe_dump: bool = False
+    #: Replay the dump of an archive this server did not make (its SQL runs as the
+    #: database owner): the administrator trusts the archive's origin.
+    trust_foreign_dump: bool = False
 
 
 class FullDbComponent:
@@ -38,6 +53,7 @@ class FullDbComponent:
     #: A full_db restore replaces the whole database: a mode of its own.
     restore_modes = (NAME,)
     in_default_backup = True
+    options_type = FullDbOptions
 
     def backup(self, context: BackupContext) -> Mapping[str, Any]:
         """Stream a pg_dump of the snapshot into the archive."""
@@ -91,7 +107,7 @@ class FullDbComponent:
         """Check that the dump can be restored here, changing nothing."""
         return _restore.plan(context)
 
-    def restore(self, context: RestoreContext) -> ComponentPlan:
+    def restore(self, context: DatabaseRestoreContext) -> ComponentPlan:
         """Replace the whole database with the dump, atomically."""
         return _restore.restore(context)
 

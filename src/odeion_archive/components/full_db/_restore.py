@@ -19,7 +19,7 @@ from psycopg import sql
 from odeion_archive._postgres import PgTool
 from odeion_archive.components.full_db import _dumpfile, _pipeline, _roles
 from odeion_archive.errors import RestoreFailedError
-from odeion_archive.interfaces import ComponentPlan, Issue, PlanContext, RestoreContext
+from odeion_archive.interfaces import ComponentPlan, DatabaseRestoreContext, Issue, PlanContext
 
 __all__ = ["plan", "remap_statements", "restore"]
 
@@ -118,7 +118,39 @@ def plan(context: PlanContext) -> ComponentPlan:
     ]
     steps += [f"move media paths under {old!r} to {new!r}" for old, new in remap.items()]
     steps.append("commit everything in one transaction")
+    if context.authenticity == "foreign":
+        _foreign_issue(bool(context.options.get("trust_foreign_dump")), blockers, warnings)
     return ComponentPlan(blockers=tuple(blockers), warnings=tuple(warnings), steps=tuple(steps))
+
+
+def _foreign_issue(trusted: bool, blockers: list[Issue], warnings: list[Issue]) -> None:
+    """Replaying the dump of an archive this server did not make needs the host's trust."""
+    origin = (
+        "this archive was not made by this server: it carries no seal of this server's "
+        "keys (it came from another server or an upload, or was made before archives "
+        "were sealed)"
+    )
+    if trusted:
+        warnings.append(
+            Issue(
+                "foreign_dump",
+                f"{origin}; its database dump is restored as you allowed with "
+                "--trust-foreign-dump: its SQL runs as the database owner",
+            )
+        )
+        return
+    blockers.append(
+        Issue(
+            "foreign_dump",
+            f"{origin}. A full_db restore replays the archive's SQL as the owner "
+            "of the database, so a hostile dump could change or read anything that "
+            "role can. Restore it only if you trust where the archive came from: "
+            "then pass --trust-foreign-dump (trust_foreign_dump=True); otherwise "
+            "restore its users and settings with the everything_json mode. If it is "
+            "this server's archive from an earlier machine, import that machine's key "
+            "instead ('odeion-archive key import')",
+        )
+    )
 
 
 def _unsafe_issues(header: _dumpfile.DumpHeader, *, allow: bool) -> tuple[list[Issue], list[Issue]]:
@@ -235,7 +267,7 @@ def remap_statements(remap: Mapping[str, str], connection: psycopg.Connection[An
     return statements
 
 
-def restore(context: RestoreContext) -> ComponentPlan:
+def restore(context: DatabaseRestoreContext) -> ComponentPlan:
     """Replace the database with the dump; nothing changes unless all of it succeeds."""
     header = _header(context)
     target_major = _target_major(context)
@@ -285,7 +317,9 @@ _POST_DATA_KINDS = frozenset(
 class _Phases:
     """Restore progress by phase: schema (counted), data (bytes), indexes and constraints."""
 
-    def __init__(self, context: RestoreContext, header: _dumpfile.DumpHeader, size: int) -> None:
+    def __init__(
+        self, context: DatabaseRestoreContext, header: _dumpfile.DumpHeader, size: int
+    ) -> None:
         self._context = context
         self._size = size
         self._totals = {
