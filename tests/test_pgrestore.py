@@ -19,7 +19,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from odeion_archive.components.full_db import _roles as _pgroles
-from odeion_archive.components.full_db._pipeline import ScriptReader, _Sink, replace_database
+from odeion_archive.components.full_db._pipeline import replace_database
+from odeion_archive.components.full_db._script import ScriptReader, _Sink
 from odeion_archive.errors import (
     CancelledError,
     DatabaseError,
