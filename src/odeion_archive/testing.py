@@ -23,7 +23,9 @@ and that restoring twice gives the state of restoring once::
 
 :func:`write_archive` and :func:`format_registry` help to build archives in
 tests; :class:`ArchiveBuilder`, :class:`ArchiveFile` and :func:`verify_archive`
-(the core's own writer, safe reader and check) are here for a plugin's tests.
+(the core's own writer, safe reader and check) and the manifest's values
+(:class:`Manifest`, :class:`ComponentEntry`, :class:`MemberEntry`) are here for
+a plugin's tests.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ __all__ = [
     "FIXED_TIME",
     "ArchiveBuilder",
     "ArchiveFile",
+    "ComponentEntry",
+    "Manifest",
+    "MemberEntry",
     "check_component",
     "check_format",
     "format_registry",
