@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 import attrs
 import psycopg
@@ -45,15 +45,35 @@ from odeion_archive.results import RestorePlan
 
 __all__ = [
     "CONFLICTS",
+    "ArchiveSource",
     "PlanningContext",
     "RestoreOptions",
     "check_options",
     "components_for",
     "connect",
     "plan_restore",
+    "plan_source",
 ]
 
 CONFLICTS: tuple[Conflict, ...] = ("skip", "overwrite", "rename")
+
+
+class ArchiveSource(Protocol):
+    """What the planner reads of an archive: an open archive file, or one in memory."""
+
+    @property
+    def manifest(self) -> Manifest:
+        """The archive's manifest."""
+        ...
+
+    @property
+    def authenticity(self) -> Authenticity:
+        """Whether this server made the archive."""
+        ...
+
+    def open_member(self, path: str) -> IO[bytes]:
+        """A member's bytes, checked against the manifest as they are read."""
+        ...
 
 
 @attrs.frozen
@@ -96,7 +116,7 @@ class PlanningContext(ComponentContext):
     def __init__(
         self,
         *,
-        archive: ArchiveFile,
+        archive: ArchiveSource,
         component: Component,
         connection: psycopg.Connection[Any],
         options: RestoreOptions,
@@ -186,23 +206,51 @@ def plan_restore(
             options, names, Issue("archive_invalid", f"{exc} (the archive cannot be used)")
         )
     with archive, connect(conninfo) as connection:
-        try:
-            return _plan(
-                archive,
-                names,
-                options,
-                registry,
-                connection,
-                conninfo,
-                pg_bin,
-                row_decisions=row_decisions,
-            )
-        finally:
-            connection.rollback()
+        return plan_source(
+            archive,
+            options,
+            registry=registry,
+            connection=connection,
+            conninfo=conninfo,
+            pg_bin=pg_bin,
+            row_decisions=row_decisions,
+        )
+
+
+def plan_source(
+    source: ArchiveSource,
+    options: RestoreOptions,
+    *,
+    registry: Registry,
+    connection: psycopg.Connection[Any],
+    conninfo: str,
+    pg_bin: Path | None = None,
+    row_decisions: bool = True,
+) -> RestorePlan:
+    """Plan the restore of an archive already open (any :class:`ArchiveSource`); change nothing.
+
+    ``connection`` is rolled back whatever happens. :func:`plan_restore` opens
+    the archive file and calls this; a test or a host with an archive of its
+    own (in memory, say) calls it directly.
+    """
+    names = components_for(options.mode, registry)
+    try:
+        return _plan(
+            source,
+            names,
+            options,
+            registry,
+            connection,
+            conninfo,
+            pg_bin,
+            row_decisions=row_decisions,
+        )
+    finally:
+        connection.rollback()
 
 
 def _plan(
-    archive: ArchiveFile,
+    archive: ArchiveSource,
     names: tuple[str, ...],
     options: RestoreOptions,
     registry: Registry,
