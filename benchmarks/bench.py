@@ -20,19 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from _memory import peak_rss
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from odeion_archive import schema
-from odeion_archive.postgres import EmbeddedPostgres, find_tools, pick_tool, tool_invocation
-from odeion_archive.seed import SeedScale, seed
-from odeion_archive.testing import peak_rss
+from odeion_archive import _schema as schema
+from odeion_archive._postgres import EmbeddedPostgres, find_tools, pick_tool, tool_invocation
+from odeion_archive.sample import SeedScale, seed
+
+_HERE = Path(__file__).parent
 
 _CHILD = r"""
 import json, sys, time
 from odeion_archive import Archiver
-from odeion_archive.testing import peak_rss
 args = json.loads(sys.argv[1])
+sys.path.insert(0, args["benchmarks"])
+from _memory import peak_rss
 archiver = Archiver(args["data_dir"], database_url=args["url"])
 started = time.perf_counter()
 if args["op"] == "backup":
@@ -52,7 +55,7 @@ print(json.dumps({"seconds": seconds, "rss": rss, **extra}))
 
 def _child(**args: Any) -> dict[str, Any]:
     completed = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(args)],
+        [sys.executable, "-c", _CHILD, json.dumps({**args, "benchmarks": str(_HERE)})],
         capture_output=True,
         text=True,
         check=False,
@@ -113,8 +116,8 @@ def main() -> None:
             server.stop()
 
 
-def run(admin: str, workdir: Path, scale: SeedScale) -> None:
-    print(f"scale: {scale}")
+def _seeded_source(admin: str, scale: SeedScale) -> tuple[str, int]:
+    """A new database with sample data at ``scale``; its URL and its server's major version."""
     source = _fresh_database(admin, "bench_source", migrated=True)
     started = time.perf_counter()
     with psycopg.connect(source) as conn:
@@ -129,6 +132,12 @@ def run(admin: str, workdir: Path, scale: SeedScale) -> None:
         f"seeded {counts} in {time.perf_counter() - started:.1f} s; "
         f"database size {_mib(size_row[0])}"
     )
+    return source, major
+
+
+def run(admin: str, workdir: Path, scale: SeedScale) -> None:
+    print(f"scale: {scale}")
+    source, major = _seeded_source(admin, scale)
 
     pg_dump = pick_tool("pg_dump", major, find_tools("pg_dump"))
     pg_restore = pick_tool("pg_restore", major, find_tools("pg_restore"))

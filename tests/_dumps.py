@@ -4,7 +4,7 @@ A custom-format dump is a header and a table of contents (TOC) whose entries
 carry SQL text that ``pg_restore`` prints as it is. An attacker who edits a
 dump can put any SQL there; :func:`craft_dump` writes such a dump from
 scratch (archive version 1.14, which pg_restore 14 to 18 read), without data
-blocks. See :mod:`odeion_archive._pgdump` for the layout.
+blocks. See :mod:`odeion_archive.components.full_db._dumpfile` for the layout.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from odeion_archive.postgres import EmbeddedPostgres, embedded_bin_dir, server_version_num
-from odeion_archive.schema import LATEST_SCHEMA_VERSION, migrate
+from odeion_archive._postgres import EmbeddedPostgres, embedded_bin_dir, server_version_num
+from odeion_archive._schema import LATEST_SCHEMA_VERSION, migrate
 
 # The helper modules next to the tests (_dumps) import by their plain names.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -275,7 +275,7 @@ def _template(server: PgServer, version: int, cache: dict[tuple[str, int], str])
     key = (server.name, version)
     if key in cache:
         return cache[key]
-    from odeion_archive.seed import SeedScale, seed
+    from odeion_archive.sample import SeedScale, seed
 
     name = _unique_name(f"odeion_tpl_v{version}")
     _create_database(server, name)

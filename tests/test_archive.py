@@ -10,7 +10,9 @@ from typing import IO, Any
 import attrs
 import pytest
 
-from odeion_archive.archive import ArchiveBuilder, ArchiveFile, verify_archive
+from odeion_archive._archive import ArchiveBuilder, ArchiveFile, verify_archive
+from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry
+from odeion_archive._registry import Registry
 from odeion_archive.errors import (
     ArchiveInvalidError,
     BackupFailedError,
@@ -20,8 +22,6 @@ from odeion_archive.errors import (
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat, ReadLimits
-from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry
-from odeion_archive.registry import Registry
 from odeion_archive.testing import format_registry, head_manifest
 
 FORMATS: list[ArchiveFormat] = [ZipFormat(), TarZstFormat()]

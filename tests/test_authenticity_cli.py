@@ -25,8 +25,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from odeion_archive.archive import ArchiveFile
-from odeion_archive.registry import Registry
+from odeion_archive._archive import ArchiveFile
+from odeion_archive._registry import Registry
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
 MODES = ("full_db", "users_auth", "settings", "everything_json")

@@ -621,7 +621,7 @@ def test_item14_list_columns_line_up(cli: Cli) -> None:
         "SCHEMA",
         "ORIGIN",
     ]
-    for header in ("FORMAT", "COMPONENTS", "CREATED", "SERVER"):
+    for header in ("FORMAT", "COMPONENTS", "CREATED", "SERVER", "ORIGIN"):
         column = lines[0].index(header)
         assert all(line[column - 2 : column] == "  " for line in lines[1:]), lines
     assert {line.index("KiB") for line in lines[1:]} == {lines[0].index("SIZE") + 1}
@@ -629,7 +629,7 @@ def test_item14_list_columns_line_up(cli: Cli) -> None:
 
 def test_item14_the_library_does_not_import_rich() -> None:
     code = (
-        "import sys, odeion_archive, odeion_archive.archiver;"
+        "import sys, odeion_archive, odeion_archive._archiver;"
         "print(sorted(m for m in sys.modules if m == 'rich' or m.startswith('rich.')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from odeion_archive import ArchiveInvalidError, Archiver, Registry, RestoreBlockedError
-from odeion_archive.archive import ArchiveBuilder, ArchiveFile
-from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry, Manifest
+from odeion_archive import Archiver, Registry
+from odeion_archive._archive import ArchiveBuilder, ArchiveFile
+from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry, Manifest
+from odeion_archive.errors import ArchiveInvalidError, RestoreBlockedError
 
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
 REGISTRY = Registry.default(entry_points=False)
@@ -242,8 +243,12 @@ def test_retention_follows_the_order_archives_entered_the_store(
     archiver: Archiver, tmp_path: Path
 ) -> None:
     first = archiver.create(components=["settings"]).archive
-    # Another archive stating the first one's time (an identical copy would be refused).
-    upload = _rebuild(first.path, tmp_path / "upload.tar.zst", created_at=first.created_at)
+    # An identical copy would be refused as a duplicate: the upload claims an older time.
+    upload = _rebuild(
+        first.path,
+        tmp_path / "upload.tar.zst",
+        created_at=first.created_at - dt.timedelta(days=1),
+    )
     second = archiver.create(components=["settings"]).archive
     # Imported last: it entered the store last, whatever time its manifest states.
     imported = archiver.import_archive(upload)

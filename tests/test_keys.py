@@ -16,7 +16,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from odeion_archive import Archiver, KeyringError
+from odeion_archive import Archiver
+from odeion_archive._archive import ArchiveBuilder, ArchiveFile
 from odeion_archive._keys import (
     KEY_FILE,
     Keyring,
@@ -27,11 +28,10 @@ from odeion_archive._keys import (
     read_keyring,
     write_new,
 )
-from odeion_archive.archive import ArchiveBuilder, ArchiveFile
-from odeion_archive.errors import BackupFailedError
+from odeion_archive._manifest import Manifest
+from odeion_archive.errors import BackupFailedError, KeyringError
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
-from odeion_archive.manifest import Manifest
 from odeion_archive.testing import format_registry, head_manifest
 
 REGISTRY = format_registry(ZipFormat(), TarZstFormat())

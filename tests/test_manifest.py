@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from odeion_archive import _converter
-from odeion_archive.errors import ManifestError, ManifestTooNewError
-from odeion_archive.manifest import (
+from odeion_archive._manifest import (
     MANIFEST_VERSION,
     TAIL_MEMBER,
     ComponentEntry,
     Manifest,
     MemberEntry,
 )
+from odeion_archive.errors import ManifestError, ManifestTooNewError
 
 SHA = "ab" * 32
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 
-from odeion_archive import _pgdump
+from odeion_archive.components.full_db import _dumpfile as _pgdump
 from odeion_archive.errors import ArchiveInvalidError, CorruptArchiveError, UnsafeArchiveError
 
 if TYPE_CHECKING:

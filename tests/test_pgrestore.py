@@ -18,8 +18,9 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from odeion_archive import _pgroles
-from odeion_archive._pgrestore import ScriptReader, _Sink, replace_database
+from odeion_archive.components.full_db import _roles as _pgroles
+from odeion_archive.components.full_db._pipeline import replace_database
+from odeion_archive.components.full_db._script import ScriptReader, _Sink
 from odeion_archive.errors import (
     CancelledError,
     DatabaseError,
@@ -322,8 +323,8 @@ _KILL_SCRIPT = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     import psycopg
-    from odeion_archive import _pgroles
-    from odeion_archive._pgrestore import replace_database
+    from odeion_archive.components.full_db import _roles as _pgroles
+    from odeion_archive.components.full_db._pipeline import replace_database
     conninfo, bin_dir, dump_path, marker, moment = sys.argv[1:6]
     data = Path(dump_path).read_bytes()
 

@@ -17,8 +17,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from odeion_archive.errors import ToolNotFoundError
-from odeion_archive.postgres import (
+from odeion_archive._postgres import (
     EmbeddedPostgres,
     PgTool,
     database_url_or_embedded,
@@ -28,6 +27,7 @@ from odeion_archive.postgres import (
     server_version_num,
     tool_invocation,
 )
+from odeion_archive.errors import ToolNotFoundError
 
 if TYPE_CHECKING:
     from conftest import PgServer

@@ -8,21 +8,20 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import odeion_archive
-from odeion_archive import (
+from odeion_archive import Registry, errors, hookimpl
+from odeion_archive._registry import BUILTIN_PLUGINS
+from odeion_archive.errors import (
     ArchiveError,
     PluginError,
-    Registry,
     UnknownComponentError,
     UnknownFormatError,
-    errors,
-    hookimpl,
 )
 from odeion_archive.formats.zip import ZipFormat
-from odeion_archive.registry import BUILTIN_PLUGINS
 
 BUILTINS = {"zip", "tar.zst", "users_auth", "settings", "full_db"}
 
@@ -172,3 +171,49 @@ def test_every_library_error_shares_one_base_class() -> None:
     ]
     assert len(classes) > 10
     assert all(issubclass(cls, ArchiveError) for cls in classes)
+
+
+def test_components_are_collected_through_pluggy_so_wrappers_wrap_them() -> None:
+    calls: list[str] = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def odeion_archive_components(self) -> Any:
+            calls.append("before")
+            result = yield
+            calls.append("after")
+            return result
+
+    registry = Registry.default(entry_points=False)
+    registry.register(Wrapper(), name="wrapper")
+    assert set(registry.components()) == {"users_auth", "settings", "full_db"}
+    assert calls and calls.count("before") == calls.count("after")
+
+
+def test_components_declare_their_modes_and_the_default_backup() -> None:
+    registry = Registry.default(entry_points=False)
+    assert registry.modes() == {
+        "full_db": ("full_db",),
+        "users_auth": ("users_auth",),
+        "settings": ("settings",),
+        "everything_json": ("users_auth", "settings"),
+    }
+    assert registry.default_components() == ("users_auth", "settings", "full_db")
+
+
+def test_each_component_gets_the_options_it_declares() -> None:
+    from odeion_archive._restore import check_options
+    from odeion_archive.components.full_db import FullDbComponent
+    from odeion_archive.components.users_auth import UsersAuthComponent
+    from odeion_archive.interfaces import options_of
+
+    given = {"remap_paths": {"/old": "/new"}, "acting_user": "admin"}
+    assert options_of(FullDbComponent(), given) == {
+        "remap_paths": {"/old": "/new"},
+        "allow_unsafe_dump": False,
+        "trust_foreign_dump": False,
+    }
+    assert options_of(UsersAuthComponent(), given) == {"acting_user": "admin"}
+    check_options(given, Registry.default(entry_points=False))
+    with pytest.raises(errors.UsageError, match="unknown restore option 'remap'"):
+        check_options({"remap": {}}, Registry.default(entry_points=False))

@@ -20,22 +20,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from odeion_archive import (
-    ArchiveBuilder,
-    ArchiveError,
-    Archiver,
-    ComponentEntry,
-    Conflict,
-    Manifest,
-    Registry,
-    RestoreBlockedError,
-    RestoreFailedError,
-    RestoreResult,
-    hookimpl,
-)
+from odeion_archive import Archiver, Registry, RestoreResult, hookimpl
+from odeion_archive._archive import ArchiveBuilder
+from odeion_archive._manifest import ComponentEntry, Manifest
+from odeion_archive._schema import migrate
+from odeion_archive.errors import ArchiveError, RestoreBlockedError, RestoreFailedError
 from odeion_archive.events import ProgressEvent
-from odeion_archive.schema import migrate
-from odeion_archive.seed import SeedScale, seed
+from odeion_archive.interfaces import Conflict
+from odeion_archive.sample import SeedScale, seed
 
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
 JSON_TABLES = ("users", "invite_codes", "api_tokens", "system_settings")

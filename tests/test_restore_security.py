@@ -33,12 +33,12 @@ from psycopg.conninfo import make_conninfo
 
 from _dumps import craft_dump
 from odeion_archive import Archiver
-from odeion_archive.archive import ArchiveBuilder, ArchiveFile
+from odeion_archive._archive import ArchiveBuilder, ArchiveFile
+from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER
+from odeion_archive._registry import Registry
+from odeion_archive._schema import migrate
 from odeion_archive.errors import ArchiveError, RestoreBlockedError, UnsafeArchiveError
-from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER
-from odeion_archive.registry import Registry
-from odeion_archive.schema import migrate
-from odeion_archive.seed import SeedScale, seed
+from odeion_archive.sample import SeedScale, seed
 
 if TYPE_CHECKING:
     from conftest import PgServer
@@ -622,7 +622,7 @@ def test_temporary_login_roles_of_a_killed_restore_are_dropped(
     superuser_target_pg18: Target,
 ) -> None:
     """A role left by a killed restore cannot log in and is dropped by the next restore."""
-    from odeion_archive import _pgroles
+    from odeion_archive.components.full_db import _roles as _pgroles
 
     stale = f"odeion_archive_restore_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(superuser_target_pg18.admin, autocommit=True) as conn:
@@ -639,7 +639,7 @@ def test_embedded_data_directories_of_older_versions_are_given_to_a_plain_role(
     pg18: PgServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A database that the superuser owned is given, with its objects, to the owner role."""
-    from odeion_archive.postgres import EmbeddedPostgres
+    from odeion_archive._postgres import EmbeddedPostgres
 
     with EmbeddedPostgres(tmp_path, owner=None) as old:  # as earlier versions left it
         _seed_as(old.conninfo)

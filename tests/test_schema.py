@@ -7,8 +7,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from odeion_archive._schema import LATEST_SCHEMA_VERSION, migrate, migrations, schema_version
 from odeion_archive.errors import DatabaseError
-from odeion_archive.schema import LATEST_SCHEMA_VERSION, migrate, migrations, schema_version
 
 # column -> (data_type, nullable) at the latest schema version
 EXPECTED_COLUMNS: dict[str, dict[str, tuple[str, bool]]] = {

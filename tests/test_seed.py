@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from odeion_archive._schema import migrate
 from odeion_archive.errors import DatabaseError
-from odeion_archive.schema import migrate
-from odeion_archive.seed import SeedScale, seed
+from odeion_archive.sample import SeedScale, seed
 
 if TYPE_CHECKING:
     from conftest import PgServer

@@ -13,21 +13,12 @@ from typing import Any
 
 import pytest
 
-from odeion_archive import (
-    ArchiveInvalidError,
-    Archiver,
-    BackupResult,
-    BusyError,
-    NotFoundError,
-    Registry,
-    RestoreBlockedError,
-    RestoreResult,
-    hookimpl,
-)
+from odeion_archive import Archiver, BackupResult, Registry, RestoreResult, hookimpl
+from odeion_archive._archive import ArchiveFile
 from odeion_archive._lock import DataDirLock
-from odeion_archive.archive import ArchiveFile
+from odeion_archive._store import RECORDS_DIR, TEMP_PREFIX
+from odeion_archive.errors import ArchiveInvalidError, BusyError, NotFoundError, RestoreBlockedError
 from odeion_archive.formats.zip import ZipFormat
-from odeion_archive.store import TEMP_PREFIX
 from odeion_archive.testing import write_archive
 
 
@@ -43,11 +34,10 @@ def archiver(odeion18: str, tmp_path: Path) -> Archiver:
 
 
 def _store_files(archiver: Archiver) -> list[str]:
-    """The archives and staging files in the store (not the store's records of them)."""
-    directory = archiver.store.directory
-    if not directory.exists():
+    """The files of the store (not its directory of entry records); none before the first."""
+    if not archiver.store.directory.exists():
         return []
-    return sorted(p.name for p in directory.iterdir() if p.name != ".entered")
+    return sorted(p.name for p in archiver.store.directory.iterdir() if p.name != RECORDS_DIR)
 
 
 def test_list_is_newest_first_from_the_manifests_not_the_names(archiver: Archiver) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from odeion_archive._postgres import tool_invocation
 from odeion_archive._tools import Toolbox
 from odeion_archive.events import ProgressCallback, ProgressEvent
-from odeion_archive.postgres import tool_invocation
 
 __all__ = ["ComponentContext"]
 

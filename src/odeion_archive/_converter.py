@@ -24,8 +24,7 @@ import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory, is_mapping, mapping_structure_factory
 
 from odeion_archive import _safejson
-from odeion_archive.errors import ManifestError, ManifestTooNewError, UnsafeArchiveError
-from odeion_archive.manifest import (
+from odeion_archive._manifest import (
     HEAD_MEMBER,
     MANIFEST_VERSION,
     TAIL_MEMBER,
@@ -33,6 +32,7 @@ from odeion_archive.manifest import (
     Manifest,
     MemberEntry,
 )
+from odeion_archive.errors import ManifestError, ManifestTooNewError, UnsafeArchiveError
 
 __all__ = [
     "FACT_MODELS",

@@ -2,7 +2,7 @@
 
 The data directory holds a secret key (``<data_dir>/archive.key``, mode 0600,
 created on first use). Every archive this server writes carries, in its tail
-manifest, an :class:`~odeion_archive.manifest.Authentication`: the id of the
+manifest, an :class:`~odeion_archive._manifest.Authentication`: the id of the
 key (derived from it, not the key) and the HMAC-SHA256 of the whole manifest
 without that field. The manifest lists every member's sha256, which the readers
 check as members stream, so a valid MAC proves that this server made the
@@ -34,9 +34,9 @@ from typing import IO
 
 import attrs
 
+from odeion_archive._manifest import Authentication, Manifest
 from odeion_archive.errors import KeyringError
 from odeion_archive.interfaces import Authenticity
-from odeion_archive.manifest import Authentication, Manifest
 
 __all__ = [
     "KEY_BYTES",
@@ -223,7 +223,7 @@ def read_keyring(source: Path | str | IO[str] | IO[bytes], *, what: str | None =
         except OSError as exc:
             raise KeyringError(
                 f"cannot read {what}: {exc.strerror}; check the path and its permissions"
-            ) from None
+            ) from exc
     else:
         what = what or "the key given"
         data = source.read(_MAX_TEXT + 1)
@@ -256,7 +256,7 @@ def write_new(path: Path, keyring: Keyring) -> None:
             f"{path} already exists; the key is never written over a file, name a new one"
         ) from None
     except OSError as exc:
-        raise KeyringError(f"cannot create {path}: {exc.strerror}; check the directory") from None
+        raise KeyringError(f"cannot create {path}: {exc.strerror}; check the directory") from exc
     try:
         _write_fd(fd, keyring)
     except BaseException:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from odeion_archive._postgres import PgTool, find_tools, pick_tool
 from odeion_archive.errors import ToolNotFoundError
-from odeion_archive.postgres import PgTool, find_tools, pick_tool
 
 __all__ = ["Toolbox"]
 

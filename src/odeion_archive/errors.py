@@ -7,11 +7,7 @@ show ``str(error)`` to an administrator as it is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from odeion_archive.interfaces import ComponentPlan
-    from odeion_archive.results import RestorePlan
+from typing import Any
 
 __all__ = [
     "ArchiveError",
@@ -34,11 +30,19 @@ __all__ = [
     "UnknownComponentError",
     "UnknownFormatError",
     "UnsafeArchiveError",
+    "UsageError",
 ]
 
 
 class ArchiveError(Exception):
     """Base class of every error that odeion-archive raises on purpose."""
+
+
+class UsageError(ArchiveError, ValueError):
+    """The caller asked for something that cannot be: an unknown mode, a negative count...
+
+    It is a :class:`ValueError` too, for callers that catch misuse that way.
+    """
 
 
 # -- archives ---------------------------------------------------------------
@@ -140,8 +144,10 @@ class RestoreFailedError(ArchiveError):
 class RestoreBlockedError(ArchiveError):
     """The restore plan has blockers; nothing was changed."""
 
-    def __init__(self, message: str, plan: RestorePlan | ComponentPlan) -> None:
-        #: The plan (of the whole restore, or of the component) that has the blockers.
+    def __init__(self, message: str, plan: Any) -> None:
+        #: The plan that has the blockers: the :class:`~odeion_archive.RestorePlan` of
+        #: the whole restore, or the :class:`~odeion_archive.ComponentPlan` of one
+        #: component (this module imports neither, so that it stays a leaf).
         self.plan = plan
         super().__init__(message)
 

@@ -16,9 +16,9 @@ import attrs
 if TYPE_CHECKING:
     import psycopg
 
+    from odeion_archive._manifest import ComponentEntry, Manifest, MemberEntry
+    from odeion_archive._postgres import PgTool
     from odeion_archive.events import CancelToken
-    from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
-    from odeion_archive.postgres import PgTool
 
 __all__ = [
     "ArchiveFormat",
@@ -29,6 +29,7 @@ __all__ = [
     "Component",
     "ComponentPlan",
     "Conflict",
+    "DatabaseRestoreContext",
     "Entry",
     "EntryKind",
     "InputChecker",
@@ -254,8 +255,8 @@ class PlanContext(Protocol):
     conflict: Conflict
     #: The target database's schema version.
     schema_version: int
-    #: Host options (``remap_paths``, ``acting_user``, ``allow_unsafe_dump``,
-    #: ``trust_foreign_dump``...).
+    #: The restore options of this component: the fields of its ``options_type``
+    #: (see :func:`options_of`), or every option the host passed if it declares none.
     options: Mapping[str, Any]
     #: Whether this server made the archive: ``own`` (its MAC checks out under a key
     #: of this server), ``foreign`` (no MAC, or another server's key) or ``tampered``
@@ -275,22 +276,51 @@ class PlanContext(Protocol):
         ...
 
 
-class RestoreContext(PlanContext, Protocol):
-    """What a component gets to restore; ``connection`` is inside the restore's transaction."""
+class DatabaseRestoreContext(PlanContext, Protocol):
+    """What a ``restore_scope="database"`` component gets to replace the whole database.
+
+    It makes no promise of a transaction: the component replaces the database
+    in a session of its own (:attr:`conninfo`), atomically, and ``connection``
+    serves only to look at the target (roles, settings) before it does.
+    """
 
     #: The plan the host reviewed, if it passed one: the restore must do exactly
-    #: that or refuse. ``None``: decide now, inside the transaction.
+    #: that or refuse. ``None``: decide now.
     plan: ComponentPlan | None
     cancel: CancelToken
 
     @property
     def conninfo(self) -> str:
-        """The database's connection string, for a component that opens its own session.
-
-        A ``restore_scope="database"`` component replaces the database in a
-        session of its own, outside the restore's transaction.
-        """
+        """The database's connection string, for the session the component opens."""
         ...
+
+    def progress(
+        self,
+        phase: str,
+        done: int,
+        total: int | None = None,
+        unit: Literal["bytes", "rows", "steps"] = "rows",
+    ) -> None:
+        """Report progress of this component."""
+        ...
+
+    def tool_env(self) -> tuple[str, dict[str, str]]:
+        """A connection string without password, and the environment to run a tool with."""
+        ...
+
+
+class RestoreContext(PlanContext, Protocol):
+    """What a ``restore_scope="transaction"`` component gets to restore.
+
+    ``connection`` is inside the restore's single transaction, shared with the
+    other such components: the component changes the database through it, and
+    raises to roll everything back.
+    """
+
+    #: The plan the host reviewed, if it passed one: the restore must do exactly
+    #: that or refuse. ``None``: decide now, inside the transaction.
+    plan: ComponentPlan | None
+    cancel: CancelToken
 
     def progress(
         self,
@@ -309,7 +339,23 @@ class RestoreContext(PlanContext, Protocol):
 
 @runtime_checkable
 class Component(Protocol):
-    """A part of the database that a backup can carry and a restore bring back."""
+    """A part of the database that a backup can carry and a restore bring back.
+
+    Two attributes are optional (:func:`restore_modes_of` and
+    :func:`in_default_backup` read them, with their defaults):
+
+    ``restore_modes`` (``tuple[str, ...]``, default ``(name,)``)
+        The restore modes this component takes part in. A mode restores every
+        component that names it, together (``everything_json`` is the mode of
+        both ``users_auth`` and ``settings``).
+    ``in_default_backup`` (``bool``, default ``False``)
+        Whether a backup that names no components carries this one.
+    ``options_type`` (an attrs class, default ``None``)
+        The restore options the component takes, as the fields of a frozen attrs
+        class with defaults (:func:`options_of` builds one from the host's
+        values). The component's contexts then carry exactly these options;
+        without it, every option the host passed.
+    """
 
     #: The name users choose the component by, e.g. ``"users_auth"``.
     name: str
@@ -327,11 +373,14 @@ class Component(Protocol):
         """Decide what a restore of this component would do, changing nothing."""
         ...
 
-    def restore(self, context: RestoreContext) -> ComponentPlan:
-        """Restore inside the transaction; return what was done. Raise to roll back.
+    def restore(self, context: Any) -> ComponentPlan:
+        """Restore; return what was done. Raise to leave the database as it was.
 
-        Decisions are made again inside the transaction; if ``context.plan``
-        is given and they differ from it, refuse (the database changed since).
+        ``context`` is a :class:`RestoreContext` (inside the restore's
+        transaction) for ``restore_scope="transaction"``, a
+        :class:`DatabaseRestoreContext` for ``"database"``. Decisions are made
+        again now; if ``context.plan`` is given and they differ from it, refuse
+        (the database changed since).
         """
         ...
 
@@ -354,9 +403,46 @@ class InputChecker(Protocol):
         ...
 
 
+def restore_modes_of(component: Component) -> tuple[str, ...]:
+    """The restore modes ``component`` declares (``(component.name,)`` if it declares none)."""
+    modes = getattr(component, "restore_modes", None)
+    return (component.name,) if modes is None else tuple(str(m) for m in modes)
+
+
+def options_type_of(component: Component) -> type | None:
+    """The attrs class of the restore options ``component`` declares, or ``None``."""
+    declared = getattr(component, "options_type", None)
+    return declared if isinstance(declared, type) and attrs.has(declared) else None
+
+
+def options_of(component: Component, values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The options ``component`` gets from the host's ``values``.
+
+    With an ``options_type``: its fields, each from ``values`` or its default,
+    checked by building the class (a ``TypeError`` or ``ValueError`` for a bad
+    value). Without one: ``values`` as they are.
+    """
+    declared = options_type_of(component)
+    if declared is None:
+        return dict(values)
+    names = [field.name for field in attrs.fields(declared)]
+    return attrs.asdict(declared(**{n: values[n] for n in names if n in values}), recurse=False)
+
+
+def in_default_backup(component: Component) -> bool:
+    """Whether ``component`` declares itself part of a default backup (``False`` if silent)."""
+    return bool(getattr(component, "in_default_backup", False))
+
+
 def member_path(component: str, name: str) -> str:
     """The archive path of member ``name`` of ``component``."""
     return f"{component}/{name}"
 
 
-__all__ += ["member_path"]
+__all__ += [
+    "in_default_backup",
+    "member_path",
+    "options_of",
+    "options_type_of",
+    "restore_modes_of",
+]

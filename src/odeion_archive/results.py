@@ -8,8 +8,8 @@ from pathlib import Path
 
 import attrs
 
+from odeion_archive._manifest import Manifest
 from odeion_archive.interfaces import Authenticity, Conflict, Issue, RowCounts
-from odeion_archive.manifest import Manifest
 
 __all__ = [
     "ArchiveInfo",

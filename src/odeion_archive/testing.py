@@ -22,7 +22,10 @@ and that restoring twice gives the state of restoring once::
         check_component(MyComponent(), source_url, scratch_url, tmp_path)
 
 :func:`write_archive` and :func:`format_registry` help to build archives in
-tests.
+tests; :class:`ArchiveBuilder`, :class:`ArchiveFile` and :func:`verify_archive`
+(the core's own writer, safe reader and check) and the manifest's values
+(:class:`Manifest`, :class:`ComponentEntry`, :class:`MemberEntry`) are here for
+a plugin's tests.
 """
 
 from __future__ import annotations
@@ -31,37 +34,41 @@ import datetime as dt
 import hashlib
 import importlib
 import re
-import resource
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import attrs
 
-from odeion_archive._version import __version__
-from odeion_archive.archive import ArchiveBuilder, ArchiveFile, verify_archive
-from odeion_archive.archiver import Archiver
-from odeion_archive.demo import table_digests
-from odeion_archive.errors import ArchiveError, ArchiveInvalidError
-from odeion_archive.formats import _contract
-from odeion_archive.hookspecs import hookimpl
-from odeion_archive.interfaces import ArchiveFormat, Component, ReadLimits
-from odeion_archive.manifest import (
+from odeion_archive._archive import ArchiveBuilder, ArchiveFile, verify_archive
+from odeion_archive._archiver import Archiver
+from odeion_archive._manifest import (
     HEAD_MEMBER,
     TAIL_MEMBER,
     ComponentEntry,
     Manifest,
     MemberEntry,
 )
-from odeion_archive.registry import BUILTIN_PLUGINS, Registry
+from odeion_archive._registry import BUILTIN_PLUGINS, Registry
+from odeion_archive._version import __version__
+from odeion_archive.errors import ArchiveError, ArchiveInvalidError
+from odeion_archive.formats import _contract
+from odeion_archive.hookspecs import hookimpl
+from odeion_archive.interfaces import ArchiveFormat, Component, ReadLimits
+from odeion_archive.sample import table_digests
 
 __all__ = [
     "FIXED_TIME",
+    "ArchiveBuilder",
+    "ArchiveFile",
+    "ComponentEntry",
+    "Manifest",
+    "MemberEntry",
     "check_component",
     "check_format",
     "format_registry",
     "head_manifest",
-    "peak_rss",
+    "verify_archive",
     "write_archive",
 ]
 
@@ -71,23 +78,6 @@ _COMPONENT_NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
 FIXED_TIME = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 Members = Mapping[str, Mapping[str, bytes]]
-
-
-def peak_rss() -> int:
-    """Peak resident memory of this process's own address space, in bytes.
-
-    For memory checks run in a child process: ``ru_maxrss`` would do, but Linux
-    carries it over from the parent across fork and exec, so a child of a
-    large test process would report the parent's size.
-    """
-    try:
-        with Path("/proc/self/status").open() as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class _FormatPlugin:
@@ -365,36 +355,41 @@ def check_component(
     Raises :class:`AssertionError` naming the first broken promise.
     """
     name = component.name
-    assert isinstance(component, Component), f"{component!r} lacks the Component interface"
-    assert _COMPONENT_NAME.fullmatch(name), f"component name {name!r} is not a valid name"
-    assert isinstance(component.payload_version, int), (
-        f"component {name!r}: payload_version must be a whole number"
+    _require(isinstance(component, Component), f"{component!r} lacks the Component interface")
+    _require(_COMPONENT_NAME.fullmatch(name), f"component name {name!r} is not a valid name")
+    _require(
+        isinstance(component.payload_version, int),
+        f"component {name!r}: payload_version must be a whole number",
     )
-    assert component.payload_version >= 1, f"component {name!r}: payload_version starts at 1"
-    assert component.restore_scope in ("transaction", "database"), (
-        f"component {name!r}: restore_scope must be 'transaction' or 'database'"
+    _require(component.payload_version >= 1, f"component {name!r}: payload_version starts at 1")
+    _require(
+        component.restore_scope in ("transaction", "database"),
+        f"component {name!r}: restore_scope must be 'transaction' or 'database'",
     )
     registry = _component_registry(component)
     backup = Archiver(workdir / "check-backup", database_url=source, registry=registry)
     info = backup.create(components=[name], format=fmt).archive
     entry = info.manifest.component(name)
-    assert entry.payload_version == component.payload_version, (
-        f"component {name!r}: the manifest records payload version {entry.payload_version}"
+    _require(
+        entry.payload_version == component.payload_version,
+        f"component {name!r}: the manifest records payload version {entry.payload_version}",
     )
-    assert all(m.path.startswith(f"{name}/") for m in entry.members), (
-        f"component {name!r} wrote members outside {name}/: {[m.path for m in entry.members]}"
+    _require(
+        all(m.path.startswith(f"{name}/") for m in entry.members),
+        f"component {name!r} wrote members outside {name}/: {[m.path for m in entry.members]}",
     )
-    assert backup.verify(info.path).ok, f"component {name!r}: its archive does not verify"
+    _require(backup.verify(info.path).ok, f"component {name!r}: its archive does not verify")
 
     # The same data directory: the archive is this server's own (sealed with its key).
     restorer = Archiver(workdir / "check-backup", database_url=target, registry=registry)
     before = table_digests(target)
     plan = restorer.plan(info.path, name, "skip")
-    assert table_digests(target) == before, f"component {name!r}: planning changed the database"
-    assert plan.can_restore, f"component {name!r} cannot be restored: {list(plan.blockers)}"
+    _require(table_digests(target) == before, f"component {name!r}: planning changed the database")
+    _require(plan.can_restore, f"component {name!r} cannot be restored: {list(plan.blockers)}")
     restorer.restore(info.path, name, "skip")
     once = table_digests(target)
     restorer.restore(info.path, name, "skip")
-    assert table_digests(target) == once, (
-        f"component {name!r}: restoring twice left another state than restoring once"
+    _require(
+        table_digests(target) == once,
+        f"component {name!r}: restoring twice left another state than restoring once",
     )

@@ -18,6 +18,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import attrs
 import psycopg
 
+from odeion_archive._manifest import ComponentEntry, Manifest, MemberEntry
+from odeion_archive._schema import schema_version
 from odeion_archive.components.settings import SettingsComponent
 from odeion_archive.components.users_auth import UsersAuthComponent
 from odeion_archive.events import CancelToken
@@ -29,11 +31,9 @@ from odeion_archive.interfaces import (
     InputChecker,
     RowCounts,
 )
-from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
-from odeion_archive.schema import schema_version
 
 if TYPE_CHECKING:
-    from odeion_archive.postgres import PgTool
+    from odeion_archive._postgres import PgTool
 
 COMPONENTS: Mapping[str, Component] = {
     "users_auth": UsersAuthComponent(),
@@ -257,8 +257,8 @@ JSON_TABLES = ("users", "invite_codes", "api_tokens", "system_settings")
 
 def fresh_database(conninfo: str, version: int, *, seeded: bool = False) -> str:
     """Migrate the empty database ``conninfo`` to ``version``, seeded like the fixtures if asked."""
-    from odeion_archive.schema import migrate
-    from odeion_archive.seed import SeedScale, seed
+    from odeion_archive._schema import migrate
+    from odeion_archive.sample import SeedScale, seed
 
     with psycopg.connect(conninfo) as conn:
         migrate(conn, version)

@@ -10,14 +10,9 @@ from typing import Any, Literal
 import psycopg
 import pytest
 
-from odeion_archive import (
-    BackupContext,
-    ComponentPlan,
-    PlanContext,
-    Registry,
-    RestoreContext,
-)
-from odeion_archive.schema import migrate
+from odeion_archive import ComponentPlan, Registry
+from odeion_archive._schema import migrate
+from odeion_archive.interfaces import BackupContext, PlanContext, RestoreContext
 from odeion_archive.testing import check_component
 
 COMPONENTS = sorted(Registry.default(entry_points=False).components().items())

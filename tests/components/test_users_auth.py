@@ -467,3 +467,41 @@ def test_invalid_archives_are_blockers_not_crashes(
 
 
 # -- speed -------------------------------------------------------------------------------
+
+
+# -- the real planner on an archive in memory -----------------------------------------
+
+
+def test_the_real_planner_plans_an_archive_in_memory(odeion_db: str, empty_db: str) -> None:
+    import io
+    from typing import IO
+
+    import psycopg
+
+    from odeion_archive import Registry
+    from odeion_archive._planner import RestoreOptions, plan_source
+    from odeion_archive.interfaces import Authenticity
+
+    archive = take_backup(odeion_db)
+
+    class InMemory:
+        manifest = archive.manifest
+        authenticity: Authenticity = "own"
+
+        def open_member(self, path: str) -> IO[bytes]:
+            return io.BytesIO(archive.members[path])
+
+    target = fresh_database(empty_db, 2)
+    with psycopg.connect(target) as conn:
+        planned = plan_source(
+            InMemory(),
+            RestoreOptions("everything_json", "overwrite", {"acting_user": "admin"}),
+            registry=Registry.default(entry_points=False),
+            connection=conn,
+            conninfo=target,
+        )
+    assert planned.can_restore, planned.blockers
+    assert planned.components == ("users_auth", "settings")
+    hosted = plan(target, archive, "everything_json", "overwrite", {"acting_user": "admin"})
+    assert dict(planned.counts) == hosted.counts
+    assert "rescan_required" in [w.code for w in planned.warnings]

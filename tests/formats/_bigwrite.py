@@ -10,10 +10,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from odeion_archive.archive import ArchiveBuilder
+from _rss import peak_rss
+
+from odeion_archive._archive import ArchiveBuilder
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
-from odeion_archive.testing import head_manifest, peak_rss
+from odeion_archive.testing import head_manifest
 
 MIB = 1024 * 1024
 

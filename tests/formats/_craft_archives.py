@@ -17,10 +17,10 @@ import attrs
 import zstandard
 
 from odeion_archive import _safejson
+from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry, Manifest, MemberEntry
 from odeion_archive.formats import _index as indexmod
 from odeion_archive.formats import _tarzst_frames as tarzst
 from odeion_archive.formats import _zip_records as zipmod
-from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER, ComponentEntry, Manifest, MemberEntry
 from odeion_archive.testing import FIXED_TIME
 
 

@@ -10,10 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from odeion_archive.archive import ArchiveFile, verify_archive
+from _rss import peak_rss
+
+from odeion_archive._archive import ArchiveFile, verify_archive
+from odeion_archive._registry import Registry
 from odeion_archive.errors import ArchiveInvalidError
-from odeion_archive.registry import Registry
-from odeion_archive.testing import peak_rss
 
 
 def main() -> None:

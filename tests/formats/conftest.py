@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from odeion_archive._registry import BUILTIN_PLUGINS, Registry
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat
-from odeion_archive.registry import BUILTIN_PLUGINS, Registry
 
 # The helper modules next to the tests (_craft_archives) import by their plain names.
 sys.path.insert(0, str(Path(__file__).parent))

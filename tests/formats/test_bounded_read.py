@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from odeion_archive.archive import ArchiveFile
+from odeion_archive._archive import ArchiveFile
+from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER, Manifest
+from odeion_archive._registry import Registry
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat, ReadLimits
-from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER, Manifest
-from odeion_archive.registry import Registry
 from odeion_archive.testing import write_archive
 
 MIB = 1024 * 1024

@@ -15,10 +15,10 @@ from typing import IO, Any
 import attrs
 import pytest
 
+from odeion_archive._registry import Registry
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat, Entry, ReadLimits
-from odeion_archive.registry import Registry
 from odeion_archive.testing import check_format
 
 

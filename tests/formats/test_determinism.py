@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from odeion_archive.archive import ArchiveFile
+from odeion_archive._archive import ArchiveFile
+from odeion_archive._registry import Registry
 from odeion_archive.errors import ArchiveInvalidError
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat
-from odeion_archive.registry import Registry
 from odeion_archive.testing import FIXED_TIME, write_archive
 
 MEMBERS = {

@@ -37,13 +37,13 @@ from _craft_archives import (
     tar_info,
 )
 
-from odeion_archive.archive import ArchiveFile, verify_archive
+from odeion_archive._archive import ArchiveFile, verify_archive
+from odeion_archive._registry import Registry
 from odeion_archive.errors import ArchiveInvalidError, CorruptArchiveError, UnsafeArchiveError
 from odeion_archive.formats import _zip_records as zipmod
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ReadLimits
-from odeion_archive.registry import Registry
 from odeion_archive.testing import write_archive
 
 MIB = 1024 * 1024

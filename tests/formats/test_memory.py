@@ -88,8 +88,8 @@ def test_unsized_member_to_a_file_streams_without_staging(fmt: str, tmp_path: Pa
     rss = int(completed.stderr.split()[0])
     assert rss < 200 * MIB
     assert list(staging.iterdir()) == []  # nothing spooled
-    from odeion_archive.archive import ArchiveFile
-    from odeion_archive.registry import Registry
+    from odeion_archive._archive import ArchiveFile
+    from odeion_archive._registry import Registry
 
     registry = Registry.empty()
     for module in ("odeion_archive.formats.zip", "odeion_archive.formats.tarzst"):

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import pytest
 
-from odeion_archive.archive import ArchiveFile, verify_archive
+from odeion_archive._archive import ArchiveFile, verify_archive
 from odeion_archive.errors import CorruptArchiveError
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ReadLimits

@@ -14,7 +14,9 @@ import attrs
 import pytest
 from _craft_archives import craft_tarzst, craft_zip, manifest_for, tar_info, with_sizes
 
-from odeion_archive.archive import ArchiveFile
+from odeion_archive._archive import ArchiveFile
+from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER
+from odeion_archive._registry import Registry
 from odeion_archive.errors import (
     ArchiveInvalidError,
     CorruptArchiveError,
@@ -25,8 +27,6 @@ from odeion_archive.formats import _zip_records as zipmod
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat, ReadLimits
-from odeion_archive.manifest import HEAD_MEMBER, TAIL_MEMBER
-from odeion_archive.registry import Registry
 
 DATA = b'{"id":1,"name":"ana"}\n' * 10
 GOOD = "users_auth/users.jsonl"

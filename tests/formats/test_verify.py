@@ -10,13 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from odeion_archive.archive import ArchiveFile, verify_archive
+from odeion_archive._archive import ArchiveFile, verify_archive
+from odeion_archive._registry import Registry
 from odeion_archive.errors import CancelledError
 from odeion_archive.events import CancelToken, ProgressEvent
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat
-from odeion_archive.registry import Registry
 from odeion_archive.testing import format_registry, write_archive
 
 MEMBERS = {

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import zstandard
 
+from odeion_archive._archive import ArchiveBuilder
 from odeion_archive._keys import Keyring
-from odeion_archive.archive import ArchiveBuilder
+from odeion_archive._manifest import ComponentEntry, Manifest
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.interfaces import ArchiveFormat
-from odeion_archive.manifest import ComponentEntry, Manifest
 
 HERE = Path(__file__).parent / "v1"
 #: The directory of each manifest version's golden archives.

@@ -11,8 +11,8 @@ from types import ModuleType
 
 import pytest
 
+from odeion_archive._archive import ArchiveFile
 from odeion_archive._keys import Keyring
-from odeion_archive.archive import ArchiveFile
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.testing import format_registry

@@ -13,8 +13,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from odeion_archive import EmbeddedPostgres
-from odeion_archive.postgres import embedded_bin_dir
+from odeion_archive.sample import EmbeddedPostgres, embedded_bin_dir
 
 NewDatabase = Callable[[], str]
 

@@ -13,9 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from odeion_archive_targz import TarGzFormat
 
-from odeion_archive import ArchiveFile, BackupFailedError, ReadLimits
-from odeion_archive.archive import ArchiveBuilder, verify_archive
-from odeion_archive.testing import check_format, format_registry, head_manifest, write_archive
+from odeion_archive import ReadLimits
+from odeion_archive.errors import BackupFailedError
+from odeion_archive.testing import (
+    ArchiveBuilder,
+    ArchiveFile,
+    check_format,
+    format_registry,
+    head_manifest,
+    verify_archive,
+    write_archive,
+)
 
 MIB = 1024 * 1024
 

@@ -16,8 +16,7 @@ import pytest
 from psycopg import sql
 
 from odeion_archive import Archiver, Registry
-from odeion_archive.schema import migrate
-from odeion_archive.seed import SeedScale, seed
+from odeion_archive.sample import SeedScale, migrate, seed
 
 NewDatabase = Callable[[], str]
 COMPARED = ("users", "system_settings")

@@ -23,21 +23,21 @@ from odeion_archive_targz import TarGzFormat
 from odeion_archive_targz._gzip import MEMBER_HEADER, MemberCompressor, trailer
 from odeion_archive_targz._writer import index_json
 
-from odeion_archive import (
-    ArchiveFile,
-    ArchiveInvalidError,
-    ComponentEntry,
-    CorruptArchiveError,
-    Manifest,
-    MemberEntry,
-    ReadLimits,
-    UnsafeArchiveError,
-)
+from odeion_archive import ReadLimits
+from odeion_archive.errors import ArchiveInvalidError, CorruptArchiveError, UnsafeArchiveError
 from odeion_archive.formatkit import tar_header as header
 from odeion_archive.formatkit import tar_padding as padding
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
-from odeion_archive.testing import format_registry, head_manifest, write_archive
+from odeion_archive.testing import (
+    ArchiveFile,
+    ComponentEntry,
+    Manifest,
+    MemberEntry,
+    format_registry,
+    head_manifest,
+    write_archive,
+)
 
 FMT = TarGzFormat()
 MEMBER = "users_auth/a.jsonl"

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from odeion_archive_tarxz import TarXzFormat, stored_xz
 
-from odeion_archive.archive import verify_archive
-from odeion_archive.registry import Registry
-from odeion_archive.testing import check_format, format_registry, write_archive
+from odeion_archive import Registry
+from odeion_archive.testing import check_format, format_registry, verify_archive, write_archive
 
 
 def test_the_format_keeps_the_contract(tmp_path: Path) -> None:

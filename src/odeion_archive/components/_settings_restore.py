@@ -17,21 +17,23 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from odeion_archive.components._users_restore import (
+from odeion_archive.components._jsonrestore import (
+    check_input,
+    counts_of,
+    decide_locked,
+    expect_rows,
+    listing,
+    plan_with,
+)
+from odeion_archive.components._jsonrows import (
     ANY,
     TEXT,
     Progress,
     RowSpec,
     archive_data,
-    check_input,
-    counts_of,
     create_temp,
-    decide_locked,
     drop_temp,
-    expect_rows,
-    listing,
     load_member,
-    plan_with,
     require_unique,
 )
 from odeion_archive.interfaces import ComponentPlan, Issue, PlanContext, RestoreContext

@@ -39,6 +39,9 @@ class SettingsComponent:
     name = NAME
     payload_version = 1
     restore_scope: Literal["transaction", "database"] = "transaction"
+    #: Restored alone, or with the users in ``everything_json``.
+    restore_modes = (NAME, "everything_json")
+    in_default_backup = True
 
     def backup(self, context: BackupContext) -> Mapping[str, Any]:
         """Stream the settings into the archive."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import attrs
 from psycopg import sql
 
 from odeion_archive.components import _users_restore
@@ -34,7 +35,7 @@ from odeion_archive.interfaces import (
     RestoreContext,
 )
 
-__all__ = ["UsersAuthComponent", "odeion_archive_components"]
+__all__ = ["UsersAuthComponent", "UsersAuthOptions", "odeion_archive_components"]
 
 NAME = "users_auth"
 USERS = "users.jsonl"
@@ -73,12 +74,24 @@ _TOKENS_QUERY = sql.SQL(
 )
 
 
+@attrs.frozen
+class UsersAuthOptions:
+    """The restore options of users_auth."""
+
+    #: Username of the account performing the restore: never overwritten or renamed.
+    acting_user: str | None = None
+
+
 class UsersAuthComponent:
     """Accounts and credentials as versioned JSON."""
 
     name = NAME
     payload_version = 1
     restore_scope: Literal["transaction", "database"] = "transaction"
+    #: Restored alone, or with the settings in ``everything_json``.
+    restore_modes = (NAME, "everything_json")
+    in_default_backup = True
+    options_type = UsersAuthOptions
 
     def backup(self, context: BackupContext) -> Mapping[str, Any]:
         """Stream users, invite codes and API tokens into the archive."""

@@ -33,9 +33,9 @@ from typing import Any
 
 import zstandard
 
+from odeion_archive._manifest import HEAD_MEMBER
 from odeion_archive.errors import ArchiveError, ArchiveInvalidError
 from odeion_archive.interfaces import ArchiveFormat, EntryKind, ReadLimits
-from odeion_archive.manifest import HEAD_MEMBER
 
 __all__ = [
     "NoSeek",

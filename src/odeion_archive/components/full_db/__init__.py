@@ -9,74 +9,39 @@ including those that no other component knows.
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from odeion_archive.components import _full_db_restore
-from odeion_archive.errors import BackupFailedError
+import attrs
+
+from odeion_archive.components.full_db import _restore
+from odeion_archive.components.full_db._dump import stream_dump
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.interfaces import (
     BackupContext,
     Component,
     ComponentPlan,
+    DatabaseRestoreContext,
     PlanContext,
-    RestoreContext,
 )
 
-__all__ = ["FullDbComponent", "odeion_archive_components"]
+__all__ = ["FullDbComponent", "FullDbOptions", "odeion_archive_components"]
 
 NAME = "full_db"
 DUMP = "database.dump"
-_CHUNK = 1024 * 1024
-_STDERR_LIMIT = 64 * 1024
 
 
-def _stream_dump(
-    command: list[str], env: dict[str, str], context: BackupContext, header: dict[str, Any]
-) -> Iterator[bytes]:
-    """Run pg_dump and yield its output; fail with its own words if it fails."""
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, env=env
-        )
-        finished = threading.Event()
+@attrs.frozen
+class FullDbOptions:
+    """The restore options of full_db."""
 
-        def watch_cancel() -> None:
-            while not finished.is_set():
-                if context.cancel.wait(0.1):
-                    process.kill()
-                    return
-
-        watcher = threading.Thread(target=watch_cancel, name="pg_dump-cancel", daemon=True)
-        watcher.start()
-        assert process.stdout is not None
-        try:
-            first = True
-            while chunk := process.stdout.read(_CHUNK):
-                if first:
-                    first = False
-                    if chunk[:5] == b"PGDMP" and len(chunk) >= 8:
-                        header["archive_version"] = f"{chunk[5]}.{chunk[6]}.{chunk[7]}"
-                yield chunk
-            code = process.wait()
-            context.cancel.raise_if_cancelled()
-            if code != 0:
-                stderr.seek(0)
-                text = stderr.read(_STDERR_LIMIT).decode("utf-8", "replace").strip()
-                how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
-                raise BackupFailedError(
-                    f"pg_dump {how}: {text or 'no message'}; nothing was added to the store, "
-                    "fix the cause and try again"
-                )
-        finally:
-            finished.set()
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            process.stdout.close()
+    #: Old media root -> new media root, applied in the restore's transaction.
+    remap_paths: Mapping[str, str] = attrs.field(factory=dict, converter=dict, hash=False)
+    #: Restore a dump with entries that Odeion never uses (event triggers...).
+    allow_unsafe_dump: bool = False
+    #: Replay the dump of an archive this server did not make (its SQL runs as the
+    #: database owner): the administrator trusts the archive's origin.
+    trust_foreign_dump: bool = False
 
 
 class FullDbComponent:
@@ -85,6 +50,10 @@ class FullDbComponent:
     name = NAME
     payload_version = 1
     restore_scope: Literal["transaction", "database"] = "database"
+    #: A full_db restore replaces the whole database: a mode of its own.
+    restore_modes = (NAME,)
+    in_default_backup = True
+    options_type = FullDbOptions
 
     def backup(self, context: BackupContext) -> Mapping[str, Any]:
         """Stream a pg_dump of the snapshot into the archive."""
@@ -121,7 +90,7 @@ class FullDbComponent:
             f"--dbname={conninfo}",
         ]
         header: dict[str, Any] = {}
-        context.add_member(DUMP, _stream_dump(command, env, context, header), total=size)
+        context.add_member(DUMP, stream_dump(command, env, context, header), total=size)
         return {
             "server_version": server_version,
             "server_version_num": server_version_num,
@@ -136,11 +105,11 @@ class FullDbComponent:
 
     def plan(self, context: PlanContext) -> ComponentPlan:
         """Check that the dump can be restored here, changing nothing."""
-        return _full_db_restore.plan(context)
+        return _restore.plan(context)
 
-    def restore(self, context: RestoreContext) -> ComponentPlan:
+    def restore(self, context: DatabaseRestoreContext) -> ComponentPlan:
         """Replace the whole database with the dump, atomically."""
-        return _full_db_restore.restore(context)
+        return _restore.restore(context)
 
 
 @hookimpl

@@ -4,7 +4,7 @@ The plan reads the dump's header and table of contents from the first bytes of
 the member (never the data), picks a local ``pg_restore`` that reads the dump's
 archive version, and refuses a dump with entries that Odeion never uses. The
 restore replaces the whole database inside one transaction of ``psql`` fed by
-``pg_restore``; see :mod:`odeion_archive._pgrestore`.
+``pg_restore``; see :mod:`odeion_archive.components.full_db._pipeline`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from odeion_archive import _pgdump, _pgrestore, _pgroles
+from odeion_archive._postgres import PgTool
+from odeion_archive.components.full_db import _dumpfile, _pipeline, _roles
 from odeion_archive.errors import RestoreFailedError
-from odeion_archive.interfaces import ComponentPlan, Issue, PlanContext, RestoreContext
-from odeion_archive.postgres import PgTool
+from odeion_archive.interfaces import ComponentPlan, DatabaseRestoreContext, Issue, PlanContext
 
 __all__ = ["plan", "remap_statements", "restore"]
 
@@ -34,7 +34,7 @@ def _choose_pg_restore(
     tools: Sequence[PgTool], dump_version: tuple[int, int, int], target_major: int
 ) -> PgTool | None:
     """A pg_restore that reads the dump: the target's major if it can, else the newest."""
-    able = [t for t in tools if _pgdump.max_archive_version(t.major) >= dump_version]
+    able = [t for t in tools if _dumpfile.max_archive_version(t.major) >= dump_version]
     same = [t for t in able if t.major == target_major]
     if same:
         return same[0]
@@ -47,9 +47,9 @@ def _target_major(context: PlanContext) -> int:
     return int(row[0]) // 10000
 
 
-def _header(context: PlanContext) -> _pgdump.DumpHeader:
+def _header(context: PlanContext) -> _dumpfile.DumpHeader:
     with context.open_member(DUMP_MEMBER) as stream:
-        return _pgdump.read_header(stream)
+        return _dumpfile.read_header(stream)
 
 
 def plan(context: PlanContext) -> ComponentPlan:
@@ -85,7 +85,7 @@ def plan(context: PlanContext) -> ComponentPlan:
     )
     blockers += blockers_
     warnings += warnings_
-    who = _pgroles.identity(context.connection)
+    who = _roles.identity(context.connection)
     blockers += _identity_blockers(context, who)
     source_num = int(facts.get("server_version_num") or 0)
     if source_num and target_major < source_num // 10000:
@@ -118,13 +118,45 @@ def plan(context: PlanContext) -> ComponentPlan:
     ]
     steps += [f"move media paths under {old!r} to {new!r}" for old, new in remap.items()]
     steps.append("commit everything in one transaction")
+    if context.authenticity == "foreign":
+        _foreign_issue(bool(context.options.get("trust_foreign_dump")), blockers, warnings)
     return ComponentPlan(blockers=tuple(blockers), warnings=tuple(warnings), steps=tuple(steps))
 
 
-def _unsafe_issues(header: _pgdump.DumpHeader, *, allow: bool) -> tuple[list[Issue], list[Issue]]:
+def _foreign_issue(trusted: bool, blockers: list[Issue], warnings: list[Issue]) -> None:
+    """Replaying the dump of an archive this server did not make needs the host's trust."""
+    origin = (
+        "this archive was not made by this server: it carries no seal of this server's "
+        "keys (it came from another server or an upload, or was made before archives "
+        "were sealed)"
+    )
+    if trusted:
+        warnings.append(
+            Issue(
+                "foreign_dump",
+                f"{origin}; its database dump is restored as you allowed with "
+                "--trust-foreign-dump: its SQL runs as the database owner",
+            )
+        )
+        return
+    blockers.append(
+        Issue(
+            "foreign_dump",
+            f"{origin}. A full_db restore replays the archive's SQL as the owner "
+            "of the database, so a hostile dump could change or read anything that "
+            "role can. Restore it only if you trust where the archive came from: "
+            "then pass --trust-foreign-dump (trust_foreign_dump=True); otherwise "
+            "restore its users and settings with the everything_json mode. If it is "
+            "this server's archive from an earlier machine, import that machine's key "
+            "instead ('odeion-archive key import')",
+        )
+    )
+
+
+def _unsafe_issues(header: _dumpfile.DumpHeader, *, allow: bool) -> tuple[list[Issue], list[Issue]]:
     """One ``dump_unsafe`` blocker (or, where allowed, warning) for the entries the guard refuses."""
-    unsafe: dict[str, _pgdump.UnsafeEntry] = {}
-    for entry in _pgdump.unsafe_entries(header):
+    unsafe: dict[str, _dumpfile.UnsafeEntry] = {}
+    for entry in _dumpfile.unsafe_entries(header):
         if entry.name not in unsafe or entry.always:
             unsafe[entry.name] = entry  # one reason an entry, the graver one
     never = [entry for entry in unsafe.values() if entry.always]
@@ -158,12 +190,12 @@ def _unsafe_issues(header: _pgdump.DumpHeader, *, allow: bool) -> tuple[list[Iss
     return [], []
 
 
-def _listed(entries: Sequence[_pgdump.UnsafeEntry]) -> str:
+def _listed(entries: Sequence[_dumpfile.UnsafeEntry]) -> str:
     more = f"; and {len(entries) - 5} more" if len(entries) > 5 else ""
     return "; ".join(str(entry) for entry in entries[:5]) + more
 
 
-def _identity_blockers(context: PlanContext, who: _pgroles.RestoreIdentity) -> list[Issue]:
+def _identity_blockers(context: PlanContext, who: _roles.RestoreIdentity) -> list[Issue]:
     """Whether the dump's SQL can run as the database's owner, and safely for this archive."""
     if who.via is None:
         return [
@@ -189,7 +221,7 @@ def _identity_blockers(context: PlanContext, who: _pgroles.RestoreIdentity) -> l
     return []
 
 
-def _identity_step(who: _pgroles.RestoreIdentity) -> str:
+def _identity_step(who: _roles.RestoreIdentity) -> str:
     how = {
         "owner": "the role the database URL connects as",
         "login_role": "through a temporary login role that can act as nothing else",
@@ -235,7 +267,7 @@ def remap_statements(remap: Mapping[str, str], connection: psycopg.Connection[An
     return statements
 
 
-def restore(context: RestoreContext) -> ComponentPlan:
+def restore(context: DatabaseRestoreContext) -> ComponentPlan:
     """Replace the database with the dump; nothing changes unless all of it succeeds."""
     header = _header(context)
     target_major = _target_major(context)
@@ -244,7 +276,7 @@ def restore(context: RestoreContext) -> ComponentPlan:
         raise RestoreFailedError(
             "no pg_restore that reads this dump was found; plan the restore to see why"
         )
-    who = _pgroles.identity(context.connection)
+    who = _roles.identity(context.connection)
     refused = _identity_blockers(context, who)
     if refused:
         raise RestoreFailedError(f"{refused[0].message}; the database was not changed")
@@ -256,7 +288,7 @@ def restore(context: RestoreContext) -> ComponentPlan:
     phases = _Phases(context, header, member.size)
     with context.open_member(DUMP_MEMBER) as stream:
         chunks = iter(lambda: stream.read(1024 * 1024), b"")
-        _pgrestore.replace_database(
+        _pipeline.replace_database(
             conninfo=context.conninfo,
             who=who,
             env=env,
@@ -277,7 +309,7 @@ def restore(context: RestoreContext) -> ComponentPlan:
     )
 
 
-def _check_whole_dump(context: RestoreContext, size: int) -> None:
+def _check_whole_dump(context: DatabaseRestoreContext, size: int) -> None:
     """Read the whole dump against its sha256 before any of its SQL runs.
 
     The members' digests are what the manifest (and this server's seal over
@@ -306,7 +338,9 @@ class _Phases:
     that ends is reported complete, at what it actually did.
     """
 
-    def __init__(self, context: RestoreContext, header: _pgdump.DumpHeader, size: int) -> None:
+    def __init__(
+        self, context: DatabaseRestoreContext, header: _dumpfile.DumpHeader, size: int
+    ) -> None:
         self._context = context
         self._totals = {
             "schema": sum(1 for e in header.entries if e.section == "PRE_DATA"),

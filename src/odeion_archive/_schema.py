@@ -103,19 +103,8 @@ def migrate(conn: psycopg.Connection[Any], target: int | None = None) -> int:
     lock. Returns the schema version reached. Migrating down is not
     supported: a ``target`` below the current version changes nothing.
     """
-    if target is None:
-        target = LATEST_SCHEMA_VERSION
-    if not 0 <= target <= LATEST_SCHEMA_VERSION:
-        raise DatabaseError(
-            f"cannot migrate to schema version {target}: this odeion-archive knows versions "
-            f"0 to {LATEST_SCHEMA_VERSION}; pass a version in that range or upgrade "
-            "odeion-archive"
-        )
+    target = _check_migration(conn, target)
     status = conn.info.transaction_status
-    if status == psycopg.pq.TransactionStatus.INERROR:
-        raise DatabaseError(
-            "migrate() was given a connection whose transaction failed; roll it back first"
-        )
     # Outside a transaction each migration commits on its own; inside the caller's
     # transaction each one is a savepoint that becomes permanent with the caller's commit.
     owns_transactions = status == psycopg.pq.TransactionStatus.IDLE
@@ -148,6 +137,23 @@ def migrate(conn: psycopg.Connection[Any], target: int | None = None) -> int:
     if owns_transactions:
         _end_read(conn)
     return reached
+
+
+def _check_migration(conn: psycopg.Connection[Any], target: int | None) -> int:
+    """The version to migrate to; a target out of range or a failed transaction is an error."""
+    if target is None:
+        target = LATEST_SCHEMA_VERSION
+    if not 0 <= target <= LATEST_SCHEMA_VERSION:
+        raise DatabaseError(
+            f"cannot migrate to schema version {target}: this odeion-archive knows versions "
+            f"0 to {LATEST_SCHEMA_VERSION}; pass a version in that range or upgrade "
+            "odeion-archive"
+        )
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+        raise DatabaseError(
+            "migrate() was given a connection whose transaction failed; roll it back first"
+        )
+    return target
 
 
 def _end_read(conn: psycopg.Connection[Any]) -> None:

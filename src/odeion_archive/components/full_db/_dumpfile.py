@@ -499,10 +499,10 @@ def unsafe_entries(header: DumpHeader) -> list[UnsafeEntry]:
     servers, user mappings, roles, subscriptions, languages other than
     plpgsql, extensions that are not trusted, DATABASE entries other than
     pg_dump's own), and every definition and COPY statement that the SQL guard
-    (:mod:`odeion_archive._sqlguard`, PostgreSQL's own parser) refuses. Linear
+    (:mod:`odeion_archive.components.full_db._sqlguard`, PostgreSQL's own parser) refuses. Linear
     in the size of the TOC.
     """
-    from odeion_archive import _sqlguard  # noqa: PLC0415 - pglast loads only when judging
+    from odeion_archive.components.full_db import _sqlguard  # noqa: PLC0415 - pglast loads only when judging
 
     found: list[UnsafeEntry] = []
     databases = 0

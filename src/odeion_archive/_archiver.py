@@ -11,23 +11,24 @@ from __future__ import annotations
 import builtins
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from odeion_archive import _keys
+from odeion_archive._archive import ArchiveFile
+from odeion_archive._backup import DEFAULT_FORMAT, BackupOptions, run_backup
 from odeion_archive._lock import DataDirLock
-from odeion_archive.archive import ArchiveFile
-from odeion_archive.backup import DEFAULT_COMPONENTS, DEFAULT_FORMAT, BackupOptions, run_backup
-from odeion_archive.errors import NotFoundError
+from odeion_archive._manifest import Manifest
+from odeion_archive._postgres import EmbeddedPostgres
+from odeion_archive._registry import Registry
+from odeion_archive._restore import RestoreOptions, check_options, plan_restore, run_restore
+from odeion_archive._store import BackupStore
+from odeion_archive.errors import NotFoundError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import Authenticity, Conflict
-from odeion_archive.manifest import Manifest
-from odeion_archive.postgres import EmbeddedPostgres
-from odeion_archive.registry import Registry
-from odeion_archive.restore import MODES, RestoreOptions, plan_restore, run_restore
 from odeion_archive.results import (
     ArchiveInfo,
     BackupResult,
@@ -35,7 +36,6 @@ from odeion_archive.results import (
     RestoreResult,
     VerifyReport,
 )
-from odeion_archive.store import BackupStore
 
 __all__ = ["Archiver"]
 
@@ -141,29 +141,34 @@ class Archiver:
         return self._store.path_of(archive)
 
     def _check_mode(self, mode: str) -> None:
-        """Raise ``ValueError`` (a usage error) for a mode no one provides."""
-        choices = dict.fromkeys([*MODES, *self._registry.components()])
+        """Raise :class:`UsageError` for a mode no one provides."""
+        choices = self._registry.modes()
         if mode not in choices:
-            raise ValueError(f"unknown restore mode {mode!r}; choose one of {', '.join(choices)}")
+            raise UsageError(f"unknown restore mode {mode!r}; choose one of {', '.join(choices)}")
 
     # -- backups ---------------------------------------------------------------
 
     def create(
         self,
         *,
-        components: Sequence[str] = DEFAULT_COMPONENTS,
+        components: Sequence[str] | None = None,
         format: str = DEFAULT_FORMAT,  # noqa: A002 - the word users know
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
     ) -> BackupResult:
         """Back up ``components`` into a new archive in the store.
 
+        Without ``components``, those that declare themselves part of a default
+        backup (the built-ins: users_auth, settings and full_db).
+
         Runs in the calling thread (start it in a background task); reports
         progress to ``progress`` and stops within a second of ``cancel``.
         """
         started = time.monotonic()
         options = BackupOptions(
-            components=tuple(components), format=format, server_version=self._server_version
+            components=None if components is None else tuple(components),
+            format=format,
+            server_version=self._server_version,
         )
         with self._exclusive("backup"):
             info = run_backup(
@@ -251,28 +256,22 @@ class Archiver:
         archive: str | Path,
         mode: str,
         conflict: Conflict = "skip",
-        *,
-        remap_paths: Mapping[str, str] | None = None,
-        acting_user: str | None = None,
-        allow_unsafe_dump: bool = False,
-        trust_foreign_dump: bool = False,
+        **options: Any,
     ) -> RestorePlan:
         """What restoring ``archive`` in ``mode`` would do; nothing is changed.
 
-        ``trust_foreign_dump``: the administrator trusts the origin of an archive
-        this server did not make, so that full_db may replay its dump.
+        ``options`` are the restore options the components declare; each
+        component gets its own (the built-ins: full_db takes ``remap_paths``,
+        ``allow_unsafe_dump`` and ``trust_foreign_dump``, the administrator's
+        trust in the origin of an archive this server did not make; users_auth
+        takes ``acting_user``). An option no component declares is a
+        :class:`~odeion_archive.errors.UsageError`.
         """
         self._check_mode(mode)  # an unknown mode is a usage error, first
+        check_options(options, self._registry)
         return plan_restore(
             self.resolve(archive),
-            RestoreOptions(
-                mode,
-                conflict,
-                dict(remap_paths or {}),
-                acting_user,
-                allow_unsafe_dump,
-                trust_foreign_dump=trust_foreign_dump,
-            ),
+            RestoreOptions(mode, conflict, options),
             registry=self._registry,
             conninfo=self.database_url(),
             pg_bin=self._pg_bin,
@@ -285,13 +284,10 @@ class Archiver:
         mode: str,
         conflict: Conflict = "skip",
         *,
-        remap_paths: Mapping[str, str] | None = None,
-        acting_user: str | None = None,
-        allow_unsafe_dump: bool = False,
-        trust_foreign_dump: bool = False,
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
         expected: RestorePlan | None = None,
+        **options: Any,
     ) -> RestoreResult:
         """Restore ``archive``; the database is unchanged unless it fully succeeds.
 
@@ -299,20 +295,15 @@ class Archiver:
         plan) if there are blockers. Pass the plan the administrator reviewed as
         ``expected`` to refuse a restore that would now do something else (the
         database changed since). Afterwards the host must rescan its libraries;
-        the ``odeion_archive_restore_finished`` hook fires.
+        the ``odeion_archive_restore_finished`` hook fires. ``options`` as for
+        :meth:`plan`.
         """
         self._check_mode(mode)
+        check_options(options, self._registry)
         with self._exclusive("restore"):
             result = run_restore(
                 self.resolve(archive),
-                RestoreOptions(
-                    mode,
-                    conflict,
-                    dict(remap_paths or {}),
-                    acting_user,
-                    allow_unsafe_dump,
-                    trust_foreign_dump=trust_foreign_dump,
-                ),
+                RestoreOptions(mode, conflict, options),
                 registry=self._registry,
                 conninfo=self.database_url(),
                 pg_bin=self._pg_bin,

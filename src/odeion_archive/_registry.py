@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -16,7 +16,12 @@ import pluggy
 
 from odeion_archive import hookspecs
 from odeion_archive.errors import PluginError, UnknownComponentError, UnknownFormatError
-from odeion_archive.interfaces import ArchiveFormat, Component
+from odeion_archive.interfaces import (
+    ArchiveFormat,
+    Component,
+    in_default_backup,
+    restore_modes_of,
+)
 
 __all__ = ["PluginLoadFailure", "Provided", "Registry"]
 
@@ -100,7 +105,7 @@ class Registry:
         try:
             self._pm.register(plugin, name=name)
         except ValueError as exc:
-            raise PluginError(f"could not register plugin {name or plugin!r}: {exc}") from None
+            raise PluginError(f"could not register plugin {name or plugin!r}: {exc}") from exc
         self._formats = self._components = None
 
     def load_entry_points(self, group: str = hookspecs.PROJECT) -> None:
@@ -165,6 +170,32 @@ class Registry:
         """Every registered component by name."""
         return {name: comp for name, (comp, _) in self._all_components().items()}
 
+    def modes(self) -> Mapping[str, tuple[str, ...]]:
+        """Every restore mode, with the components it restores (as the components declare).
+
+        Modes of one component come before modes that several share; the modes
+        of a component that replaces the whole database come first.
+        """
+        registered = self._registered()
+        ordered = sorted(registered, key=lambda c: c.restore_scope != "database")
+        modes: dict[str, list[str]] = {}
+        for component in ordered:
+            for mode in restore_modes_of(component):
+                modes.setdefault(mode, []).append(component.name)
+        names = [c.name for c in registered]
+        return {
+            mode: tuple(sorted(members, key=names.index))
+            for mode, members in sorted(modes.items(), key=lambda item: len(item[1]))
+        }
+
+    def default_components(self) -> tuple[str, ...]:
+        """The components a backup holds when it names none, in the order they register."""
+        return tuple(c.name for c in self._registered() if in_default_backup(c))
+
+    def _registered(self) -> list[Component]:
+        """The components in the order their plugins registered (pluggy calls the last first)."""
+        return list(reversed(list(self.components().values())))
+
     def provided(self) -> tuple[Provided, ...]:
         """Every format and component with the plugin that provided it."""
         return tuple(
@@ -203,11 +234,22 @@ class Registry:
     def _collect(
         self, caller: pluggy.HookCaller, kind: Any, what: str
     ) -> dict[str, tuple[_T, str]]:
+        """Call the hook through pluggy once per providing plugin, to know who gave what.
+
+        Each call is a subset of the hook without the other providing plugins, so
+        the hook wrappers of every plugin still wrap it.
+        """
         found: dict[str, tuple[_T, str]] = {}
-        for impl in reversed(caller.get_hookimpls()):
-            plugin_name = self._pm.get_name(impl.plugin) or repr(impl.plugin)
-            function = cast("Callable[[], Iterable[_T] | None]", impl.function)
-            for item in function() or ():
+        providers = [
+            impl.plugin for impl in caller.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)
+        ]
+        for plugin in reversed(providers):
+            plugin_name = self._pm.get_name(plugin) or repr(plugin)
+            alone = self._pm.subset_hook_caller(
+                caller.name, remove_plugins=[p for p in providers if p is not plugin]
+            )
+            results = cast("list[Iterable[_T] | None]", alone())
+            for item in (item for result in results for item in result or ()):
                 if not isinstance(item, kind):
                     raise PluginError(
                         f"plugin {plugin_name!r} returned {item!r} as a {what}, "

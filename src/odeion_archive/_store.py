@@ -38,17 +38,18 @@ from typing import IO, Literal
 import attrs
 
 from odeion_archive import _converter, _safejson
+from odeion_archive._archive import ArchiveFile
 from odeion_archive._keys import Keyring
-from odeion_archive.archive import ArchiveFile
+from odeion_archive._manifest import Manifest
+from odeion_archive._registry import Registry
 from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,
     DuplicateArchiveError,
     NotFoundError,
+    UsageError,
 )
 from odeion_archive.interfaces import Issue
-from odeion_archive.manifest import Manifest
-from odeion_archive.registry import Registry
 from odeion_archive.results import ArchiveInfo
 
 __all__ = ["CLOCK_SKEW", "RECORDS_DIR", "TEMP_PREFIX", "BackupStore", "EntryRecord"]
@@ -408,7 +409,7 @@ class BackupStore:
         deleted; with ``dry_run``, the names that would be, deleting nothing.
         """
         if keep_last < 0:
-            raise ValueError("keep_last must be zero or more")
+            raise UsageError("keep_last must be zero or more")
         doomed = self.list()[keep_last:]
         if dry_run:
             return [info.name for info in doomed]

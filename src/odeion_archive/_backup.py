@@ -18,12 +18,16 @@ from typing import Any, Literal
 import attrs
 import psycopg
 
-from odeion_archive import schema
+from odeion_archive import _schema as schema
+from odeion_archive._archive import ArchiveBuilder
 from odeion_archive._context import ComponentContext
 from odeion_archive._keys import Keyring
+from odeion_archive._manifest import ComponentEntry, Manifest, MemberEntry
+from odeion_archive._postgres import PgTool, server_version_num
+from odeion_archive._registry import Registry
+from odeion_archive._store import BackupStore
 from odeion_archive._tools import Toolbox
 from odeion_archive._version import __version__
-from odeion_archive.archive import ArchiveBuilder
 from odeion_archive.errors import (
     ArchiveError,
     BackupFailedError,
@@ -32,15 +36,10 @@ from odeion_archive.errors import (
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
 from odeion_archive.interfaces import Component
-from odeion_archive.manifest import ComponentEntry, Manifest, MemberEntry
-from odeion_archive.postgres import PgTool, server_version_num
-from odeion_archive.registry import Registry
 from odeion_archive.results import ArchiveInfo
-from odeion_archive.store import BackupStore
 
-__all__ = ["DEFAULT_COMPONENTS", "DEFAULT_FORMAT", "BackupOptions", "run_backup"]
+__all__ = ["DEFAULT_FORMAT", "BackupOptions", "run_backup"]
 
-DEFAULT_COMPONENTS = ("users_auth", "settings", "full_db")
 DEFAULT_FORMAT = "tar.zst"
 
 
@@ -48,7 +47,9 @@ DEFAULT_FORMAT = "tar.zst"
 class BackupOptions:
     """What to back up and how."""
 
-    components: tuple[str, ...] = DEFAULT_COMPONENTS
+    #: The components to back up; ``None``: those that declare themselves part of a
+    #: default backup (:meth:`~odeion_archive.Registry.default_components`).
+    components: tuple[str, ...] | None = None
     format: str = DEFAULT_FORMAT
     #: The Odeion server version recorded in the manifest.
     server_version: str = "unknown"
@@ -121,7 +122,9 @@ def _check_space(connection: psycopg.Connection[Any], directory: Path, reserve: 
         )
 
 
-def _components(registry: Registry, names: Sequence[str]) -> list[Component]:
+def _components(registry: Registry, names: Sequence[str] | None) -> list[Component]:
+    if names is None:
+        names = registry.default_components()
     if not names:
         raise BackupFailedError("no component chosen; choose at least one to back up")
     if len(set(names)) != len(names):
@@ -160,7 +163,7 @@ def run_backup(
         raise DatabaseError(
             f"cannot connect to the database: {exc}; check the database URL and that "
             "PostgreSQL is running"
-        ) from None
+        ) from exc
     with connection:
         connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         connection.read_only = True
@@ -216,12 +219,12 @@ def run_backup(
             raise BackupFailedError(
                 f"the database failed during the backup: {exc}; nothing was added to the "
                 "store, check the server and try again"
-            ) from None
+            ) from exc
         except OSError as exc:
             raise BackupFailedError(
                 f"writing the archive failed: {exc}; nothing was added to the store, "
                 "check the backup directory (space, permissions) and try again"
-            ) from None
+            ) from exc
     name = store.new_name(fmt.suffix, created_at)
     path = store.publish(temp, name)
     emit("done", f"created {name}")

@@ -24,22 +24,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, cast
 
-import attrs
-
-from odeion_archive import _names, _safejson
+from odeion_archive import _names
+from odeion_archive._builder import ArchiveBuilder
 from odeion_archive._keys import Keyring, authenticity_of
-from odeion_archive.errors import (
-    ArchiveInvalidError,
-    BackupFailedError,
-    CorruptArchiveError,
-    ManifestError,
-    UnsafeArchiveError,
-)
-from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
-from odeion_archive.formats import guarded_reader
-from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, Authenticity, Entry, ReadLimits
-from odeion_archive.manifest import (
-    AUTHENTICATED_SINCE,
+from odeion_archive._manifest import (
     HEAD_MEMBER,
     MANIFEST_MEMBERS,
     TAIL_MEMBER,
@@ -47,140 +35,23 @@ from odeion_archive.manifest import (
     Manifest,
     MemberEntry,
 )
-from odeion_archive.registry import Registry
+from odeion_archive._registry import Registry
+from odeion_archive._verify import DAMAGED, MemberCheck, diverged
+from odeion_archive.errors import (
+    ArchiveInvalidError,
+    CorruptArchiveError,
+    ManifestError,
+    UnsafeArchiveError,
+)
+from odeion_archive.events import CancelToken, ProgressCallback, null_progress
+from odeion_archive.formats import guarded_reader
+from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, Authenticity, Entry, ReadLimits
 from odeion_archive.results import Problem, VerifyReport
 
 __all__ = ["SNIFF_BYTES", "ArchiveBuilder", "ArchiveFile", "verify_archive"]
 
 #: How many leading bytes of a file the formats are recognised from.
 SNIFF_BYTES = 4096
-
-_DAMAGED = "the archive is damaged or was tampered with, use another archive"
-
-
-# -- writing ---------------------------------------------------------------------
-
-
-class ArchiveBuilder:
-    """Writes one archive: ``add_member`` for each member, ``set_facts``, then ``finish``.
-
-    ``head`` is the manifest as known before any member is written: its
-    components list no members and no facts yet. The head manifest is written
-    at once; :meth:`finish` writes the tail manifest and closes the container.
-    The stream is written sequentially and never seeked. With ``keyring`` (the
-    server's archive keys), the tail manifest carries the seal that makes the
-    archive this server's own.
-    """
-
-    def __init__(
-        self,
-        fmt: ArchiveFormat,
-        stream: IO[bytes],
-        *,
-        head: Manifest,
-        keyring: Keyring | None = None,
-    ) -> None:
-        if head.format != fmt.name:
-            raise BackupFailedError(
-                f"the manifest names the format {head.format!r} but the archive is written as "
-                f"{fmt.name!r}; build the head manifest with format={fmt.name!r}"
-            )
-        for component in head.components:
-            if component.members or component.facts:
-                raise BackupFailedError(
-                    f"the head manifest already lists members or facts for component "
-                    f"{component.name!r}; pass components without them, the builder adds them"
-                )
-        if keyring is not None and (
-            head.manifest_version < AUTHENTICATED_SINCE or head.authentication is not None
-        ):
-            raise BackupFailedError(
-                f"a sealed archive needs a head manifest of version "
-                f"{AUTHENTICATED_SINCE[0]}.{AUTHENTICATED_SINCE[1]} or later without "
-                "'authentication'; the builder adds the seal"
-            )
-        self._keyring = keyring
-        self._head = head
-        self._writer = fmt.open_writer(stream)
-        self._members: dict[str, list[MemberEntry]] = {c.name: [] for c in head.components}
-        self._facts: dict[str, Mapping[str, Any]] = {}
-        self._finished = False
-        self._write(HEAD_MEMBER, [head.head_json()], len(head.head_json()))
-
-    def _write(self, path: str, chunks: Iterable[bytes], size: int | None) -> None:
-        self._writer.add(path, chunks, size=size)
-
-    def add_member(
-        self, component: str, name: str, chunks: Iterable[bytes], *, size: int | None = None
-    ) -> MemberEntry:
-        """Stream the member ``<component>/<name>`` into the archive; return its entry.
-
-        ``size``, when known in advance, lets formats that need it up front
-        (tar.zst) stream without spooling; a wrong ``size`` is an error.
-        """
-        if self._finished:
-            raise BackupFailedError(
-                f"cannot add {component}/{name}: the archive is finished; add members first"
-            )
-        if component not in self._members:
-            raise BackupFailedError(
-                f"component {component!r} is not in the head manifest (it has "
-                f"{', '.join(self._members) or 'none'}); add it to the head manifest first"
-            )
-        path = f"{component}/{name}"
-        problem = _names.name_problem(path)
-        if problem is not None:
-            raise BackupFailedError(
-                f"cannot write a member named {path!r}: it {problem}; rename it (member "
-                "names are plain relative paths)"
-            )
-        digest = hashlib.sha256()
-        counted = [0]
-
-        def hashing() -> Iterator[bytes]:
-            for chunk in chunks:
-                digest.update(chunk)
-                counted[0] += len(chunk)
-                yield chunk
-
-        self._write(path, hashing(), size)
-        entry = MemberEntry(path, counted[0], digest.hexdigest())
-        self._members[component].append(entry)
-        return entry
-
-    def set_facts(self, component: str, facts: Mapping[str, Any]) -> None:
-        """Record the facts of ``component`` (JSON data) for the tail manifest."""
-        if component not in self._members:
-            raise BackupFailedError(
-                f"component {component!r} is not in the head manifest; add it there first"
-            )
-        try:
-            _safejson.dumps(facts)
-        except (TypeError, ValueError) as exc:
-            raise BackupFailedError(
-                f"the facts of component {component!r} are not JSON data ({exc}); "
-                "return only dicts, lists, strings, finite numbers, booleans and None"
-            ) from None
-        self._facts[component] = dict(facts)
-
-    def finish(self) -> Manifest:
-        """Write the tail manifest, close the container, and return the whole manifest."""
-        if self._finished:
-            raise BackupFailedError("the archive is already finished; build a new one")
-        self._finished = True
-        components = tuple(
-            attrs.evolve(c, members=tuple(self._members[c.name]), facts=self._facts.get(c.name, {}))
-            for c in self._head.components
-        )
-        manifest = attrs.evolve(self._head, components=components)
-        if self._keyring is not None:
-            # Seal the manifest exactly as a reader will rebuild it from the two members.
-            unsigned = Manifest.from_parts(self._head.head_json(), manifest.tail_json())
-            manifest = attrs.evolve(unsigned, authentication=self._keyring.sign(unsigned))
-        tail = manifest.tail_json()
-        self._write(TAIL_MEMBER, [tail], len(tail))
-        self._writer.close()
-        return manifest
 
 
 # -- reading ---------------------------------------------------------------------
@@ -227,7 +98,7 @@ def _collect(chunks: Iterable[bytes], limit: int, what: str) -> bytes:
     for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise CorruptArchiveError(f"{what} holds more than {limit} bytes; {_DAMAGED}")
+            raise CorruptArchiveError(f"{what} holds more than {limit} bytes; {DAMAGED}")
         parts.append(chunk)
     return b"".join(parts)
 
@@ -241,18 +112,18 @@ def _checked(chunks: Iterable[bytes], expected: MemberEntry) -> Iterator[bytes]:
         if done > expected.size:
             raise CorruptArchiveError(
                 f"member {expected.path!r} holds more than the {expected.size} bytes the "
-                f"manifest lists; {_DAMAGED}"
+                f"manifest lists; {DAMAGED}"
             )
         digest.update(chunk)
         yield chunk
     if done != expected.size:
         raise CorruptArchiveError(
             f"member {expected.path!r} holds {done} bytes, the manifest lists "
-            f"{expected.size}; {_DAMAGED}"
+            f"{expected.size}; {DAMAGED}"
         )
     if digest.hexdigest() != expected.sha256:
         raise CorruptArchiveError(
-            f"member {expected.path!r} does not match the sha256 the manifest lists; {_DAMAGED}"
+            f"member {expected.path!r} does not match the sha256 the manifest lists; {DAMAGED}"
         )
 
 
@@ -340,7 +211,7 @@ class ArchiveFile:
             raise ArchiveInvalidError(
                 f"cannot open the archive {path}: {exc.strerror}; check the path and its "
                 "permissions"
-            ) from None
+            ) from exc
         try:
             fmt, manifest, manifest_bytes = cls._read_manifest(path, fd, registry, limits)
         except BaseException:
@@ -374,7 +245,7 @@ class ArchiveFile:
         if manifest.format != fmt.name:
             raise ManifestError(
                 f"manifest field 'format' says {manifest.format!r} but the file is a "
-                f"{fmt.name!r} archive; {_DAMAGED}"
+                f"{fmt.name!r} archive; {DAMAGED}"
             )
         _check_manifest_paths(manifest.components)
         return fmt, manifest, raw
@@ -450,7 +321,7 @@ class ArchiveFile:
         errors.extend(
             (
                 UnsafeArchiveError(
-                    f"member {entry.name!r} is not listed in the manifest; {_DAMAGED}"
+                    f"member {entry.name!r} is not listed in the manifest; {DAMAGED}"
                 ),
                 entry.name,
             )
@@ -464,7 +335,7 @@ class ArchiveFile:
                     (
                         CorruptArchiveError(
                             f"member {entry.name!r} is {bigger} ({entry.size} bytes) than the manifest "
-                            f"lists ({expected[entry.name]}); {_DAMAGED}"
+                            f"lists ({expected[entry.name]}); {DAMAGED}"
                         ),
                         entry.name,
                     )
@@ -473,7 +344,7 @@ class ArchiveFile:
         errors.extend(
             (
                 CorruptArchiveError(
-                    f"member {name!r} is listed in the manifest but missing; {_DAMAGED}"
+                    f"member {name!r} is listed in the manifest but missing; {DAMAGED}"
                 ),
                 name,
             )
@@ -489,12 +360,12 @@ class ArchiveFile:
             entry = source.entry
             _check_entry(entry)
             if position >= len(listing) or listing[position] != entry:
-                raise _diverged(entry)
+                raise diverged(entry)
             position += 1
             yield source
         if position != len(listing):
             raise CorruptArchiveError(
-                f"the archive's stream ends before {listing[position].name!r}; {_DAMAGED}"
+                f"the archive's stream ends before {listing[position].name!r}; {DAMAGED}"
             )
 
     # -- reading members -----------------------------------------------------
@@ -516,7 +387,7 @@ class ArchiveFile:
                     data = _collect(source.chunks(), len(self._manifest_bytes[name]), name)
                     if data != self._manifest_bytes[name]:
                         raise CorruptArchiveError(
-                            f"{name} reads differently in the archive's stream; {_DAMAGED}"
+                            f"{name} reads differently in the archive's stream; {DAMAGED}"
                         )
                     continue
                 expected = self.manifest.member(name)
@@ -591,86 +462,16 @@ class ArchiveFile:
             listing = self._entries(reader)
         except ArchiveInvalidError as exc:
             return [Problem(None, str(exc))]
-        problems = [Problem(member, str(error)) for error, member in self._listing_errors(listing)]
         listed = {m.path: m for m in self.manifest.members}
         listed.update(
             (name, MemberEntry(name, len(data), hashlib.sha256(data).hexdigest()))
             for name, data in self._manifest_bytes.items()
         )
-        total = sum(m.size for m in listed.values())
-        done = 0
-        seen: set[str] = set()
-        current: str | None = None
-
-        def report(member: str, message: str) -> None:
-            if not any(p.member == member for p in problems):
-                problems.append(Problem(member, message))
-
-        def tick(member: str) -> None:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            component = None if member in MANIFEST_MEMBERS else member.split("/", 1)[0]
-            progress(
-                ProgressEvent(
-                    operation="verify", phase="verify", component=component, done=done, total=total
-                )
-            )
-
-        tick(HEAD_MEMBER)
-        try:
-            for position, source in enumerate(reader.walk()):
-                entry = source.entry
-                current = entry.name
-                if position >= len(listing) or listing[position] != entry:
-                    raise _diverged(entry)
-                member = listed.get(entry.name)
-                if entry.name in seen or member is None or entry.kind != "file":
-                    continue  # reported with the listing
-                seen.add(entry.name)
-                digest = hashlib.sha256()
-                size = 0
-                try:
-                    for chunk in source.chunks():
-                        size += len(chunk)
-                        if size > member.size:
-                            break
-                        digest.update(chunk)
-                        done += len(chunk)
-                        tick(entry.name)
-                except ArchiveInvalidError as exc:
-                    report(entry.name, str(exc))
-                    continue
-                if size != member.size:
-                    report(
-                        entry.name,
-                        f"member {entry.name!r} holds "
-                        f"{'more than ' if size > member.size else ''}{size} bytes, the "
-                        f"manifest lists {member.size}; {_DAMAGED}",
-                    )
-                elif digest.hexdigest() != member.sha256:
-                    report(
-                        entry.name,
-                        f"member {entry.name!r} does not match the sha256 the "
-                        f"manifest lists; {_DAMAGED}",
-                    )
-            current = None
-        except ArchiveInvalidError as exc:
-            problems.append(Problem(current, str(exc)))
-        for name in listed:
-            if name not in seen:
-                report(
-                    name,
-                    f"member {name!r} was not found while reading the archive through; {_DAMAGED}",
-                )
-        progress(ProgressEvent(operation="verify", phase="done", done=done, total=total))
-        return problems
-
-
-def _diverged(entry: Entry) -> CorruptArchiveError:
-    return CorruptArchiveError(
-        f"the archive's stream holds {entry.name!r} where its directory or index says "
-        f"otherwise; {_DAMAGED}"
-    )
+        check = MemberCheck(listed, progress, cancel)
+        check.problems += [
+            Problem(member, str(error)) for error, member in self._listing_errors(listing)
+        ]
+        return check.run(reader.walk(), listing)
 
 
 def _check_entry(entry: Entry) -> None:
@@ -678,7 +479,7 @@ def _check_entry(entry: Entry) -> None:
     if entry.kind != "file":
         raise UnsafeArchiveError(
             f"member {entry.name!r} is a {entry.kind}; odeion archives hold only regular "
-            f"files, so {_DAMAGED}"
+            f"files, so {DAMAGED}"
         )
 
 
@@ -693,7 +494,7 @@ def _check_manifest_paths(components: Iterable[ComponentEntry]) -> None:
             if not member.path.startswith(component.name + "/") or member.path in MANIFEST_MEMBERS:
                 raise ManifestError(
                     f"manifest field 'members': {member.path!r} lies outside its component "
-                    f"{component.name!r}; {_DAMAGED}"
+                    f"{component.name!r}; {DAMAGED}"
                 )
             paths.append(member.path)
     try:

@@ -1,0 +1,345 @@
+"""Rows of a JSON Lines member into a temporary table, checked in full.
+
+Every archive line is parsed strictly in Python (duplicate keys, NaN and deep
+nesting refused, fields type-checked) and then handed to PostgreSQL unchanged
+with ``COPY``: PostgreSQL parses it again as ``jsonb``, so JSON numbers inside
+preferences keep their exact value. Shared by both JSON components.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, Any, cast
+
+import attrs
+import psycopg
+from psycopg import sql
+
+from odeion_archive import _converter, _safejson
+from odeion_archive.components._jsonl import BATCH_BYTES, MAX_LINE_BYTES
+from odeion_archive.errors import CorruptArchiveError
+from odeion_archive.interfaces import PlanContext
+
+__all__ = [
+    "ANY",
+    "BOOL",
+    "COUNT",
+    "ID",
+    "MAX_RESTORED_ID",
+    "OBJECT",
+    "OPT_POSITIVE",
+    "OPT_TEXT",
+    "ROLE",
+    "TEXT",
+    "Cursor",
+    "Field",
+    "Progress",
+    "RowSpec",
+    "archive_data",
+    "create_temp",
+    "declared_rows",
+    "drop_temp",
+    "duplicates",
+    "load_member",
+    "require_unique",
+    "validate_raw",
+]
+
+
+#: The highest id a restored row keeps. Ids above it get a new id: an archive must
+#: not move an id sequence towards its end (the server could create no more rows).
+MAX_RESTORED_ID = 2**53
+
+
+Cursor = psycopg.Cursor[tuple[Any, ...]]
+
+
+Progress = Callable[[str, int, int | None], None]
+
+
+@attrs.frozen
+class Field:
+    """A kind of field: a SQL condition on ``{j}`` (the jsonb value) and its description."""
+
+    condition: str
+    description: str
+
+
+TEXT = Field("jsonb_typeof({j}) = 'string' AND {j} <> '\"\"'", "must be a non-empty string")
+
+
+OPT_TEXT = Field("jsonb_typeof({j}) IN ('string', 'null')", "must be a string or null")
+
+
+#: A JSON integer: a number written without fraction or exponent once jsonb has
+#: normalised it (``1e2`` is ``100``, ``1.0`` stays ``1.0``), within ``{lo}..{hi}``.
+_INTEGER = (
+    "CASE WHEN jsonb_typeof({{j}}) = 'number' THEN ({{j}})::text ~ '^-?[0-9]{{{{1,20}}}}$' "
+    "AND ({{j}})::numeric BETWEEN {lo} AND {hi} ELSE {other} END"
+)
+
+
+ID = Field(
+    _INTEGER.format(lo=1, hi=2**63 - 1, other="false"),
+    "must be a positive 64-bit integer",
+)
+
+
+COUNT = Field(
+    _INTEGER.format(lo=0, hi=2**31 - 1, other="false"),
+    "must be a non-negative 32-bit integer",
+)
+
+
+OPT_POSITIVE = Field(
+    _INTEGER.format(lo=1, hi=2**31 - 1, other="jsonb_typeof({j}) = 'null'"),
+    "must be a positive 32-bit integer or null",
+)
+
+
+ROLE = Field("{j} IN ('\"admin\"', '\"user\"', '\"guest\"')", "must be admin, user or guest")
+
+
+BOOL = Field("jsonb_typeof({j}) = 'boolean'", "must be true or false")
+
+
+OBJECT = Field("jsonb_typeof({j}) = 'object'", "must be a JSON object")
+
+
+ANY = Field("true", "may be any JSON value")
+
+
+@attrs.frozen
+class RowSpec:
+    """The fields of one kind of archive line: required and optional ones, by kind."""
+
+    required: Mapping[str, Field]
+    optional: Mapping[str, Field] = attrs.field(factory=dict)
+
+    def problem(self) -> sql.Composable:
+        """SQL naming the first problem of the line ``doc`` (NULL if there is none)."""
+        keys = [*self.required, *self.optional]
+        parts: list[sql.Composable] = [
+            sql.SQL(
+                "WHEN doc - {}::text[] <> '{{}}' THEN 'has an unknown field ' || "
+                "(SELECT min(quote_literal(k)) FROM jsonb_object_keys(doc - {}::text[]) k)"
+            ).format(sql.Literal(keys), sql.Literal(keys))
+        ]
+        parts.extend(
+            sql.SQL("WHEN NOT doc ? {} THEN {}").format(
+                sql.Literal(key), sql.Literal(f"lacks the field {key!r}")
+            )
+            for key in self.required
+        )
+        for key, field in (*self.required.items(), *self.optional.items()):
+            value = sql.SQL("(doc->{})").format(sql.Literal(key))
+            condition = sql.SQL(field.condition.replace("{j}", "{value}")).format(value=value)
+            parts.append(
+                sql.SQL("WHEN doc ? {} AND NOT ({}) THEN {} || left((doc->{})::text, 80)").format(
+                    sql.Literal(key),
+                    condition,
+                    sql.Literal(f"has the field {key!r} that {field.description}, found "),
+                    sql.Literal(key),
+                )
+            )
+        return sql.SQL("CASE {} END").format(sql.SQL(" ").join(parts))
+
+
+def validate_raw(cur: Cursor, table: str, spec: RowSpec, path: str) -> None:
+    """Raise :class:`CorruptArchiveError` for the first loaded line that breaks ``spec``."""
+    cur.execute(
+        sql.SQL(
+            "SELECT ord, problem FROM (SELECT ord, {} AS problem FROM {}) AS p "
+            "WHERE problem IS NOT NULL ORDER BY ord LIMIT 1"
+        ).format(spec.problem(), sql.Identifier(table))
+    )
+    row = cur.fetchone()
+    if row is not None:
+        raise CorruptArchiveError(
+            f"{path} line {row[0]}: the row {row[1]}; the archive is damaged or was edited, "
+            "use another archive"
+        )
+
+
+def _lines(stream: IO[bytes], what: str, limit: int) -> Iterator[tuple[int, bytes]]:
+    """The lines of a member with their numbers, newline removed; at most ``limit`` of them.
+
+    Every line is a row: a blank line is invalid data, and a line beyond
+    ``limit`` (the rows the manifest declares) stops the reading at once.
+    """
+    reader: IO[bytes] = stream
+    if not isinstance(stream, io.BufferedIOBase):
+        reader = cast(
+            "IO[bytes]", io.BufferedReader(cast("io.RawIOBase", stream), buffer_size=BATCH_BYTES)
+        )
+    number = 0
+    while True:
+        line = reader.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_BYTES:
+            raise CorruptArchiveError(
+                f"{what}: line {number} is longer than {MAX_LINE_BYTES} bytes; the archive "
+                "is damaged or not from odeion-archive, use another archive"
+            )
+        if line.endswith(b"\n"):
+            line = line[:-1]
+        if not line.strip():
+            raise CorruptArchiveError(
+                f"{what}: line {number} is blank; every line of a JSON Lines member is one "
+                "row, so the archive is damaged or was edited, use another archive"
+            )
+        if number > limit:
+            raise CorruptArchiveError(
+                f"{what}: holds more than the {limit} rows the manifest records (line "
+                f"{number} is one too many); the archive is damaged or was edited, use another "
+                "archive"
+            )
+        yield number, line
+
+
+def _copy_text(line: bytes) -> bytes:
+    """``line`` as one field of COPY's text format."""
+    return line.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+
+
+@contextmanager
+def archive_data(what: str) -> Iterator[None]:
+    """Turn PostgreSQL's refusal of a value from the archive into an archive error."""
+    try:
+        yield
+    except psycopg.errors.DataError as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CorruptArchiveError(
+            f"{what}: PostgreSQL refuses a value of the archive ({detail}); the archive is "
+            "damaged or was edited, use another archive"
+        ) from None
+
+
+def create_temp(
+    cur: Cursor,
+    name: str,
+    *,
+    columns: sql.Composable | None = None,
+    query: sql.Composable | None = None,
+) -> None:
+    """(Re)create the temporary table ``name`` from ``columns`` or from a ``query``.
+
+    The table disappears with the transaction at the latest.
+    """
+    ident = sql.Identifier(name)
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(ident))
+    if query is not None:
+        cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS {}").format(ident, query))
+    else:
+        cur.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(ident, columns))
+
+
+def drop_temp(cur: Cursor, *names: str) -> None:
+    """Drop temporary tables of this module."""
+    for name in names:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(sql.Identifier(name)))
+
+
+def declared_rows(context: PlanContext, table: str, path: str) -> int:
+    """The number of rows of ``table`` the manifest declares for the member ``path``."""
+    facts = _converter.component_facts(context.entry)
+    rows = facts.rows if isinstance(facts, _converter.JsonComponentFacts) else None
+    if rows is None or table not in rows:
+        raise CorruptArchiveError(
+            f"{path}: the manifest records no row count for {table!r} (facts 'rows'); the "
+            "archive is incomplete or not from odeion-archive, use another archive"
+        )
+    return rows[table]
+
+
+def load_member(
+    context: PlanContext,
+    path: str,
+    table: str,
+    spec: RowSpec,
+    progress: Progress | None = None,
+    *,
+    rows_of: str,
+) -> int:
+    """Parse the JSON Lines member ``path`` strictly into ``table (ord, doc jsonb)``.
+
+    ``ord`` is the line number. The member must hold exactly the rows the
+    manifest records for the table ``rows_of``; reading stops at the first line
+    beyond them. Returns the number of rows. Raises :class:`ArchiveInvalidError`
+    for the first line that is not valid.
+    """
+    expected = declared_rows(context, rows_of, path)
+    conn = context.connection
+    cancel = getattr(context, "cancel", None)
+    with conn.cursor() as cur:
+        create_temp(cur, table, columns=sql.SQL("ord bigint NOT NULL, doc jsonb NOT NULL"))
+        statement = sql.SQL("COPY {} (ord, doc) FROM STDIN").format(sql.Identifier(table))
+        rows = 0
+        with (
+            archive_data(path),
+            context.open_member(path) as stream,
+            cur.copy(statement) as copy,
+        ):
+            buffer = bytearray()
+            for number, line in _lines(stream, path, expected):
+                where = f"{path} line {number}"
+                value = _safejson.loads(line, what=where)
+                if type(value) is not dict:
+                    raise CorruptArchiveError(
+                        f"{where}: not a JSON object; the archive is damaged, use another archive"
+                    )
+                buffer += b"%d\t" % number
+                buffer += _copy_text(line)
+                buffer += b"\n"
+                rows += 1
+                if len(buffer) >= BATCH_BYTES:
+                    copy.write(bytes(buffer))
+                    buffer.clear()
+                    if cancel is not None:
+                        cancel.raise_if_cancelled()
+                    if progress is not None:
+                        progress(f"read {path}", rows, expected)
+            if rows != expected:
+                raise CorruptArchiveError(
+                    f"{path}: holds {rows} rows but the manifest records {expected}; the "
+                    "archive is incomplete or was edited, use another archive"
+                )
+            if buffer:
+                copy.write(bytes(buffer))
+        validate_raw(cur, table, spec, path)
+    if progress is not None:
+        progress(f"read {path}", rows, rows)
+    return rows
+
+
+def duplicates(cur: Cursor, table: str, key: str, shown: str, where: str = "true") -> list[str]:
+    """Up to three examples of keys that occur more than once in a temporary table."""
+    cur.execute(
+        sql.SQL(
+            "SELECT min({shown}) FROM {table} WHERE {where} GROUP BY {key} "
+            "HAVING count(*) > 1 ORDER BY 1 LIMIT 3"
+        ).format(
+            shown=sql.SQL(shown),
+            table=sql.Identifier(table),
+            where=sql.SQL(where),
+            key=sql.SQL(key),
+        )
+    )
+    return [str(row[0]) for row in cur.fetchall()]
+
+
+def require_unique(
+    cur: Cursor, table: str, key: str, shown: str, what: str, where: str = "true"
+) -> None:
+    """Raise :class:`CorruptArchiveError` if ``key`` repeats in the loaded rows."""
+    found = duplicates(cur, table, key, shown, where)
+    if found:
+        raise CorruptArchiveError(
+            f"the archive holds {what} more than once ({', '.join(map(repr, found))}); a "
+            "database cannot hold such rows, so the archive is damaged or was edited, use "
+            "another archive"
+        )
