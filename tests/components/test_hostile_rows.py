@@ -11,17 +11,19 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
-from _harness import (
+from psycopg.conninfo import make_conninfo
+
+from _jsonarchive import (
     Archive,
+    codes,
     execute,
     fresh_database,
+    issues,
     plan,
     query,
     restore,
     take_backup,
 )
-from psycopg.conninfo import make_conninfo
-
 from odeion_archive.errors import ArchiveInvalidError
 from odeion_archive.interfaces import Conflict, RowCounts
 
@@ -33,7 +35,7 @@ SETTINGS = "settings/system_settings.jsonl"
 
 
 def _message(planned: Any) -> str:
-    return " ".join(issue.message for issue in planned.issues())
+    return " ".join(issue.message for issue in issues(planned))
 
 
 def _edit_first_line(archive: Archive, path: str, old: bytes, new: bytes) -> Archive:
@@ -72,7 +74,7 @@ def test_members_beyond_their_declared_rows_are_refused_at_once_and_before_any_l
     started = time.monotonic()
     planned = plan(odeion_db, bomb, "everything_json", "overwrite")
     assert time.monotonic() - started < 5
-    assert planned.blockers == ["archive_invalid"]
+    assert codes(planned.blockers) == ["archive_invalid"]
     assert message in _message(planned)
 
     # A session of the server holds the row lock an UPDATE takes: a restore that locked
@@ -94,7 +96,7 @@ def test_members_with_fewer_rows_than_declared_or_no_count_are_refused(odeion_db
     lines = archive.members[USERS].splitlines(keepends=True)
     short = archive.replace(USERS, b"".join(lines[:-1]))
     planned = plan(odeion_db, short, "users_auth", "skip")
-    assert planned.blockers == ["archive_invalid"]
+    assert codes(planned.blockers) == ["archive_invalid"]
     assert f"holds {len(lines) - 1} rows but the manifest records {len(lines)}" in _message(planned)
 
     entry = archive.manifest.component("users_auth")
@@ -108,14 +110,14 @@ def test_members_with_fewer_rows_than_declared_or_no_count_are_refused(odeion_db
         ),
     )
     planned = plan(odeion_db, Archive(manifest, archive.members), "users_auth", "skip")
-    assert planned.blockers == ["archive_invalid"]
+    assert codes(planned.blockers) == ["archive_invalid"]
     assert "records no row count for 'users'" in _message(planned)
 
 
 def test_a_genuine_last_line_without_newline_still_restores(odeion_db: str) -> None:
     archive = take_backup(odeion_db)
     trimmed = archive.replace(SETTINGS, archive.members[SETTINGS].rstrip(b"\n"))
-    assert plan(odeion_db, trimmed, "settings", "skip").blockers == []
+    assert codes(plan(odeion_db, trimmed, "settings", "skip").blockers) == []
 
 
 # -- item 5: integers in JSON rows ------------------------------------------------------------
@@ -163,7 +165,7 @@ def test_integers_in_rows_are_typed_and_range_checked(
     before = db_snapshot(odeion_db)
     for conflict in STRATEGIES:
         planned = plan(odeion_db, hostile, "users_auth", conflict)
-        assert planned.blockers == ["archive_invalid"], _message(planned)
+        assert codes(planned.blockers) == ["archive_invalid"], _message(planned)
         assert message in _message(planned)
         assert len(_message(planned)) < 600  # never the whole hostile value
         with pytest.raises(ArchiveInvalidError, match=message):
@@ -175,7 +177,7 @@ def test_integers_in_rows_are_typed_and_range_checked(
 
 def test_an_integer_written_with_an_exponent_is_that_integer(odeion_db: str) -> None:
     hostile = _set_field(take_backup(odeion_db), USERS, "id", b"1e0")
-    assert plan(odeion_db, hostile, "users_auth", "skip").blockers == []
+    assert codes(plan(odeion_db, hostile, "users_auth", "skip").blockers) == []
 
 
 # -- item 11: the acting user's account -------------------------------------------------------
@@ -223,7 +225,7 @@ def test_the_acting_users_whole_account_stays_as_it_is(
     account = _admin_account(target)
     options = {"acting_user": acting}
     planned = plan(target, archive, "everything_json", conflict, options)
-    assert planned.blockers == []
+    assert codes(planned.blockers) == []
     restore(target, archive, "everything_json", conflict, options, planned=planned)
     assert _admin_account(target) == account
     assert (
@@ -232,8 +234,8 @@ def test_the_acting_users_whole_account_stays_as_it_is(
         or conflict == "rename"
     )
     if conflict == "overwrite":
-        assert "acting_user_kept" in planned.warnings
-        kept = next(i for i in planned.issues() if i.code == "acting_user_kept")
+        assert "acting_user_kept" in codes(planned.warnings)
+        kept = next(i for i in issues(planned) if i.code == "acting_user_kept")
         assert "different e-mail" in kept.message and "password" in kept.message
         assert "invite code(s) it created keep their current values" in kept.message
         users = planned.counts["users"]
@@ -253,8 +255,8 @@ def test_an_acting_user_that_matches_no_account_protects_nothing_and_breaks_noth
     target = fresh_database(empty_db, 2, seeded=True)
     archive = _hostile_admin_archive(odeion_db)
     planned = plan(target, archive, "users_auth", "overwrite", {"acting_user": acting})
-    assert planned.blockers == []
-    assert "acting_user_kept" not in planned.warnings
+    assert codes(planned.blockers) == []
+    assert "acting_user_kept" not in codes(planned.warnings)
     assert planned.counts["users"].overwrite == len(query(target, "SELECT id FROM users"))
 
 
@@ -285,9 +287,9 @@ def test_ids_beyond_2_53_get_new_ids_and_the_sequence_stays_usable(
     archive = take_backup(odeion_db)
     target = fresh_database(empty_db, 2, seeded=True)
     planned = plan(target, archive, "users_auth", conflict)
-    assert planned.blockers == []
-    assert "ids_renumbered" in planned.warnings
-    message = next(i.message for i in planned.issues() if i.code == "ids_renumbered")
+    assert codes(planned.blockers) == []
+    assert "ids_renumbered" in codes(planned.warnings)
+    message = next(i.message for i in issues(planned) if i.code == "ids_renumbered")
     assert "at-the-end" in message and "past-the-bound" in message
     assert "at-the-bound" not in message
     restore(target, archive, "users_auth", conflict, planned=planned)
@@ -312,7 +314,7 @@ def test_restored_ids_within_the_bound_are_kept(odeion_db: str, empty_db: str) -
     archive = take_backup(odeion_db)
     target = fresh_database(empty_db, 2)
     planned = restore(target, archive, "users_auth", "skip")
-    assert "ids_renumbered" not in planned.warnings
+    assert "ids_renumbered" not in codes(planned.warnings)
     assert query(target, "SELECT id FROM users ORDER BY id") == query(
         odeion_db, "SELECT id FROM users ORDER BY id"
     )

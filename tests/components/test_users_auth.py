@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from _harness import (
+
+from _jsonarchive import (
     JSON_TABLES,
     MODES,
+    REGISTRY,
     Archive,
+    codes,
     execute,
     fresh_database,
+    issues,
     json_tables,
     plan,
     query,
     restore,
     take_backup,
 )
-
-from odeion_archive.errors import ArchiveInvalidError, RestoreFailedError
+from odeion_archive import Archiver
+from odeion_archive.errors import ArchiveInvalidError, RestoreBlockedError, RestoreFailedError
 from odeion_archive.interfaces import Conflict, RowCounts
 
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
@@ -84,10 +89,19 @@ def test_v1_archive_restores_into_v2_database(odeion_db_v1: str, empty_db: str) 
     assert got["api_tokens"] == source["api_tokens"]
 
 
-def test_v2_archive_is_blocked_by_a_v1_database(odeion_db: str, empty_db: str) -> None:
+def test_v2_archive_is_blocked_by_a_v1_database(
+    odeion_db: str, empty_db: str, db_snapshot: Snapshot
+) -> None:
     target = fresh_database(empty_db, 1)
-    planned = plan(target, take_backup(odeion_db), "everything_json", "skip")
-    assert planned.blockers == ["schema_too_new", "schema_too_new"]
+    archive = take_backup(odeion_db)
+    # The planner refuses at the core, once for the archive (not once per component).
+    planned = plan(target, archive, "everything_json", "skip")
+    assert codes(planned.blockers) == ["schema_too_new"]
+    assert "database is at version 1" in planned.blockers[0].message
+    before = db_snapshot(target)
+    with pytest.raises(RestoreBlockedError, match="schema_too_new"):
+        restore(target, archive, "everything_json", "skip", planned=planned)
+    assert db_snapshot(target) == before
 
 
 # -- into the source itself ---------------------------------------------------------
@@ -210,8 +224,8 @@ def test_overlap_skip_keeps_existing_rows_byte_identical(
     # Only the tokens of the inserted user are added.
     new_tokens = len(after["api_tokens"]) - len(before["api_tokens"])
     assert new_tokens == len(overlap.tokens_of(overlap.gone)) == planned.counts["api_tokens"].insert
-    assert "email_conflict" in planned.warnings
-    assert any(overlap.email in i.message for i in planned.issues() if i.code == "email_conflict")
+    assert "email_conflict" in codes(planned.warnings)
+    assert any(overlap.email in i.message for i in issues(planned) if i.code == "email_conflict")
     if mode == "everything_json":
         assert planned.counts["system_settings"] == RowCounts(insert=1, skip=15)
         settings = _rows_by_key(after["system_settings"])
@@ -288,11 +302,11 @@ def test_overlap_rename_adds_deterministic_unique_names(
     assert planned.counts["users"] == RowCounts(insert=1, rename=2, skip=5)
     assert planned.counts["invite_codes"] == RowCounts(insert=1, rename=1, skip=3)
     # The copy's tokens would repeat the original's hashes: skipped with a warning.
-    assert "token_conflict" in planned.warnings
-    assert "admin_accounts_imported" not in planned.warnings
+    assert "token_conflict" in codes(planned.warnings)
+    assert "admin_accounts_imported" not in codes(planned.warnings)
     if mode == "everything_json":
         assert planned.counts["system_settings"] == RowCounts(insert=1, skip=15)
-        assert "rename_not_applicable" in planned.warnings
+        assert "rename_not_applicable" in codes(planned.warnings)
     plain_inserts_work(overlap.target)
 
 
@@ -345,11 +359,15 @@ def test_overwriting_the_acting_user_keeps_the_account(odeion_db: str, empty_db:
     archive = take_backup(odeion_db)
     options = {"acting_user": "ADMIN"}
     planned = plan(target, archive, "users_auth", "overwrite", options)
-    assert planned.blockers == []
-    kept = [i.message for i in planned.issues() if i.code == "acting_user_kept"]
+    assert codes(planned.blockers) == []
+    kept = [i.message for i in issues(planned) if i.code == "acting_user_kept"]
     assert len(kept) == 1 and "different password" in kept[0]
-    assert "acting_user_kept" not in plan(target, archive, "users_auth", "skip", options).warnings
-    assert "acting_user_kept" not in plan(target, archive, "users_auth", "overwrite", {}).warnings
+    assert "acting_user_kept" not in codes(
+        plan(target, archive, "users_auth", "skip", options).warnings
+    )
+    assert "acting_user_kept" not in codes(
+        plan(target, archive, "users_auth", "overwrite", {}).warnings
+    )
     # (The whole account, tokens and invites included: see test_hostile_rows.py.)
 
 
@@ -358,9 +376,9 @@ def test_losing_the_last_enabled_admin_is_blocked(odeion_db: str, empty_db: str)
     execute(odeion_db, "UPDATE users SET disabled = true WHERE role = 'admin'")
     archive = take_backup(odeion_db)
     planned = plan(target, archive, "everything_json", "overwrite")
-    assert planned.blockers == ["no_admin_left"]
-    assert plan(target, archive, "everything_json", "skip").blockers == []
-    assert plan(target, archive, "everything_json", "rename").blockers == []
+    assert codes(planned.blockers) == ["no_admin_left"]
+    assert codes(plan(target, archive, "everything_json", "skip").blockers) == []
+    assert codes(plan(target, archive, "everything_json", "rename").blockers) == []
 
 
 def test_a_database_changed_since_the_plan_is_refused(
@@ -460,48 +478,27 @@ def test_invalid_archives_are_blockers_not_crashes(
 ) -> None:
     archive = edit(take_backup(odeion_db))
     planned = plan(odeion_db, archive, "everything_json", "skip")
-    assert planned.blockers == ["archive_invalid"]
-    assert message in planned.issues()[0].message
+    assert codes(planned.blockers) == ["archive_invalid"]
+    assert message in issues(planned)[0].message
     # The settings were still planned on the same connection.
     assert planned.counts["system_settings"] == RowCounts(skip=16)
 
 
-# -- speed -------------------------------------------------------------------------------
+# -- the planner on an archive in memory and on its file ------------------------------
 
 
-# -- the real planner on an archive in memory -----------------------------------------
-
-
-def test_the_real_planner_plans_an_archive_in_memory(odeion_db: str, empty_db: str) -> None:
-    import io
-    from typing import IO
-
-    import psycopg
-
-    from odeion_archive import Registry
-    from odeion_archive._planner import RestoreOptions, plan_source
-    from odeion_archive.interfaces import Authenticity
-
+def test_the_planner_plans_an_archive_in_memory_as_its_file(
+    odeion_db: str, empty_db: str, tmp_path: Path
+) -> None:
     archive = take_backup(odeion_db)
-
-    class InMemory:
-        manifest = archive.manifest
-        authenticity: Authenticity = "own"
-
-        def open_member(self, path: str) -> IO[bytes]:
-            return io.BytesIO(archive.members[path])
-
     target = fresh_database(empty_db, 2)
-    with psycopg.connect(target) as conn:
-        planned = plan_source(
-            InMemory(),
-            RestoreOptions("everything_json", "overwrite", {"acting_user": "admin"}),
-            registry=Registry.default(entry_points=False),
-            connection=conn,
-            conninfo=target,
-        )
-    assert planned.can_restore, planned.blockers
-    assert planned.components == ("users_auth", "settings")
-    hosted = plan(target, archive, "everything_json", "overwrite", {"acting_user": "admin"})
-    assert dict(planned.counts) == hosted.counts
-    assert "rescan_required" in [w.code for w in planned.warnings]
+    options = {"acting_user": "admin"}
+    in_memory = plan(target, archive, "everything_json", "overwrite", options)
+    assert in_memory.can_restore, in_memory.blockers
+    assert in_memory.components == ("users_auth", "settings")
+    path = archive.write(tmp_path / "archive", tmp_path)
+    archiver = Archiver(tmp_path, database_url=target, registry=REGISTRY)
+    on_file = archiver.plan(path, "everything_json", "overwrite", **options)
+    assert on_file.authenticity == in_memory.authenticity == "own"
+    assert on_file == in_memory
+    assert "rescan_required" in codes(in_memory.warnings)
