@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from odeion_archive.components.full_db import _dumpfile as _pgdump
+from odeion_archive.components.full_db import _tocreview
 from odeion_archive.errors import ArchiveInvalidError, CorruptArchiveError, UnsafeArchiveError
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def test_header_of_a_real_dump(pg_server: PgServer, odeion_db: str) -> None:
     assert users.tableam == "heap"
     assert users.relkind == ("r" if pg_server.major >= 17 else "")
     assert users.dump_id in data_entry.dependencies
-    assert _pgdump.unsafe_entries(header) == []
+    assert _tocreview.unsafe_entries(header) == []
 
 
 def test_pg_dump_18_of_a_pg15_server(pg15: PgServer, pg18: PgServer) -> None:
@@ -195,7 +196,7 @@ def test_unsafe_entries_of_a_dangerous_dump(pg_server: PgServer, empty_db: str) 
             "AS $$BEGIN COPY t TO PROGRAM 'cat'; END$$;"
         )
     header = _pgdump.read_header(io.BytesIO(pg_dump(pg_server.bin_dir, empty_db)))
-    found = _pgdump.unsafe_entries(header)
+    found = _tocreview.unsafe_entries(header)
     reasons = "\n".join(str(entry) for entry in found)
     assert "event trigger" in reasons
     assert "foreign data wrapper" in reasons
@@ -245,7 +246,7 @@ def test_unsafe_entries_in_linear_time() -> None:
         header_bytes=0,
     )
     started = time.monotonic()
-    found = _pgdump.unsafe_entries(header)
+    found = _tocreview.unsafe_entries(header)
     assert len(found) == 20
     assert all(e.always and "parser does not accept" in e.reason for e in found)
     assert time.monotonic() - started < 5

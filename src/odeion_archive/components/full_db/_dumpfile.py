@@ -8,9 +8,8 @@ read here.
 
 :func:`read_header` reads only the bytes the TOC needs and bounds every length,
 so a garbage or hostile member cannot make it allocate or read without limit.
-:func:`unsafe_entries` names entries that Odeion's schema never uses and that a
-restore should not run without an explicit decision, and
-:func:`max_archive_version` tells which archive versions a ``pg_restore`` reads.
+:func:`max_archive_version` tells which archive versions a ``pg_restore``
+reads; :mod:`~odeion_archive.components.full_db._tocreview` judges the entries.
 
 Layout (every integer is a sign byte followed by ``int_size`` little-endian
 magnitude bytes; a string is an integer length, ``-1`` for NULL, then that many
@@ -38,13 +37,10 @@ from odeion_archive.errors import ArchiveInvalidError, CorruptArchiveError, Unsa
 
 __all__ = [
     "MAX_READ_VERSION",
-    "TRUSTED_EXTENSIONS",
     "DumpHeader",
     "TocEntry",
-    "UnsafeEntry",
     "max_archive_version",
     "read_header",
-    "unsafe_entries",
 ]
 
 _MAGIC: Final = b"PGDMP"
@@ -426,104 +422,3 @@ def max_archive_version(pg_restore_major: int) -> tuple[int, int, int]:
     if pg_restore_major > max(_MAX_BY_MAJOR):
         return _MAX_BY_MAJOR[max(_MAX_BY_MAJOR)]
     return (1, 12, 0)
-
-
-# -- entries Odeion never uses ------------------------------------------------
-
-TRUSTED_EXTENSIONS: Final = frozenset(
-    {
-        "btree_gin",
-        "btree_gist",
-        "citext",
-        "cube",
-        "dict_int",
-        "fuzzystrmatch",
-        "hstore",
-        "intarray",
-        "isn",
-        "lo",
-        "ltree",
-        "pgcrypto",
-        "pg_trgm",
-        "plpgsql",
-        "seg",
-        "tablefunc",
-        "tcn",
-        "tsm_system_rows",
-        "tsm_system_time",
-        "unaccent",
-        "uuid-ossp",
-    }
-)
-_DANGEROUS_DESCS: Final = {
-    "EVENT TRIGGER": "an event trigger",
-    "FOREIGN DATA WRAPPER": "a foreign data wrapper",
-    "SERVER": "a foreign server",
-    "USER MAPPING": "a user mapping",
-    "FOREIGN TABLE": "a foreign table",
-    "ROLE": "a role",
-    "SUBSCRIPTION": "a subscription (it connects to another server)",
-    "ACCESS METHOD": "an access method",
-    "TEXT SEARCH PARSER": "a text search parser (C functions)",
-    "TEXT SEARCH TEMPLATE": "a text search template (C functions)",
-    "TABLESPACE": "a tablespace",
-}
-
-
-def _standard_database_entry(entry: TocEntry, header: DumpHeader) -> bool:
-    defn = entry.defn.strip()
-    return (
-        entry.tag == header.database_name
-        and defn.upper().startswith("CREATE DATABASE ")
-        and defn.count(";") == 1
-        and defn.endswith(";")
-    )
-
-
-@attrs.frozen
-class UnsafeEntry:
-    """A TOC entry that a restore refuses; ``always``: even when unsafe dumps are allowed."""
-
-    name: str
-    reason: str
-    always: bool
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.reason}"
-
-
-def unsafe_entries(header: DumpHeader) -> list[UnsafeEntry]:
-    """The entries of ``header`` that a restore would refuse, and why.
-
-    Entries of kinds Odeion never uses (event triggers, foreign data wrappers,
-    servers, user mappings, roles, subscriptions, languages other than
-    plpgsql, extensions that are not trusted, DATABASE entries other than
-    pg_dump's own), and every definition and COPY statement that the SQL guard
-    (:mod:`odeion_archive.components.full_db._sqlguard`, PostgreSQL's own parser) refuses. Linear
-    in the size of the TOC.
-    """
-    from odeion_archive.components.full_db import _sqlguard  # noqa: PLC0415 - pglast loads only when judging
-
-    found: list[UnsafeEntry] = []
-    databases = 0
-    for entry in header.entries:
-        name = f"{entry.desc} {entry.namespace + '.' if entry.namespace else ''}{entry.tag}"
-        name = name[:200]
-        if entry.desc in _DANGEROUS_DESCS:
-            found.append(UnsafeEntry(name, _DANGEROUS_DESCS[entry.desc], always=False))
-        elif entry.desc == "PROCEDURAL LANGUAGE" and entry.tag != "plpgsql":
-            found.append(UnsafeEntry(name, "a procedural language other than plpgsql", False))
-        elif entry.desc == "EXTENSION" and entry.tag not in TRUSTED_EXTENSIONS:
-            found.append(UnsafeEntry(name, "an extension that is not a trusted one", False))
-        if entry.desc == "DATABASE":
-            databases += 1
-            if databases > 1 or not _standard_database_entry(entry, header):
-                found.append(
-                    UnsafeEntry(name, "a DATABASE entry that pg_dump does not write", True)
-                )
-            continue
-        for text in (entry.defn, entry.copy_stmt):
-            refusal = _sqlguard.refusal_of(text) if text.strip() else None
-            if refusal is not None:
-                found.append(UnsafeEntry(name, refusal.reason, refusal.always))
-    return found

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from odeion_archive._postgres import PgTool
-from odeion_archive.components.full_db import _dumpfile, _pipeline, _roles
+from odeion_archive.components.full_db import _dumpfile, _pipeline, _roles, _tocreview
 from odeion_archive.errors import RestoreFailedError
 from odeion_archive.interfaces import ComponentPlan, DatabaseRestoreContext, Issue, PlanContext
 
@@ -155,8 +155,8 @@ def _foreign_issue(trusted: bool, blockers: list[Issue], warnings: list[Issue]) 
 
 def _unsafe_issues(header: _dumpfile.DumpHeader, *, allow: bool) -> tuple[list[Issue], list[Issue]]:
     """One ``dump_unsafe`` blocker (or, where allowed, warning) for the entries the guard refuses."""
-    unsafe: dict[str, _dumpfile.UnsafeEntry] = {}
-    for entry in _dumpfile.unsafe_entries(header):
+    unsafe: dict[str, _tocreview.UnsafeEntry] = {}
+    for entry in _tocreview.unsafe_entries(header):
         if entry.name not in unsafe or entry.always:
             unsafe[entry.name] = entry  # one reason an entry, the graver one
     never = [entry for entry in unsafe.values() if entry.always]
@@ -190,7 +190,7 @@ def _unsafe_issues(header: _dumpfile.DumpHeader, *, allow: bool) -> tuple[list[I
     return [], []
 
 
-def _listed(entries: Sequence[_dumpfile.UnsafeEntry]) -> str:
+def _listed(entries: Sequence[_tocreview.UnsafeEntry]) -> str:
     more = f"; and {len(entries) - 5} more" if len(entries) > 5 else ""
     return "; ".join(str(entry) for entry in entries[:5]) + more
 

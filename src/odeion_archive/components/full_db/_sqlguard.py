@@ -50,6 +50,7 @@ from odeion_archive.components.full_db._sqlrules import (
     _RESTORE_FUNCTIONS,
     _SAFE_LANGUAGES,
     _SHARED_OBJECTS,
+    TRUSTED_EXTENSIONS,
 )
 
 __all__ = ["Refusal", "Statement", "judge", "parse", "refusal_of"]
@@ -188,8 +189,6 @@ def _judge_code(node: ast.Node) -> Refusal | None:
     if isinstance(node, ast.CreateFunctionStmt):
         return _judge_function(node)
     if isinstance(node, ast.CreateExtensionStmt):
-        from odeion_archive.components.full_db._dumpfile import TRUSTED_EXTENSIONS  # noqa: PLC0415 - a leaf table
-
         if node.extname in TRUSTED_EXTENSIONS:
             return None
         return _unsafe(f"the extension {node.extname!r}, which is not a trusted extension")

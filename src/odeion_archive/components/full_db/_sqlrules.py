@@ -10,6 +10,7 @@ from typing import Final
 from pglast import ast, enums
 
 __all__ = [
+    "TRUSTED_EXTENSIONS",
     "_ALTER_TABLE_COMMANDS",
     "_ASSIGN_MODE",
     "_NEVER_FUNCTIONS",
@@ -164,6 +165,32 @@ _NEVER_STATEMENTS: Final = {
     ast.NotifyStmt: "NOTIFY",
     ast.LockStmt: "LOCK TABLE",
 }
+#: Extensions that PostgreSQL marks trusted: an owner may create them.
+TRUSTED_EXTENSIONS: Final = frozenset(
+    {
+        "btree_gin",
+        "btree_gist",
+        "citext",
+        "cube",
+        "dict_int",
+        "fuzzystrmatch",
+        "hstore",
+        "intarray",
+        "isn",
+        "lo",
+        "ltree",
+        "pgcrypto",
+        "pg_trgm",
+        "plpgsql",
+        "seg",
+        "tablefunc",
+        "tcn",
+        "tsm_system_rows",
+        "tsm_system_time",
+        "unaccent",
+        "uuid-ossp",
+    }
+)
 #: Objects that the cluster's databases share: a restore never touches them.
 _SHARED_OBJECTS: Final = frozenset(
     {
