@@ -678,3 +678,39 @@ def test_i10_item8_usernames_in_plan_warnings_are_escaped(cli: Cli, database: st
     assert _SHOWN in restored.stderr and "\x1b" not in restored.stderr
     with psycopg.connect(database, autocommit=True) as connection:
         connection.execute("DELETE FROM users WHERE username = %s", (_HOSTILE,))
+
+
+def test_restore_flags_are_made_from_the_components_options_classes() -> None:
+    """Each field of a component's options class is a flag of plan and restore."""
+    from odeion_archive._cli._parser import build_parser, component_option_fields, option_values
+
+    owners = {field.name: owner for field, owner in component_option_fields()}
+    assert owners == {
+        "acting_user": "users_auth",
+        "remap_paths": "full_db",
+        "allow_unsafe_dump": "full_db",
+        "trust_foreign_dump": "full_db",
+    }
+    args = build_parser().parse_args(
+        [
+            "restore",
+            "a.tar.zst",
+            "--mode",
+            "full_db",
+            "--remap-path",
+            "/old=/new",
+            "--remap-path",
+            "/a=/b",
+            "--trust-foreign-dump",
+        ]
+    )
+    assert option_values(args) == {
+        "remap_paths": {"/old": "/new", "/a": "/b"},
+        "allow_unsafe_dump": False,
+        "trust_foreign_dump": True,
+    }
+    help_text = subprocess.run(
+        [str(SCRIPT), "plan", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "users_auth: the account performing the restore" in help_text
+    assert "--remap-path OLD=NEW" in help_text

@@ -24,7 +24,14 @@ from odeion_archive._cli._output import (
     _write_lines,
     table_lines,
 )
-from odeion_archive._cli._parser import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK, EXIT_VERIFY, Settings
+from odeion_archive._cli._parser import (
+    EXIT_BLOCKED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_VERIFY,
+    Settings,
+    option_values,
+)
 from odeion_archive._lock import DataDirLock
 from odeion_archive._printable import printable
 from odeion_archive._progress import ProgressPrinter
@@ -123,10 +130,7 @@ def _plan(run: _Run) -> RestorePlan:
         args.archive,
         args.mode,
         _conflict(args),
-        remap_paths=dict(args.remap_path),
-        acting_user=args.acting_user,
-        allow_unsafe_dump=args.allow_unsafe_dump,
-        trust_foreign_dump=args.trust_foreign_dump,
+        **option_values(args),
     )
 
 
@@ -182,10 +186,7 @@ def _restore(run: _Run) -> int:
         args.archive,
         args.mode,
         _conflict(args),
-        remap_paths=dict(args.remap_path),
-        acting_user=args.acting_user,
-        allow_unsafe_dump=args.allow_unsafe_dump,
-        trust_foreign_dump=args.trust_foreign_dump,
+        **option_values(args),
         progress=run.progress,
         expected=plan,
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
+from collections import abc
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import attrs
 
@@ -15,6 +17,7 @@ from odeion_archive._backup import DEFAULT_FORMAT
 from odeion_archive._registry import Registry
 from odeion_archive._restore import CONFLICTS
 from odeion_archive._version import __version__
+from odeion_archive.interfaces import options_type_of
 
 EXIT_OK = 0
 
@@ -143,6 +146,56 @@ def _builtins() -> Registry:
     return Registry.default(entry_points=False)
 
 
+def component_option_fields() -> list[tuple[attrs.Attribute[Any], str]]:
+    """Each field of the components' options classes, with the component it belongs to.
+
+    A component declares its restore options as an attrs class; each field
+    becomes a flag named after it (``acting_user`` -> ``--acting-user``), or as
+    its metadata's ``flag`` says. A field name declared twice is one flag.
+    """
+    registry = Registry.default()
+    fields: dict[str, tuple[attrs.Attribute[Any], str]] = {}
+    for name in registry.components():
+        declared = options_type_of(registry.component(name))
+        if declared is None:
+            continue
+        for field in attrs.fields(attrs.resolve_types(declared)):
+            fields.setdefault(field.name, (field, name))
+    return list(fields.values())
+
+
+def _option_flag(sub: argparse.ArgumentParser, field: attrs.Attribute[Any], owner: str) -> None:
+    """One flag for one option: a switch, a repeated KEY=VALUE pair, or a value."""
+    meta = field.metadata
+    flag = meta.get("flag", "--" + field.name.replace("_", "-"))
+    help_text = f"{owner}: {meta.get('help', field.name.replace('_', ' '))}"
+    if field.type is bool:
+        sub.add_argument(flag, dest=field.name, action="store_true", help=help_text)
+    elif typing.get_origin(field.type) in (dict, abc.Mapping):
+        sub.add_argument(
+            flag,
+            dest=field.name,
+            type=_remap,
+            action="append",
+            default=[],
+            metavar=meta.get("metavar", "KEY=VALUE"),
+            help=help_text,
+        )
+    else:
+        sub.add_argument(
+            flag, dest=field.name, metavar=meta.get("metavar", "VALUE"), help=help_text
+        )
+
+
+def option_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The components' options as the command line gave them, by field name."""
+    values: dict[str, Any] = {}
+    for field, _ in component_option_fields():
+        value = getattr(args, field.name, None)
+        values[field.name] = dict(value) if isinstance(value, list) else value
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def _restore_options(sub: argparse.ArgumentParser, name: str) -> None:
     sub.add_argument("archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file")
     sub.add_argument(
@@ -156,30 +209,8 @@ def _restore_options(sub: argparse.ArgumentParser, name: str) -> None:
         choices=list(CONFLICTS),
         help="JSON modes only: what to do with existing rows (default: skip)",
     )
-    sub.add_argument(
-        "--remap-path",
-        type=_remap,
-        action="append",
-        default=[],
-        metavar="OLD=NEW",
-        help="full_db: move media roots from OLD to NEW",
-    )
-    sub.add_argument(
-        "--acting-user",
-        metavar="NAME",
-        help="the account performing the restore (protected)",
-    )
-    sub.add_argument(
-        "--allow-unsafe-dump",
-        action="store_true",
-        help="full_db: restore dump entries Odeion never uses",
-    )
-    sub.add_argument(
-        "--trust-foreign-dump",
-        action="store_true",
-        help="full_db: replay the dump of an archive this server did not make (its SQL "
-        "runs as the database owner); only for archives whose origin you trust",
-    )
+    for field, flag in component_option_fields():
+        _option_flag(sub, field, flag)
     if name == "plan":
         sub.add_argument(
             "--no-verify",

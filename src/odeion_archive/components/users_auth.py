@@ -79,7 +79,10 @@ class UsersAuthOptions:
     """The restore options of users_auth."""
 
     #: Username of the account performing the restore: never overwritten or renamed.
-    acting_user: str | None = None
+    acting_user: str | None = attrs.field(
+        default=None,
+        metadata={"metavar": "NAME", "help": "the account performing the restore (kept as it is)"},
+    )
 
 
 class UsersAuthComponent:

@@ -36,12 +36,29 @@ class FullDbOptions:
     """The restore options of full_db."""
 
     #: Old media root -> new media root, applied in the restore's transaction.
-    remap_paths: Mapping[str, str] = attrs.field(factory=dict, converter=dict, hash=False)
+    remap_paths: Mapping[str, str] = attrs.field(
+        factory=dict,
+        converter=dict,
+        hash=False,
+        metadata={
+            "flag": "--remap-path",
+            "metavar": "OLD=NEW",
+            "help": "move media roots from OLD to NEW (repeat for several)",
+        },
+    )
     #: Restore a dump with entries that Odeion never uses (event triggers...).
-    allow_unsafe_dump: bool = False
+    allow_unsafe_dump: bool = attrs.field(
+        default=False, metadata={"help": "restore dump entries Odeion never uses"}
+    )
     #: Replay the dump of an archive this server did not make (its SQL runs as the
     #: database owner): the administrator trusts the archive's origin.
-    trust_foreign_dump: bool = False
+    trust_foreign_dump: bool = attrs.field(
+        default=False,
+        metadata={
+            "help": "replay the dump of an archive this server did not make (its SQL runs as "
+            "the database owner); only for archives whose origin you trust"
+        },
+    )
 
 
 class FullDbComponent:
