@@ -581,6 +581,7 @@ def test_reader_refuses_what_odeion_never_uses(
         b"CREATE FUNCTION public.h() RETURNS void LANGUAGE plpgsql AS $$BEGIN COPY public.t TO PROGRAM 'id'; END$$;\n",
         b"CREATE FUNCTION public.h() RETURNS void LANGUAGE plpgsql AS $$BEGIN EXECUTE 'RESET ROLE'; END$$;\n",
         b"\xff\xfe;\n",
+        b"SELECT pg_catalog.setval('public.s', 1, true);\x00 COPY (SELECT 1) TO PROGRAM 'id';\n",
     ],
 )
 def test_reader_always_refuses_what_escapes_the_restore(

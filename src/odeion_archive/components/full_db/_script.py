@@ -206,7 +206,7 @@ class ScriptReader:
             raise self._refuse(f"SQL that is not UTF-8 text ({exc})", True) from exc
         try:
             statements = _sqlguard.parse(text)
-        except _sqlguard.TooDeepError as exc:
+        except _sqlguard.UnjudgeableError as exc:
             raise self._refuse(str(exc), True) from exc
         except ParseError as exc:
             self._error = str(exc)

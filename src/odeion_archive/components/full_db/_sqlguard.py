@@ -76,21 +76,25 @@ class Statement:
     refusal: Refusal | None
 
 
-class TooDeepError(ParseError):
-    """SQL nested too deeply to be read into a syntax tree here."""
+class UnjudgeableError(ParseError):
+    """SQL that cannot be judged as the server would read it: refused, never skipped."""
 
 
 def _parse_sql(text: str) -> tuple[ast.RawStmt, ...]:
+    if "\x00" in text:
+        # The parser stops at a NUL byte: whatever follows would go unjudged.
+        raise UnjudgeableError("SQL holding a NUL byte, which the parser would stop at")
     try:
         return parser.parse_sql(text)
     except RecursionError as exc:
-        raise TooDeepError("the statement is nested too deeply to be judged") from exc
+        raise UnjudgeableError("a statement nested too deeply to be judged") from exc
 
 
 def parse(text: str) -> list[Statement]:
     """Split ``text`` into statements and judge each; :class:`ParseError` if it does not parse.
 
-    :class:`TooDeepError` (a :class:`ParseError`) when it is nested too deeply to judge.
+    :class:`UnjudgeableError` (a :class:`ParseError`) for SQL that cannot be judged
+    as the server would read it (a NUL byte, nesting too deep).
     """
     statements = []
     for raw in _parse_sql(text):
