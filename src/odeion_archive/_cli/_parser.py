@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import typing
@@ -146,8 +147,11 @@ def _builtins() -> Registry:
     return Registry.default(entry_points=False)
 
 
-def component_option_fields() -> list[tuple[attrs.Attribute[Any], str]]:
+@functools.cache
+def component_option_fields() -> tuple[tuple[attrs.Attribute[Any], str], ...]:
     """Each field of the components' options classes, with the component it belongs to.
+
+    Read once per process: the plugins do not change while the command runs.
 
     A component declares its restore options as an attrs class; each field
     becomes a flag named after it (``acting_user`` -> ``--acting-user``), or as
@@ -161,7 +165,7 @@ def component_option_fields() -> list[tuple[attrs.Attribute[Any], str]]:
             continue
         for field in attrs.fields(attrs.resolve_types(declared)):
             fields.setdefault(field.name, (field, name))
-    return list(fields.values())
+    return tuple(fields.values())
 
 
 def _option_flag(sub: argparse.ArgumentParser, field: attrs.Attribute[Any], owner: str) -> None:
