@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import shutil
@@ -13,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from odeion_archive import Archiver, BackupResult, Registry, RestoreResult, hookimpl
+from odeion_archive import (
+    Archiver,
+    BackupResult,
+    CheckRecord,
+    Registry,
+    RestoreResult,
+    hookimpl,
+)
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._lock import DataDirLock
 from odeion_archive._store import RECORDS_DIR, TEMP_PREFIX
@@ -350,3 +358,42 @@ def test_every_operation_refuses_overlapping_zip_entries_up_front(
         offline.restore(bomb, "users_auth")
     assert inflated[0] == 0
     assert _store_files(offline) == []
+
+
+# -- the store remembers each archive's last verification and drill ---------------------
+
+
+def test_the_store_records_the_last_check_of_each_kind(offline: Archiver, tmp_path: Path) -> None:
+    name = offline.import_archive(io.BytesIO(_upload(tmp_path))).name
+    assert offline.list()[0].last_verification is None
+    day = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    offline.store.record_check(name, CheckRecord("verification", day, passed=True))
+    offline.store.record_check(name, CheckRecord("drill", day, passed=True, seconds=3.5))
+    later = day + dt.timedelta(days=1)
+    offline.store.record_check(
+        name, CheckRecord("verification", later, passed=False, reason="x" * 5000)
+    )
+    info = offline.list()[0]
+    assert info.last_verification is not None
+    assert info.last_verification.passed is False
+    assert info.last_verification.at == later
+    assert info.last_verification.reason is not None
+    assert len(info.last_verification.reason) == 2000  # a long reason is cut, the record kept
+    assert info.last_intact_at == day  # it was intact before: it rotted since
+    assert info.last_drill == CheckRecord("drill", day, passed=True, seconds=3.5)
+    with pytest.raises(NotFoundError):
+        offline.store.record_check("no-such-archive", CheckRecord("drill", day, passed=True))
+
+
+def test_a_check_of_an_archive_without_a_record_keeps_its_assumed_entry(
+    offline: Archiver, tmp_path: Path
+) -> None:
+    name = offline.import_archive(io.BytesIO(_upload(tmp_path))).name
+    before = offline.list()[0].entered_at
+    (offline.store.directory / RECORDS_DIR / name).unlink()
+    assumed = offline.list()[0].entered_at
+    offline.store.record_check(name, CheckRecord("verification", dt.datetime.now(dt.UTC), True))
+    info = offline.list()[0]
+    assert info.entered_at == assumed
+    assert assumed is not None and before is not None and assumed <= before + dt.timedelta(1)
+    assert info.last_intact_at is not None

@@ -32,6 +32,7 @@ from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.results import (
     ArchiveInfo,
     BackupResult,
+    Failure,
     RestorePlan,
     RestoreResult,
     VerifyReport,
@@ -321,6 +322,13 @@ class Archiver:
             hook(result=result)
         except Exception:
             _log.exception("a plugin's %s hook failed (the operation itself succeeded)", hook_name)
+
+    def _notify_failure(self, failure: Failure) -> None:
+        """Tell the plugins that a backup, verification or drill failed (once per failure)."""
+        try:
+            self._registry.hook.odeion_archive_backup_failed(failure=failure)
+        except Exception:
+            _log.exception("a plugin's odeion_archive_backup_failed hook failed")
 
     # -- the archive key -------------------------------------------------------
 

@@ -93,6 +93,18 @@ def _structure_str(value: Any, _type: type) -> str:
     return value
 
 
+def _structure_bool(value: Any, _type: type) -> bool:
+    if type(value) is not bool:
+        raise TypeError(f"expected a boolean, found {_kind(value)} ({value!r:.40})")
+    return value
+
+
+def _structure_float(value: Any, _type: type) -> float:
+    if type(value) not in (int, float):
+        raise TypeError(f"expected a number, found {_kind(value)} ({value!r:.40})")
+    return float(value)
+
+
 def _is_homogeneous_tuple(type_: Any) -> bool:
     args = get_args(type_)
     return get_origin(type_) is tuple and len(args) == 2 and args[1] is Ellipsis
@@ -122,6 +134,8 @@ def _json_object_factory(type_: Any, conv: cattrs.Converter) -> Callable[[Any, A
 
 converter.register_structure_hook(int, _structure_int)
 converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook(bool, _structure_bool)
+converter.register_structure_hook(float, _structure_float)
 converter.register_structure_hook_factory(_is_homogeneous_tuple, _json_array_factory)
 converter.register_structure_hook_factory(is_mapping, _json_object_factory)
 

@@ -50,7 +50,7 @@ from odeion_archive.errors import (
     UsageError,
 )
 from odeion_archive.interfaces import Issue
-from odeion_archive.results import ArchiveInfo
+from odeion_archive.results import ArchiveInfo, CheckRecord
 
 __all__ = ["CLOCK_SKEW", "RECORDS_DIR", "TEMP_PREFIX", "BackupStore", "EntryRecord"]
 
@@ -65,15 +65,24 @@ RECORDS_DIR = ".entered"
 #: How far an archive's ``created_at`` may lie after the moment it entered the
 #: store (clocks differ) before it counts as dated in the future.
 CLOCK_SKEW = dt.timedelta(minutes=5)
-_RECORD_LIMIT = 4096
+_RECORD_LIMIT = 16 * 1024
+#: A check's reason is cut to this many characters in the store's record.
+_REASON_LIMIT = 2000
 
 
 @attrs.frozen
 class EntryRecord:
-    """The store's record of one archive: when and how it entered the store."""
+    """The store's record of one archive: when and how it entered the store.
+
+    It also keeps the outcome of the archive's last verification and last
+    restore drill, and when a verification last found it intact.
+    """
 
     entered_at: dt.datetime
     how: Literal["created", "imported"]
+    last_verification: CheckRecord | None = None
+    last_drill: CheckRecord | None = None
+    last_intact_at: dt.datetime | None = None
 
 
 def _future_warning(manifest: Manifest, entered_at: dt.datetime) -> tuple[Issue, ...]:
@@ -172,21 +181,47 @@ class BackupStore:
             manifest = archive.manifest
             authenticity = archive.authenticity
         stat = path.stat()
-        record = self._read_record(path.name)
-        if record is None:
-            modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)
-            entered_at = min(manifest.created_at, modified)
-        else:
-            entered_at = record.entered_at
+        record = self._read_record(path.name) or self._assumed_record(path, manifest)
         return ArchiveInfo(
             name=path.name,
             path=path,
             size=stat.st_size,
             manifest=manifest,
             authenticity=authenticity,
-            entered_at=entered_at,
-            warnings=_future_warning(manifest, entered_at),
+            entered_at=record.entered_at,
+            warnings=_future_warning(manifest, record.entered_at),
+            last_verification=record.last_verification,
+            last_drill=record.last_drill,
+            last_intact_at=record.last_intact_at,
         )
+
+    @staticmethod
+    def _assumed_record(path: Path, manifest: Manifest) -> EntryRecord:
+        """The record of an archive the store has none of (see the module's notes)."""
+        modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+        return EntryRecord(min(manifest.created_at, modified), "imported")
+
+    def record_check(self, name: str, check: CheckRecord) -> None:
+        """Remember the outcome of a verification or drill of the archive ``name``.
+
+        Only the last of each kind is kept, and when a verification last passed.
+        """
+        path = self.path_of(name)
+        if check.reason is not None and len(check.reason) > _REASON_LIMIT:
+            check = attrs.evolve(check, reason=check.reason[: _REASON_LIMIT - 1] + "…")
+        record = self._read_record(name)
+        if record is None:
+            with ArchiveFile.open(path, self._registry) as archive:
+                record = self._assumed_record(path, archive.manifest)
+        if check.kind == "drill":
+            record = attrs.evolve(record, last_drill=check)
+        else:
+            record = attrs.evolve(
+                record,
+                last_verification=check,
+                last_intact_at=check.at if check.passed else record.last_intact_at,
+            )
+        self._write_record(name, record)
 
     # -- the records of when archives entered the store ------------------------
 

@@ -15,13 +15,14 @@ import pluggy
 
 if TYPE_CHECKING:
     from odeion_archive.interfaces import ArchiveFormat, Component
-    from odeion_archive.results import BackupResult, RestoreResult
+    from odeion_archive.results import BackupResult, Failure, RestoreResult
 
 __all__ = [
     "PROJECT",
     "hookimpl",
     "hookspec",
     "odeion_archive_backup_created",
+    "odeion_archive_backup_failed",
     "odeion_archive_components",
     "odeion_archive_formats",
     "odeion_archive_restore_finished",
@@ -64,4 +65,13 @@ def odeion_archive_restore_finished(result: RestoreResult) -> None:
     """Called after a restore committed; the host should rescan its libraries.
 
     An exception raised here does not undo the restore; it is logged.
+    """
+
+
+@hookspec
+def odeion_archive_backup_failed(failure: Failure) -> None:
+    """Called once when a backup, a verification or a restore drill fails.
+
+    ``failure`` says what failed and why, so that the host can tell its
+    administrators. An exception raised here is logged and changes nothing.
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import attrs
 
@@ -14,11 +15,45 @@ from odeion_archive.interfaces import Authenticity, Conflict, Issue, RowCounts
 __all__ = [
     "ArchiveInfo",
     "BackupResult",
+    "CheckRecord",
+    "Failure",
     "Problem",
     "RestorePlan",
     "RestoreResult",
     "VerifyReport",
 ]
+
+
+@attrs.frozen
+class CheckRecord:
+    """The outcome of one check of an archive, as the store records it.
+
+    ``kind``: a ``verification`` (every member against its digests) or a
+    ``drill`` (a restore into a scratch database, checked against the archive).
+    ``reason`` says why a failed check failed; ``seconds`` is how long it took
+    (for a drill: the restore alone, the administrator's real recovery time).
+    """
+
+    kind: Literal["verification", "drill"]
+    at: dt.datetime
+    passed: bool
+    reason: str | None = None
+    seconds: float | None = None
+
+
+@attrs.frozen
+class Failure:
+    """What failed, for the ``odeion_archive_backup_failed`` hook.
+
+    ``operation`` is the kind of work that failed, ``archive`` the archive it
+    concerned (``None`` for a backup that produced none), ``reason`` why, in
+    words an administrator can act on.
+    """
+
+    operation: Literal["backup", "verification", "drill"]
+    reason: str
+    at: dt.datetime
+    archive: str | None = None
 
 
 @attrs.frozen
@@ -40,6 +75,12 @@ class ArchiveInfo:
     entered_at: dt.datetime | None = None
     #: What the store noticed about the archive, e.g. ``created_in_future``.
     warnings: tuple[Issue, ...] = ()
+    #: The store's record of the archive's last verification and last restore drill.
+    last_verification: CheckRecord | None = None
+    last_drill: CheckRecord | None = None
+    #: When a verification last found the archive intact (``None``: never checked,
+    #: or never intact). With a failed ``last_verification``, the archive rotted.
+    last_intact_at: dt.datetime | None = None
 
     @property
     def format(self) -> str:
