@@ -145,13 +145,9 @@ def test_two_years_of_daily_archives() -> None:
     # The newest is 2026-12-31 (a Thursday). Daily: 25-31 Dec 2026; weekly: the
     # Sundays 27, 20, 13 Dec (and the 31st, already daily); monthly: the last day of
     # each month of 2026; yearly: 31 Dec 2026 and 2025, and the oldest archive.
-    days = {
-        (start + dt.timedelta(days=int(name[1:]))).date().isoformat() for name in kept
-    }
+    days = {(start + dt.timedelta(days=int(name[1:]))).date().isoformat() for name in kept}
     expected = {f"2026-12-{d:02d}" for d in (13, 20, *range(25, 32))}
-    expected |= {
-        (dt.date(2026, m + 1, 1) - dt.timedelta(days=1)).isoformat() for m in range(1, 12)
-    }
+    expected |= {(dt.date(2026, m + 1, 1) - dt.timedelta(days=1)).isoformat() for m in range(1, 12)}
     expected |= {"2025-12-31", "2025-01-01"}
     assert days == expected
     assert len(kept) == len(expected) == 9 + 11 + 2

@@ -68,6 +68,18 @@ class RetentionRules:
     keep_yearly: int | None = attrs.field(default=None, validator=_count)
     keep_within: Duration | None = attrs.field(default=None, converter=_duration)
 
+    @classmethod
+    def combined(cls, rules: RetentionRules | None, keep_last: int | None) -> RetentionRules:
+        """``rules`` with ``keep_last`` as one more rule (either may be ``None``)."""
+        rules = rules if rules is not None else cls()
+        if keep_last is None:
+            return rules
+        if rules.keep_last is not None and rules.keep_last != keep_last:
+            raise UsageError(
+                f"keep_last is given twice ({keep_last} and {rules.keep_last}); give it once"
+            )
+        return attrs.evolve(rules, keep_last=keep_last)
+
     @property
     def given(self) -> bool:
         """Whether any rule is set (``keep_last 0`` is a rule: it keeps none by itself)."""
@@ -75,11 +87,10 @@ class RetentionRules:
 
     def describe(self) -> str:
         """The rules as the command line writes them: ``keep-last 3, keep-daily 7``."""
+        values = attrs.asdict(self, recurse=False)
         return ", ".join(
-            f"{field.name.replace('_', '-')} {value}"
-            for field, value in zip(
-                attrs.fields(RetentionRules), attrs.astuple(self, recurse=False), strict=True
-            )
+            f"{name.replace('_', '-')} {value}"
+            for name, value in values.items()
             if value is not None
         )
 
@@ -173,6 +184,18 @@ def _calendar_rule(
         reasons[dated[-1].name].append(f"{label} (the oldest archive)")
 
 
+def _within(
+    dated: Sequence[Candidate], within: Duration | None, reasons: dict[str, list[str]]
+) -> None:
+    """``keep_within``: back from the newest archive, not from now."""
+    if within is None or not dated:
+        return
+    since = within.before(dated[0].entered_at)
+    for candidate in dated:
+        if candidate.entered_at >= since:
+            reasons[candidate.name].append(f"keep-within {within}")
+
+
 def decide(candidates: Sequence[Candidate], rules: RetentionRules) -> tuple[RetentionDecision, ...]:
     """What ``rules`` keep of ``candidates``: one decision each, newest first.
 
@@ -193,15 +216,11 @@ def decide(candidates: Sequence[Candidate], rules: RetentionRules) -> tuple[Rete
     for candidate in ordered[: rules.keep_last or 0]:
         reasons[candidate.name].append("keep-last")
     dated = [candidate for candidate in ordered if not candidate.future_dated]
+    counts = attrs.asdict(rules, recurse=False)
     for rule, period_of in _PERIODS:
-        count = getattr(rules, rule)
-        if count:
-            _calendar_rule(dated, count, rule, period_of, reasons)
-    if rules.keep_within is not None and dated:
-        since = rules.keep_within.before(dated[0].entered_at)
-        for candidate in dated:
-            if candidate.entered_at >= since:
-                reasons[candidate.name].append(f"keep-within {rules.keep_within}")
+        if counts[rule]:
+            _calendar_rule(dated, counts[rule], rule, period_of, reasons)
+    _within(dated, rules.keep_within, reasons)
     for protected, reason in (
         (next((c for c in ordered if c.drill_passed), None), DRILLED),
         (next((c for c in ordered if c.holds_full_db), None), LAST_FULL_DB),
