@@ -38,11 +38,13 @@ class Duration:
     """A length of time in calendar months and fixed hours.
 
     Make one with :meth:`parse` (``"30d"``, ``"12w"``, ``"6m"``, ``"1y"``,
-    ``"1y6m"``, ``"36h"``); ``str()`` gives the same form back.
+    ``"1y6m"``, ``"36h"``); ``str()`` gives its text back as it was written
+    (two durations of the same length are equal, however written).
     """
 
     months: int = 0
     hours: int = 0
+    text: str = attrs.field(default="", eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.months < 0 or self.hours < 0 or (self.months == 0 and self.hours == 0):
@@ -64,7 +66,7 @@ class Duration:
                 months += amount * (12 if unit == "y" else 1)
             else:
                 hours += amount * {"w": 7 * 24, "d": 24, "h": 1}[unit]
-        return cls(months=months, hours=hours)
+        return cls(months=months, hours=hours, text=compact)
 
     def before(self, moment: dt.datetime) -> dt.datetime:
         """The moment this long before ``moment``."""
@@ -75,6 +77,8 @@ class Duration:
         return _shift_months(moment, self.months) + dt.timedelta(hours=self.hours)
 
     def __str__(self) -> str:
+        if self.text:
+            return self.text
         years, months = divmod(self.months, 12)
         days, hours = divmod(self.hours, 24)
         weeks, days = divmod(days, 7) if days % 7 == 0 else (0, days)
