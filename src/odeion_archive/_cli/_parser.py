@@ -226,13 +226,13 @@ def _restore_options(sub: argparse.ArgumentParser, name: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the command line."""
     # The schedule's commands import this module's exit codes.
     from odeion_archive._cli._schedule import (  # noqa: PLC0415
         add_prune_options,
         add_schedule_commands,
     )
 
-    """The argument parser of the command line."""
     parser = _Parser(
         prog=_PROG,
         description="Back up and restore the database of an Odeion media server.",
