@@ -29,7 +29,7 @@ from odeion_archive._restore import RestoreOptions, check_options, plan_restore,
 from odeion_archive._retention import RetentionDecision, RetentionRules
 from odeion_archive._schedule import Due, RunReport, SchedulePolicy
 from odeion_archive._store import BackupStore
-from odeion_archive.errors import ArchiveInvalidError, CancelledError, NotFoundError, UsageError
+from odeion_archive.errors import ArchiveInvalidError, NotFoundError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.results import (
@@ -177,23 +177,18 @@ class Archiver:
             format=format,
             server_version=self._server_version,
         )
-        try:
-            with self._exclusive("backup"):
-                info = run_backup(
-                    self.database_url(),
-                    self._store,
-                    self._registry,
-                    options,
-                    pg_bin=self._pg_bin,
-                    progress=progress,
-                    cancel=cancel,
-                    keyring=_keys.load_or_create(self._key_path),
-                )
-        except CancelledError:
-            raise
-        except Exception as exc:
-            self._notify_failure(_failures.backup_failure(exc, options.components))
-            raise
+        failing = _failures.reporting_backup(self._notify_failure, options.components)
+        with failing, self._exclusive("backup"):
+            info = run_backup(
+                self.database_url(),
+                self._store,
+                self._registry,
+                options,
+                pg_bin=self._pg_bin,
+                progress=progress,
+                cancel=cancel,
+                keyring=_keys.load_or_create(self._key_path),
+            )
         result = BackupResult(archive=info, seconds=time.monotonic() - started)
         self._notify("odeion_archive_backup_created", result)
         return result

@@ -9,11 +9,14 @@ archive was too damaged to open.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from odeion_archive.errors import CancelledError
 from odeion_archive.results import Failure, Problem
 
-__all__ = ["backup_failure", "in_store", "verification_failure"]
+__all__ = ["backup_failure", "in_store", "reporting_backup", "verification_failure"]
 
 #: How many of a verification's problems the failure names.
 _PROBLEMS_SHOWN = 5
@@ -32,6 +35,20 @@ def backup_failure(exc: BaseException, components: tuple[str, ...] | None) -> Fa
         reason=f"{what} failed ({type(exc).__name__}): {_words(exc)}",
         at=dt.datetime.now(dt.UTC),
     )
+
+
+@contextmanager
+def reporting_backup(
+    notify: Callable[[Failure], None], components: tuple[str, ...] | None
+) -> Iterator[None]:
+    """Around a backup: ``notify`` its failure once, and let the exception go on."""
+    try:
+        yield
+    except CancelledError:
+        raise
+    except Exception as exc:
+        notify(backup_failure(exc, components))
+        raise
 
 
 def verification_failure(
