@@ -434,10 +434,15 @@ def test_item5_conflict_does_not_apply_to_full_db(cli: Cli) -> None:
 def test_item6_prune_shows_asks_and_has_a_dry_run(cli: Cli) -> None:
     names = [cli.json("create", "--components", "settings")["name"] for _ in range(3)]
     dry = cli.json("prune", "--keep-last", "1", "--dry-run")
-    assert dry == {"deleted": [], "would_delete": [names[1], names[0]]}
+    assert dry == {
+        "deleted": [],
+        "would_delete": [names[1], names[0]],
+        "kept": [{"name": names[2], "reasons": ["keep-last"]}],
+    }
     assert cli("prune", "--keep-last", "1", "--dry-run").stdout.splitlines() == [
         f"would delete {names[1]}",
         f"would delete {names[0]}",
+        f"keep {names[2]} (keep-last)",
     ]
     refused = cli("prune", "--keep-last", "0", code=2)
     assert "--yes" in _one_line_error(refused)
@@ -601,7 +606,8 @@ def test_item14_help_shows_defaults_and_every_argument() -> None:
         ).stdout
 
     assert "(default: ./odeion-data)" in " ".join(help_of().split())
-    assert "how many of the newest archives to keep" in help_of("prune")
+    assert "keep the N newest archives" in help_of("prune")
+    assert "keep the newest archive of each of the last N days" in help_of("prune")
     assert "the archive file to add" in help_of("import")
     assert "the archive's name, as 'list' shows it" in help_of("delete")
 

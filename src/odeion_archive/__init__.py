@@ -15,8 +15,11 @@ from typing import Any
 
 from odeion_archive import errors
 from odeion_archive._archiver import Archiver
+from odeion_archive._duration import Duration
 from odeion_archive._registry import Registry
 from odeion_archive._restore import CONFLICTS
+from odeion_archive._retention import RetentionDecision, RetentionRules
+from odeion_archive._schedule import Due, DueTask, RunReport, SchedulePolicy, TaskOutcome
 from odeion_archive._version import __version__
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent
 from odeion_archive.hookspecs import hookimpl
@@ -54,6 +57,9 @@ __all__ = [
     "CheckRecord",
     "Component",
     "ComponentPlan",
+    "Due",
+    "DueTask",
+    "Duration",
     "Entry",
     "Failure",
     "Issue",
@@ -64,7 +70,12 @@ __all__ = [
     "Registry",
     "RestorePlan",
     "RestoreResult",
+    "RetentionDecision",
+    "RetentionRules",
     "RowCounts",
+    "RunReport",
+    "SchedulePolicy",
+    "TaskOutcome",
     "VerifyReport",
     "__version__",
     "errors",

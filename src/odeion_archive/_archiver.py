@@ -9,6 +9,7 @@ admin panel and the command line need.
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from odeion_archive import _keys
+from odeion_archive import _due, _failures, _keys
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._backup import DEFAULT_FORMAT, BackupOptions, run_backup
 from odeion_archive._lock import DataDirLock
@@ -25,8 +26,10 @@ from odeion_archive._manifest import Manifest
 from odeion_archive._postgres import EmbeddedPostgres
 from odeion_archive._registry import Registry
 from odeion_archive._restore import RestoreOptions, check_options, plan_restore, run_restore
+from odeion_archive._retention import RetentionDecision, RetentionRules
+from odeion_archive._schedule import Due, RunReport, SchedulePolicy
 from odeion_archive._store import BackupStore
-from odeion_archive.errors import NotFoundError, UsageError
+from odeion_archive.errors import ArchiveInvalidError, NotFoundError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.results import (
@@ -164,6 +167,9 @@ class Archiver:
 
         Runs in the calling thread (start it in a background task); reports
         progress to ``progress`` and stops within a second of ``cancel``.
+
+        A backup that fails fires the ``odeion_archive_backup_failed`` hook
+        once, then raises; a cancelled one does not (the user chose it).
         """
         started = time.monotonic()
         options = BackupOptions(
@@ -171,7 +177,8 @@ class Archiver:
             format=format,
             server_version=self._server_version,
         )
-        with self._exclusive("backup"):
+        failing = _failures.reporting_backup(self._notify_failure, options.components)
+        with failing, self._exclusive("backup"):
             info = run_backup(
                 self.database_url(),
                 self._store,
@@ -202,9 +209,23 @@ class Archiver:
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
     ) -> VerifyReport:
-        """Check every member of an archive against its manifest, and the container."""
-        with ArchiveFile.open(self.resolve(archive), self._registry) as opened:
-            return opened.verify(progress=progress, cancel=cancel)
+        """Check every member of an archive against its manifest, and the container.
+
+        Damage found in an archive of the store fires the
+        ``odeion_archive_backup_failed`` hook once (a file elsewhere is only reported).
+        """
+        path = self.resolve(archive)
+        stored = _failures.in_store(path, self._store.directory)
+        try:
+            with ArchiveFile.open(path, self._registry) as opened:
+                report = opened.verify(progress=progress, cancel=cancel)
+        except ArchiveInvalidError as exc:
+            if stored:
+                self._notify_failure(_failures.verification_failure(path.name, error=exc))
+            raise
+        if stored and not report.ok:
+            self._notify_failure(_failures.verification_failure(path.name, report.problems))
+        return report
 
     def open_download(self, name: str) -> IO[bytes]:
         """A binary stream of the archive ``name``."""
@@ -240,15 +261,54 @@ class Archiver:
         with self._exclusive("delete"):
             self._store.delete(name)
 
-    def prune(self, keep_last: int, *, dry_run: bool = False) -> builtins.list[str]:
-        """Keep the newest ``keep_last`` archives; returns the names deleted.
+    def prune(
+        self,
+        keep_last: int | None = None,
+        *,
+        rules: RetentionRules | None = None,
+        dry_run: bool = False,
+    ) -> builtins.list[str]:
+        """Delete the archives that ``rules`` do not keep; returns the names deleted.
 
-        With ``dry_run``, returns the names that would be deleted and deletes nothing.
+        ``keep_last`` alone keeps the newest ``keep_last`` archives; with
+        ``rules`` (calendar retention) it is one more rule. The newest archive
+        that passed a drill and the newest holding full_db always stay. With
+        ``dry_run``, returns the names that would be deleted and deletes
+        nothing; :meth:`prune_plan` also says why each other archive stays.
         """
         if dry_run:
-            return self._store.prune(keep_last, dry_run=True)
+            return self._store.prune(keep_last, rules=rules, dry_run=True)
         with self._exclusive("prune"):
-            return self._store.prune(keep_last)
+            return self._store.prune(keep_last, rules=rules)
+
+    def prune_plan(self, rules: RetentionRules) -> builtins.tuple[RetentionDecision, ...]:
+        """Each archive, newest first, with the rules that keep it (none: prune deletes it)."""
+        return self._store.retention(rules)
+
+    # -- the schedule (the host's scheduler calls these) -----------------------
+
+    def due(self, policy: SchedulePolicy, now: dt.datetime | None = None) -> Due:
+        """What ``policy`` makes due at ``now`` (default: the current time), and why.
+
+        Computed from the store's records only; nothing runs.
+        """
+        return _due.compute_due(self.list(), policy, now, self._registry.default_components())
+
+    def run_due(
+        self,
+        policy: SchedulePolicy,
+        now: dt.datetime | None = None,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> RunReport:
+        """Run what :meth:`due` lists (backup, verification, drill), then retention.
+
+        A task that fails is in the report (and its failure hook fired) and
+        the others still run; retention runs only when every task succeeded.
+        A cancellation raises :class:`~odeion_archive.errors.CancelledError`.
+        """
+        return _due.run_due(self, policy, now, progress, cancel)
 
     # -- restores --------------------------------------------------------------
 

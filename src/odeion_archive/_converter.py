@@ -17,13 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, get_args, get_origin
+from typing import Any, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory, is_mapping, mapping_structure_factory
 
 from odeion_archive import _safejson
+from odeion_archive._duration import Duration
 from odeion_archive._manifest import (
     HEAD_MEMBER,
     MANIFEST_VERSION,
@@ -32,7 +33,12 @@ from odeion_archive._manifest import (
     Manifest,
     MemberEntry,
 )
-from odeion_archive.errors import ManifestError, ManifestTooNewError, UnsafeArchiveError
+from odeion_archive.errors import (
+    ManifestError,
+    ManifestTooNewError,
+    UnsafeArchiveError,
+    UsageError,
+)
 
 __all__ = [
     "FACT_MODELS",
@@ -49,6 +55,7 @@ __all__ = [
     "manifest_tail_json",
     "manifest_to_json",
     "migrate",
+    "structure_config",
 ]
 
 RawManifest = dict[str, Any]
@@ -405,3 +412,45 @@ def manifest_from_parts(head: bytes, tail: bytes) -> Manifest:
 
 
 __all__ += ["ComponentEntry", "MemberEntry"]
+
+
+# -- configuration files (the schedule) --------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _structure_duration(value: Any, _type: type) -> Duration:
+    if type(value) is not str:
+        raise TypeError(f'expected a duration such as "7d", found {_kind(value)}')
+    return Duration.parse(value)
+
+
+converter.register_structure_hook(Duration, _structure_duration)
+converter.register_unstructure_hook(Duration, str)
+#: An administrator's file: a key no field has is a typo to point out, not to ignore.
+_config_converter = converter.copy(forbid_extra_keys=True)
+
+
+def structure_config(raw: Mapping[str, Any], type_: type[_T], what: str) -> _T:
+    """The data of the configuration file ``what`` as ``type_``.
+
+    Any flaw (an unknown key, a wrong type, a bad value) is a
+    :class:`~odeion_archive.errors.UsageError` naming the file and the field.
+    """
+    try:
+        return _config_converter.structure(raw, type_)
+    except Exception as exc:  # whatever the file provokes is the file's fault
+        problems = (
+            cattrs.transform_error(exc, path="", format_exception=_describe)
+            if isinstance(exc, cattrs.BaseValidationError)
+            else [str(exc)]
+        )
+        raise UsageError(f"{what}: {'; '.join(map(_where, problems))}; correct it") from None
+
+
+def _where(problem: str) -> str:
+    """``message @ .retention.keep_daily`` as ``retention.keep_daily: message``."""
+    message, _, path = problem.rpartition(" @ ")
+    if not message:
+        return problem
+    return f"{path.lstrip('.') or 'the top level'}: {message}"

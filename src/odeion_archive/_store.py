@@ -42,12 +42,12 @@ from odeion_archive._archive import ArchiveFile
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import Manifest
 from odeion_archive._registry import Registry
+from odeion_archive._retention import Candidate, RetentionDecision, RetentionRules, decide
 from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,
     DuplicateArchiveError,
     NotFoundError,
-    UsageError,
 )
 from odeion_archive.interfaces import Issue
 from odeion_archive.results import ArchiveInfo, CheckRecord
@@ -193,6 +193,7 @@ class BackupStore:
             last_verification=record.last_verification,
             last_drill=record.last_drill,
             last_intact_at=record.last_intact_at,
+            entered_how=record.how,
         )
 
     @staticmethod
@@ -436,21 +437,35 @@ class BackupStore:
         self._delete_record(name)
         _fsync_dir(self._dir)
 
-    def prune(self, keep_last: int, *, dry_run: bool = False) -> builtins.list[str]:
-        """Delete all but the newest ``keep_last`` archives, in the order of :meth:`list`.
+    def retention(self, rules: RetentionRules) -> tuple[RetentionDecision, ...]:
+        """What ``rules`` keep of the archives, and why; newest first (nothing is deleted).
 
-        That is by when they entered the store, never by the time an archive
-        claims: one dated in the future counts as the oldest. Returns the names
-        deleted; with ``dry_run``, the names that would be, deleting nothing.
+        See :mod:`odeion_archive._retention` for how the rules combine.
         """
-        if keep_last < 0:
-            raise UsageError("keep_last must be zero or more")
-        doomed = self.list()[keep_last:]
+        return decide([Candidate.of(info) for info in self.list()], rules)
+
+    def prune(
+        self,
+        keep_last: int | None = None,
+        *,
+        dry_run: bool = False,
+        rules: RetentionRules | None = None,
+    ) -> builtins.list[str]:
+        """Delete the archives that ``rules`` (and ``keep_last``) do not keep.
+
+        The order is by when the archives entered the store, never by the time an
+        archive claims: one dated in the future counts as the oldest. The newest
+        archive that passed a drill and the newest that holds full_db always stay.
+        Returns the names deleted; with ``dry_run``, the names that would be,
+        deleting nothing.
+        """
+        rules = RetentionRules.combined(rules, keep_last)
+        doomed = [decision.name for decision in self.retention(rules) if not decision.keep]
         if dry_run:
-            return [info.name for info in doomed]
-        for info in doomed:
-            info.path.unlink(missing_ok=True)
-            self._delete_record(info.name)
+            return doomed
+        for name in doomed:
+            (self._dir / name).unlink(missing_ok=True)
+            self._delete_record(name)
         if doomed:
             _fsync_dir(self._dir)
-        return [info.name for info in doomed]
+        return doomed

@@ -81,6 +81,8 @@ class ArchiveInfo:
     #: When a verification last found the archive intact (``None``: never checked,
     #: or never intact). With a failed ``last_verification``, the archive rotted.
     last_intact_at: dt.datetime | None = None
+    #: How the archive entered the store: ``created`` by a backup here, or ``imported``.
+    entered_how: Literal["created", "imported"] | None = None
 
     @property
     def format(self) -> str:

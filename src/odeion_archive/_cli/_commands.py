@@ -32,6 +32,7 @@ from odeion_archive._cli._parser import (
     Settings,
     option_values,
 )
+from odeion_archive._cli._schedule import due_command, prune_command, run_due_command
 from odeion_archive._lock import DataDirLock
 from odeion_archive._printable import printable
 from odeion_archive._progress import ProgressPrinter
@@ -220,32 +221,6 @@ def _delete(run: _Run) -> int:
     return EXIT_OK
 
 
-def _prune(run: _Run) -> int:
-    args = run.args
-    doomed = run.archiver.prune(args.keep_last, dry_run=True)
-    if not doomed:
-        run.out.result({"deleted": []}, ["nothing to delete"])
-        return EXIT_OK
-    if args.dry_run:
-        run.out.result(
-            {"deleted": [], "would_delete": doomed}, [f"would delete {name}" for name in doomed]
-        )
-        return EXIT_OK
-    if not args.yes:
-        _say(f"keeping the {args.keep_last} newest archives deletes:", *(f"  {n}" for n in doomed))
-        question = (
-            "Delete this archive?" if len(doomed) == 1 else f"Delete these {len(doomed)} archives?"
-        )
-        if not _confirm(
-            question, yes=False, what="prune deletes archives (see them with --dry-run)"
-        ):
-            _say("nothing was deleted")
-            return EXIT_FAILED
-    deleted = run.archiver.prune(args.keep_last)
-    run.out.result({"deleted": deleted}, [f"deleted {n}" for n in deleted] or ["nothing to delete"])
-    return EXIT_OK
-
-
 def _plugins(run: _Run) -> int:
     provided = run.archiver.registry.provided()
     failures = run.archiver.registry.load_failures
@@ -293,7 +268,9 @@ _COMMANDS: dict[str, Callable[[_Run], int]] = {
     "restore": _restore,
     "import": _import,
     "delete": _delete,
-    "prune": _prune,
+    "prune": prune_command,
+    "due": due_command,
+    "run-due": run_due_command,
     "plugins": _plugins,
     "sample": _sample,
     "key": lambda run: _key(run.args, run.archiver, run.out),

@@ -227,6 +227,12 @@ def _restore_options(sub: argparse.ArgumentParser, name: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the command line."""
+    # The schedule's commands import this module's exit codes.
+    from odeion_archive._cli._schedule import (  # noqa: PLC0415
+        add_prune_options,
+        add_schedule_commands,
+    )
+
     parser = _Parser(
         prog=_PROG,
         description="Back up and restore the database of an Odeion media server.",
@@ -276,14 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("delete", "delete an archive").add_argument(
         "name", metavar="NAME", help="the archive's name, as 'list' shows it"
     )
-    prune = command("prune", "delete all but the newest archives (asks first)")
-    prune.add_argument(
-        "--keep-last",
-        type=_count,
-        required=True,
-        metavar="N",
-        help="how many of the newest archives to keep (0 or more)",
-    )
+    prune = command("prune", "delete the archives the --keep rules do not keep (asks first)")
+    add_prune_options(prune)
     prune.add_argument(
         "--dry-run", action="store_true", help="show what would be deleted; delete nothing"
     )
@@ -303,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a temporary directory, removed at the end)",
     )
     _key_commands(command)
+    add_schedule_commands(command)
     return parser
 
 
