@@ -36,6 +36,9 @@ from odeion_archive.results import (
     RestoreResult,
     VerifyReport,
 )
+from odeion_archive.targets import CopyResult, RemoteArchive, TargetSpec, TargetStatus
+from odeion_archive.targets._config import load_specs
+from odeion_archive.targets._service import TargetService
 
 __all__ = ["Archiver"]
 
@@ -48,6 +51,9 @@ class Archiver:
     ``database_url`` is the server's PostgreSQL; without it the embedded
     PostgreSQL in ``<data_dir>/pgdata`` is started on first use and stopped by
     :meth:`close`. ``pg_bin`` restricts the client tools to one directory.
+
+    ``targets`` are the storage targets copies go to; without them, those that
+    ``<data_dir>/targets.toml`` configures (see :mod:`odeion_archive.targets`).
 
     The archiver owns the data directory's archive key (``<data_dir>/archive.key``,
     created by the first backup), which seals every archive this server makes;
@@ -62,6 +68,7 @@ class Archiver:
         registry: Registry | None = None,
         pg_bin: Path | str | None = None,
         server_version: str = "unknown",
+        targets: Sequence[TargetSpec] | None = None,
     ) -> None:
         self._data_dir = Path(data_dir)
         self._database_url = database_url
@@ -72,6 +79,12 @@ class Archiver:
         self._embedded: EmbeddedPostgres | None = None
         self._embedded_url: str | None = None
         self._key_path = self._data_dir / _keys.KEY_FILE
+        specs = targets
+        self._targets = TargetService(
+            (lambda: specs) if specs is not None else (lambda: load_specs(self._data_dir)),
+            self._registry,
+            self._store,
+        )
 
     # -- plumbing ------------------------------------------------------------
 
@@ -155,11 +168,17 @@ class Archiver:
         format: str = DEFAULT_FORMAT,  # noqa: A002 - the word users know
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
+        copy_to: Sequence[str] | None = None,
     ) -> BackupResult:
         """Back up ``components`` into a new archive in the store.
 
         Without ``components``, those that declare themselves part of a default
         backup (the built-ins: users_auth, settings and full_db).
+
+        Once published, the archive is copied to the storage targets
+        ``copy_to`` names, or without it to those configured with
+        ``copy_after_backup``; each copy's outcome is in ``copies`` of the
+        result (a failed copy does not undo the backup).
 
         Runs in the calling thread (start it in a background task); reports
         progress to ``progress`` and stops within a second of ``cancel``.
@@ -181,7 +200,11 @@ class Archiver:
                 cancel=cancel,
                 keyring=_keys.load_or_create(self._key_path),
             )
-        result = BackupResult(archive=info, seconds=time.monotonic() - started)
+        names = self._targets.after_backup() if copy_to is None else tuple(copy_to)
+        for name in names:
+            self._targets.spec(name)  # an unknown name is a usage error before any copy
+        copies = self._targets.copy_each(info.path, names, progress=progress, cancel=cancel)
+        result = BackupResult(archive=info, seconds=time.monotonic() - started, copies=copies)
         self._notify("odeion_archive_backup_created", result)
         return result
 
@@ -248,6 +271,66 @@ class Archiver:
             return self._store.prune(keep_last, dry_run=True)
         with self._exclusive("prune"):
             return self._store.prune(keep_last)
+
+    # -- storage targets ---------------------------------------------------------
+
+    def targets(self) -> builtins.list[TargetStatus]:
+        """Each configured storage target: reachable or why not, its archives, the last copy."""
+        return self._targets.status()
+
+    def copy_to(
+        self,
+        target: str,
+        archive: str | Path | None = None,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> builtins.list[CopyResult]:
+        """Copy ``archive`` to the storage target ``target``; raises if the copy fails.
+
+        Without ``archive``, every archive of the store that the target holds no
+        checked copy of (after an interrupted copy, this sends it again).
+        Streams with bounded memory, reports ``"copy"`` progress, retries
+        failures that may pass, and counts a copy only once its size and sha256
+        read back from the target match.
+        """
+        self._targets.spec(target)
+        paths = (
+            [self.resolve(archive)]
+            if archive is not None
+            else [info.path for info in reversed(self.list())]
+        )
+        return [
+            self._targets.copy(path, target, progress=progress, cancel=cancel) for path in paths
+        ]
+
+    def list_target(self, target: str) -> builtins.list[RemoteArchive]:
+        """The archives on ``target``, newest copy first, read with bounded ranged reads."""
+        return self._targets.archives(target, self._keyring())
+
+    def fetch(
+        self,
+        target: str,
+        archive: str,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> AbstractContextManager[Path]:
+        """The archive ``archive`` of ``target``, staged in the data directory.
+
+        Use it as ``with archiver.fetch("offsite", name) as path:`` and pass
+        ``path`` to :meth:`plan`, :meth:`verify` or :meth:`restore`; the staged
+        file is removed when the block ends. The bytes are checked as they
+        arrive against the record of the checked copy
+        (:class:`~odeion_archive.errors.CorruptArchiveError` if they differ).
+        """
+        return self._targets.fetched(target, archive, progress=progress, cancel=cancel)
+
+    def prune_target(
+        self, target: str, keep_last: int, *, dry_run: bool = False
+    ) -> builtins.list[str]:
+        """Keep the newest ``keep_last`` archives on ``target``; returns the names deleted."""
+        return self._targets.prune(target, keep_last, dry_run=dry_run)
 
     # -- restores --------------------------------------------------------------
 
