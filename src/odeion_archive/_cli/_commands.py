@@ -32,6 +32,15 @@ from odeion_archive._cli._parser import (
     Settings,
     option_values,
 )
+from odeion_archive._cli._targets import (
+    copy_json,
+    copy_lines,
+    prune_remote,
+    remote,
+    run_copy,
+    run_list,
+    run_targets,
+)
 from odeion_archive._lock import DataDirLock
 from odeion_archive._printable import printable
 from odeion_archive._progress import ProgressPrinter
@@ -69,16 +78,27 @@ def _confirm(question: str, *, yes: bool, what: str) -> bool:
 def _create(run: _Run) -> int:
     try:
         result = run.archiver.create(
-            components=run.args.components, format=run.args.format, progress=run.progress
+            components=run.args.components,
+            format=run.args.format,
+            progress=run.progress,
+            copy_to=run.args.copy_to,
         )
     except (UnknownFormatError, UnknownComponentError) as exc:
         raise UsageError(str(exc)) from exc
     run.progress.finish()
-    run.out.result(_info_json(result.archive), [result.archive.name])
+    data = _info_json(result.archive)
+    if result.copies:
+        data["copies"] = [copy_json(c) for c in result.copies]
+    run.out.result(data, [result.archive.name, *copy_lines(result.copies)])
+    if not all(c.ok for c in result.copies):
+        _say(f"the backup {result.archive.name} is in the store; copy it later with 'copy'")
+        return EXIT_FAILED
     return EXIT_OK
 
 
 def _list(run: _Run) -> int:
+    if run.args.target is not None:
+        return run_list(run)
     infos = run.archiver.list()
     lines = (
         table_lines(LIST_COLUMNS, infos)
@@ -222,6 +242,9 @@ def _delete(run: _Run) -> int:
 
 def _prune(run: _Run) -> int:
     args = run.args
+    remote_result = prune_remote(run)
+    if remote_result is not None:
+        return remote_result
     doomed = run.archiver.prune(args.keep_last, dry_run=True)
     if not doomed:
         run.out.result({"deleted": []}, ["nothing to delete"])
@@ -288,14 +311,16 @@ _COMMANDS: dict[str, Callable[[_Run], int]] = {
     "create": _create,
     "list": _list,
     "inspect": _inspect,
-    "verify": _verify,
-    "plan": _plan_command,
-    "restore": _restore,
+    "verify": remote(_verify, damaged_exit=EXIT_VERIFY),
+    "plan": remote(_plan_command, damaged_exit=EXIT_VERIFY),
+    "restore": remote(_restore, damaged_exit=None),
     "import": _import,
     "delete": _delete,
     "prune": _prune,
     "plugins": _plugins,
     "sample": _sample,
+    "targets": run_targets,
+    "copy": run_copy,
     "key": lambda run: _key(run.args, run.archiver, run.out),
 }
 
