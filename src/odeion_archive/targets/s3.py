@@ -106,10 +106,10 @@ def _credentials(spec: TargetSpec) -> dict[str, str]:
     return found
 
 
-def _number(spec: TargetSpec, key: str, default: int) -> int:
+def _number(spec: TargetSpec, key: str, default: int, minimum: int = 1) -> int:
     value = spec.options.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise UsageError(f"target {spec.name!r}: {key} must be a whole number, 1 or more")
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise UsageError(f"target {spec.name!r}: {key} must be a whole number, {minimum} or more")
     return value
 
 
@@ -147,7 +147,7 @@ class S3Target:
                 "timeout": timeout,
             },
             retry_config={
-                "max_retries": _number(spec, "retries", 3),
+                "max_retries": _number(spec, "retries", 3, minimum=0),
                 "retry_timeout": timeout,
                 "backoff": {
                     "init_backoff": dt.timedelta(milliseconds=200),
