@@ -99,13 +99,17 @@ class RangedFile(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        if self._pos >= self._size or not len(view):
-            return 0
-        index, offset = divmod(self._pos, BLOCK)
-        data = self._block(index)[offset : offset + len(view)]
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        filled = 0
+        # Whole reads, as a file's: the readers expect every byte they ask for before the end.
+        while filled < len(view) and self._pos < self._size:
+            index, offset = divmod(self._pos, BLOCK)
+            data = self._block(index)[offset : offset + len(view) - filled]
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+            self._pos += len(data)
+        return filled
 
 
 def read_manifest(file: RangedFile, name: str, registry: Registry, limits: ReadLimits) -> Manifest:
