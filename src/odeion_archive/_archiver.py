@@ -294,7 +294,7 @@ class Archiver:
         failures that may pass, and counts a copy only once its size and sha256
         read back from the target match.
         """
-        self._targets.spec(target)
+        self._targets.open(target)  # a bad configuration is an error before any copy
         paths = (
             [self.resolve(archive)]
             if archive is not None
