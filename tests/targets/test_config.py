@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from conftest import SECRET_KEY
+from _s3 import SECRET_KEY
 
 from odeion_archive import Archiver, Registry
 from odeion_archive.errors import UsageError
@@ -92,9 +91,13 @@ def test_a_bad_configuration_is_a_usage_error_that_says_what_to_fix(
 ) -> None:
     _write(tmp_path, text)
     archiver = Archiver(tmp_path, database_url="postgresql:///unused")
-    with pytest.raises(UsageError, match=message):
+
+    def use_every_target() -> None:
         for spec in load_specs(tmp_path):
             archiver.copy_to(spec.name)
+
+    with pytest.raises(UsageError, match=message):
+        use_every_target()
 
 
 def test_two_targets_of_one_name_are_refused(tmp_path: Path) -> None:
@@ -118,11 +121,13 @@ def test_an_unknown_target_name_lists_the_known_ones(tmp_path: Path) -> None:
 def test_a_credentials_file_that_others_may_read_is_refused(
     tmp_path: Path, credentials_file: Path
 ) -> None:
-    os.chmod(credentials_file, 0o644)
+    credentials_file.chmod(0o644)
     spec = TargetSpec.s3(
         "s", bucket="b", endpoint="http://127.0.0.1:1", credentials_file=credentials_file
     )
-    with pytest.raises(UsageError, match=r"may be read by others \(mode 0644\); run 'chmod 600") as caught:
+    with pytest.raises(
+        UsageError, match=r"may be read by others \(mode 0644\); run 'chmod 600"
+    ) as caught:
         Registry.default().target_kind("s3").open(spec)
     assert SECRET_KEY not in str(caught.value)
 

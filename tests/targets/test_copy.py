@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 from _archives import make_archive
-from conftest import ACCESS_KEY, SECRET_KEY, FailingProxy, S3Server, closed_port, s3_spec
+from _s3 import ACCESS_KEY, SECRET_KEY, FailingProxy, S3Server, closed_port, s3_spec
 from moto import settings as moto_settings
 
 from odeion_archive import Archiver, CancelToken, ProgressEvent, Registry
@@ -208,9 +208,11 @@ def test_a_copy_damaged_on_the_target_is_refused_as_it_arrives(
     damaged = bytearray(path.read_bytes())
     damaged[len(damaged) // 2] ^= 0x01
     _open(target_spec).write(path.name, [bytes(damaged)])
-    with pytest.raises(CorruptArchiveError, match="damaged on the target"):
-        with archiver.fetch(target_spec.name, path.name):
-            pass
+    with (
+        pytest.raises(CorruptArchiveError, match="damaged on the target"),
+        archiver.fetch(target_spec.name, path.name),
+    ):
+        pass
     staging = [p for p in archiver.store.directory.iterdir() if p.name.startswith(".partial-")]
     assert staging == []
 
@@ -270,9 +272,7 @@ def test_the_state_of_each_target(
     assert not states["gone"].reachable and "could not list" in (states["gone"].error or "")
 
 
-def test_prune_keeps_the_newest_copies_on_a_target(
-    tmp_path: Path, target_spec: TargetSpec
-) -> None:
+def test_prune_keeps_the_newest_copies_on_a_target(tmp_path: Path, target_spec: TargetSpec) -> None:
     archiver = _archiver(tmp_path, target_spec)
     paths = [make_archive(archiver.store.directory) for _ in range(3)]
     for path in paths:

@@ -49,7 +49,7 @@ def check_target(target: Target, *, large: int = 12 * 1024 * 1024 + 12345) -> No
     data = secrets.token_bytes(large)
     try:
         target.write(small, [b"hello, ", b"target"])
-        _expect(_listed(target).get(small) == 13, f"a written object is listed with its size")
+        _expect(_listed(target).get(small) == 13, "a written object is listed with its size")
         _expect(b"".join(target.read(small)) == b"hello, target", "read returns what was written")
         _expect(target.read_range(small, 7, 3) == b"tar", "read_range returns the range asked")
         _expect(target.read_range(small, 10, 100) == b"get", "read_range stops at the end")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,7 +44,7 @@ def test_a_dir_target_leaves_no_temporary_file_after_an_interrupted_write(tmp_pa
 
     with pytest.raises(RuntimeError):
         target.write("odeion-backup-a.zip", failing())
-    assert os.listdir(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_missing_mount_point_is_an_error_never_a_new_directory(tmp_path: Path) -> None:
