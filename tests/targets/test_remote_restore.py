@@ -11,6 +11,7 @@ import pytest
 
 from odeion_archive import Archiver, BackupResult, Registry, hookimpl
 from odeion_archive.errors import CorruptArchiveError
+from odeion_archive.interfaces import Conflict
 from odeion_archive.targets import TargetSpec
 
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
@@ -64,7 +65,7 @@ def test_every_mode_restores_from_a_target(
         _change(url)
         with archiver.fetch(target_spec.name, name) as staged:
             assert archiver.verify(staged).ok
-            conflict = "skip" if mode == "full_db" else "overwrite"
+            conflict: Conflict = "skip" if mode == "full_db" else "overwrite"
             plan = archiver.plan(staged, mode, conflict)
             assert plan.can_restore, plan.blockers
             archiver.restore(staged, mode, conflict, expected=plan)
