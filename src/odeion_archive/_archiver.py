@@ -189,6 +189,10 @@ class Archiver:
             format=format,
             server_version=self._server_version,
         )
+        # The targets are known before the backup, so that a bad configuration costs nothing.
+        names = self._targets.after_backup() if copy_to is None else tuple(copy_to)
+        for name in names:
+            self._targets.open(name)  # checks the settings; reaches nothing yet
         with self._exclusive("backup"):
             info = run_backup(
                 self.database_url(),
@@ -200,9 +204,6 @@ class Archiver:
                 cancel=cancel,
                 keyring=_keys.load_or_create(self._key_path),
             )
-        names = self._targets.after_backup() if copy_to is None else tuple(copy_to)
-        for name in names:
-            self._targets.spec(name)  # an unknown name is a usage error before any copy
         copies = self._targets.copy_each(info.path, names, progress=progress, cancel=cancel)
         result = BackupResult(archive=info, seconds=time.monotonic() - started, copies=copies)
         self._notify("odeion_archive_backup_created", result)

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from odeion_archive import Archiver, BackupResult, Registry, hookimpl
-from odeion_archive.errors import CorruptArchiveError
+from odeion_archive.errors import CorruptArchiveError, UsageError
 from odeion_archive.interfaces import Conflict
 from odeion_archive.targets import TargetSpec
 
@@ -134,3 +134,19 @@ def test_the_backup_created_hook_sees_the_copies(
     # create(copy_to=...) copies to the targets named only.
     only = archiver.create(components=["settings"], copy_to=["nas"])
     assert [c.target for c in only.copies] == ["nas"]
+
+
+def test_a_bad_target_configuration_fails_before_the_backup(
+    module_odeion_db: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "targets.toml").write_text('[targets.nas]\nkind = "dir"\n')
+    archiver = Archiver(data_dir, database_url=module_odeion_db)
+    with pytest.raises(UsageError, match="needs path"):
+        archiver.create(components=["settings"])
+    (data_dir / "targets.toml").unlink()
+    archiver = Archiver(data_dir, database_url=module_odeion_db)
+    with pytest.raises(UsageError, match="no storage target named 'nas'"):
+        archiver.create(components=["settings"], copy_to=["nas"])
+    assert archiver.list() == []
