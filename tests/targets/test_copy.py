@@ -309,3 +309,36 @@ def test_the_bucket_never_holds_an_unfinished_upload_after_a_cancel(
         aws_secret_access_key=SECRET_KEY,
     )
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_an_archive_put_there_by_other_means_is_listed_unchecked_and_verified_when_fetched(
+    tmp_path: Path, target_spec: TargetSpec
+) -> None:
+    archiver = _archiver(tmp_path, target_spec)
+    path = make_archive(archiver.store.directory, payload=1 << 20)
+    target = _open(target_spec)
+    data = bytearray(path.read_bytes())
+    target.write(path.name, [bytes(data)])
+    [listed] = archiver.list_target(target_spec.name)
+    assert not listed.checked
+    with archiver.fetch(target_spec.name, path.name) as staged:
+        assert archiver.verify(staged).ok
+    data[len(data) // 2] ^= 0x01
+    target.write(path.name, [bytes(data)])  # without a record, the archive's own check finds it
+    with archiver.fetch(target_spec.name, path.name) as staged:
+        assert not archiver.verify(staged).ok
+
+
+def test_a_damaged_record_only_loses_its_check(
+    tmp_path: Path, dir_target_spec: TargetSpec, caplog: pytest.LogCaptureFixture
+) -> None:
+    archiver = _archiver(tmp_path, dir_target_spec)
+    path = make_archive(archiver.store.directory)
+    archiver.copy_to("nas", path.name)
+    _open(dir_target_spec).write(f".sha256-{path.name}", [b'{"size": "many"'])
+    with caplog.at_level(logging.WARNING), archiver.fetch("nas", path.name) as staged:
+        assert archiver.verify(staged).ok
+    assert "ignoring the damaged record" in caplog.text
+    [again] = archiver.copy_to("nas", path.name)  # the copy is sent again, and recorded
+    assert not again.skipped
+    assert archiver.list_target("nas")[0].checked

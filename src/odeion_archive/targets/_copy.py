@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import attrs
@@ -48,15 +48,18 @@ def sum_name(archive: str) -> str:
     return SUM_PREFIX + archive
 
 
-def read_sum(target: Target, archive: str) -> SumRecord | None:
-    """The record of ``archive``'s checked copy; ``None`` if there is none, or it is damaged."""
+def read_sum(target: Target, archive: str, listed: Iterable[str]) -> SumRecord | None:
+    """The record of ``archive``'s checked copy; ``None`` if ``listed`` lacks it, or it is damaged.
+
+    A target that cannot be read raises :class:`~odeion_archive.errors.TargetError`.
+    """
+    if sum_name(archive) not in set(listed):
+        return None
+    data = target.read_range(sum_name(archive), 0, _SUM_LIMIT)
     try:
-        data = target.read_range(sum_name(archive), 0, _SUM_LIMIT)
         return _converter.converter.structure(
             _safejson.loads(data, what=sum_name(archive)), SumRecord
         )
-    except TargetError:
-        return None
     except Exception as exc:  # a damaged record only loses the check it allowed
         _log.warning(
             "ignoring the damaged record %s on target %s: %s", sum_name(archive), target.name, exc

@@ -47,7 +47,6 @@ __all__ = [
     "fetch",
     "prune_target",
     "read_manifest",
-    "remote_object",
 ]
 
 _log = logging.getLogger(__name__)
@@ -175,9 +174,9 @@ def archives_on(
     return found
 
 
-def remote_object(target: Target, name: str) -> RemoteObject:
-    """The archive ``name`` on ``target``; :class:`NotFoundError` if it is not there."""
-    for obj in _archives(list(target.list())):
+def _find(objects: list[RemoteObject], target: Target, name: str) -> RemoteObject:
+    """The archive ``name`` among ``objects``; :class:`NotFoundError` if it is not there."""
+    for obj in _archives(objects):
         if obj.name == name:
             return obj
     raise NotFoundError(
@@ -200,8 +199,9 @@ def fetch(
     Raises :class:`~odeion_archive.errors.CorruptArchiveError` if the bytes
     exceed the listed size, or differ from the record of the checked copy.
     """
-    obj = remote_object(target, name)
-    record = read_sum(target, name)
+    objects = list(target.list())
+    obj = _find(objects, target, name)
+    record = read_sum(target, name, (o.name for o in objects))
     expected = obj.size if record is None else record.size
     where = f"the copy of {name} on target {target.name!r}"
     with store.staging() as (temp, stream):

@@ -121,8 +121,8 @@ class TargetService:
         """
         target = self.open(name)
         if skip_copied:
-            record = read_sum(target, path.name)
             present = {o.name: o.size for o in target.list()}
+            record = read_sum(target, path.name, present)
             if record is not None and present.get(path.name) == record.size == path.stat().st_size:
                 from odeion_archive._store import _sha256  # noqa: PLC0415 - the one digest helper
 
