@@ -117,7 +117,7 @@ def test_restore_from_a_target_and_refusal_of_a_damaged_copy(
     cli("delete", name)
     with psycopg.connect(module_odeion_db) as conn:
         conn.execute("UPDATE system_settings SET value = '\"changed\"'")
-    cli(
+    restored = cli(
         "restore",
         "--target",
         "offsite",
@@ -128,6 +128,7 @@ def test_restore_from_a_target_and_refusal_of_a_damaged_copy(
         "overwrite",
         "--yes",
     )
+    assert restored.stdout.startswith(f"restored offsite:{name} (settings)")
     with psycopg.connect(module_odeion_db) as conn:
         row = conn.execute(
             "SELECT count(*) FROM system_settings WHERE value = '\"changed\"'"

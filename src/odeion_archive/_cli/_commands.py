@@ -188,6 +188,11 @@ def _plan_command(run: _Run) -> int:
     return EXIT_OK
 
 
+def _shown(args: argparse.Namespace) -> str:
+    """The archive as the command line named it (``TARGET:NAME`` for one on a target)."""
+    return str(getattr(args, "shown_archive", None) or args.archive)
+
+
 def _restore(run: _Run) -> int:
     args = run.args
     plan = _plan(run)
@@ -198,7 +203,7 @@ def _restore(run: _Run) -> int:
     else:
         if sys.stdin.isatty():
             _say(*_plan_lines(plan, "checked when the restore starts, before anything is changed"))
-        question = f"Restore {args.archive} in mode {args.mode}?"
+        question = f"Restore {_shown(args)} in mode {args.mode}?"
         if not _confirm(question, yes=False, what="restore changes the database"):
             _say("nothing was changed")
             return EXIT_FAILED
@@ -220,7 +225,7 @@ def _restore(run: _Run) -> int:
         data,
         [
             (
-                f"restored {args.archive} ({args.mode}); database at schema version "
+                f"restored {_shown(args)} ({args.mode}); database at schema version "
                 f"{result.schema_version}; rescan the libraries now"
             )
         ],

@@ -173,11 +173,11 @@ def remote(command: Callable[[_Run], int], *, damaged_exit: int | None) -> Calla
                 return damaged_exit
             run.progress.finish()
             _say(f"fetched {name} from target {target}")
-            run.args.archive = path
+            run.args.archive, run.args.shown_archive = path, f"{target}:{name}"
             try:
                 return command(run)
             finally:
-                run.args.archive = name
+                run.args.archive, run.args.shown_archive = name, None
         raise AssertionError("unreachable")  # pragma: no cover - the block returns
 
     return on_target

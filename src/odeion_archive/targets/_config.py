@@ -27,10 +27,8 @@ def load_specs(data_dir: Path) -> tuple[TargetSpec, ...]:
     try:
         with path.open("rb") as stream:
             data = tomllib.load(stream)
-    except FileNotFoundError:
-        return ()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (FileNotFoundError, NotADirectoryError):
+        return ()  # no targets; a data directory that is no directory fails as it would anyway
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path} is not valid TOML: {exc}; fix it") from None
     unknown = sorted(set(data) - {"targets"})
