@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from _archives import make_archive
 
-from odeion_archive import Registry, hookimpl
+from odeion_archive import Archiver, Registry, hookimpl
 from odeion_archive.errors import PluginError, TargetError, UsageError
 from odeion_archive.targets import TargetSpec
 from odeion_archive.targets._contract import TargetContractError
@@ -101,3 +105,36 @@ def test_s3_without_obstore_names_the_extra(
     spec = TargetSpec.s3("offsite", bucket="b", endpoint="http://127.0.0.1:1")
     with pytest.raises(TargetError, match=r"pip install 'odeion-archive\[s3\]'"):
         Registry.default().target_kind("s3").open(spec)
+
+
+def test_a_copy_killed_with_sigkill_leaves_no_object_and_the_next_copy_cleans_up(
+    tmp_path: Path,
+) -> None:
+    data_dir, nas, ready = tmp_path / "data", tmp_path / "nas", tmp_path / "ready"
+    nas.mkdir()
+    path = make_archive(data_dir / "backups", payload=8 << 20)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("_killedcopy.py")),
+            str(data_dir),
+            str(nas),
+            path.name,
+            str(ready),
+        ]
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    leftovers = [p.name for p in nas.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".partial-")
+    archiver = Archiver(
+        data_dir, targets=[TargetSpec.directory("nas", nas)], database_url="postgresql:///unused"
+    )
+    assert archiver.list_target("nas") == []
+    [result] = archiver.copy_to("nas")  # the next run copies it again
+    assert result.ok
+    assert sorted(p.name for p in nas.iterdir()) == [f".sha256-{path.name}", path.name]

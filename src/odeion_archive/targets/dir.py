@@ -2,7 +2,8 @@
 
 An object is written under a hidden temporary name, fsynced, renamed to its
 name and the directory fsynced: a copy interrupted at any moment leaves at
-worst a hidden ``.partial-`` file, never an object that is listed. The
+worst a hidden ``.partial-`` file, never an object that is listed; the next
+copy from the same host removes those whose process is gone. The
 directory must exist: a missing mount point is an error, never a directory
 quietly created on the server's own disk.
 
@@ -16,6 +17,7 @@ import datetime as dt
 import errno
 import os
 import secrets
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -31,6 +33,16 @@ _FILE_MODE = 0o600
 _CHUNK = 1024 * 1024
 #: Errors that may pass (a network share that went away for a moment).
 _TRANSIENT = {errno.EIO, errno.ETIMEDOUT, errno.EAGAIN, errno.ESTALE, errno.ENOTCONN}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(path: Path) -> None:
@@ -102,9 +114,30 @@ class DirTarget:
         except OSError as exc:
             raise self._error(exc, f"read {name}") from exc
 
+    def _own_prefix(self) -> str:
+        return f"{_TEMP_PREFIX}{socket.gethostname()}-"
+
+    def _remove_leftovers(self) -> None:
+        """Remove the temporary files of copies from this host whose process is gone (kill -9).
+
+        Those of other hosts sharing the directory are theirs to remove.
+        """
+        prefix = self._own_prefix()
+        for entry in os.scandir(self._dir):
+            if not entry.name.startswith(prefix):
+                continue
+            pid = entry.name.removeprefix(prefix).split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)  # noqa: PTH108 - a scandir entry's path
+
     def write(self, name: str, chunks: Iterable[bytes]) -> None:
         final = self._path(name)
-        temp = self._dir / f"{_TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+        try:
+            self._remove_leftovers()
+        except OSError as exc:
+            raise self._error(exc, f"write {name}") from exc
+        temp = self._dir / f"{self._own_prefix()}{os.getpid()}-{secrets.token_hex(8)}"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
         except OSError as exc:
