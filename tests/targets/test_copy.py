@@ -36,8 +36,16 @@ def test_a_copy_is_read_back_and_counts_once_checked(
 ) -> None:
     archiver = _archiver(tmp_path, target_spec)
     path = make_archive(archiver.store.directory, payload=3 << 20)
-    [result] = archiver.copy_to(target_spec.name, path.name)
+    events: list[ProgressEvent] = []
+    [result] = archiver.copy_to(target_spec.name, path.name, progress=events.append)
     assert result.ok and not result.skipped and result.attempts == 1
+    size = path.stat().st_size
+    for phase in ("upload", "check"):
+        done = [e.done for e in events if e.phase == phase]
+        assert done == sorted(done) and done[-1] == size, phase
+        assert {(e.operation, e.total, e.unit) for e in events if e.phase == phase} == {
+            ("copy", size, "bytes")
+        }
     assert result.size == path.stat().st_size
     objects = _objects(target_spec)
     assert objects[path.name] == path.stat().st_size
