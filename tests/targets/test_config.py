@@ -84,6 +84,14 @@ def test_the_host_passes_targets_instead_of_the_file(tmp_path: Path) -> None:
         ('[targets.s]\nkind = "s3"\nbucket = "b"\nbukket = "c"\n', "unknown setting bukket"),
         ('[targets.s]\nkind = "s3"\n', "needs bucket"),
         ('[targets.s]\nkind = "ftp"\n', "no storage target kind 'ftp'"),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\nendpoint = "http://nas:9000"\n',
+            "is plain HTTP; use https, or set allow_http = true",
+        ),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\nretries = "x"\n',
+            "retries must be a whole number",
+        ),
     ],
 )
 def test_a_bad_configuration_is_a_usage_error_that_says_what_to_fix(
@@ -123,7 +131,7 @@ def test_a_credentials_file_that_others_may_read_is_refused(
 ) -> None:
     credentials_file.chmod(0o644)
     spec = TargetSpec.s3(
-        "s", bucket="b", endpoint="http://127.0.0.1:1", credentials_file=credentials_file
+        "s", bucket="b", endpoint="https://127.0.0.1:1", credentials_file=credentials_file
     )
     with pytest.raises(
         UsageError, match=r"may be read by others \(mode 0644\); run 'chmod 600"
@@ -136,7 +144,7 @@ def test_a_credentials_file_without_both_keys_is_refused(tmp_path: Path) -> None
     path = tmp_path / "creds"
     path.write_text('access_key_id = "only"\n')
     path.chmod(0o600)
-    spec = TargetSpec.s3("s", bucket="b", endpoint="http://127.0.0.1:1", credentials_file=path)
+    spec = TargetSpec.s3("s", bucket="b", endpoint="https://127.0.0.1:1", credentials_file=path)
     with pytest.raises(UsageError, match="must hold access_key_id and secret_access_key"):
         Registry.default().target_kind("s3").open(spec)
 
@@ -145,10 +153,10 @@ def test_an_s3_target_describes_itself_without_credentials(credentials_file: Pat
     spec = TargetSpec.s3(
         "s",
         bucket="odeion-b",
-        endpoint="http://127.0.0.1:1",
+        endpoint="https://127.0.0.1:1",
         prefix="/srv/",
         credentials_file=credentials_file,
     )
     target = Registry.default().target_kind("s3").open(spec)
-    assert target.describe() == "s3://odeion-b/srv at http://127.0.0.1:1"
+    assert target.describe() == "s3://odeion-b/srv at https://127.0.0.1:1"
     assert SECRET_KEY not in repr(spec) + repr(target) + target.describe()

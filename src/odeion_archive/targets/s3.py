@@ -126,6 +126,11 @@ class S3Target:
         self._endpoint = str(options.get("endpoint", "https://s3.amazonaws.com"))
         self._part = _number(spec, "part_size_mib", 8) * 1024 * 1024
         self._concurrency = _number(spec, "concurrency", 2)
+        if self._endpoint.startswith("http://") and not options.get("allow_http", False):
+            raise UsageError(
+                f"target {spec.name!r}: the endpoint {self._endpoint} is plain HTTP; use https, "
+                "or set allow_http = true for a server on this machine or a trusted network"
+            )
         credentials = _credentials(spec)
         self._secrets = tuple(credentials.values())
         config: dict[str, Any] = {
