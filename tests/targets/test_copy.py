@@ -14,7 +14,7 @@ from _s3 import ACCESS_KEY, SECRET_KEY, FailingProxy, S3Server, closed_port, s3_
 from moto import settings as moto_settings
 
 from odeion_archive import Archiver, CancelToken, ProgressEvent, Registry
-from odeion_archive.errors import CancelledError, CorruptArchiveError, TargetError
+from odeion_archive.errors import CancelledError, CorruptArchiveError, NotFoundError, TargetError
 from odeion_archive.targets import RemoteObject, Target, TargetSpec
 from odeion_archive.targets._remote import archives_on
 
@@ -350,3 +350,24 @@ def test_a_damaged_record_only_loses_its_check(
     [again] = archiver.copy_to("nas", path.name)  # the copy is sent again, and recorded
     assert not again.skipped
     assert archiver.list_target("nas")[0].checked
+
+
+def test_objects_that_are_no_archives_are_left_out_of_a_listing(
+    tmp_path: Path, target_spec: TargetSpec, caplog: pytest.LogCaptureFixture
+) -> None:
+    archiver = _archiver(tmp_path, target_spec)
+    path = make_archive(archiver.store.directory)
+    archiver.copy_to(target_spec.name, path.name)
+    target = _open(target_spec)
+    target.write("notes.txt", [b"not an archive at all"])
+    target.write("odeion-backup-truncated.zip", [path.read_bytes()[:10_000]])
+    with caplog.at_level(logging.WARNING):
+        listed = archiver.list_target(target_spec.name)
+    assert [a.name for a in listed] == [path.name]
+    assert "skipping notes.txt" in caplog.text
+    assert "skipping odeion-backup-truncated.zip" in caplog.text
+    with (
+        pytest.raises(NotFoundError, match="no archive named 'gone.zip' on target"),
+        archiver.fetch(target_spec.name, "gone.zip"),
+    ):
+        pass
