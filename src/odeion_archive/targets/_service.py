@@ -10,7 +10,7 @@ from pathlib import Path
 
 from odeion_archive._keys import Keyring
 from odeion_archive._registry import Registry
-from odeion_archive._store import BackupStore
+from odeion_archive._store import BackupStore, _sha256
 from odeion_archive.errors import ArchiveError, CancelledError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.targets import CopyResult, RemoteArchive, Target, TargetSpec, TargetStatus
@@ -123,11 +123,12 @@ class TargetService:
         if skip_copied:
             present = {o.name: o.size for o in target.list()}
             record = read_sum(target, path.name, present)
-            if record is not None and present.get(path.name) == record.size == path.stat().st_size:
-                from odeion_archive._store import _sha256  # noqa: PLC0415 - the one digest helper
-
-                if _sha256(path) == record.sha256:
-                    return CopyResult(name, path.name, record.size, record.sha256, skipped=True)
+            if (
+                record is not None
+                and present.get(path.name) == record.size == path.stat().st_size
+                and _sha256(path) == record.sha256
+            ):
+                return CopyResult(name, path.name, record.size, record.sha256, skipped=True)
         return copy_archive(
             path,
             target,
