@@ -23,7 +23,7 @@ from odeion_archive.errors import (
 )
 from odeion_archive.formats.zip import ZipFormat
 
-BUILTINS = {"zip", "tar.zst", "users_auth", "settings", "full_db"}
+BUILTINS = {"zip", "tar.zst", "users_auth", "settings", "full_db", "dir", "s3"}
 
 
 def _install_fake_distribution(site: Path, name: str, entry_points: dict[str, str]) -> None:

@@ -40,6 +40,9 @@ from odeion_archive.results import (
     RestoreResult,
     VerifyReport,
 )
+from odeion_archive.targets import CopyResult, RemoteArchive, TargetSpec, TargetStatus
+from odeion_archive.targets._config import load_specs
+from odeion_archive.targets._service import TargetService
 
 __all__ = ["Archiver"]
 
@@ -52,6 +55,9 @@ class Archiver:
     ``database_url`` is the server's PostgreSQL; without it the embedded
     PostgreSQL in ``<data_dir>/pgdata`` is started on first use and stopped by
     :meth:`close`. ``pg_bin`` restricts the client tools to one directory.
+
+    ``targets`` are the storage targets copies go to; without them, those that
+    ``<data_dir>/targets.toml`` configures (see :mod:`odeion_archive.targets`).
 
     The archiver owns the data directory's archive key (``<data_dir>/archive.key``,
     created by the first backup), which seals every archive this server makes;
@@ -66,6 +72,7 @@ class Archiver:
         registry: Registry | None = None,
         pg_bin: Path | str | None = None,
         server_version: str = "unknown",
+        targets: Sequence[TargetSpec] | None = None,
     ) -> None:
         self._data_dir = Path(data_dir)
         self._database_url = database_url
@@ -76,6 +83,12 @@ class Archiver:
         self._embedded: EmbeddedPostgres | None = None
         self._embedded_url: str | None = None
         self._key_path = self._data_dir / _keys.KEY_FILE
+        specs = targets
+        self._targets = TargetService(
+            (lambda: specs) if specs is not None else (lambda: load_specs(self._data_dir)),
+            self._registry,
+            self._store,
+        )
 
     # -- plumbing ------------------------------------------------------------
 
@@ -159,11 +172,17 @@ class Archiver:
         format: str = DEFAULT_FORMAT,  # noqa: A002 - the word users know
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
+        copy_to: Sequence[str] | None = None,
     ) -> BackupResult:
         """Back up ``components`` into a new archive in the store.
 
         Without ``components``, those that declare themselves part of a default
         backup (the built-ins: users_auth, settings and full_db).
+
+        Once published, the archive is copied to the storage targets
+        ``copy_to`` names, or without it to those configured with
+        ``copy_after_backup``; each copy's outcome is in ``copies`` of the
+        result (a failed copy does not undo the backup).
 
         Runs in the calling thread (start it in a background task); reports
         progress to ``progress`` and stops within a second of ``cancel``.
@@ -177,6 +196,10 @@ class Archiver:
             format=format,
             server_version=self._server_version,
         )
+        # The targets are known before the backup, so that a bad configuration costs nothing.
+        names = self._targets.after_backup() if copy_to is None else tuple(copy_to)
+        for name in names:
+            self._targets.open(name)  # checks the settings; reaches nothing yet
         failing = _failures.reporting_backup(self._notify_failure, options.components)
         with failing, self._exclusive("backup"):
             info = run_backup(
@@ -189,7 +212,8 @@ class Archiver:
                 cancel=cancel,
                 keyring=_keys.load_or_create(self._key_path),
             )
-        result = BackupResult(archive=info, seconds=time.monotonic() - started)
+        copies = self._targets.copy_each(info.path, names, progress=progress, cancel=cancel)
+        result = BackupResult(archive=info, seconds=time.monotonic() - started, copies=copies)
         self._notify("odeion_archive_backup_created", result)
         return result
 
@@ -309,6 +333,82 @@ class Archiver:
         A cancellation raises :class:`~odeion_archive.errors.CancelledError`.
         """
         return _due.run_due(self, policy, now, progress, cancel)
+
+    # -- storage targets ---------------------------------------------------------
+
+    def targets(self) -> builtins.list[TargetStatus]:
+        """Each configured storage target: reachable or why not, its archives, the last copy."""
+        return self._targets.status()
+
+    def copy_to(
+        self,
+        target: str,
+        archive: str | Path | None = None,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> builtins.list[CopyResult]:
+        """Copy ``archive`` to the storage target ``target``; raises if the copy fails.
+
+        Without ``archive``, every archive of the store that the target holds no
+        checked copy of (after an interrupted copy, this sends it again).
+        Streams with bounded memory, reports ``"copy"`` progress, retries
+        failures that may pass, and counts a copy only once its size and sha256
+        read back from the target match.
+        """
+        self._targets.open(target)  # a bad configuration is an error before any copy
+        paths = (
+            [self.resolve(archive)]
+            if archive is not None
+            else [info.path for info in reversed(self.list())]
+        )
+        return [
+            self._targets.copy(path, target, progress=progress, cancel=cancel) for path in paths
+        ]
+
+    def list_target(self, target: str) -> builtins.list[RemoteArchive]:
+        """The archives on ``target``, newest copy first, read with bounded ranged reads."""
+        return self._targets.archives(target, self._keyring())
+
+    def fetch(
+        self,
+        target: str,
+        archive: str,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> AbstractContextManager[Path]:
+        """The archive ``archive`` of ``target``, staged in the data directory.
+
+        Use it as ``with archiver.fetch("offsite", name) as path:`` and pass
+        ``path`` to :meth:`plan`, :meth:`verify` or :meth:`restore`; the staged
+        file is removed when the block ends. The bytes are checked as they
+        arrive against the record of the checked copy
+        (:class:`~odeion_archive.errors.CorruptArchiveError` if they differ).
+        """
+        return self._targets.fetched(target, archive, progress=progress, cancel=cancel)
+
+    def prune_target(
+        self,
+        target: str,
+        keep_last: int | None = None,
+        *,
+        rules: RetentionRules | None = None,
+        dry_run: bool = False,
+    ) -> builtins.list[str]:
+        """Delete the archives on ``target`` that ``rules`` (and ``keep_last``) do not keep.
+
+        The rules are those of :meth:`prune`, ordered by when each copy reached
+        the target. Returns the names deleted (with ``dry_run``, that would be).
+        """
+        rules = RetentionRules.combined(rules, keep_last)
+        return self._targets.prune(target, rules, self._keyring(), dry_run=dry_run)
+
+    def prune_target_plan(
+        self, target: str, rules: RetentionRules
+    ) -> builtins.tuple[RetentionDecision, ...]:
+        """Each archive on ``target``, newest copy first, with the rules that keep it."""
+        return self._targets.retention(target, rules, self._keyring())
 
     # -- restores --------------------------------------------------------------
 

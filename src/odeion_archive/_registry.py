@@ -15,19 +15,25 @@ import attrs
 import pluggy
 
 from odeion_archive import hookspecs
-from odeion_archive.errors import PluginError, UnknownComponentError, UnknownFormatError
+from odeion_archive.errors import (
+    PluginError,
+    UnknownComponentError,
+    UnknownFormatError,
+    UsageError,
+)
 from odeion_archive.interfaces import (
     ArchiveFormat,
     Component,
     in_default_backup,
     restore_modes_of,
 )
+from odeion_archive.targets import TargetKind
 
 __all__ = ["PluginLoadFailure", "Provided", "Registry"]
 
 _log = logging.getLogger(__name__)
 
-_T = TypeVar("_T", ArchiveFormat, Component)
+_T = TypeVar("_T", ArchiveFormat, Component, TargetKind)
 
 #: Modules of the built-in plugins, registered through the same hooks as any other.
 BUILTIN_PLUGINS = (
@@ -36,6 +42,8 @@ BUILTIN_PLUGINS = (
     "odeion_archive.components.users_auth",
     "odeion_archive.components.settings",
     "odeion_archive.components.full_db",
+    "odeion_archive.targets.dir",
+    "odeion_archive.targets.s3",
 )
 
 
@@ -74,6 +82,7 @@ class Registry:
         self._pm = manager
         self._formats: dict[str, tuple[ArchiveFormat, str]] | None = None
         self._components: dict[str, tuple[Component, str]] | None = None
+        self._target_kinds: dict[str, tuple[TargetKind, str]] | None = None
         self._failures: list[PluginLoadFailure] = []
 
     # -- construction --------------------------------------------------------
@@ -107,6 +116,7 @@ class Registry:
         except ValueError as exc:
             raise PluginError(f"could not register plugin {name or plugin!r}: {exc}") from exc
         self._formats = self._components = None
+        self._target_kinds = None
 
     def load_entry_points(self, group: str = hookspecs.PROJECT) -> None:
         """Load every plugin of the entry-point ``group``.
@@ -162,6 +172,21 @@ class Registry:
                 f"{self._failure_note()}"
             ) from None
 
+    def target_kind(self, name: str) -> TargetKind:
+        """The target kind called ``name``; :class:`UsageError` if none is."""
+        try:
+            return self._all_target_kinds()[name][0]
+        except KeyError:
+            raise UsageError(
+                f"no storage target kind {name!r} is registered (known: "
+                f"{', '.join(sorted(self._all_target_kinds())) or 'none'}); fix 'kind' in "
+                f"targets.toml or install the plugin that provides it{self._failure_note()}"
+            ) from None
+
+    def target_kinds(self) -> Mapping[str, TargetKind]:
+        """Every registered kind of storage target by name."""
+        return {name: kind for name, (kind, _) in self._all_target_kinds().items()}
+
     def formats(self) -> Mapping[str, ArchiveFormat]:
         """Every registered format by name."""
         return {name: fmt for name, (fmt, _) in self._all_formats().items()}
@@ -197,10 +222,11 @@ class Registry:
         return list(reversed(list(self.components().values())))
 
     def provided(self) -> tuple[Provided, ...]:
-        """Every format and component with the plugin that provided it."""
+        """Every format, component and target kind with the plugin that provided it."""
         return tuple(
             [Provided(n, p, "format") for n, (_, p) in sorted(self._all_formats().items())]
             + [Provided(n, p, "component") for n, (_, p) in sorted(self._all_components().items())]
+            + [Provided(n, p, "target") for n, (_, p) in sorted(self._all_target_kinds().items())]
         )
 
     def format_of(self, head: bytes) -> ArchiveFormat | None:
@@ -230,6 +256,13 @@ class Registry:
                 self._pm.hook.odeion_archive_components, Component, "component"
             )
         return self._components
+
+    def _all_target_kinds(self) -> dict[str, tuple[TargetKind, str]]:
+        if self._target_kinds is None:
+            self._target_kinds = self._collect(
+                self._pm.hook.odeion_archive_targets, TargetKind, "target kind"
+            )
+        return self._target_kinds
 
     def _collect(
         self, caller: pluggy.HookCaller, kind: Any, what: str

@@ -26,6 +26,7 @@ __all__ = [
     "PluginError",
     "RestoreBlockedError",
     "RestoreFailedError",
+    "TargetError",
     "ToolNotFoundError",
     "UnknownComponentError",
     "UnknownFormatError",
@@ -157,3 +158,20 @@ class KeyringError(ArchiveError):
 
     Its message never holds key material.
     """
+
+
+# -- storage targets --------------------------------------------------------
+
+
+class TargetError(ArchiveError):
+    """A storage target could not be used: unreachable, refused, misconfigured, or missing.
+
+    ``transient`` is true for a failure that may pass when tried again (a
+    connection lost, a server error); the copy retries those. Its message never
+    holds credentials.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        #: Whether trying again later may succeed.
+        self.transient = transient
+        super().__init__(message)

@@ -23,11 +23,12 @@ class ProgressEvent:
     ``"export <table>"`` (rows), ``"write"`` (bytes of a member), ``"finalize"`` and
     ``"done"``; ``"verify"`` while an archive is verified; for a restore
     ``"component"``, ``"restore"`` (bytes of the dump) and the components' own
-    per-table phases (rows). ``component`` is the component being worked on, if any. ``done`` counts ``unit``; ``total`` is ``None``
+    per-table phases (rows); for a copy to a storage target ``"upload"`` and
+    ``"check"`` (bytes), for a fetch from one ``"download"`` (bytes). ``component`` is the component being worked on, if any. ``done`` counts ``unit``; ``total`` is ``None``
     where it is not known in advance.
     """
 
-    operation: Literal["backup", "restore", "verify", "import"]
+    operation: Literal["backup", "restore", "verify", "import", "copy", "fetch"]
     phase: str
     component: str | None = None
     done: int = 0

@@ -16,6 +16,7 @@ import pluggy
 if TYPE_CHECKING:
     from odeion_archive.interfaces import ArchiveFormat, Component
     from odeion_archive.results import BackupResult, Failure, RestoreResult
+    from odeion_archive.targets import TargetKind
 
 __all__ = [
     "PROJECT",
@@ -26,6 +27,7 @@ __all__ = [
     "odeion_archive_components",
     "odeion_archive_formats",
     "odeion_archive_restore_finished",
+    "odeion_archive_targets",
 ]
 
 #: The pluggy project name, which is also the entry-point group.
@@ -49,6 +51,14 @@ def odeion_archive_components() -> Iterable[Component]:  # type: ignore[empty-bo
     """Return the backup components this plugin provides.
 
     Two plugins that provide a component of the same name are an error.
+    """
+
+
+@hookspec
+def odeion_archive_targets() -> Iterable[TargetKind]:  # type: ignore[empty-body]
+    """Return the kinds of storage targets this plugin provides (``dir``, ``s3``, ...).
+
+    Two plugins that provide a target kind of the same name are an error.
     """
 
 

@@ -11,6 +11,7 @@ import attrs
 
 from odeion_archive._manifest import Manifest
 from odeion_archive.interfaces import Authenticity, Conflict, Issue, RowCounts
+from odeion_archive.targets import CopyResult
 
 __all__ = [
     "ArchiveInfo",
@@ -116,6 +117,9 @@ class BackupResult:
 
     archive: ArchiveInfo
     seconds: float
+    #: The copies to storage targets made after it was published (a failed
+    #: copy has its ``error``; the backup itself stays in the store).
+    copies: tuple[CopyResult, ...] = ()
 
 
 @attrs.frozen

@@ -21,6 +21,16 @@ and that restoring twice gives the state of restoring once::
     def test_my_component(tmp_path, source_url, scratch_url):
         check_component(MyComponent(), source_url, scratch_url, tmp_path)
 
+:func:`check_target` checks an opened storage target (a plugin's
+:class:`~odeion_archive.targets.TargetKind` opens it): round trips, ranged
+reads, replacement, and that an interrupted or cancelled write leaves no object
+listed::
+
+    from odeion_archive.testing import check_target
+
+    def test_my_target(tmp_path):
+        check_target(MyTargetKind().open(TargetSpec("t", "mine", {...})))
+
 :func:`write_archive` and :func:`format_registry` help to build archives in
 tests; :class:`ArchiveBuilder`, :class:`ArchiveFile` and :func:`verify_archive`
 (the core's own writer, safe reader and check) and the manifest's values
@@ -56,6 +66,7 @@ from odeion_archive.formats import _contract
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.interfaces import ArchiveFormat, Component, ReadLimits
 from odeion_archive.sample import table_digests
+from odeion_archive.targets._contract import check_target
 
 __all__ = [
     "FIXED_TIME",
@@ -66,6 +77,7 @@ __all__ = [
     "MemberEntry",
     "check_component",
     "check_format",
+    "check_target",
     "format_registry",
     "head_manifest",
     "verify_archive",

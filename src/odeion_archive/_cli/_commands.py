@@ -33,6 +33,14 @@ from odeion_archive._cli._parser import (
     option_values,
 )
 from odeion_archive._cli._schedule import due_command, prune_command, run_due_command
+from odeion_archive._cli._targets import (
+    copy_json,
+    copy_lines,
+    remote,
+    run_copy,
+    run_list,
+    run_targets,
+)
 from odeion_archive._lock import DataDirLock
 from odeion_archive._printable import printable
 from odeion_archive._progress import ProgressPrinter
@@ -70,16 +78,27 @@ def _confirm(question: str, *, yes: bool, what: str) -> bool:
 def _create(run: _Run) -> int:
     try:
         result = run.archiver.create(
-            components=run.args.components, format=run.args.format, progress=run.progress
+            components=run.args.components,
+            format=run.args.format,
+            progress=run.progress,
+            copy_to=run.args.copy_to,
         )
     except (UnknownFormatError, UnknownComponentError) as exc:
         raise UsageError(str(exc)) from exc
     run.progress.finish()
-    run.out.result(_info_json(result.archive), [result.archive.name])
+    data = _info_json(result.archive)
+    if result.copies:
+        data["copies"] = [copy_json(c) for c in result.copies]
+    run.out.result(data, [result.archive.name, *copy_lines(result.copies)])
+    if not all(c.ok for c in result.copies):
+        _say(f"the backup {result.archive.name} is in the store; copy it later with 'copy'")
+        return EXIT_FAILED
     return EXIT_OK
 
 
 def _list(run: _Run) -> int:
+    if run.args.target is not None:
+        return run_list(run)
     infos = run.archiver.list()
     lines = (
         table_lines(LIST_COLUMNS, infos)
@@ -169,6 +188,11 @@ def _plan_command(run: _Run) -> int:
     return EXIT_OK
 
 
+def _shown(args: argparse.Namespace) -> str:
+    """The archive as the command line named it (``TARGET:NAME`` for one on a target)."""
+    return str(getattr(args, "shown_archive", None) or args.archive)
+
+
 def _restore(run: _Run) -> int:
     args = run.args
     plan = _plan(run)
@@ -179,7 +203,7 @@ def _restore(run: _Run) -> int:
     else:
         if sys.stdin.isatty():
             _say(*_plan_lines(plan, "checked when the restore starts, before anything is changed"))
-        question = f"Restore {args.archive} in mode {args.mode}?"
+        question = f"Restore {_shown(args)} in mode {args.mode}?"
         if not _confirm(question, yes=False, what="restore changes the database"):
             _say("nothing was changed")
             return EXIT_FAILED
@@ -201,7 +225,7 @@ def _restore(run: _Run) -> int:
         data,
         [
             (
-                f"restored {args.archive} ({args.mode}); database at schema version "
+                f"restored {_shown(args)} ({args.mode}); database at schema version "
                 f"{result.schema_version}; rescan the libraries now"
             )
         ],
@@ -263,9 +287,9 @@ _COMMANDS: dict[str, Callable[[_Run], int]] = {
     "create": _create,
     "list": _list,
     "inspect": _inspect,
-    "verify": _verify,
-    "plan": _plan_command,
-    "restore": _restore,
+    "verify": remote(_verify, damaged_exit=EXIT_VERIFY),
+    "plan": remote(_plan_command, damaged_exit=EXIT_VERIFY),
+    "restore": remote(_restore, damaged_exit=None),
     "import": _import,
     "delete": _delete,
     "prune": prune_command,
@@ -273,6 +297,8 @@ _COMMANDS: dict[str, Callable[[_Run], int]] = {
     "run-due": run_due_command,
     "plugins": _plugins,
     "sample": _sample,
+    "targets": run_targets,
+    "copy": run_copy,
     "key": lambda run: _key(run.args, run.archiver, run.out),
 }
 

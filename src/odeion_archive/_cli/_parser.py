@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import attrs
 
 from odeion_archive._backup import DEFAULT_FORMAT
+from odeion_archive._cli._targetparser import add_target_commands, target_option
 from odeion_archive._registry import Registry
 from odeion_archive._restore import CONFLICTS
 from odeion_archive._version import __version__
@@ -202,6 +203,7 @@ def option_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def _restore_options(sub: argparse.ArgumentParser, name: str) -> None:
     sub.add_argument("archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file")
+    target_option(sub)
     sub.add_argument(
         "--mode",
         required=True,
@@ -266,14 +268,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=f"zip, tar.zst or a format a plugin adds (default: {DEFAULT_FORMAT})",
     )
-    command("list", "list the archives, newest first")
+    create.add_argument(
+        "--copy-to",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="copy the new archive to this storage target (repeatable; default: the targets "
+        "configured with copy_after_backup)",
+    )
+    target_option(
+        command("list", "list the archives, newest first"),
+        "list the archives on this storage target instead",
+    )
     for name, text in (
         ("inspect", "print an archive's manifest"),
         ("verify", "check an archive's seal and every member"),
     ):
-        command(name, text).add_argument(
+        sub = command(name, text)
+        sub.add_argument(
             "archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file"
         )
+        if name == "verify":
+            target_option(sub)
     _restore_options(command("plan", "check an archive and show how it would restore"), "plan")
     _restore_options(command("restore", "restore an archive (asks first)"), "restore")
     command("import", "check an archive file and add it to the store").add_argument(
@@ -288,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="show what would be deleted; delete nothing"
     )
     prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    target_option(prune, "prune the archives on this storage target instead")
+    add_target_commands(command)
     command("plugins", "list the formats and components and the plugins that provide them")
     command(
         "sample",

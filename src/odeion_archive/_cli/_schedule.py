@@ -157,7 +157,12 @@ def prune_command(run: _Run) -> int:
 
     args = run.args
     rules = _rules(args)
-    plan = run.archiver.prune_plan(rules)
+    target: str | None = getattr(args, "target", None)
+    where = "" if target is None else f" from {target}"
+    if target is None:
+        plan = run.archiver.prune_plan(rules)
+    else:
+        plan = run.archiver.prune_target_plan(target, rules)
     doomed = [d.name for d in plan if not d.keep]
     kept = [d for d in plan if d.keep]
     if args.dry_run:
@@ -167,7 +172,7 @@ def prune_command(run: _Run) -> int:
                 "would_delete": doomed,
                 "kept": [{"name": d.name, "reasons": list(d.reasons)} for d in kept],
             },
-            [f"would delete {name}" for name in doomed]
+            [f"would delete {name}{where}" for name in doomed]
             + (["nothing to delete"] if not doomed else [])
             + _kept_lines(kept),
         )
@@ -176,7 +181,7 @@ def prune_command(run: _Run) -> int:
         run.out.result({"deleted": []}, ["nothing to delete"])
         return EXIT_OK
     if not args.yes:
-        _say(f"{rules.describe()} deletes:", *(f"  {n}" for n in doomed))
+        _say(f"{rules.describe()}{where} deletes:", *(f"  {n}" for n in doomed))
         question = (
             "Delete this archive?" if len(doomed) == 1 else f"Delete these {len(doomed)} archives?"
         )
@@ -185,6 +190,11 @@ def prune_command(run: _Run) -> int:
         ):
             _say("nothing was deleted")
             return EXIT_FAILED
-    deleted = run.archiver.prune(rules=rules)
-    run.out.result({"deleted": deleted}, [f"deleted {n}" for n in deleted] or ["nothing to delete"])
+    if target is None:
+        deleted = run.archiver.prune(rules=rules)
+    else:
+        deleted = run.archiver.prune_target(target, rules=rules)
+    run.out.result(
+        {"deleted": deleted}, [f"deleted {n}{where}" for n in deleted] or ["nothing to delete"]
+    )
     return EXIT_OK

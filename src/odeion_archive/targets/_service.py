@@ -1,0 +1,217 @@
+"""The targets of one archiver: opening them, their state, copies, listings, fetches."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from odeion_archive._keys import Keyring
+from odeion_archive._registry import Registry
+from odeion_archive._retention import Candidate, RetentionDecision, RetentionRules, decide
+from odeion_archive._store import BackupStore, _sha256
+from odeion_archive.errors import ArchiveError, CancelledError, UsageError
+from odeion_archive.events import CancelToken, ProgressCallback, null_progress
+from odeion_archive.targets import CopyResult, RemoteArchive, Target, TargetSpec, TargetStatus
+from odeion_archive.targets._copy import copy_archive, read_sum
+from odeion_archive.targets._remote import archives_on, delete_archives, fetch
+
+__all__ = ["TargetService"]
+
+_log = logging.getLogger(__name__)
+
+
+class TargetService:
+    """Opens the configured targets on first use and runs the operations on them."""
+
+    def __init__(
+        self,
+        specs: Callable[[], Sequence[TargetSpec]],
+        registry: Registry,
+        store: BackupStore,
+        *,
+        attempts: int = 3,
+        backoff: float = 1.0,
+    ) -> None:
+        self._load = specs
+        self._specs: tuple[TargetSpec, ...] | None = None
+        self._registry = registry
+        self._store = store
+        self._opened: dict[str, Target] = {}
+        self._attempts = attempts
+        self._backoff = backoff
+
+    def specs(self) -> tuple[TargetSpec, ...]:
+        """The configured targets (read once)."""
+        if self._specs is None:
+            specs = tuple(self._load())
+            names = [s.name for s in specs]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise UsageError(f"two targets are named {', '.join(twice)}; rename one")
+            self._specs = specs
+        return self._specs
+
+    def spec(self, name: str) -> TargetSpec:
+        """The target called ``name``; a :class:`UsageError` naming the known ones if none is."""
+        for spec in self.specs():
+            if spec.name == name:
+                return spec
+        known = ", ".join(s.name for s in self.specs()) or "none is configured"
+        raise UsageError(
+            f"no storage target named {name!r} (known: {known}); configure it in targets.toml "
+            "in the data directory"
+        )
+
+    def open(self, name: str) -> Target:
+        """The opened target ``name``."""
+        if name not in self._opened:
+            spec = self.spec(name)
+            self._opened[name] = self._registry.target_kind(spec.kind).open(spec)
+        return self._opened[name]
+
+    def status(self) -> builtins.list[TargetStatus]:
+        """Each configured target: reachable or why not, its archives, the last copy."""
+        states = []
+        for spec in self.specs():
+            try:
+                target = self.open(spec.name)
+                where = target.describe()
+                archives = [o for o in target.list() if not o.name.startswith(".")]
+            except ArchiveError as exc:
+                states.append(
+                    TargetStatus(
+                        spec.name,
+                        spec.kind,
+                        "",
+                        False,
+                        error=str(exc),
+                        copy_after_backup=spec.copy_after_backup,
+                    )
+                )
+                continue
+            last = max((o.modified for o in archives), default=None)
+            states.append(
+                TargetStatus(
+                    spec.name,
+                    spec.kind,
+                    where,
+                    True,
+                    len(archives),
+                    last,
+                    copy_after_backup=spec.copy_after_backup,
+                )
+            )
+        return states
+
+    def copy(
+        self,
+        path: Path,
+        name: str,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+        skip_copied: bool = True,
+    ) -> CopyResult:
+        """Copy the archive at ``path`` to the target ``name``; raises if it fails.
+
+        With ``skip_copied``, an archive whose checked copy (same size and
+        sha256 recorded) is on the target already is not sent again.
+        """
+        target = self.open(name)
+        if skip_copied:
+            present = {o.name: o.size for o in target.list()}
+            record = read_sum(target, path.name, present)
+            if (
+                record is not None
+                and present.get(path.name) == record.size == path.stat().st_size
+                and _sha256(path) == record.sha256
+            ):
+                return CopyResult(name, path.name, record.size, record.sha256, skipped=True)
+        return copy_archive(
+            path,
+            target,
+            progress=progress,
+            cancel=cancel,
+            attempts=self._attempts,
+            backoff=self._backoff,
+        )
+
+    def copy_each(
+        self,
+        path: Path,
+        names: Sequence[str],
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> tuple[CopyResult, ...]:
+        """Copy to each of ``names``; a failure is a result with its ``error`` (and logged)."""
+        results = []
+        for name in names:
+            try:
+                results.append(self.copy(path, name, progress=progress, cancel=cancel))
+            except CancelledError:
+                results.append(
+                    CopyResult(name, path.name, error="cancelled; copy it later with 'copy'")
+                )
+                break
+            except ArchiveError as exc:
+                _log.error("the copy of %s to target %s failed: %s", path.name, name, exc)
+                results.append(CopyResult(name, path.name, error=str(exc)))
+        return tuple(results)
+
+    def after_backup(self) -> tuple[str, ...]:
+        """The targets each new backup is copied to."""
+        return tuple(s.name for s in self.specs() if s.copy_after_backup)
+
+    def archives(self, name: str, keyring: Keyring | None) -> builtins.list[RemoteArchive]:
+        """The archives on the target ``name``, newest copy first."""
+        return archives_on(self.open(name), self._registry, keyring=keyring)
+
+    @contextlib.contextmanager
+    def fetched(
+        self,
+        name: str,
+        archive: str,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[Path]:
+        """The archive ``archive`` of the target ``name``, staged while the context lasts."""
+        with fetch(self.open(name), archive, self._store, progress=progress, cancel=cancel) as path:
+            yield path
+
+    def retention(
+        self, name: str, rules: RetentionRules, keyring: Keyring | None
+    ) -> tuple[RetentionDecision, ...]:
+        """What ``rules`` keep of the archives on the target ``name``, and why.
+
+        The same rules as in the store, ordered by when each copy reached the
+        target. A drill passed by the store's archive of the same name counts.
+        """
+        drilled = {
+            info.name
+            for info in self._store.list()
+            if info.last_drill is not None and info.last_drill.passed
+        }
+        candidates = [
+            Candidate(
+                name=archive.name,
+                entered_at=archive.copied_at,
+                holds_full_db="full_db" in archive.manifest.component_names,
+                drill_passed=archive.name in drilled,
+            )
+            for archive in self.archives(name, keyring)
+        ]
+        return decide(candidates, rules)
+
+    def prune(
+        self, name: str, rules: RetentionRules, keyring: Keyring | None, *, dry_run: bool = False
+    ) -> builtins.list[str]:
+        """Delete from the target ``name`` the archives that ``rules`` do not keep."""
+        doomed = [d.name for d in self.retention(name, rules, keyring) if not d.keep]
+        if not dry_run:
+            delete_archives(self.open(name), doomed)
+        return doomed

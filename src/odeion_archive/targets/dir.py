@@ -1,0 +1,183 @@
+"""The ``dir`` target kind: a mounted directory (a NAS share, a USB disk).
+
+An object is written under a hidden temporary name, fsynced, renamed to its
+name and the directory fsynced: a copy interrupted at any moment leaves at
+worst a hidden ``.partial-`` file, never an object that is listed; the next
+copy from the same host removes those whose process is gone. The
+directory must exist: a missing mount point is an error, never a directory
+quietly created on the server's own disk.
+
+Settings: ``path`` (relative paths are relative to the data directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import os
+import secrets
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from odeion_archive.errors import TargetError
+from odeion_archive.hookspecs import hookimpl
+from odeion_archive.targets import RemoteObject, Target, TargetKind, TargetSpec
+from odeion_archive.targets._names import check_object_name, check_options
+
+__all__ = ["DirTarget", "DirTargetKind", "odeion_archive_targets"]
+
+_TEMP_PREFIX = ".partial-"
+_FILE_MODE = 0o600
+_CHUNK = 1024 * 1024
+#: Errors that may pass (a network share that went away for a moment).
+_TRANSIENT = {errno.EIO, errno.ETIMEDOUT, errno.EAGAIN, errno.ESTALE, errno.ENOTCONN}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class DirTarget:
+    """A directory that holds the objects as files."""
+
+    def __init__(self, name: str, directory: Path) -> None:
+        self._name = name
+        self._dir = directory
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def describe(self) -> str:
+        return str(self._dir)
+
+    def _error(self, exc: OSError, doing: str) -> TargetError:
+        if isinstance(exc, FileNotFoundError) and not self._dir.is_dir():
+            return TargetError(
+                f"the directory {self._dir} of target {self._name!r} does not exist; mount the "
+                "disk or share, or create the directory"
+            )
+        return TargetError(
+            f"target {self._name!r} could not {doing} in {self._dir}: {exc.strerror or exc}; "
+            "check that the disk is mounted and writable by this user",
+            transient=exc.errno in _TRANSIENT,
+        )
+
+    def list(self) -> Sequence[RemoteObject]:
+        try:
+            found = []
+            for entry in os.scandir(self._dir):
+                if entry.name.startswith(_TEMP_PREFIX) or not entry.is_file(follow_symlinks=False):
+                    continue
+                stat = entry.stat(follow_symlinks=False)
+                modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC)
+                found.append(RemoteObject(entry.name, stat.st_size, modified))
+        except OSError as exc:
+            raise self._error(exc, "list the archives") from exc
+        return found
+
+    def _path(self, name: str) -> Path:
+        check_object_name(name)
+        return self._dir / name
+
+    def read_range(self, name: str, start: int, length: int) -> bytes:
+        try:
+            fd = os.open(self._path(name), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                return os.pread(fd, length, start)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise self._error(exc, f"read {name}") from exc
+
+    def read(self, name: str) -> Iterator[bytes]:
+        try:
+            with self._path(name).open("rb") as stream:
+                while chunk := stream.read(_CHUNK):
+                    yield chunk
+        except OSError as exc:
+            raise self._error(exc, f"read {name}") from exc
+
+    def _own_prefix(self) -> str:
+        return f"{_TEMP_PREFIX}{socket.gethostname()}-"
+
+    def _remove_leftovers(self) -> None:
+        """Remove the temporary files of copies from this host whose process is gone (kill -9).
+
+        Those of other hosts sharing the directory are theirs to remove.
+        """
+        prefix = self._own_prefix()
+        for entry in os.scandir(self._dir):
+            if not entry.name.startswith(prefix):
+                continue
+            pid = entry.name.removeprefix(prefix).split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)  # noqa: PTH108 - a scandir entry's path
+
+    def write(self, name: str, chunks: Iterable[bytes]) -> None:
+        final = self._path(name)
+        try:
+            self._remove_leftovers()
+        except OSError as exc:
+            raise self._error(exc, f"write {name}") from exc
+        temp = self._dir / f"{self._own_prefix()}{os.getpid()}-{secrets.token_hex(8)}"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+        except OSError as exc:
+            raise self._error(exc, f"write {name}") from exc
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                for chunk in chunks:
+                    stream.write(chunk)
+                stream.flush()
+                os.fsync(stream.fileno())
+            temp.replace(final)
+            _fsync_dir(self._dir)
+        except OSError as exc:
+            raise self._error(exc, f"write {name}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                temp.unlink(missing_ok=True)
+
+    def delete(self, name: str) -> None:
+        try:
+            self._path(name).unlink(missing_ok=True)
+            _fsync_dir(self._dir)
+        except OSError as exc:
+            raise self._error(exc, f"delete {name}") from exc
+
+
+class DirTargetKind:
+    """Opens ``dir`` targets."""
+
+    name = "dir"
+
+    def open(self, spec: TargetSpec) -> Target:
+        check_options(spec, required={"path"}, optional=set())
+        path = Path(str(spec.options["path"])).expanduser()
+        if not path.is_absolute() and spec.base is not None:
+            path = spec.base / path
+        return DirTarget(spec.name, path)
+
+
+@hookimpl
+def odeion_archive_targets() -> list[TargetKind]:
+    """The built-in ``dir`` target kind."""
+    return [DirTargetKind()]

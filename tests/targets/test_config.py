@@ -1,0 +1,162 @@
+"""targets.toml in the data directory, and the credentials file of an s3 target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _s3 import SECRET_KEY
+
+from odeion_archive import Archiver, Registry
+from odeion_archive.errors import UsageError
+from odeion_archive.targets import TargetSpec
+from odeion_archive.targets._config import load_specs
+
+
+def _write(data_dir: Path, text: str) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "targets.toml").write_text(text)
+
+
+def test_targets_are_read_from_the_data_directory(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        """
+[targets.nas]
+kind = "dir"
+path = "mnt/nas"
+
+[targets.offsite]
+kind = "s3"
+endpoint = "http://127.0.0.1:9000"
+bucket = "odeion-backups"
+prefix = "server-1"
+path_style = true
+allow_http = true
+credentials_file = "s3.credentials"
+copy_after_backup = false
+""",
+    )
+    nas, offsite = load_specs(tmp_path)
+    assert (nas.name, nas.kind, nas.options["path"], nas.copy_after_backup) == (
+        "nas",
+        "dir",
+        "mnt/nas",
+        True,
+    )
+    assert (offsite.kind, offsite.options["bucket"], offsite.copy_after_backup) == (
+        "s3",
+        "odeion-backups",
+        False,
+    )
+    (tmp_path / "mnt" / "nas").mkdir(parents=True)
+    target = Registry.default().target_kind("dir").open(nas)
+    assert target.describe() == str(tmp_path / "mnt" / "nas")  # relative to the data directory
+
+
+def test_no_file_is_no_targets(tmp_path: Path) -> None:
+    assert load_specs(tmp_path) == ()
+    archiver = Archiver(tmp_path, database_url="postgresql:///unused")
+    assert archiver.targets() == []
+
+
+def test_the_host_passes_targets_instead_of_the_file(tmp_path: Path) -> None:
+    _write(tmp_path, '[targets.nas]\nkind = "dir"\npath = "/nowhere"\n')
+    archiver = Archiver(
+        tmp_path,
+        database_url="postgresql:///unused",
+        targets=[TargetSpec.directory("usb", tmp_path)],
+    )
+    assert [s.name for s in archiver.targets()] == ["usb"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[targets.nas\n", "not valid TOML"),
+        ('[targets.nas]\npath = "/x"\n', "needs kind"),
+        ('[targets.Bad-Name]\nkind = "dir"\n', "lower-case letters"),
+        ('[elsewhere]\nkind = "dir"\n', r"only \[targets.NAME\] tables"),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\nsecret_access_key = "abc"\n',
+            "settings hold credentials",
+        ),
+        ('[targets.s]\nkind = "s3"\nbucket = "b"\nbukket = "c"\n', "unknown setting bukket"),
+        ('[targets.s]\nkind = "s3"\n', "needs bucket"),
+        ('[targets.s]\nkind = "ftp"\n', "no storage target kind 'ftp'"),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\nendpoint = "http://nas:9000"\n',
+            "is plain HTTP; use https, or set allow_http = true",
+        ),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\nretries = "x"\n',
+            "retries must be a whole number",
+        ),
+    ],
+)
+def test_a_bad_configuration_is_a_usage_error_that_says_what_to_fix(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    _write(tmp_path, text)
+    archiver = Archiver(tmp_path, database_url="postgresql:///unused")
+
+    def use_every_target() -> None:
+        for spec in load_specs(tmp_path):
+            archiver.copy_to(spec.name)
+
+    with pytest.raises(UsageError, match=message):
+        use_every_target()
+
+
+def test_two_targets_of_one_name_are_refused(tmp_path: Path) -> None:
+    archiver = Archiver(
+        tmp_path,
+        database_url="postgresql:///unused",
+        targets=[TargetSpec.directory("a", tmp_path), TargetSpec.directory("a", tmp_path)],
+    )
+    with pytest.raises(UsageError, match="two targets are named a"):
+        archiver.targets()
+
+
+def test_an_unknown_target_name_lists_the_known_ones(tmp_path: Path) -> None:
+    archiver = Archiver(
+        tmp_path, database_url="postgresql:///unused", targets=[TargetSpec.directory("a", tmp_path)]
+    )
+    with pytest.raises(UsageError, match=r"no storage target named 'b' \(known: a\)"):
+        archiver.copy_to("b")
+
+
+def test_a_credentials_file_that_others_may_read_is_refused(
+    tmp_path: Path, credentials_file: Path
+) -> None:
+    credentials_file.chmod(0o644)
+    spec = TargetSpec.s3(
+        "s", bucket="b", endpoint="https://127.0.0.1:1", credentials_file=credentials_file
+    )
+    with pytest.raises(
+        UsageError, match=r"may be read by others \(mode 0644\); run 'chmod 600"
+    ) as caught:
+        Registry.default().target_kind("s3").open(spec)
+    assert SECRET_KEY not in str(caught.value)
+
+
+def test_a_credentials_file_without_both_keys_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "creds"
+    path.write_text('access_key_id = "only"\n')
+    path.chmod(0o600)
+    spec = TargetSpec.s3("s", bucket="b", endpoint="https://127.0.0.1:1", credentials_file=path)
+    with pytest.raises(UsageError, match="must hold access_key_id and secret_access_key"):
+        Registry.default().target_kind("s3").open(spec)
+
+
+def test_an_s3_target_describes_itself_without_credentials(credentials_file: Path) -> None:
+    spec = TargetSpec.s3(
+        "s",
+        bucket="odeion-b",
+        endpoint="https://127.0.0.1:1",
+        prefix="/srv/",
+        credentials_file=credentials_file,
+    )
+    target = Registry.default().target_kind("s3").open(spec)
+    assert target.describe() == "s3://odeion-b/srv at https://127.0.0.1:1"
+    assert SECRET_KEY not in repr(spec) + repr(target) + target.describe()

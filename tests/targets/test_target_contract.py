@@ -1,0 +1,140 @@
+"""Every built-in target keeps the target contract; the contract check catches a broken one."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from _archives import make_archive
+
+from odeion_archive import Archiver, Registry, hookimpl
+from odeion_archive.errors import PluginError, TargetError, UsageError
+from odeion_archive.targets import TargetSpec
+from odeion_archive.targets._contract import TargetContractError
+from odeion_archive.targets.dir import DirTarget
+from odeion_archive.testing import check_target
+
+
+def test_every_builtin_target_keeps_the_contract(target_spec: TargetSpec) -> None:
+    target = Registry.default().target_kind(target_spec.kind).open(target_spec)
+    check_target(target)
+
+
+class _WritesInPlace(DirTarget):
+    """A broken target: it writes straight to the object's name, so a failed write stays."""
+
+    def write(self, name: str, chunks: Iterable[bytes]) -> None:
+        with (self._dir / name).open("wb") as stream:
+            for chunk in chunks:
+                stream.write(chunk)
+
+
+def test_the_contract_catches_a_target_that_lists_half_written_objects(tmp_path: Path) -> None:
+    with pytest.raises(TargetContractError, match="interrupted write leaves no object"):
+        check_target(_WritesInPlace("broken", tmp_path), large=300_000)
+
+
+def test_a_dir_target_leaves_no_temporary_file_after_an_interrupted_write(tmp_path: Path) -> None:
+    target = DirTarget("nas", tmp_path)
+
+    def failing() -> Iterable[bytes]:
+        yield b"x" * 1000
+        raise RuntimeError("gone")
+
+    with pytest.raises(RuntimeError):
+        target.write("odeion-backup-a.zip", failing())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_mount_point_is_an_error_never_a_new_directory(tmp_path: Path) -> None:
+    spec = TargetSpec.directory("usb", tmp_path / "media" / "usb")
+    target = Registry.default().target_kind("dir").open(spec)
+    with pytest.raises(TargetError, match="does not exist; mount the disk"):
+        target.list()
+    with pytest.raises(TargetError, match="does not exist"):
+        target.write("a.zip", [b"x"])
+    assert not (tmp_path / "media").exists()
+
+
+def test_two_plugins_with_one_target_kind_name_fail_loudly() -> None:
+    class Another:
+        @hookimpl
+        def odeion_archive_targets(self) -> list[object]:
+            return [Registry.default().target_kind("dir")]
+
+    registry = Registry.default(entry_points=False)
+    registry.register(Another(), name="another-dir")
+    with pytest.raises(PluginError, match="two plugins provide the target kind 'dir'"):
+        registry.target_kinds()
+
+
+def test_a_plugin_that_returns_no_target_kind_is_refused() -> None:
+    class Wrong:
+        @hookimpl
+        def odeion_archive_targets(self) -> list[object]:
+            return ["not a kind"]
+
+    registry = Registry.empty()
+    registry.register(Wrong(), name="wrong")
+    with pytest.raises(PluginError, match="lacks the TargetKind interface"):
+        registry.target_kinds()
+
+
+def test_target_kinds_are_listed_with_their_plugins() -> None:
+    provided = {(p.name, p.kind, p.plugin) for p in Registry.default().provided()}
+    assert ("dir", "target", "odeion_archive.targets.dir") in provided
+    assert ("s3", "target", "odeion_archive.targets.s3") in provided
+
+
+def test_an_unknown_kind_names_the_known_ones() -> None:
+    with pytest.raises(UsageError, match=r"no storage target kind 'ftp'.*known: dir, s3"):
+        Registry.default().target_kind("ftp")
+
+
+def test_s3_without_obstore_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in [m for m in sys.modules if m == "obstore" or m.startswith("obstore.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "obstore", None)  # what an absent package imports as
+    spec = TargetSpec.s3("offsite", bucket="b", endpoint="http://127.0.0.1:1")
+    with pytest.raises(TargetError, match=r"pip install 'odeion-archive\[s3\]'"):
+        Registry.default().target_kind("s3").open(spec)
+
+
+def test_a_copy_killed_with_sigkill_leaves_no_object_and_the_next_copy_cleans_up(
+    tmp_path: Path,
+) -> None:
+    data_dir, nas, ready = tmp_path / "data", tmp_path / "nas", tmp_path / "ready"
+    nas.mkdir()
+    path = make_archive(data_dir / "backups", payload=8 << 20)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("_killedcopy.py")),
+            str(data_dir),
+            str(nas),
+            path.name,
+            str(ready),
+        ]
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    leftovers = [p.name for p in nas.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".partial-")
+    archiver = Archiver(
+        data_dir, targets=[TargetSpec.directory("nas", nas)], database_url="postgresql:///unused"
+    )
+    assert archiver.list_target("nas") == []
+    [result] = archiver.copy_to("nas")  # the next run copies it again
+    assert result.ok
+    assert sorted(p.name for p in nas.iterdir()) == [f".sha256-{path.name}", path.name]
