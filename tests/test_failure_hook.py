@@ -10,13 +10,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from _stores import at, move_entry
-from conftest import PgServer
 from odeion_archive import Archiver, CancelToken, Failure, Registry, hookimpl
 from odeion_archive._store import RECORDS_DIR
 from odeion_archive.errors import (
@@ -25,6 +25,9 @@ from odeion_archive.errors import (
     DatabaseError,
     ToolNotFoundError,
 )
+
+if TYPE_CHECKING:
+    from conftest import PgServer
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
 
