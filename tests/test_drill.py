@@ -22,8 +22,8 @@ from psycopg import sql
 from odeion_archive import Archiver, CancelToken, Failure, ProgressEvent, Registry, _keys, hookimpl
 from odeion_archive._archive import ArchiveBuilder, ArchiveFile
 from odeion_archive._manifest import ComponentEntry
+from odeion_archive._rowcounts import count_rows
 from odeion_archive._scratch import DRILL_DIR, PREFIX
-from odeion_archive.components.full_db._counts import count_rows
 from odeion_archive.errors import CancelledError
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")

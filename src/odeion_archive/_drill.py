@@ -36,7 +36,7 @@ from odeion_archive._keys import Keyring
 from odeion_archive._manifest import Manifest
 from odeion_archive._registry import Registry
 from odeion_archive._restore import RestoreOptions, run_restore
-from odeion_archive.components.full_db._counts import count_rows
+from odeion_archive._rowcounts import count_rows
 from odeion_archive.errors import ArchiveError, ArchiveInvalidError, CancelledError
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
 from odeion_archive.results import DrillCheck, DrillReport
