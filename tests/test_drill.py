@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -23,8 +24,10 @@ from odeion_archive import Archiver, CancelToken, Failure, ProgressEvent, Regist
 from odeion_archive._archive import ArchiveBuilder, ArchiveFile
 from odeion_archive._manifest import ComponentEntry
 from odeion_archive._rowcounts import count_rows
+from odeion_archive._schema import migrate
 from odeion_archive._scratch import DRILL_DIR, PREFIX
 from odeion_archive.errors import CancelledError
+from odeion_archive.sample import SeedScale, seed
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
@@ -345,9 +348,6 @@ def _has_tables(conninfo: str, name: str) -> bool:
 def test_a_drill_killed_with_kill_9_leaves_no_scratch_database_after_the_next_operation(
     pg18: Any, tmp_path: Path
 ) -> None:
-    from odeion_archive._schema import migrate
-    from odeion_archive.sample import SeedScale, seed
-
     live = f"drill_kill_{os.getpid()}"
     with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(live)))
@@ -407,28 +407,28 @@ def test_a_drill_killed_with_kill_9_leaves_no_scratch_database_after_the_next_op
 # -- a role that cannot create databases drills in a cluster of its own --------------------
 
 
-@pytest.fixture
-def plain_role_db(pg18: Any, module_odeion_db: str) -> Iterator[str]:
-    """A seeded database owned by a role without CREATEDB; its conninfo (as that role)."""
-    role = f"drill_plain_{os.getpid()}"
-    name = f"drill_plain_db_{os.getpid()}"
-    source = psycopg.conninfo.conninfo_to_dict(module_odeion_db)["dbname"]
+@contextlib.contextmanager
+def _role_database(pg18: Any, *, createdb: bool) -> Iterator[str]:
+    """A seeded database owned by a plain role (with or without CREATEDB), as that role."""
+    role = f"drill_role_{os.getpid()}_{int(createdb)}"
+    name = f"drill_role_db_{os.getpid()}_{int(createdb)}"
+    power = "CREATEDB" if createdb else "NOCREATEDB"
     with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER {}").format(
+                sql.Identifier(role), sql.SQL(power)
+            )
+        )
         conn.execute(
             sql.SQL("CREATE DATABASE {} OWNER {}").format(
                 sql.Identifier(name), sql.Identifier(role)
             )
         )
-    with psycopg.connect(pg18.database_conninfo(name)) as conn:
-        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-        from odeion_archive._schema import migrate
-        from odeion_archive.sample import SeedScale, seed
-
-        migrate(conn)
-        seed(conn, SeedScale.tiny(), seed=2)
-    assert source
     try:
+        with psycopg.connect(pg18.database_conninfo(name)) as conn:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            migrate(conn)
+            seed(conn, SeedScale.tiny(), seed=2)
         yield psycopg.conninfo.make_conninfo(pg18.database_conninfo(name), user=role)
     finally:
         with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
@@ -436,6 +436,25 @@ def plain_role_db(pg18: Any, module_odeion_db: str) -> Iterator[str]:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture
+def plain_role_db(pg18: Any) -> Iterator[str]:
+    """A seeded database owned by a role without CREATEDB; its conninfo (as that role)."""
+    with _role_database(pg18, createdb=False) as url:
+        yield url
+
+
+def test_a_role_with_createdb_drills_in_a_database_of_its_own_on_the_server(
+    pg18: Any, tmp_path: Path
+) -> None:
+    with _role_database(pg18, createdb=True) as url:
+        archiver = _archiver(tmp_path, url)
+        info = archiver.create().archive
+        report = archiver.drill(info.name)
+        assert report.passed, report
+        assert report.scratch == "database"
+        assert _scratch_databases(pg18.conninfo) == []
 
 
 @pytest.fixture
