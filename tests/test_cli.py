@@ -105,8 +105,13 @@ def test_create_list_inspect_verify(cli: Cli) -> None:
         "server_version",
         "schema_version",
         "authenticity",
+        "last_verification",
+        "last_drill",
+        "last_intact_at",
+        "warnings",
     }
     assert listed[0]["schema_version"] == 2
+    assert listed[0]["last_drill"] is None and listed[0]["warnings"] == []
 
     manifest = cli.json("inspect", created["name"])
     assert manifest["format"] == "tar.zst"
@@ -626,8 +631,10 @@ def test_item14_list_columns_line_up(cli: Cli) -> None:
         "SERVER",
         "SCHEMA",
         "ORIGIN",
+        "VERIFIED",
+        "DRILLED",
     ]
-    for header in ("FORMAT", "COMPONENTS", "CREATED", "SERVER", "ORIGIN"):
+    for header in ("FORMAT", "COMPONENTS", "CREATED", "SERVER", "ORIGIN", "VERIFIED", "DRILLED"):
         column = lines[0].index(header)
         assert all(line[column - 2 : column] == "  " for line in lines[1:]), lines
     assert {line.index("KiB") for line in lines[1:]} == {lines[0].index("SIZE") + 1}

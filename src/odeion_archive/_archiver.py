@@ -18,26 +18,33 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from odeion_archive import _due, _failures, _keys
+import attrs
+
+from odeion_archive import _due, _failures, _keys, _scratch
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._backup import DEFAULT_FORMAT, BackupOptions, run_backup
+from odeion_archive._checks import StoreChecks
+from odeion_archive._drill import run_drill
 from odeion_archive._lock import DataDirLock
 from odeion_archive._manifest import Manifest
 from odeion_archive._postgres import EmbeddedPostgres
+from odeion_archive._proving import drill_record
 from odeion_archive._registry import Registry
 from odeion_archive._restore import RestoreOptions, check_options, plan_restore, run_restore
 from odeion_archive._retention import RetentionDecision, RetentionRules
 from odeion_archive._schedule import Due, RunReport, SchedulePolicy
 from odeion_archive._store import BackupStore
-from odeion_archive.errors import ArchiveInvalidError, NotFoundError, UsageError
+from odeion_archive.errors import ArchiveError, ArchiveInvalidError, NotFoundError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.results import (
     ArchiveInfo,
     BackupResult,
+    DrillReport,
     Failure,
     RestorePlan,
     RestoreResult,
+    VerifyAllReport,
     VerifyReport,
 )
 from odeion_archive.targets import CopyResult, RemoteArchive, TargetSpec, TargetStatus
@@ -89,6 +96,7 @@ class Archiver:
             self._registry,
             self._store,
         )
+        self._checks = StoreChecks(self._store, self._registry, self._notify_failure)
 
     # -- plumbing ------------------------------------------------------------
 
@@ -141,6 +149,13 @@ class Archiver:
             removed = self._store.clean_leftovers()
             if removed:
                 _log.info("removed leftovers of interrupted operations: %s", removed)
+            try:
+                scratch = _scratch.clean_leftovers(self._data_dir, self._database_url)
+            except ArchiveError as exc:
+                _log.warning("the scratch databases of interrupted drills remain: %s", exc)
+            else:
+                if scratch:
+                    _log.info("removed the scratch databases of interrupted drills: %s", scratch)
             yield
 
     def resolve(self, archive: str | Path) -> Path:
@@ -236,19 +251,72 @@ class Archiver:
         """Check every member of an archive against its manifest, and the container.
 
         Damage found in an archive of the store fires the
-        ``odeion_archive_backup_failed`` hook once (a file elsewhere is only reported).
+        ``odeion_archive_backup_failed`` hook once (a file elsewhere is only
+        reported); the outcome for an archive of the store is recorded (see
+        :meth:`list`).
         """
         path = self.resolve(archive)
         stored = _failures.in_store(path, self._store.directory)
         try:
-            with ArchiveFile.open(path, self._registry) as opened:
-                report = opened.verify(progress=progress, cancel=cancel)
+            report = self._checks.verify(path, progress, cancel)
         except ArchiveInvalidError as exc:
             if stored:
                 self._notify_failure(_failures.verification_failure(path.name, error=exc))
             raise
         if stored and not report.ok:
             self._notify_failure(_failures.verification_failure(path.name, report.problems))
+        return report
+
+    def verify_all(
+        self,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> VerifyAllReport:
+        """Verify every archive in the store and record each outcome.
+
+        An archive too damaged to open counts as damaged. Each damaged archive
+        fires the ``odeion_archive_backup_failed`` hook once; those that an
+        earlier verification found intact are named in the report's
+        ``damaged_since_verified`` (and carry that warning in :meth:`list`).
+        """
+        return self._checks.verify_all(progress, cancel)
+
+    def drill(
+        self,
+        name: str,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> DrillReport:
+        """Restore the archive ``name`` into a scratch database and check it there.
+
+        The live database is never touched: the drill restores into a new
+        database on the same server when the role may create databases,
+        otherwise into a temporary embedded PostgreSQL cluster in the data
+        directory; it is dropped however the drill ends (a drill that was
+        killed leaves it to the next operation). The outcome is recorded (see
+        :meth:`list`); a failed drill fires the ``odeion_archive_backup_failed``
+        hook. Raises :class:`~odeion_archive.errors.CancelledError` if cancelled.
+        """
+        path = self._store.path_of(name)
+        with self._exclusive("drill"):
+            report = run_drill(
+                name,
+                path,
+                registry=self._registry,
+                data_dir=self._data_dir,
+                database_url=self._database_url,
+                pg_bin=self._pg_bin,
+                keyring=self._keyring(),
+                progress=progress,
+                cancel=cancel,
+            )
+            self._checks.record(name, drill_record(report))
+        if not report.passed:
+            self._notify_failure(
+                Failure("drill", report.reason or "failed", report.started_at, archive=name)
+            )
         return report
 
     def open_download(self, name: str) -> IO[bytes]:
@@ -430,14 +498,16 @@ class Archiver:
         """
         self._check_mode(mode)  # an unknown mode is a usage error, first
         check_options(options, self._registry)
-        return plan_restore(
-            self.resolve(archive),
+        path = self.resolve(archive)
+        plan = plan_restore(
+            path,
             RestoreOptions(mode, conflict, options),
             registry=self._registry,
             conninfo=self.database_url(),
             pg_bin=self._pg_bin,
             keyring=self._keyring(),
         )
+        return attrs.evolve(plan, warnings=plan.warnings + self._checks.warnings_of(path))
 
     def restore(
         self,

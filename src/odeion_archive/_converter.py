@@ -251,6 +251,8 @@ class FullDbFacts:
     database_size: int | None = attrs.field(default=None, validator=_non_negative)
     library_roots: tuple[str, ...] | None = None
     schema_version: int | None = attrs.field(default=None, validator=_non_negative)
+    #: Every table's row count (``schema.table``), taken in the backup's snapshot.
+    row_counts: Mapping[str, int] | None = attrs.field(default=None, validator=_row_counts)
 
 
 #: The model of the facts of each built-in component. Facts of other components

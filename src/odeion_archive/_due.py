@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from odeion_archive._duration import Duration, age_text
 from odeion_archive._schedule import Due, DueTask, RunReport, SchedulePolicy, TaskOutcome
@@ -125,19 +125,6 @@ def compute_due(
     )
 
 
-@runtime_checkable
-class _Proving(Protocol):
-    """The archiver's verification of every archive and its restore drill."""
-
-    def verify_all(
-        self, *, progress: ProgressCallback = ..., cancel: CancelToken | None = ...
-    ) -> object: ...
-
-    def drill(
-        self, name: str, *, progress: ProgressCallback = ..., cancel: CancelToken | None = ...
-    ) -> object: ...
-
-
 def _run_backup(
     archiver: Archiver,
     policy: SchedulePolicy,
@@ -155,8 +142,6 @@ def _run_backup(
 def _run_verification(
     archiver: Archiver, task: DueTask, progress: ProgressCallback, cancel: CancelToken | None
 ) -> TaskOutcome:
-    if not isinstance(archiver, _Proving):
-        return TaskOutcome(task, False, "this version of odeion-archive cannot verify all archives")
     started = dt.datetime.now(dt.UTC)
     archiver.verify_all(progress=progress, cancel=cancel)
     infos = archiver.list()
@@ -179,8 +164,6 @@ def _run_drill(
     progress: ProgressCallback,
     cancel: CancelToken | None,
 ) -> TaskOutcome:
-    if not isinstance(archiver, _Proving):
-        return TaskOutcome(task, False, "this version of odeion-archive cannot run drills")
     # After a backup that just ran, the newest archive is the new one.
     target = drill_target(archiver.list(), policy)
     if target is None:

@@ -41,6 +41,7 @@ from odeion_archive import _converter, _safejson
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import Manifest
+from odeion_archive._proving import damaged_since_verified
 from odeion_archive._registry import Registry
 from odeion_archive._retention import Candidate, RetentionDecision, RetentionRules, decide
 from odeion_archive.errors import (
@@ -189,7 +190,8 @@ class BackupStore:
             manifest=manifest,
             authenticity=authenticity,
             entered_at=record.entered_at,
-            warnings=_future_warning(manifest, record.entered_at),
+            warnings=_future_warning(manifest, record.entered_at)
+            + damaged_since_verified(record.last_verification, record.last_intact_at),
             last_verification=record.last_verification,
             last_drill=record.last_drill,
             last_intact_at=record.last_intact_at,
@@ -201,6 +203,20 @@ class BackupStore:
         """The record of an archive the store has none of (see the module's notes)."""
         modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
         return EntryRecord(min(manifest.created_at, modified), "imported")
+
+    def record(self, name: str) -> EntryRecord | None:
+        """The store's record of the archive ``name`` (``None``: it has none, or a damaged one)."""
+        return self._read_record(self.path_of(name).name)
+
+    def archive_names(self) -> builtins.list[str]:
+        """The names of every archive file, readable or not, sorted."""
+        if not self._dir.is_dir():
+            return []
+        return sorted(
+            path.name
+            for path in self._dir.iterdir()
+            if not path.name.startswith(".") and path.is_file()
+        )
 
     def record_check(self, name: str, check: CheckRecord) -> None:
         """Remember the outcome of a verification or drill of the archive ``name``.

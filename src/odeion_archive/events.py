@@ -28,7 +28,7 @@ class ProgressEvent:
     where it is not known in advance.
     """
 
-    operation: Literal["backup", "restore", "verify", "import", "copy", "fetch"]
+    operation: Literal["backup", "restore", "verify", "import", "copy", "fetch", "drill"]
     phase: str
     component: str | None = None
     done: int = 0

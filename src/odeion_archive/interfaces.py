@@ -244,6 +244,11 @@ class BackupContext(Protocol):
         """A PostgreSQL client tool suitable for this server (major at least the server's)."""
         ...
 
+    @property
+    def conninfo(self) -> str:
+        """The database's connection string, for a second session that joins :attr:`snapshot`."""
+        ...
+
 
 class PlanContext(Protocol):
     """What a component gets to plan its restore (read-only)."""

@@ -17,10 +17,13 @@ __all__ = [
     "ArchiveInfo",
     "BackupResult",
     "CheckRecord",
+    "DrillCheck",
+    "DrillReport",
     "Failure",
     "Problem",
     "RestorePlan",
     "RestoreResult",
+    "VerifyAllReport",
     "VerifyReport",
 ]
 
@@ -173,3 +176,55 @@ class RestoreResult:
     schema_version: int
     seconds: float
     rescan_required: bool = True
+
+
+@attrs.frozen
+class VerifyAllReport:
+    """The outcome of verifying every archive in the store.
+
+    ``reports`` has one report per archive, by name; ``damaged_since_verified``
+    names the archives that an earlier verification found intact and that are
+    damaged now (bit rot, or a change on disk).
+    """
+
+    reports: Mapping[str, VerifyReport] = attrs.field(factory=dict, hash=False)
+    damaged_since_verified: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Whether every archive is intact."""
+        return all(report.ok for report in self.reports.values())
+
+
+@attrs.frozen
+class DrillCheck:
+    """One check of a restore drill: its name, whether it passed, and what it found."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@attrs.frozen
+class DrillReport:
+    """The outcome of a restore drill: the archive restored into a scratch database, checked.
+
+    ``restore_seconds`` is the time the restore alone took, the administrator's
+    real recovery time (``None`` if it did not get that far); ``reason`` says
+    why a failed drill failed.
+    """
+
+    archive: str
+    started_at: dt.datetime
+    #: ``full_db`` or the JSON mode the drill restored.
+    mode: str
+    #: Where the scratch database lived: ``database`` (same server) or ``cluster``.
+    scratch: str
+    restore_seconds: float | None
+    checks: tuple[DrillCheck, ...] = ()
+    reason: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Whether the archive restored and every check passed."""
+        return self.reason is None and all(check.passed for check in self.checks)

@@ -32,6 +32,7 @@ from odeion_archive._cli._parser import (
     Settings,
     option_values,
 )
+from odeion_archive._cli._proving import drill_command, verify_all_command
 from odeion_archive._cli._schedule import due_command, prune_command, run_due_command
 from odeion_archive._cli._targets import (
     copy_json,
@@ -126,13 +127,21 @@ def _check(run: _Run) -> VerifyReport:
     return report
 
 
-def _verify(run: _Run) -> int:
+def _verify_one(run: _Run) -> int:
     report = _check(run)
     run.out.result(
         {"ok": report.ok, "problems": _problems_json(report.problems)},
         ["ok"] if report.ok else _problem_lines(report.problems),
     )
     return EXIT_OK if report.ok else EXIT_VERIFY
+
+
+def _verify(run: _Run) -> int:
+    if run.args.all_archives:
+        return verify_all_command(run)
+    if run.args.archive is None:
+        raise UsageError("give the ARCHIVE to verify, or --all to verify every archive")
+    return remote(_verify_one, damaged_exit=EXIT_VERIFY)(run)
 
 
 def _conflict(args: argparse.Namespace) -> Any:
@@ -287,7 +296,8 @@ _COMMANDS: dict[str, Callable[[_Run], int]] = {
     "create": _create,
     "list": _list,
     "inspect": _inspect,
-    "verify": remote(_verify, damaged_exit=EXIT_VERIFY),
+    "verify": _verify,
+    "drill": drill_command,
     "plan": remote(_plan_command, damaged_exit=EXIT_VERIFY),
     "restore": remote(_restore, damaged_exit=None),
     "import": _import,

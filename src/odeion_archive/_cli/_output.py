@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -16,7 +17,7 @@ from rich.text import Text
 
 from odeion_archive._printable import printable
 from odeion_archive._progress import amount
-from odeion_archive.results import ArchiveInfo, Problem, RestorePlan
+from odeion_archive.results import ArchiveInfo, CheckRecord, Problem, RestorePlan
 
 
 def _write_lines(stream: Any, lines: Iterable[str]) -> None:
@@ -91,7 +92,32 @@ LIST_COLUMNS: tuple[Column, ...] = (
     Column("SERVER", lambda i: i.server_version),
     Column("SCHEMA", lambda i: str(i.schema_version), right=True),
     Column("ORIGIN", lambda i: i.authenticity),
+    Column("VERIFIED", lambda i: check_text(i.last_verification, i.last_intact_at)),
+    Column("DRILLED", lambda i: check_text(i.last_drill)),
 )
+
+
+def check_text(record: CheckRecord | None, intact_at: dt.datetime | None = None) -> str:
+    """A check in a column of ``list``: ``-``, ``2026-01-01 12:00 ok`` or ``... FAILED``.
+
+    A verification that failed after an earlier one passed says ``DAMAGED`` (bit rot).
+    """
+    if record is None:
+        return "-"
+    verdict = "ok" if record.passed else "DAMAGED" if intact_at is not None else "FAILED"
+    return f"{record.at:%Y-%m-%d %H:%M} {verdict}"
+
+
+def check_json(record: CheckRecord | None) -> dict[str, Any] | None:
+    """A check as JSON (``None``: never checked)."""
+    if record is None:
+        return None
+    return {
+        "at": record.at.isoformat().replace("+00:00", "Z"),
+        "passed": record.passed,
+        "reason": record.reason,
+        "seconds": record.seconds,
+    }
 
 
 def _info_json(info: ArchiveInfo, *, listing: bool = False) -> dict[str, Any]:
@@ -107,6 +133,14 @@ def _info_json(info: ArchiveInfo, *, listing: bool = False) -> dict[str, Any]:
     if listing:
         data["server_version"] = info.server_version
         data["schema_version"] = info.schema_version
+        data["last_verification"] = check_json(info.last_verification)
+        data["last_drill"] = check_json(info.last_drill)
+        data["last_intact_at"] = (
+            None
+            if info.last_intact_at is None
+            else info.last_intact_at.isoformat().replace("+00:00", "Z")
+        )
+        data["warnings"] = [{"code": i.code, "message": i.message} for i in info.warnings]
     return data
 
 

@@ -59,7 +59,7 @@ first steps:
 exit codes: 0 ok, 1 failed, 2 usage error, 3 cannot be restored (blockers),
 
 
-4 verification found problems, 5 busy (another operation holds DIR)
+4 verification found problems or a drill failed, 5 busy (another operation holds DIR)
 """
 
 
@@ -280,16 +280,23 @@ def build_parser() -> argparse.ArgumentParser:
         command("list", "list the archives, newest first"),
         "list the archives on this storage target instead",
     )
-    for name, text in (
-        ("inspect", "print an archive's manifest"),
-        ("verify", "check an archive's seal and every member"),
-    ):
-        sub = command(name, text)
-        sub.add_argument(
-            "archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file"
-        )
-        if name == "verify":
-            target_option(sub)
+    command("inspect", "print an archive's manifest").add_argument(
+        "archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file"
+    )
+    verify = command("verify", "check an archive's seal and every member (--all: every archive)")
+    verify.add_argument(
+        "archive", nargs="?", metavar="ARCHIVE", help="a name from 'list' or a path to a file"
+    )
+    target_option(verify)
+    verify.add_argument(
+        "--all",
+        action="store_true",
+        dest="all_archives",
+        help="verify every archive in the store and record each outcome",
+    )
+    command(
+        "drill", "restore an archive into a scratch database and check it (a restore drill)"
+    ).add_argument("archive", metavar="ARCHIVE", help="a name from 'list'")
     _restore_options(command("plan", "check an archive and show how it would restore"), "plan")
     _restore_options(command("restore", "restore an archive (asks first)"), "restore")
     command("import", "check an archive file and add it to the store").add_argument(

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import attrs
 
 from odeion_archive.components.full_db import _restore
+from odeion_archive.components.full_db._counts import counted_in_snapshot
 from odeion_archive.components.full_db._dump import stream_dump
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.interfaces import (
@@ -107,7 +108,9 @@ class FullDbComponent:
             f"--dbname={conninfo}",
         ]
         header: dict[str, Any] = {}
-        context.add_member(DUMP, stream_dump(command, env, context, header), total=size)
+        # Every table's row count, in the snapshot, while pg_dump streams (for restore drills).
+        with counted_in_snapshot(context.conninfo, context.snapshot) as row_counts:
+            context.add_member(DUMP, stream_dump(command, env, context, header), total=size)
         return {
             "server_version": server_version,
             "server_version_num": server_version_num,
@@ -118,6 +121,7 @@ class FullDbComponent:
             "database_size": size,
             "library_roots": roots,
             "schema_version": context.schema_version,
+            "row_counts": row_counts,
         }
 
     def plan(self, context: PlanContext) -> ComponentPlan:

@@ -1,0 +1,96 @@
+"""The commands that prove backups: ``drill`` and ``verify --all``, and what they print."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from odeion_archive._cli._output import _problem_lines, _problems_json
+from odeion_archive._cli._parser import EXIT_OK, EXIT_VERIFY
+from odeion_archive.errors import UsageError
+from odeion_archive.results import DrillReport, VerifyAllReport
+
+if TYPE_CHECKING:
+    from odeion_archive._cli._commands import _Run
+
+__all__ = ["drill_command", "verify_all_command"]
+
+
+def _drill_json(report: DrillReport) -> dict[str, Any]:
+    return {
+        "archive": report.archive,
+        "started_at": report.started_at.isoformat().replace("+00:00", "Z"),
+        "mode": report.mode,
+        "scratch": report.scratch,
+        "restore_seconds": report.restore_seconds,
+        "passed": report.passed,
+        "reason": report.reason,
+        "checks": [
+            {"name": check.name, "passed": check.passed, "detail": check.detail}
+            for check in report.checks
+        ],
+    }
+
+
+def _drill_lines(report: DrillReport) -> list[str]:
+    verdict = "passed" if report.passed else "FAILED"
+    took = (
+        f"restored in {report.restore_seconds:.1f} s"
+        if report.restore_seconds is not None
+        else "the restore did not finish"
+    )
+    lines = [f"drill of {report.archive} ({report.mode}, scratch {report.scratch}): {verdict}"]
+    lines.append(f"  {took}")
+    lines += [
+        f"  {'ok    ' if check.passed else 'FAILED'} {check.name}: {check.detail}"
+        for check in report.checks
+    ]
+    if report.reason is not None:
+        lines.append(f"  reason: {report.reason}")
+    return lines
+
+
+def drill_command(run: _Run) -> int:
+    """``drill ARCHIVE``: exit 0 if the drill passed, 4 if it failed."""
+    report = run.archiver.drill(run.args.archive, progress=run.progress)
+    run.progress.finish()
+    run.out.result(_drill_json(report), _drill_lines(report))
+    return EXIT_OK if report.passed else EXIT_VERIFY
+
+
+def _verify_all_lines(report: VerifyAllReport) -> list[str]:
+    if not report.reports:
+        return ["no archives to verify"]
+    lines: list[str] = []
+    for name, single in report.reports.items():
+        if single.ok:
+            lines.append(f"{name}: ok")
+            continue
+        rotted = " (DAMAGED since an earlier verification)"
+        lines.append(f"{name}: DAMAGED{rotted if name in report.damaged_since_verified else ''}")
+        lines += [f"  {line}" for line in _problem_lines(single.problems)]
+    return lines
+
+
+def verify_all_command(run: _Run) -> int:
+    """``verify --all``: exit 0 if every archive is intact, 4 otherwise."""
+    if run.args.archive is not None:
+        raise UsageError("give either an ARCHIVE or --all, not both")
+    if getattr(run.args, "target", None) is not None:
+        raise UsageError(
+            "verify --all checks the archives of this store; to check a target's copy, "
+            "verify it by name with --target"
+        )
+    report = run.archiver.verify_all(progress=run.progress)
+    run.progress.finish()
+    run.out.result(
+        {
+            "ok": report.ok,
+            "archives": {
+                name: {"ok": single.ok, "problems": _problems_json(single.problems)}
+                for name, single in report.reports.items()
+            },
+            "damaged_since_verified": list(report.damaged_since_verified),
+        },
+        _verify_all_lines(report),
+    )
+    return EXIT_OK if report.ok else EXIT_VERIFY
