@@ -22,7 +22,8 @@ class ProgressEvent:
     ``phase`` is a stable word: for a backup ``"snapshot"``, ``"component"``,
     ``"export <table>"`` (rows), ``"write"`` (bytes of a member), ``"finalize"`` and
     ``"done"``; ``"verify"`` while an archive is verified; for a restore
-    ``"component"``, ``"restore"`` (bytes of the dump) and the components' own
+    ``"component"``, ``"restore"`` (a full_db restore's work over all its phases, in
+    byte-equivalents of loading data, for a time left that holds to the end) and the components' own
     per-table phases (rows). ``component`` is the component being worked on, if any. ``done`` counts ``unit``; ``total`` is ``None``
     where it is not known in advance.
     """
