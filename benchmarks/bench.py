@@ -131,6 +131,11 @@ def main() -> None:
         help="where the embedded server, dumps and archives go; seeded databases in it are "
         "reused by the next run at the same scale (default: a new temporary directory)",
     )
+    parser.add_argument(
+        "--seed-only",
+        action="store_true",
+        help="seed the data sets in --workdir (or reuse them) and measure nothing",
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="odeion-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +147,10 @@ def main() -> None:
         admin = server.start()
     try:
         print(f"scale: {args.scale}; data sets: {', '.join(args.datasets)}")
+        if args.seed_only:
+            for name in args.datasets:
+                seeded(admin, name, args.scale)
+            return
         results = {name: run(admin, workdir, name, args.scale) for name in args.datasets}
     finally:
         if server is not None:
