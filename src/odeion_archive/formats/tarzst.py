@@ -95,8 +95,8 @@ class TarZstFormat:
         return zstandard.ZstdCompressionParameters(
             strategy=zstandard.STRATEGY_DFAST,
             window_log=22,
-            chain_log=16,
-            hash_log=17,
+            chain_log=15,
+            hash_log=16,
             search_log=1,
             min_match=7,
             target_length=0,
