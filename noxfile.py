@@ -54,7 +54,9 @@ def bench(session: nox.Session) -> None:
     """Measure backup and restore against pg_dump and pg_restore on the same data.
 
     ``nox -s bench -- --scale benchmark`` runs the full-size comparison (about
-    2 GB of data; takes a while); the default scale is smaller.
+    2 GB per data set; takes a while), ``-- --scale tiny`` a quick one (about a
+    minute); the default scale is ``demo``. ``-- --workdir DIR`` keeps the
+    seeded databases in DIR for the next run.
     """
     _install(session, "-e", ".[embedded]")
     session.run(

@@ -444,3 +444,23 @@ def test_users_are_exported_by_streaming_not_held_in_memory(pg18: Any, tmp_path:
     small, large = peaks
     # 180,000 more users are tens of megabytes of JSON; the peak may not grow with them.
     assert large - small < 16 * 1024 * 1024, peaks
+
+
+def test_a_full_db_backup_does_not_load_the_restores_sql_parser(
+    module_odeion_db: str, tmp_path: Path
+) -> None:
+    """The SQL guard's parser (pglast) is a fixed cost of restores only, not of backups."""
+    script = (
+        "import sys\n"
+        "from odeion_archive import Archiver\n"
+        "info = Archiver(sys.argv[1], database_url=sys.argv[2]).create(components=['full_db'])\n"
+        "assert info.archive.size > 0\n"
+        "print('pglast' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path), module_odeion_db],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "False", done.stderr

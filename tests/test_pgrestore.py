@@ -510,6 +510,26 @@ def test_reader_runs_pg_restore_sql(scratch: psycopg.Connection[Any], step: int)
     )
 
 
+# COPY data whose lines hold many backslashes (escapes, NULLs, "\\." and a
+# backslash before a dot inside a line): more than the reader looks at one by one
+# before it falls back to a plain search for the end of the data.
+_BACKSLASH_ROWS = [(f"r{i} \\. \t tab \\ and \\.", i) for i in range(90)] + [(None, 90)]
+BACKSLASH_SQL = (
+    b'COPY public.t (a, "b;c") FROM stdin;\n'
+    + b"".join(f"r{i} \\\\. \\t tab \\\\ and \\\\.\t{i}\n".encode() for i in range(90))
+    + b"\\N\t90\n\\.\nSELECT pg_catalog.setval('public.s', 3, true);\n"
+)
+
+
+@pytest.mark.parametrize("step", [1, 3, 64, 700, 1 << 20])
+def test_reader_finds_the_end_of_copy_data_among_many_backslashes(
+    scratch: psycopg.Connection[Any], step: int
+) -> None:
+    assert read_all(scratch, BACKSLASH_SQL, step) == ["CopyStmt", "SelectStmt"]
+    rows = scratch.execute('SELECT a, "b;c" FROM public.t ORDER BY 2').fetchall()
+    assert rows == _BACKSLASH_ROWS
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [

@@ -194,13 +194,24 @@ def test_full_db_restore_as_the_non_superuser_owner_without_opt_in(
         assert owners == [(role,)]
         assert leftovers == (0,)  # the temporary login role, if one was used, is gone
         # Progress by phase, each phase ending complete.
-        phases = [e.phase for e in events if e.component == "full_db" and e.total is not None]
+        ours = [e for e in events if e.component == "full_db" and e.total is not None]
+        phases = [e.phase for e in ours if e.phase != "restore"]
         expected = ["checking the dump", "schema", "data", "indexes and constraints"]
         assert list(dict.fromkeys(phases)) == expected
         for phase in expected:
             last = [e for e in events if e.phase == phase][-1]
             assert last.total is not None
             assert last.done == last.total > 0
+        # The work over all phases: one fixed total, never going backwards, ending whole,
+        # and the index phase still ahead when the data is all loaded.
+        overall = [(e.done, e.total) for e in ours if e.phase == "restore"]
+        assert len({total for _, total in overall}) == 1
+        assert [done for done, _ in overall] == sorted(done for done, _ in overall)
+        assert overall[-1][0] == overall[-1][1]
+        first_index = next(i for i, e in enumerate(ours) if e.phase == "indexes and constraints")
+        at_indexes = [e for e in ours[:first_index] if e.phase == "restore"][-1]
+        assert at_indexes.total is not None
+        assert at_indexes.done < 0.9 * at_indexes.total
     finally:
         with psycopg.connect(target, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))

@@ -22,10 +22,12 @@ class ProgressEvent:
     ``phase`` is a stable word: for a backup ``"snapshot"``, ``"component"``,
     ``"export <table>"`` (rows), ``"write"`` (bytes of a member), ``"finalize"`` and
     ``"done"``; ``"verify"`` while an archive is verified; for a restore
-    ``"component"``, ``"restore"`` (bytes of the dump) and the components' own
-    per-table phases (rows); for a copy to a storage target ``"upload"`` and
-    ``"check"`` (bytes), for a fetch from one ``"download"`` (bytes). ``component`` is the component being worked on, if any. ``done`` counts ``unit``; ``total`` is ``None``
-    where it is not known in advance.
+    ``"component"``, ``"restore"`` (a full_db restore's work over all its phases, in
+    byte-equivalents of loading data, for a time left that holds to the end) and the
+    components' own per-table phases (rows); for a copy to a storage target
+    ``"upload"`` and ``"check"`` (bytes), for a fetch from one ``"download"``
+    (bytes). ``component`` is the component being worked on, if any. ``done``
+    counts ``unit``; ``total`` is ``None`` where it is not known in advance.
     """
 
     operation: Literal["backup", "restore", "verify", "import", "copy", "fetch", "drill"]

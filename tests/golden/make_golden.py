@@ -52,6 +52,29 @@ FACTS = {
 FILES = {"zip": "archive.zip", "tar.zst": "archive.tar.zst"}
 
 
+class GoldenTarZst(TarZstFormat):
+    """tar.zst with the zstd parameters the golden archives were written with.
+
+    They were the default until the default became double-fast matching; an
+    archive written either way reads the same, and the golden bytes stay those
+    of archives written by earlier releases.
+    """
+
+    def _parameters(self) -> zstandard.ZstdCompressionParameters:
+        return zstandard.ZstdCompressionParameters(
+            strategy=zstandard.STRATEGY_LAZY2,
+            window_log=21,
+            chain_log=19,
+            hash_log=20,
+            search_log=3,
+            min_match=6,
+            target_length=8,
+            threads=self.threads,
+            write_checksum=True,
+            write_content_size=False,
+        )
+
+
 def versions() -> dict[str, str]:
     """The compression libraries whose output the golden bytes depend on."""
     return {
@@ -86,7 +109,7 @@ def main() -> None:
     """Write the archives and the library versions next to them."""
     for version, directory in DIRS.items():
         directory.mkdir(exist_ok=True)
-        for fmt in (ZipFormat(), TarZstFormat()):
+        for fmt in (ZipFormat(), GoldenTarZst()):
             (directory / FILES[fmt.name]).write_bytes(build(fmt, version))
         (directory / "versions.json").write_text(
             json.dumps(versions(), indent=2, sort_keys=True) + "\n"

@@ -76,7 +76,7 @@ def test_golden_archive_reads_as_written(fmt_name: str, version: str) -> None:
 
 
 @pytest.mark.parametrize("version", sorted(VERSIONS))
-@pytest.mark.parametrize("fmt", [ZipFormat(), TarZstFormat()], ids=lambda f: f.name)
+@pytest.mark.parametrize("fmt", [ZipFormat(), SCRIPT.GoldenTarZst()], ids=lambda f: f.name)
 def test_make_golden_reproduces_the_committed_bytes(
     fmt: ZipFormat | TarZstFormat, version: str
 ) -> None:

@@ -119,7 +119,10 @@ class SealedOutput:
         """Write ``data`` and add it to the seal."""
         if data:
             self.stream.write(data)
-            self._hash.update(data)
+            if self._rehash is None:
+                # Once a rewrite is marked, :meth:`seal` reads the rest back: hashing it
+                # here as well would hash every compressed byte of a dump twice.
+                self._hash.update(data)
             self.offset += len(data)
 
     def can_rewrite(self) -> bool:

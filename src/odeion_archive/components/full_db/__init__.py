@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import attrs
 
-from odeion_archive.components.full_db import _restore
 from odeion_archive.components.full_db._counts import counted_in_snapshot
 from odeion_archive.components.full_db._dump import stream_dump
 from odeion_archive.hookspecs import hookimpl
@@ -126,10 +125,16 @@ class FullDbComponent:
 
     def plan(self, context: PlanContext) -> ComponentPlan:
         """Check that the dump can be restored here, changing nothing."""
+        # Imported here: the restore's SQL guard loads PostgreSQL's parser (pglast),
+        # a fixed cost that a backup does not need to pay.
+        from odeion_archive.components.full_db import _restore  # noqa: PLC0415
+
         return _restore.plan(context)
 
     def restore(self, context: DatabaseRestoreContext) -> ComponentPlan:
         """Replace the whole database with the dump, atomically."""
+        from odeion_archive.components.full_db import _restore  # noqa: PLC0415
+
         return _restore.restore(context)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +31,10 @@ def stream_dump(
             command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, env=env
         )
         assert process.stdout is not None
+        with contextlib.suppress(OSError, AttributeError):
+            # A 1 MiB pipe (Linux) lets pg_dump run ahead while a chunk is hashed and
+            # compressed, instead of stopping every 64 KiB for the reader to wake up.
+            fcntl.fcntl(process.stdout.fileno(), fcntl.F_SETPIPE_SZ, _CHUNK)
         try:
             with cancel_watch(context.cancel, process.kill, name="pg_dump-cancel"):
                 first = True

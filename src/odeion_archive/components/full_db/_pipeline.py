@@ -30,6 +30,7 @@ database stays as it was.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import subprocess
 import tempfile
 import threading
@@ -119,6 +120,11 @@ class _PgRestore:
                 f"pg_restore ({pg_restore}) could not be started: {exc}; install the PostgreSQL "
                 "client programs or point odeion-archive at them; the database was not changed"
             ) from exc
+        for pipe in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError, AttributeError):
+                # 1 MiB pipes (Linux): the script is read in large pieces, and each
+                # side runs ahead of the other by more than 64 KiB.
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_CHUNK)  # type: ignore[union-attr]
         self.feed_error: BaseException | None = None
         self.feed_done = False
         self.stop = threading.Event()

@@ -18,6 +18,7 @@ from psycopg import sql
 
 from odeion_archive._postgres import PgTool
 from odeion_archive.components.full_db import _dumpfile, _pipeline, _roles, _tocreview
+from odeion_archive.components.full_db._estimate import PHASES, RestoreEstimate
 from odeion_archive.errors import RestoreFailedError
 from odeion_archive.interfaces import ComponentPlan, DatabaseRestoreContext, Issue, PlanContext
 
@@ -284,8 +285,8 @@ def restore(context: DatabaseRestoreContext) -> ComponentPlan:
     remap: Mapping[str, str] = context.options.get("remap_paths") or {}
     post_sql = remap_statements(remap, context.connection)
     member = context.entry.member(DUMP_MEMBER)
-    _check_whole_dump(context, member.size)
     phases = _Phases(context, header, member.size)
+    _check_whole_dump(context, member.size, phases)
     with context.open_member(DUMP_MEMBER) as stream:
         chunks = iter(lambda: stream.read(1024 * 1024), b"")
         _pipeline.replace_database(
@@ -309,7 +310,7 @@ def restore(context: DatabaseRestoreContext) -> ComponentPlan:
     )
 
 
-def _check_whole_dump(context: DatabaseRestoreContext, size: int) -> None:
+def _check_whole_dump(context: DatabaseRestoreContext, size: int, phases: _Phases) -> None:
     """Read the whole dump against its sha256 before any of its SQL runs.
 
     The members' digests are what the manifest (and this server's seal over
@@ -322,6 +323,8 @@ def _check_whole_dump(context: DatabaseRestoreContext, size: int) -> None:
             done += len(chunk)
             context.cancel.raise_if_cancelled()
             context.progress("checking the dump", done, size, "bytes")
+            phases.overall("checking the dump", done)
+    phases.overall("checking the dump", done, end=True)
 
 
 #: Statements of the post-data section: built after the data.
@@ -335,7 +338,10 @@ class _Phases:
 
     A phase's total is known from the dump's table of contents (entries of the
     pre- and post-data sections; the bytes of the dump for the data); a phase
-    that ends is reported complete, at what it actually did.
+    that ends is reported complete, at what it actually did. Each report is
+    followed by one of phase ``"restore"``: the work done over all the phases,
+    weighed by :class:`~._estimate.RestoreEstimate`, so that a time left holds
+    through the index phase.
     """
 
     def __init__(
@@ -349,11 +355,23 @@ class _Phases:
         }
         self._phase = "schema"
         self._done = dict.fromkeys(self._totals, 0)
+        self._estimate = RestoreEstimate(
+            size, self._totals["schema"], self._totals["indexes and constraints"]
+        )
+
+    def overall(self, phase: str, done: int, *, end: bool = False) -> None:
+        """Report the work done over all the phases, ``phase`` having done ``done``."""
+        estimate = self._estimate
+        estimate.advance(phase, done)
+        if end:
+            estimate.end(phase)
+        self._context.progress("restore", estimate.done, estimate.total, "bytes")
 
     def _report(self, phase: str, *, final: bool = False) -> None:
         done = self._done[phase]
         total = done if final else max(self._totals[phase], done)
         self._context.progress(phase, done, total, "bytes" if phase == "data" else "steps")
+        self.overall(phase, done, end=final)
 
     def _enter(self, phase: str) -> None:
         if phase != self._phase:
@@ -380,3 +398,6 @@ class _Phases:
 
     def done(self) -> None:
         self._report(self._phase, final=True)
+        for phase in PHASES:
+            self._estimate.end(phase)
+        self.overall(self._phase, self._done[self._phase])

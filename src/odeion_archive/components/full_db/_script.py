@@ -22,6 +22,9 @@ from odeion_archive.errors import (
 
 __all__ = ["MAX_STATEMENT", "ScriptReader"]
 
+#: Candidates for the end of COPY data looked at one by one before a plain search.
+_CANDIDATES: Final = 64
+
 #: The longest statement accepted (a function body, a long comment).
 MAX_STATEMENT: Final = 64 * 1024 * 1024
 #: pg_restore's own psql meta-commands, the only lines of its script not sent to the server.
@@ -63,7 +66,7 @@ class _Sink:
         self._copy_context = self._cursor.copy(text.encode())
         self._copy = self._copy_context.__enter__()
 
-    def copy_data(self, data: bytes) -> None:
+    def copy_data(self, data: bytes | memoryview) -> None:
         self._copy.write(data)
 
     def end_copy(self) -> None:
@@ -252,20 +255,24 @@ class ScriptReader:
                         return min(pos + len(terminator), len(buffer)), True
                 if not final and (b"\\.\r\n".startswith(head) or b"\\.\n".startswith(head)):
                     return pos, False  # the line may still become the terminator
-            stop = buffer.find(b"\n\\.", pos)
+            stop = _terminator_line(buffer, pos)
             if stop < 0:
                 last = buffer.rfind(b"\n", pos)
                 stop = len(buffer) - 1 if last < 0 else last
-            self._send(buffer[pos : stop + 1])
+            self._send(buffer, pos, stop + 1)
             self._line_start = buffer[stop : stop + 1] == b"\n"
             pos = stop + 1
         return pos, False
 
-    def _send(self, data: bytearray) -> None:
-        self._line_no += data.count(b"\n")
-        self._sink.copy_data(bytes(data))
+    def _send(self, buffer: bytearray, start: int, end: int) -> None:
+        """Send ``buffer[start:end]`` as COPY data, without copying it on the way."""
+        self._line_no += buffer.count(b"\n", start, end)
+        # The view is released before the buffer changes; psycopg keeps no reference
+        # to it (libpq copies the data), or releasing it fails loudly.
+        with memoryview(buffer) as view, view[start:end] as data:
+            self._sink.copy_data(data)
         if self._on_data is not None:
-            self._on_data(len(data))
+            self._on_data(end - start)
 
     def _refuse(self, what: str, always: bool, text: str | None = None) -> UnsafeArchiveError:
         excerpt = " ".join(
@@ -281,3 +288,22 @@ class ScriptReader:
             f"the database dump holds {what} (near line {self._line_no}: {excerpt!r}); {hint}; "
             "the database was left as it was"
         )
+
+
+def _terminator_line(buffer: bytearray, pos: int) -> int:
+    """Where in ``buffer[pos:]`` a line starting ``\\.`` begins (its newline), or -1.
+
+    Looks for the rarer backslash first (``find`` skips through data with
+    ``memchr``), then at the bytes around it; data full of backslashes
+    falls back to a search for the three bytes, so the time stays linear
+    whatever the data. A backslash ending the buffer after a newline counts:
+    the caller waits for the rest of the line.
+    """
+    found = buffer.find(b"\\", pos + 1)
+    for _ in range(_CANDIDATES):
+        if found < 0:
+            return -1
+        if buffer[found - 1] == 0x0A and (found + 1 == len(buffer) or buffer[found + 1] == 0x2E):
+            return found - 1
+        found = buffer.find(b"\\", found + 1)
+    return -1 if found < 0 else buffer.find(b"\n\\.", found - 1)
