@@ -59,18 +59,46 @@ Cursor = psycopg.Cursor[tuple[Any, ...]]
 Progress = Callable[[str, int, int | None], None]
 
 
+def _any(_value: object) -> bool:
+    return True
+
+
 @attrs.frozen
 class Field:
-    """A kind of field: a SQL condition on ``{j}`` (the jsonb value) and its description."""
+    """A kind of field: a SQL condition on ``{j}`` (the jsonb value) and its description.
+
+    ``surely`` is a quick test of the value Python parsed: when it holds, the SQL
+    condition holds too (the reverse need not be true: ``1e2`` is an integer to
+    the SQL condition but a float to Python). The SQL condition stays the judge:
+    the loaded rows are checked in SQL whenever one value fails ``surely``.
+    """
 
     condition: str
     description: str
+    surely: Callable[[object], bool] = _any
 
 
-TEXT = Field("jsonb_typeof({j}) = 'string' AND {j} <> '\"\"'", "must be a non-empty string")
+def _text(value: object) -> bool:
+    return type(value) is str and value != ""
 
 
-OPT_TEXT = Field("jsonb_typeof({j}) IN ('string', 'null')", "must be a string or null")
+def _opt_text(value: object) -> bool:
+    return value is None or type(value) is str
+
+
+def _integer(lo: int, hi: int, *, null: bool = False) -> Callable[[object], bool]:
+    def surely(value: object) -> bool:
+        return (type(value) is int and lo <= value <= hi) or (null and value is None)
+
+    return surely
+
+
+TEXT = Field(
+    "jsonb_typeof({j}) = 'string' AND {j} <> '\"\"'", "must be a non-empty string", _text
+)
+
+
+OPT_TEXT = Field("jsonb_typeof({j}) IN ('string', 'null')", "must be a string or null", _opt_text)
 
 
 #: A JSON integer: a number written without fraction or exponent once jsonb has
@@ -84,28 +112,38 @@ _INTEGER = (
 ID = Field(
     _INTEGER.format(lo=1, hi=2**63 - 1, other="false"),
     "must be a positive 64-bit integer",
+    _integer(1, 2**63 - 1),
 )
 
 
 COUNT = Field(
     _INTEGER.format(lo=0, hi=2**31 - 1, other="false"),
     "must be a non-negative 32-bit integer",
+    _integer(0, 2**31 - 1),
 )
 
 
 OPT_POSITIVE = Field(
     _INTEGER.format(lo=1, hi=2**31 - 1, other="jsonb_typeof({j}) = 'null'"),
     "must be a positive 32-bit integer or null",
+    _integer(1, 2**31 - 1, null=True),
 )
 
 
-ROLE = Field("{j} IN ('\"admin\"', '\"user\"', '\"guest\"')", "must be admin, user or guest")
+_ROLES = frozenset({"admin", "user", "guest"})
 
 
-BOOL = Field("jsonb_typeof({j}) = 'boolean'", "must be true or false")
+ROLE = Field(
+    "{j} IN ('\"admin\"', '\"user\"', '\"guest\"')",
+    "must be admin, user or guest",
+    lambda v: type(v) is str and v in _ROLES,
+)
 
 
-OBJECT = Field("jsonb_typeof({j}) = 'object'", "must be a JSON object")
+BOOL = Field("jsonb_typeof({j}) = 'boolean'", "must be true or false", lambda v: type(v) is bool)
+
+
+OBJECT = Field("jsonb_typeof({j}) = 'object'", "must be a JSON object", lambda v: type(v) is dict)
 
 
 ANY = Field("true", "may be any JSON value")
@@ -117,6 +155,31 @@ class RowSpec:
 
     required: Mapping[str, Field]
     optional: Mapping[str, Field] = attrs.field(factory=dict)
+    _keys: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+    _checks: tuple[tuple[str, Callable[[object], bool]], ...] = attrs.field(
+        init=False, eq=False, repr=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_keys", frozenset((*self.required, *self.optional)))
+        checks = [(key, field.surely) for key, field in self.required.items()]
+        checks += [(key, field.surely) for key, field in self.optional.items()]
+        object.__setattr__(self, "_checks", tuple(checks))
+
+    def surely_fits(self, doc: Mapping[str, object]) -> bool:
+        """Whether the parsed line ``doc`` surely passes :meth:`problem` (a quick test).
+
+        ``False`` means only that the line must be judged in SQL.
+        """
+        if not self._keys.issuperset(doc):
+            return False
+        for key, surely in self._checks:
+            if key in doc:
+                if not surely(doc[key]):
+                    return False
+            elif key in self.required:
+                return False
+        return True
 
     def problem(self) -> sql.Composable:
         """SQL naming the first problem of the line ``doc`` (NULL if there is none)."""
@@ -267,7 +330,9 @@ def load_member(
 ) -> int:
     """Parse the JSON Lines member ``path`` strictly into ``table (ord, doc jsonb)``.
 
-    ``ord`` is the line number. The member must hold exactly the rows the
+    ``ord`` is the line number. The fields are checked against ``spec`` in
+    Python, and in SQL (:func:`validate_raw`, which names the first bad line)
+    unless Python found every line surely right. The member must hold exactly the rows the
     manifest records for the table ``rows_of``; reading stops at the first line
     beyond them. Returns the number of rows. Raises :class:`ArchiveInvalidError`
     for the first line that is not valid.
@@ -285,6 +350,8 @@ def load_member(
             cur.copy(statement) as copy,
         ):
             buffer = bytearray()
+            # Lines whose fields Python can vouch for need no check in SQL.
+            sure = True
             for number, line in _lines(stream, path, expected):
                 where = f"{path} line {number}"
                 value = _safejson.loads(line, what=where)
@@ -292,6 +359,8 @@ def load_member(
                     raise CorruptArchiveError(
                         f"{where}: not a JSON object; the archive is damaged, use another archive"
                     )
+                if sure:
+                    sure = spec.surely_fits(value)
                 buffer += b"%d\t" % number
                 buffer += _copy_text(line)
                 buffer += b"\n"
@@ -310,7 +379,8 @@ def load_member(
                 )
             if buffer:
                 copy.write(bytes(buffer))
-        validate_raw(cur, table, spec, path)
+        if not sure:
+            validate_raw(cur, table, spec, path)
     if progress is not None:
         progress(f"read {path}", rows, rows)
     return rows
