@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from odeion_archive.errors import UnsafeArchiveError
@@ -100,8 +101,8 @@ _DECODER = json.JSONDecoder(
 )
 
 
-#: The decoder's scanner: ``_SCAN(text, index)`` is ``(value, end)``.
-_SCAN = _DECODER.scan_once
+#: The decoder's scanner (set by its constructor): ``_SCAN(text, index)`` is ``(value, end)``.
+_SCAN: Callable[[str, int], tuple[Any, int]] = vars(_DECODER)["scan_once"]
 
 
 def _decode(text: str) -> Any:

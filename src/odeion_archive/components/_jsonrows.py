@@ -93,9 +93,7 @@ def _integer(lo: int, hi: int, *, null: bool = False) -> Callable[[object], bool
     return surely
 
 
-TEXT = Field(
-    "jsonb_typeof({j}) = 'string' AND {j} <> '\"\"'", "must be a non-empty string", _text
-)
+TEXT = Field("jsonb_typeof({j}) = 'string' AND {j} <> '\"\"'", "must be a non-empty string", _text)
 
 
 OPT_TEXT = Field("jsonb_typeof({j}) IN ('string', 'null')", "must be a string or null", _opt_text)
@@ -319,6 +317,50 @@ def declared_rows(context: PlanContext, table: str, path: str) -> int:
     return rows[table]
 
 
+def _copy_lines(
+    copy: psycopg.Copy,
+    stream: IO[bytes],
+    path: str,
+    expected: int,
+    spec: RowSpec,
+    on_batch: Callable[[int], None],
+) -> tuple[int, bool]:
+    """Parse the lines of ``stream`` strictly and write them to ``copy`` as ``(ord, doc)``.
+
+    Returns the number of rows and whether Python vouched for every line's
+    fields (:meth:`RowSpec.surely_fits`). ``on_batch`` is called with the rows
+    written so far after every batch.
+    """
+    buffer = bytearray()
+    rows = 0
+    sure = True
+    for number, line in _lines(stream, path, expected):
+        where = f"{path} line {number}"
+        value = _safejson.loads(line, what=where)
+        if type(value) is not dict:
+            raise CorruptArchiveError(
+                f"{where}: not a JSON object; the archive is damaged, use another archive"
+            )
+        if sure:
+            sure = spec.surely_fits(value)
+        buffer += b"%d\t" % number
+        buffer += _copy_text(line)
+        buffer += b"\n"
+        rows += 1
+        if len(buffer) >= BATCH_BYTES:
+            copy.write(bytes(buffer))
+            buffer.clear()
+            on_batch(rows)
+    if rows != expected:
+        raise CorruptArchiveError(
+            f"{path}: holds {rows} rows but the manifest records {expected}; the "
+            "archive is incomplete or was edited, use another archive"
+        )
+    if buffer:
+        copy.write(bytes(buffer))
+    return rows, sure
+
+
 def load_member(
     context: PlanContext,
     path: str,
@@ -330,55 +372,31 @@ def load_member(
 ) -> int:
     """Parse the JSON Lines member ``path`` strictly into ``table (ord, doc jsonb)``.
 
-    ``ord`` is the line number. The fields are checked against ``spec`` in
-    Python, and in SQL (:func:`validate_raw`, which names the first bad line)
-    unless Python found every line surely right. The member must hold exactly the rows the
+    ``ord`` is the line number. The member must hold exactly the rows the
     manifest records for the table ``rows_of``; reading stops at the first line
-    beyond them. Returns the number of rows. Raises :class:`ArchiveInvalidError`
-    for the first line that is not valid.
+    beyond them. The fields are checked against ``spec`` in Python, and in SQL
+    (:func:`validate_raw`) unless Python vouched for every line. Returns the
+    number of rows. Raises :class:`ArchiveInvalidError` for the first line that
+    is not valid.
     """
     expected = declared_rows(context, rows_of, path)
-    conn = context.connection
     cancel = getattr(context, "cancel", None)
-    with conn.cursor() as cur:
+
+    def on_batch(rows: int) -> None:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(f"read {path}", rows, expected)
+
+    with context.connection.cursor() as cur:
         create_temp(cur, table, columns=sql.SQL("ord bigint NOT NULL, doc jsonb NOT NULL"))
         statement = sql.SQL("COPY {} (ord, doc) FROM STDIN").format(sql.Identifier(table))
-        rows = 0
         with (
             archive_data(path),
             context.open_member(path) as stream,
             cur.copy(statement) as copy,
         ):
-            buffer = bytearray()
-            # Lines whose fields Python can vouch for need no check in SQL.
-            sure = True
-            for number, line in _lines(stream, path, expected):
-                where = f"{path} line {number}"
-                value = _safejson.loads(line, what=where)
-                if type(value) is not dict:
-                    raise CorruptArchiveError(
-                        f"{where}: not a JSON object; the archive is damaged, use another archive"
-                    )
-                if sure:
-                    sure = spec.surely_fits(value)
-                buffer += b"%d\t" % number
-                buffer += _copy_text(line)
-                buffer += b"\n"
-                rows += 1
-                if len(buffer) >= BATCH_BYTES:
-                    copy.write(bytes(buffer))
-                    buffer.clear()
-                    if cancel is not None:
-                        cancel.raise_if_cancelled()
-                    if progress is not None:
-                        progress(f"read {path}", rows, expected)
-            if rows != expected:
-                raise CorruptArchiveError(
-                    f"{path}: holds {rows} rows but the manifest records {expected}; the "
-                    "archive is incomplete or was edited, use another archive"
-                )
-            if buffer:
-                copy.write(bytes(buffer))
+            rows, sure = _copy_lines(copy, stream, path, expected, spec, on_batch)
         if not sure:
             validate_raw(cur, table, spec, path)
     if progress is not None:
