@@ -397,6 +397,8 @@ def load_member(
             cur.copy(statement) as copy,
         ):
             rows, sure = _copy_lines(copy, stream, path, expected, spec, on_batch)
+        # The row count, for the planner's estimates of the joins on this table.
+        cur.execute(sql.SQL("ANALYZE {} (ord)").format(sql.Identifier(table)))
         if not sure:
             validate_raw(cur, table, spec, path)
     if progress is not None:

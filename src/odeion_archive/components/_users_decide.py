@@ -106,7 +106,7 @@ def _decide_users(cur: Cursor, conflict: str, acting: int | None) -> None:
     )
     if conflict == "rename":
         # The name probes join on this table: give the planner its statistics.
-        cur.execute("ANALYZE _oa_users")
+        cur.execute("ANALYZE _oa_users (ord, lname, lemail)")
         _rename_users(cur)
     # New rows keep their archive id where it is free, else get one past every id in use.
     cur.execute(
@@ -168,7 +168,7 @@ def _decide_codes(cur: Cursor, conflict: str, acting: int | None) -> None:
             (acting,),
         )
     if conflict == "rename":
-        cur.execute("ANALYZE _oa_codes")
+        cur.execute("ANALYZE _oa_codes (ord, code)")
     if conflict != "rename":
         return
     cur.execute("SELECT ord, code FROM _oa_codes WHERE decision IS NULL ORDER BY ord")
