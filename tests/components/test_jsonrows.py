@@ -1,4 +1,4 @@
-"""The quick field checks in Python never pass a value that the SQL checks refuse."""
+"""Loading JSON rows: Python's quick field checks never pass a value SQL refuses; working memory."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 from psycopg import sql
 
 from odeion_archive import _safejson
+from odeion_archive.components._jsonrestore import working_memory
 from odeion_archive.components._jsonrows import (
     ANY,
     BOOL,
@@ -130,3 +131,15 @@ def test_a_line_is_vouched_for_only_with_exactly_its_fields() -> None:
 def test_every_field_kind_has_a_quick_check() -> None:
     assert all(isinstance(field, Field) for field in FIELDS.values())
     assert all(field.surely is not ANY.surely for field in FIELDS.values() if field is not ANY)
+
+
+@pytest.mark.parametrize(("before", "inside"), [("1MB", "64MB"), ("256MB", "256MB")])
+def test_the_decisions_get_more_working_memory_and_give_it_back(
+    module_odeion_db: str, before: str, inside: str
+) -> None:
+    with psycopg.connect(module_odeion_db) as conn:
+        conn.execute(sql.SQL("SET work_mem = {}").format(sql.Literal(before)))
+        with conn.transaction():
+            with working_memory(conn):
+                assert conn.execute("SHOW work_mem").fetchone() == (inside,)
+            assert conn.execute("SHOW work_mem").fetchone() == (before,)

@@ -104,9 +104,10 @@ def _decide_users(cur: Cursor, conflict: str, acting: int | None) -> None:
         "an e-mail address (ignoring case)",
         "lemail IS NOT NULL",
     )
+    # The name probes, invite codes and tokens join on these keys: give the
+    # planner their statistics (hash joins on unique keys, not sorts).
+    cur.execute("ANALYZE _oa_users (ord, lname, lemail)")
     if conflict == "rename":
-        # The name probes join on this table: give the planner its statistics.
-        cur.execute("ANALYZE _oa_users (ord, lname, lemail)")
         _rename_users(cur)
     # New rows keep their archive id where it is free, else get one past every id in use.
     cur.execute(
