@@ -1,4 +1,4 @@
-"""Loading JSON rows: Python's quick field checks never pass a value SQL refuses; working memory."""
+"""JSON row fields: Python's quick checks never pass a value SQL refuses; working memory."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import pytest
 from psycopg import sql
 
 from odeion_archive import _safejson
-from odeion_archive.components._jsonrestore import working_memory
-from odeion_archive.components._jsonrows import (
+from odeion_archive.components._jsonfields import (
     ANY,
     BOOL,
     COUNT,
@@ -21,6 +20,7 @@ from odeion_archive.components._jsonrows import (
     Field,
     RowSpec,
 )
+from odeion_archive.components._jsonrestore import working_memory
 
 FIELDS = {
     "TEXT": TEXT,
