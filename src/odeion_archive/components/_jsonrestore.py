@@ -8,7 +8,9 @@ transaction (the table locks taken only after the load), and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -40,6 +42,30 @@ __all__ = [
 
 #: How many names a warning lists before it says "and N more".
 _LISTED = 10
+
+
+#: The memory each sort or hash of the decisions may use. PostgreSQL's default
+#: (4 MB) sends the sorts and hashes over 100,000 rows to disk; raised for the
+#: restore's own statements only, never lowered.
+WORK_MEM = "64MB"
+
+
+@contextmanager
+def working_memory(connection: psycopg.Connection[Any]) -> Iterator[None]:
+    """Give the statements inside at least :data:`WORK_MEM` of ``work_mem``.
+
+    The previous value comes back when the block ends normally; after an error
+    the caller's transaction (or savepoint) is rolled back, and the setting with it.
+    """
+    row = connection.execute(
+        "SELECT current_setting('work_mem'), set_config('work_mem', "
+        "greatest(pg_size_bytes(current_setting('work_mem')), pg_size_bytes(%s)) / 1024 "
+        "|| 'kB', true)",
+        (WORK_MEM,),
+    ).fetchone()
+    assert row is not None
+    yield
+    connection.execute("SELECT set_config('work_mem', %s, true)", (row[0],))
 
 
 def archive_schema(context: PlanContext) -> int:
@@ -115,7 +141,10 @@ def plan_with(context: PlanContext, load: Load, decide: Decide) -> ComponentPlan
     if blockers:
         return ComponentPlan(blockers=blockers)
     try:
-        with context.connection.transaction(force_rollback=True):
+        with (
+            context.connection.transaction(force_rollback=True),
+            working_memory(context.connection),
+        ):
             load(context, None)
             return decide(context)
     except ArchiveInvalidError as exc:
@@ -176,7 +205,8 @@ def check_input(context: RestoreContext, load: Load) -> None:
     def report(phase: str, done: int, total: int | None) -> None:
         context.progress(phase, done, total, "rows")
 
-    load(context, report)
+    with working_memory(context.connection):
+        load(context, report)
 
 
 def _is_loaded(context: PlanContext, table: str) -> bool:
@@ -212,7 +242,8 @@ def decide_locked(
             )
         )
 
-    decided = decide(context)
+    with working_memory(context.connection):
+        decided = decide(context)
     check_against_plan(context, decided, tables, rename_keys)
     context.cancel.raise_if_cancelled()
     return decided

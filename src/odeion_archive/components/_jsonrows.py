@@ -9,15 +9,27 @@ preferences keep their exact value. Shared by both JSON components.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any, cast
 
-import attrs
 import psycopg
 from psycopg import sql
 
 from odeion_archive import _converter, _safejson
+from odeion_archive.components._jsonfields import (
+    ANY,
+    BOOL,
+    COUNT,
+    ID,
+    OBJECT,
+    OPT_POSITIVE,
+    OPT_TEXT,
+    ROLE,
+    TEXT,
+    Field,
+    RowSpec,
+)
 from odeion_archive.components._jsonl import BATCH_BYTES, MAX_LINE_BYTES
 from odeion_archive.errors import CorruptArchiveError
 from odeion_archive.interfaces import PlanContext
@@ -57,94 +69,6 @@ Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 
 Progress = Callable[[str, int, int | None], None]
-
-
-@attrs.frozen
-class Field:
-    """A kind of field: a SQL condition on ``{j}`` (the jsonb value) and its description."""
-
-    condition: str
-    description: str
-
-
-TEXT = Field("jsonb_typeof({j}) = 'string' AND {j} <> '\"\"'", "must be a non-empty string")
-
-
-OPT_TEXT = Field("jsonb_typeof({j}) IN ('string', 'null')", "must be a string or null")
-
-
-#: A JSON integer: a number written without fraction or exponent once jsonb has
-#: normalised it (``1e2`` is ``100``, ``1.0`` stays ``1.0``), within ``{lo}..{hi}``.
-_INTEGER = (
-    "CASE WHEN jsonb_typeof({{j}}) = 'number' THEN ({{j}})::text ~ '^-?[0-9]{{{{1,20}}}}$' "
-    "AND ({{j}})::numeric BETWEEN {lo} AND {hi} ELSE {other} END"
-)
-
-
-ID = Field(
-    _INTEGER.format(lo=1, hi=2**63 - 1, other="false"),
-    "must be a positive 64-bit integer",
-)
-
-
-COUNT = Field(
-    _INTEGER.format(lo=0, hi=2**31 - 1, other="false"),
-    "must be a non-negative 32-bit integer",
-)
-
-
-OPT_POSITIVE = Field(
-    _INTEGER.format(lo=1, hi=2**31 - 1, other="jsonb_typeof({j}) = 'null'"),
-    "must be a positive 32-bit integer or null",
-)
-
-
-ROLE = Field("{j} IN ('\"admin\"', '\"user\"', '\"guest\"')", "must be admin, user or guest")
-
-
-BOOL = Field("jsonb_typeof({j}) = 'boolean'", "must be true or false")
-
-
-OBJECT = Field("jsonb_typeof({j}) = 'object'", "must be a JSON object")
-
-
-ANY = Field("true", "may be any JSON value")
-
-
-@attrs.frozen
-class RowSpec:
-    """The fields of one kind of archive line: required and optional ones, by kind."""
-
-    required: Mapping[str, Field]
-    optional: Mapping[str, Field] = attrs.field(factory=dict)
-
-    def problem(self) -> sql.Composable:
-        """SQL naming the first problem of the line ``doc`` (NULL if there is none)."""
-        keys = [*self.required, *self.optional]
-        parts: list[sql.Composable] = [
-            sql.SQL(
-                "WHEN doc - {}::text[] <> '{{}}' THEN 'has an unknown field ' || "
-                "(SELECT min(quote_literal(k)) FROM jsonb_object_keys(doc - {}::text[]) k)"
-            ).format(sql.Literal(keys), sql.Literal(keys))
-        ]
-        parts.extend(
-            sql.SQL("WHEN NOT doc ? {} THEN {}").format(
-                sql.Literal(key), sql.Literal(f"lacks the field {key!r}")
-            )
-            for key in self.required
-        )
-        for key, field in (*self.required.items(), *self.optional.items()):
-            value = sql.SQL("(doc->{})").format(sql.Literal(key))
-            condition = sql.SQL(field.condition.replace("{j}", "{value}")).format(value=value)
-            parts.append(
-                sql.SQL("WHEN doc ? {} AND NOT ({}) THEN {} || left((doc->{})::text, 80)").format(
-                    sql.Literal(key),
-                    condition,
-                    sql.Literal(f"has the field {key!r} that {field.description}, found "),
-                    sql.Literal(key),
-                )
-            )
-        return sql.SQL("CASE {} END").format(sql.SQL(" ").join(parts))
 
 
 def validate_raw(cur: Cursor, table: str, spec: RowSpec, path: str) -> None:
@@ -256,6 +180,50 @@ def declared_rows(context: PlanContext, table: str, path: str) -> int:
     return rows[table]
 
 
+def _copy_lines(
+    copy: psycopg.Copy,
+    stream: IO[bytes],
+    path: str,
+    expected: int,
+    spec: RowSpec,
+    on_batch: Callable[[int], None],
+) -> tuple[int, bool]:
+    """Parse the lines of ``stream`` strictly and write them to ``copy`` as ``(ord, doc)``.
+
+    Returns the number of rows and whether Python vouched for every line's
+    fields (:meth:`RowSpec.surely_fits`). ``on_batch`` is called with the rows
+    written so far after every batch.
+    """
+    buffer = bytearray()
+    rows = 0
+    sure = True
+    for number, line in _lines(stream, path, expected):
+        where = f"{path} line {number}"
+        value = _safejson.loads(line, what=where)
+        if type(value) is not dict:
+            raise CorruptArchiveError(
+                f"{where}: not a JSON object; the archive is damaged, use another archive"
+            )
+        if sure:
+            sure = spec.surely_fits(value)
+        buffer += b"%d\t" % number
+        buffer += _copy_text(line)
+        buffer += b"\n"
+        rows += 1
+        if len(buffer) >= BATCH_BYTES:
+            copy.write(bytes(buffer))
+            buffer.clear()
+            on_batch(rows)
+    if rows != expected:
+        raise CorruptArchiveError(
+            f"{path}: holds {rows} rows but the manifest records {expected}; the "
+            "archive is incomplete or was edited, use another archive"
+        )
+    if buffer:
+        copy.write(bytes(buffer))
+    return rows, sure
+
+
 def load_member(
     context: PlanContext,
     path: str,
@@ -269,48 +237,33 @@ def load_member(
 
     ``ord`` is the line number. The member must hold exactly the rows the
     manifest records for the table ``rows_of``; reading stops at the first line
-    beyond them. Returns the number of rows. Raises :class:`ArchiveInvalidError`
-    for the first line that is not valid.
+    beyond them. The fields are checked against ``spec`` in Python, and in SQL
+    (:func:`validate_raw`) unless Python vouched for every line. Returns the
+    number of rows. Raises :class:`ArchiveInvalidError` for the first line that
+    is not valid.
     """
     expected = declared_rows(context, rows_of, path)
-    conn = context.connection
     cancel = getattr(context, "cancel", None)
-    with conn.cursor() as cur:
+
+    def on_batch(rows: int) -> None:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(f"read {path}", rows, expected)
+
+    with context.connection.cursor() as cur:
         create_temp(cur, table, columns=sql.SQL("ord bigint NOT NULL, doc jsonb NOT NULL"))
         statement = sql.SQL("COPY {} (ord, doc) FROM STDIN").format(sql.Identifier(table))
-        rows = 0
         with (
             archive_data(path),
             context.open_member(path) as stream,
             cur.copy(statement) as copy,
         ):
-            buffer = bytearray()
-            for number, line in _lines(stream, path, expected):
-                where = f"{path} line {number}"
-                value = _safejson.loads(line, what=where)
-                if type(value) is not dict:
-                    raise CorruptArchiveError(
-                        f"{where}: not a JSON object; the archive is damaged, use another archive"
-                    )
-                buffer += b"%d\t" % number
-                buffer += _copy_text(line)
-                buffer += b"\n"
-                rows += 1
-                if len(buffer) >= BATCH_BYTES:
-                    copy.write(bytes(buffer))
-                    buffer.clear()
-                    if cancel is not None:
-                        cancel.raise_if_cancelled()
-                    if progress is not None:
-                        progress(f"read {path}", rows, expected)
-            if rows != expected:
-                raise CorruptArchiveError(
-                    f"{path}: holds {rows} rows but the manifest records {expected}; the "
-                    "archive is incomplete or was edited, use another archive"
-                )
-            if buffer:
-                copy.write(bytes(buffer))
-        validate_raw(cur, table, spec, path)
+            rows, sure = _copy_lines(copy, stream, path, expected, spec, on_batch)
+        # The row count, for the planner's estimates of the joins on this table.
+        cur.execute(sql.SQL("ANALYZE {} (ord)").format(sql.Identifier(table)))
+        if not sure:
+            validate_raw(cur, table, spec, path)
     if progress is not None:
         progress(f"read {path}", rows, rows)
     return rows

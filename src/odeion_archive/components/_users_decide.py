@@ -104,9 +104,10 @@ def _decide_users(cur: Cursor, conflict: str, acting: int | None) -> None:
         "an e-mail address (ignoring case)",
         "lemail IS NOT NULL",
     )
+    # The name probes, invite codes and tokens join on these keys: give the
+    # planner their statistics (hash joins on unique keys, not sorts).
+    cur.execute("ANALYZE _oa_users (ord, lname, lemail)")
     if conflict == "rename":
-        # The name probes join on this table: give the planner its statistics.
-        cur.execute("ANALYZE _oa_users")
         _rename_users(cur)
     # New rows keep their archive id where it is free, else get one past every id in use.
     cur.execute(
@@ -168,7 +169,7 @@ def _decide_codes(cur: Cursor, conflict: str, acting: int | None) -> None:
             (acting,),
         )
     if conflict == "rename":
-        cur.execute("ANALYZE _oa_codes")
+        cur.execute("ANALYZE _oa_codes (ord, code)")
     if conflict != "rename":
         return
     cur.execute("SELECT ord, code FROM _oa_codes WHERE decision IS NULL ORDER BY ord")

@@ -204,7 +204,7 @@ def _apply(cur: Cursor, schema_version: int, decided: ComponentPlan) -> None:
     cur.execute(
         "INSERT INTO api_tokens (user_id, name, token_hash, created_at, last_used_at) "
         "SELECT owner_id, name, token_hash, created_at, last_used_at FROM _oa_tokens "
-        "WHERE decision = 'insert'"
+        "WHERE decision = 'insert' ORDER BY ord"
     )
     expect_rows(cur, "API tokens", tokens.insert)
     cur.execute(
