@@ -23,7 +23,7 @@ import attrs
 from odeion_archive import _due, _failures, _keys, _scratch
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._backup import DEFAULT_FORMAT, BackupOptions, run_backup
-from odeion_archive._checks import StoreChecks
+from odeion_archive._checks import StoreChecks, verify_targets
 from odeion_archive._drill import run_drill
 from odeion_archive._lock import DataDirLock
 from odeion_archive._manifest import Manifest
@@ -273,14 +273,19 @@ class Archiver:
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
     ) -> VerifyAllReport:
-        """Verify every archive in the store and record each outcome.
+        """Verify every archive in the store and record each outcome; then every copy on the targets.
 
         An archive too damaged to open counts as damaged. Each damaged archive
         fires the ``odeion_archive_backup_failed`` hook once; those that an
         earlier verification found intact are named in the report's
         ``damaged_since_verified`` (and carry that warning in :meth:`list`).
+        Each configured storage target's copies are fetched one at a time into
+        the staging area and verified the same way (``report.targets``); a
+        damaged copy, or a target that cannot be listed, fires the hook too.
         """
-        return self._checks.verify_all(progress, cancel)
+        report = self._checks.verify_all(progress, cancel)
+        copies, unreachable = verify_targets(self._targets, self._notify_failure, progress, cancel)
+        return attrs.evolve(report, targets=copies, unreachable=unreachable)
 
     def drill(
         self,

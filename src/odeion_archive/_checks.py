@@ -13,13 +13,14 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from odeion_archive._archive import ArchiveFile
-from odeion_archive._failures import verification_failure
+from odeion_archive._failures import copy_failure, verification_failure
 from odeion_archive._proving import damaged_since_verified, verification_record
 from odeion_archive._registry import Registry
 from odeion_archive._store import BackupStore
-from odeion_archive.errors import ArchiveError, ArchiveInvalidError, NotFoundError
+from odeion_archive.errors import ArchiveError, ArchiveInvalidError, NotFoundError, TargetError
 from odeion_archive.events import CancelToken, ProgressCallback
 from odeion_archive.interfaces import Issue
 from odeion_archive.results import (
@@ -30,9 +31,38 @@ from odeion_archive.results import (
     VerifyReport,
 )
 
-__all__ = ["StoreChecks"]
+if TYPE_CHECKING:
+    from odeion_archive.targets._service import TargetService
+
+__all__ = ["StoreChecks", "verify_targets"]
 
 _log = logging.getLogger(__name__)
+
+
+def verify_targets(
+    targets: TargetService,
+    notify_failure: Callable[[Failure], None],
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+) -> tuple[dict[str, dict[str, VerifyReport]], dict[str, str]]:
+    """Verify every copy on every configured target: the reports, and the targets not reached.
+
+    Each damaged copy, and each target that cannot be listed, is reported once
+    through ``notify_failure``.
+    """
+    copies: dict[str, dict[str, VerifyReport]] = {}
+    unreachable: dict[str, str] = {}
+    for spec in targets.specs():
+        try:
+            copies[spec.name] = targets.verify_copies(spec.name, progress=progress, cancel=cancel)
+        except TargetError as exc:
+            unreachable[spec.name] = str(exc)
+            notify_failure(copy_failure(spec.name, None, error=str(exc)))
+            continue
+        for name, report in copies[spec.name].items():
+            if not report.ok:
+                notify_failure(copy_failure(spec.name, name, report.problems))
+    return copies, unreachable
 
 
 class StoreChecks:

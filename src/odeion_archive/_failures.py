@@ -16,7 +16,13 @@ from pathlib import Path
 from odeion_archive.errors import CancelledError
 from odeion_archive.results import Failure, Problem
 
-__all__ = ["backup_failure", "in_store", "reporting_backup", "verification_failure"]
+__all__ = [
+    "backup_failure",
+    "copy_failure",
+    "in_store",
+    "reporting_backup",
+    "verification_failure",
+]
 
 #: How many of a verification's problems the failure names.
 _PROBLEMS_SHOWN = 5
@@ -51,18 +57,19 @@ def reporting_backup(
         raise
 
 
+def _found(problems: tuple[Problem, ...], error: BaseException | None) -> str:
+    if error is not None:
+        return f"the archive cannot be read: {_words(error)}"
+    shown = "; ".join(f"{p.member or 'container'}: {p.message}" for p in problems[:_PROBLEMS_SHOWN])
+    more = len(problems) - _PROBLEMS_SHOWN
+    return f"{len(problems)} problems: {shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
 def verification_failure(
     name: str, problems: tuple[Problem, ...] = (), error: BaseException | None = None
 ) -> Failure:
     """The failure of the verification of the store's archive ``name``."""
-    if error is not None:
-        found = f"the archive cannot be read: {_words(error)}"
-    else:
-        shown = "; ".join(
-            f"{p.member or 'container'}: {p.message}" for p in problems[:_PROBLEMS_SHOWN]
-        )
-        more = len(problems) - _PROBLEMS_SHOWN
-        found = f"{len(problems)} problems: {shown}" + (f" (and {more} more)" if more > 0 else "")
+    found = _found(problems, error)
     return Failure(
         operation="verification",
         reason=f"the archive {name} is damaged, {found}; restore from another archive",
@@ -77,3 +84,28 @@ def in_store(path: Path, store_dir: Path) -> bool:
         return path.resolve().parent == store_dir.resolve() and not path.name.startswith(".")
     except OSError:
         return False
+
+
+def copy_failure(
+    target: str, name: str | None, problems: tuple[Problem, ...] = (), error: str | None = None
+) -> Failure:
+    """The failure of the verification of a copy on a storage target (or of the whole target).
+
+    ``name`` is ``None`` when the target itself could not be listed (``error``).
+    """
+    if name is None:
+        reason = (
+            f"the storage target {target} could not be listed, so its copies went unverified: "
+            f"{error}; check that it is reachable ('odeion-archive targets')"
+        )
+    else:
+        reason = (
+            f"the copy of {name} on the storage target {target} is damaged, "
+            f"{_found(problems, None)}; copy the archive there again ('copy {name} --to {target}')"
+        )
+    return Failure(
+        operation="verification",
+        reason=reason,
+        at=dt.datetime.now(dt.UTC),
+        archive=None if name is None else f"{target}:{name}",
+    )

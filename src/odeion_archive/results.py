@@ -180,20 +180,29 @@ class RestoreResult:
 
 @attrs.frozen
 class VerifyAllReport:
-    """The outcome of verifying every archive in the store.
+    """The outcome of verifying every archive in the store, and every copy on the targets.
 
     ``reports`` has one report per archive, by name; ``damaged_since_verified``
     names the archives that an earlier verification found intact and that are
-    damaged now (bit rot, or a change on disk).
+    damaged now (bit rot, or a change on disk). ``targets`` has, per configured
+    storage target, one report per copy there; ``unreachable`` says why a
+    target could not be listed.
     """
 
     reports: Mapping[str, VerifyReport] = attrs.field(factory=dict, hash=False)
     damaged_since_verified: tuple[str, ...] = ()
+    targets: Mapping[str, Mapping[str, VerifyReport]] = attrs.field(factory=dict, hash=False)
+    unreachable: Mapping[str, str] = attrs.field(factory=dict, hash=False)
 
     @property
     def ok(self) -> bool:
-        """Whether every archive is intact."""
-        return all(report.ok for report in self.reports.values())
+        """Whether every archive and every copy is intact, and every target was reached."""
+        copies = (report for reports in self.targets.values() for report in reports.values())
+        return (
+            all(report.ok for report in self.reports.values())
+            and all(report.ok for report in copies)
+            and not self.unreachable
+        )
 
 
 @attrs.frozen

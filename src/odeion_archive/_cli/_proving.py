@@ -58,9 +58,7 @@ def drill_command(run: _Run) -> int:
 
 
 def _verify_all_lines(report: VerifyAllReport) -> list[str]:
-    if not report.reports:
-        return ["no archives to verify"]
-    lines: list[str] = []
+    lines: list[str] = [] if report.reports else ["no archives to verify"]
     for name, single in report.reports.items():
         if single.ok:
             lines.append(f"{name}: ok")
@@ -68,6 +66,14 @@ def _verify_all_lines(report: VerifyAllReport) -> list[str]:
         rotted = " (DAMAGED since an earlier verification)"
         lines.append(f"{name}: DAMAGED{rotted if name in report.damaged_since_verified else ''}")
         lines += [f"  {line}" for line in _problem_lines(single.problems)]
+    for target, copies in report.targets.items():
+        lines.append(
+            f"target {target}: {len(copies)} copies" if copies else f"target {target}: no copies"
+        )
+        for name, single in copies.items():
+            lines.append(f"  {name}: {'ok' if single.ok else 'DAMAGED'}")
+            lines += [f"    {line}" for line in _problem_lines(single.problems)]
+    lines += [f"target {target}: NOT REACHED: {why}" for target, why in report.unreachable.items()]
     return lines
 
 
@@ -77,8 +83,8 @@ def verify_all_command(run: _Run) -> int:
         raise UsageError("give either an ARCHIVE or --all, not both")
     if getattr(run.args, "target", None) is not None:
         raise UsageError(
-            "verify --all checks the archives of this store; to check a target's copy, "
-            "verify it by name with --target"
+            "verify --all checks the archives of this store and the copies on every configured "
+            "target; to check one copy, verify it by name with --target"
         )
     report = run.archiver.verify_all(progress=run.progress)
     run.progress.finish()
@@ -90,6 +96,14 @@ def verify_all_command(run: _Run) -> int:
                 for name, single in report.reports.items()
             },
             "damaged_since_verified": list(report.damaged_since_verified),
+            "targets": {
+                target: {
+                    name: {"ok": single.ok, "problems": _problems_json(single.problems)}
+                    for name, single in copies.items()
+                }
+                for target, copies in report.targets.items()
+            },
+            "unreachable_targets": dict(report.unreachable),
         },
         _verify_all_lines(report),
     )

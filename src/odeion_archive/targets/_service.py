@@ -8,12 +8,20 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from odeion_archive._archive import ArchiveFile
 from odeion_archive._keys import Keyring
 from odeion_archive._registry import Registry
 from odeion_archive._retention import Candidate, RetentionDecision, RetentionRules, decide
 from odeion_archive._store import BackupStore, _sha256
-from odeion_archive.errors import ArchiveError, CancelledError, UsageError
+from odeion_archive.errors import (
+    ArchiveError,
+    ArchiveInvalidError,
+    CancelledError,
+    NotFoundError,
+    UsageError,
+)
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
+from odeion_archive.results import Problem, VerifyReport
 from odeion_archive.targets import CopyResult, RemoteArchive, Target, TargetSpec, TargetStatus
 from odeion_archive.targets._copy import copy_archive, read_sum
 from odeion_archive.targets._remote import archives_on, delete_archives, fetch
@@ -182,6 +190,36 @@ class TargetService:
         """The archive ``archive`` of the target ``name``, staged while the context lasts."""
         with fetch(self.open(name), archive, self._store, progress=progress, cancel=cancel) as path:
             yield path
+
+    def verify_copies(
+        self,
+        name: str,
+        *,
+        progress: ProgressCallback = null_progress,
+        cancel: CancelToken | None = None,
+    ) -> dict[str, VerifyReport]:
+        """Verify every archive on the target ``name``, by name.
+
+        Each is fetched into the staging area (checked against the record of its
+        checked copy as it arrives), verified member by member, and removed;
+        one archive at a time, so the staging area holds at most one. A target
+        that cannot be listed raises :class:`~odeion_archive.errors.TargetError`.
+        """
+        reports: dict[str, VerifyReport] = {}
+        for obj in self.open(name).list():
+            if obj.name.startswith("."):
+                continue  # the records of checked copies
+            try:
+                with (
+                    self.fetched(name, obj.name, progress=progress, cancel=cancel) as path,
+                    ArchiveFile.open(path, self._registry) as opened,
+                ):
+                    reports[obj.name] = opened.verify(progress=progress, cancel=cancel)
+            except NotFoundError:
+                continue  # deleted meanwhile
+            except ArchiveInvalidError as exc:
+                reports[obj.name] = VerifyReport((Problem(None, str(exc)),))
+        return reports
 
     def retention(
         self, name: str, rules: RetentionRules, keyring: Keyring | None

@@ -1,0 +1,126 @@
+"""verify --all checks every copy on every configured target, and reports the damage once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from _archives import make_archive
+from _s3 import closed_port, s3_spec
+
+from odeion_archive import Archiver, Failure, Registry, hookimpl
+from odeion_archive.targets import TargetSpec
+
+SCRIPT = Path(sys.executable).with_name("odeion-archive")
+
+
+class _Failures:
+    def __init__(self) -> None:
+        self.seen: list[Failure] = []
+
+    @hookimpl
+    def odeion_archive_backup_failed(self, failure: Failure) -> None:
+        self.seen.append(failure)
+
+
+def _damage(spec: TargetSpec, local: Path) -> None:
+    """Flip one byte of the copy of ``local`` on the target, in place."""
+    target = Registry.default().target_kind(spec.kind).open(spec)
+    damaged = bytearray(local.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    target.write(local.name, [bytes(damaged)])
+
+
+def test_verify_all_verifies_the_copies_on_each_target(
+    tmp_path: Path, dir_target_spec: TargetSpec, s3_target_spec: TargetSpec
+) -> None:
+    failures = _Failures()
+    registry = Registry.default()
+    registry.register(failures, name="failures")
+    specs = (dir_target_spec, s3_target_spec)
+    archiver = Archiver(
+        tmp_path / "data", targets=specs, registry=registry, database_url="postgresql:///unused"
+    )
+    paths = [make_archive(archiver.store.directory, fmt) for fmt in ("zip", "tar.zst")]
+    for spec in specs:
+        for path in paths:
+            archiver.copy_to(spec.name, path.name)
+
+    report = archiver.verify_all()
+    assert report.ok
+    assert {t: sorted(c) for t, c in report.targets.items()} == {
+        spec.name: sorted(p.name for p in paths) for spec in specs
+    }
+    assert failures.seen == []
+    # Nothing is left in the staging area: each copy was fetched, verified and removed.
+    assert [
+        p.name for p in archiver.store.directory.iterdir() if p.name.startswith(".partial")
+    ] == []
+
+    for spec in specs:
+        _damage(spec, paths[1])
+    report = archiver.verify_all()
+    assert not report.ok
+    assert all(r.ok for r in report.reports.values())  # the local archives are intact
+    for spec in specs:
+        assert report.targets[spec.name][paths[0].name].ok
+        [problem] = report.targets[spec.name][paths[1].name].problems
+        assert "damaged on the target" in problem.message
+    assert sorted(f.archive or "" for f in failures.seen) == sorted(
+        f"{spec.name}:{paths[1].name}" for spec in specs
+    )
+    assert all(f.operation == "verification" and "copy" in f.reason for f in failures.seen)
+
+
+def test_a_target_that_cannot_be_listed_is_reported_not_skipped(
+    tmp_path: Path, credentials_file: Path
+) -> None:
+    failures = _Failures()
+    registry = Registry.default()
+    registry.register(failures, name="failures")
+    gone = s3_spec(
+        f"http://127.0.0.1:{closed_port()}", "odeion-x", credentials_file, name="gone", timeout=2
+    )
+    archiver = Archiver(
+        tmp_path / "data", targets=(gone,), registry=registry, database_url="postgresql:///unused"
+    )
+    make_archive(archiver.store.directory)
+    report = archiver.verify_all()
+    assert not report.ok
+    assert list(report.unreachable) == ["gone"]
+    assert [f.archive for f in failures.seen] == [None]
+    assert "gone could not be listed" in failures.seen[0].reason
+
+
+def test_the_command_line_lists_the_copies_it_verified(
+    tmp_path: Path, dir_target_spec: TargetSpec
+) -> None:
+    data = tmp_path / "data"
+    archiver = Archiver(data, targets=(dir_target_spec,), database_url="postgresql:///unused")
+    path = make_archive(archiver.store.directory)
+    archiver.copy_to(dir_target_spec.name, path.name)
+    (data / "targets.toml").write_text(
+        f'[targets.nas]\nkind = "dir"\npath = "{tmp_path / "nas"}"\n',
+        encoding="utf-8",
+    )
+    command = [str(SCRIPT), "--data-dir", str(data), "--database-url", "postgresql:///unused"]
+    done = subprocess.run(
+        [*command, "verify", "--all"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{path.name}: ok",
+        "target nas: 1 copies",
+        f"  {path.name}: ok",
+    ]
+    _damage(dir_target_spec, path)
+    done = subprocess.run(
+        [*command, "--json", "verify", "--all"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 4, done.stderr
+    out = json.loads(done.stdout)
+    assert out["archives"][path.name]["ok"] is True
+    assert out["targets"]["nas"][path.name]["ok"] is False
+    assert out["unreachable_targets"] == {}
