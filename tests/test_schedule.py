@@ -23,6 +23,7 @@ from odeion_archive import (
     SchedulePolicy,
 )
 from odeion_archive.errors import CancelledError, UsageError
+from odeion_archive.targets import TargetSpec
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
 
@@ -279,3 +280,28 @@ def test_due_and_run_due_from_the_command_line(odeion_db: str, tmp_path: Path) -
     )
     assert failed["ok"] is False
     assert [(t["kind"], t["ok"]) for t in failed["tasks"]] == [("backup", False)]
+
+
+def test_run_due_applies_the_same_retention_on_every_storage_target(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    specs = (TargetSpec.directory("nas", nas), TargetSpec.directory("gone", tmp_path / "absent"))
+    archiver = Archiver(tmp_path / "data", database_url=odeion_db, targets=specs)
+    old = [put_archive(archiver, at(f"2026-0{m}-15T12:00")) for m in range(1, 4)]
+    for name in old:
+        archiver.copy_to("nas", name)
+    policy = SchedulePolicy(
+        backup_every="1d", components=["settings"], retention=RetentionRules(keep_last=2)
+    )
+    report = archiver.run_due(policy)
+    new = archiver.list()[0].name
+    # The backup was copied to nas after it was made; the same rules then kept the two
+    # newest copies there, ordered by when each arrived.
+    assert report.pruned_on_targets["nas"] == (old[1], old[0])
+    assert sorted(a.name for a in archiver.list_target("nas")) == sorted([new, old[2]])
+    # A target that cannot be used fails the run, with its reason, after the rest was done.
+    assert list(report.target_errors) == ["gone"]
+    assert not report.ok
+    assert report.outcomes[0].ok

@@ -413,6 +413,10 @@ class Archiver:
         """Each configured storage target: reachable or why not, its archives, the last copy."""
         return self._targets.status()
 
+    def target_names(self) -> builtins.tuple[str, ...]:
+        """The names of the configured storage targets (reaching none of them)."""
+        return tuple(spec.name for spec in self._targets.specs())
+
     def copy_to(
         self,
         target: str,

@@ -179,6 +179,20 @@ def _run_drill(
     return TaskOutcome(task, True, f"drilled {target.name}: passed{seconds}", target.name)
 
 
+def _prune_targets(
+    archiver: Archiver, policy: SchedulePolicy
+) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """The policy's retention on every storage target (ordered there by when each copy arrived)."""
+    pruned: dict[str, tuple[str, ...]] = {}
+    errors: dict[str, str] = {}
+    for target in archiver.target_names():
+        try:
+            pruned[target] = tuple(archiver.prune_target(target, rules=policy.retention))
+        except ArchiveError as exc:
+            errors[target] = str(exc)
+    return pruned, errors
+
+
 def run_due(
     archiver: Archiver,
     policy: SchedulePolicy,
@@ -219,4 +233,11 @@ def run_due(
             prune_skipped=f"the {failed} failed; nothing is pruned until a run succeeds",
         )
     pruned = archiver.prune(rules=policy.retention)
-    return RunReport(due, report.outcomes, pruned=tuple(pruned))
+    on_targets, errors = _prune_targets(archiver, policy)
+    return RunReport(
+        due,
+        report.outcomes,
+        pruned=tuple(pruned),
+        pruned_on_targets=on_targets,
+        target_errors=errors,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -162,14 +162,18 @@ class RunReport:
 
     ``pruned``: the archives retention deleted. ``prune_skipped`` says why
     retention did not run although the policy has rules (a task failed).
+    ``pruned_on_targets``: per storage target, the copies the same rules
+    deleted there; ``target_errors``: per target, why its retention failed.
     """
 
     due: Due
     outcomes: tuple[TaskOutcome, ...] = ()
     pruned: tuple[str, ...] = ()
     prune_skipped: str | None = None
+    pruned_on_targets: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, hash=False)
+    target_errors: Mapping[str, str] = attrs.field(factory=dict, hash=False)
 
     @property
     def ok(self) -> bool:
-        """Whether every task that was due succeeded."""
-        return all(outcome.ok for outcome in self.outcomes)
+        """Whether every task that was due succeeded, and retention on every target."""
+        return all(outcome.ok for outcome in self.outcomes) and not self.target_errors

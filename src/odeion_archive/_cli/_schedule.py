@@ -104,6 +104,9 @@ def _report_lines(report: RunReport) -> list[str]:
     lines += [f"pruned {name}" for name in report.pruned]
     if report.prune_skipped is not None:
         lines.append(f"retention not applied: {report.prune_skipped}")
+    for target, names in report.pruned_on_targets.items():
+        lines += [f"pruned {name} from {target}" for name in names]
+    lines += [f"retention on {t} FAILED: {why}" for t, why in report.target_errors.items()]
     return lines
 
 
@@ -125,6 +128,8 @@ def run_due_command(run: _Run) -> int:
         ],
         "pruned": list(report.pruned),
         "prune_skipped": report.prune_skipped,
+        "pruned_on_targets": {t: list(names) for t, names in report.pruned_on_targets.items()},
+        "target_errors": dict(report.target_errors),
     }
     run.out.result(data, _report_lines(report))
     return EXIT_OK if report.ok else EXIT_FAILED
