@@ -35,6 +35,7 @@ from typing import IO
 import attrs
 
 from odeion_archive._manifest import Authentication, Manifest
+from odeion_archive._os import fsync_dir
 from odeion_archive.errors import KeyringError
 from odeion_archive.interfaces import Authenticity
 
@@ -264,14 +265,6 @@ def write_new(path: Path, keyring: Keyring) -> None:
         raise
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(path: Path, keyring: Keyring) -> None:
     """Replace the key file at ``path`` with ``keyring`` atomically (mode 0600)."""
     temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
@@ -281,7 +274,7 @@ def save(path: Path, keyring: Keyring) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def load(path: Path) -> Keyring | None:
@@ -317,6 +310,6 @@ def load_or_create(path: Path) -> Keyring:
         return found
     finally:
         temp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     _log.info("created the archive key of %s (key id %s)", path.parent, keyring.key_id)
     return keyring

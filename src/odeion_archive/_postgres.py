@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from odeion_archive._os import process_alive
 from odeion_archive.errors import DatabaseError, ToolNotFoundError
 
 __all__ = [
@@ -229,20 +230,10 @@ def _forget_dead_handles(pgdata: Path) -> None:
         return
     if not isinstance(pids, list):
         return
-    alive = [pid for pid in pids if isinstance(pid, int) and _process_exists(pid)]
+    alive = [pid for pid in pids if isinstance(pid, int) and process_alive(pid)]
     if alive != pids:
         with contextlib.suppress(OSError):
             handles.write_text(json.dumps(alive), encoding="utf-8")
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class EmbeddedPostgres:

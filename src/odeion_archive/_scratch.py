@@ -31,6 +31,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from odeion_archive._os import process_alive
 from odeion_archive._postgres import EmbeddedPostgres
 from odeion_archive.errors import DatabaseError
 
@@ -172,27 +173,13 @@ def _postmaster_pid(pgdata: Path) -> int | None:
     except (OSError, ValueError):
         return None
     pid = abs(pid)  # negative: a standalone backend (initdb's bootstrap)
-    if not _alive(pid):
+    if not process_alive(pid):
         return None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return pid  # no /proc: trust postmaster.pid
     return pid if str(pgdata.resolve()).encode() in cmdline else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not reaped by its parent) is gone for our purpose
-        status = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return True
-    return status.rpartition(")")[2].split()[0] != "Z"
 
 
 def _remove_cluster(directory: Path) -> None:
@@ -203,9 +190,9 @@ def _remove_cluster(directory: Path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGQUIT)
         deadline = time.monotonic() + _STOP_WAIT_SECONDS
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if process_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     shutil.rmtree(directory, ignore_errors=True)

@@ -41,6 +41,7 @@ from odeion_archive import _converter, _safejson
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import Manifest
+from odeion_archive._os import fsync_dir
 from odeion_archive._proving import damaged_since_verified
 from odeion_archive._registry import Registry
 from odeion_archive._retention import Candidate, RetentionDecision, RetentionRules, decide
@@ -125,14 +126,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: stream.read(1024 * 1024), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BackupStore:
@@ -276,7 +269,7 @@ class BackupStore:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        _fsync_dir(records)
+        fsync_dir(records)
 
     def _delete_record(self, name: str) -> None:
         self._record_path(name).unlink(missing_ok=True)
@@ -356,7 +349,7 @@ class BackupStore:
             os.link(temp, final)  # fails rather than replacing an existing archive
         finally:
             temp.unlink(missing_ok=True)
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
         self._write_record(name, EntryRecord(dt.datetime.now(dt.UTC), how))
         return final
 
@@ -451,7 +444,7 @@ class BackupStore:
         """Delete the archive ``name``."""
         self.path_of(name).unlink()
         self._delete_record(name)
-        _fsync_dir(self._dir)
+        fsync_dir(self._dir)
 
     def retention(self, rules: RetentionRules) -> tuple[RetentionDecision, ...]:
         """What ``rules`` keep of the archives, and why; newest first (nothing is deleted).
@@ -483,5 +476,5 @@ class BackupStore:
             (self._dir / name).unlink(missing_ok=True)
             self._delete_record(name)
         if doomed:
-            _fsync_dir(self._dir)
+            fsync_dir(self._dir)
         return doomed

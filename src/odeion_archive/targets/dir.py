@@ -21,6 +21,7 @@ import socket
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from odeion_archive._os import fsync_dir, process_alive
 from odeion_archive.errors import TargetError
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.targets import RemoteObject, Target, TargetKind, TargetSpec
@@ -33,24 +34,6 @@ _FILE_MODE = 0o600
 _CHUNK = 1024 * 1024
 #: Errors that may pass (a network share that went away for a moment).
 _TRANSIENT = {errno.EIO, errno.ETIMEDOUT, errno.EAGAIN, errno.ESTALE, errno.ENOTCONN}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class DirTarget:
@@ -127,7 +110,7 @@ class DirTarget:
             if not entry.name.startswith(prefix):
                 continue
             pid = entry.name.removeprefix(prefix).split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)  # noqa: PTH108 - a scandir entry's path
 
@@ -149,7 +132,7 @@ class DirTarget:
                 stream.flush()
                 os.fsync(stream.fileno())
             temp.replace(final)
-            _fsync_dir(self._dir)
+            fsync_dir(self._dir)
         except OSError as exc:
             raise self._error(exc, f"write {name}") from exc
         finally:
@@ -159,7 +142,7 @@ class DirTarget:
     def delete(self, name: str) -> None:
         try:
             self._path(name).unlink(missing_ok=True)
-            _fsync_dir(self._dir)
+            fsync_dir(self._dir)
         except OSError as exc:
             raise self._error(exc, f"delete {name}") from exc
 
