@@ -14,6 +14,7 @@ Modules whose names start with an underscore are internal.
 from typing import Any
 
 from odeion_archive import errors
+from odeion_archive._age import AgeIdentities, AgeRecipients
 from odeion_archive._archiver import Archiver
 from odeion_archive._registry import Registry
 from odeion_archive._restore import CONFLICTS
@@ -42,6 +43,8 @@ from odeion_archive.results import (
 
 __all__ = [
     "CONFLICTS",
+    "AgeIdentities",
+    "AgeRecipients",
     "ArchiveFormat",
     "ArchiveInfo",
     "ArchiveReader",

@@ -9,6 +9,7 @@ admin panel and the command line need.
 from __future__ import annotations
 
 import builtins
+import io
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -17,8 +18,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from odeion_archive import _keys
+from odeion_archive import _agekeys, _keys
+from odeion_archive._age import AgeIdentities, AgeRecipients
+from odeion_archive._age import recipient_of as _age_recipient
 from odeion_archive._archive import ArchiveFile
+from odeion_archive._encrypted import EncryptedArchive, open_source
 from odeion_archive._backup import DEFAULT_FORMAT, BackupOptions, run_backup
 from odeion_archive._lock import DataDirLock
 from odeion_archive._manifest import Manifest
@@ -26,7 +30,7 @@ from odeion_archive._postgres import EmbeddedPostgres
 from odeion_archive._registry import Registry
 from odeion_archive._restore import RestoreOptions, check_options, plan_restore, run_restore
 from odeion_archive._store import BackupStore
-from odeion_archive.errors import NotFoundError, UsageError
+from odeion_archive.errors import DecryptionError, NotFoundError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.results import (
@@ -52,6 +56,9 @@ class Archiver:
     The archiver owns the data directory's archive key (``<data_dir>/archive.key``,
     created by the first backup), which seals every archive this server makes;
     see :meth:`authenticity` and :meth:`export_key`.
+
+    ``identities`` (:class:`AgeIdentities`) open encrypted archives, besides the
+    data directory's own age identity (``<data_dir>/age-identity.txt``).
     """
 
     def __init__(
@@ -62,6 +69,7 @@ class Archiver:
         registry: Registry | None = None,
         pg_bin: Path | str | None = None,
         server_version: str = "unknown",
+        identities: AgeIdentities | None = None,
     ) -> None:
         self._data_dir = Path(data_dir)
         self._database_url = database_url
@@ -72,6 +80,7 @@ class Archiver:
         self._embedded: EmbeddedPostgres | None = None
         self._embedded_url: str | None = None
         self._key_path = self._data_dir / _keys.KEY_FILE
+        self._given_identities = identities
 
     # -- plumbing ------------------------------------------------------------
 
@@ -155,11 +164,14 @@ class Archiver:
         format: str = DEFAULT_FORMAT,  # noqa: A002 - the word users know
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
+        encryption: AgeRecipients | None = None,
     ) -> BackupResult:
         """Back up ``components`` into a new archive in the store.
 
         Without ``components``, those that declare themselves part of a default
-        backup (the built-ins: users_auth, settings and full_db).
+        backup (the built-ins: users_auth, settings and full_db). With
+        ``encryption`` (or, without it, the recipients listed in
+        ``<data_dir>/age-recipients.txt``), every member is encrypted with age.
 
         Runs in the calling thread (start it in a background task); reports
         progress to ``progress`` and stops within a second of ``cancel``.
@@ -180,6 +192,9 @@ class Archiver:
                 progress=progress,
                 cancel=cancel,
                 keyring=_keys.load_or_create(self._key_path),
+                encryption=encryption
+                if encryption is not None
+                else _agekeys.default_recipients(self._data_dir),
             )
         result = BackupResult(archive=info, seconds=time.monotonic() - started)
         self._notify("odeion_archive_backup_created", result)
@@ -189,9 +204,15 @@ class Archiver:
         """The archives in the store, newest first (each with its authenticity)."""
         return self._store.list(keyring=self._keyring())
 
-    def inspect(self, archive: str | Path) -> Manifest:
-        """The manifest of an archive (a bounded read, fast for any size)."""
-        with ArchiveFile.open(self.resolve(archive), self._registry) as opened:
+    def inspect(self, archive: str | Path, *, identities: AgeIdentities | None = None) -> Manifest:
+        """The manifest of an archive (a bounded read, fast for any size).
+
+        Of an encrypted archive, the whole manifest if ``identities`` (or the
+        data directory's identity) open it, else the manifest it shows without
+        the key; identities given that do not open it raise
+        :class:`~odeion_archive.errors.DecryptionError`.
+        """
+        with self._open(archive, identities) as opened:
             return opened.manifest
 
     def verify(
@@ -200,10 +221,47 @@ class Archiver:
         *,
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
+        identities: AgeIdentities | None = None,
     ) -> VerifyReport:
-        """Check every member of an archive against its manifest, and the container."""
-        with ArchiveFile.open(self.resolve(archive), self._registry) as opened:
+        """Check every member of an archive against its manifest, and the container.
+
+        Of an encrypted archive, without a key that opens it: the container
+        and the ciphertexts; with one (``identities`` or the data directory's),
+        every decrypted member too.
+        """
+        with self._open(archive, identities) as opened:
             return opened.verify(progress=progress, cancel=cancel)
+
+    def _identities(self, given: AgeIdentities | None) -> AgeIdentities | None:
+        """``given``, the archiver's identities and the data directory's own identity."""
+        if self._given_identities is not None:
+            given = (
+                self._given_identities
+                if given is None
+                else self._given_identities.combined(given)
+            )
+        own = _agekeys.load_identities(self._data_dir)
+        if given is None or own is None:
+            return given or own
+        return own.combined(given)
+
+    def _open(
+        self, archive: str | Path, given: AgeIdentities | None
+    ) -> ArchiveFile | EncryptedArchive:
+        """The archive, decrypted if a key opens it (a key given must open it)."""
+        opened = ArchiveFile.open(self.resolve(archive), self._registry, keyring=self._keyring())
+        if opened.manifest.encryption is None:
+            return opened
+        try:
+            return EncryptedArchive.open(opened, self._identities(given))
+        except DecryptionError:
+            if given is not None or self._given_identities is not None:
+                opened.close()
+                raise
+            return opened
+        except BaseException:
+            opened.close()
+            raise
 
     def open_download(self, name: str) -> IO[bytes]:
         """A binary stream of the archive ``name``."""
@@ -265,7 +323,9 @@ class Archiver:
         ``allow_unsafe_dump`` and ``trust_foreign_dump``, the administrator's
         trust in the origin of an archive this server did not make; users_auth
         takes ``acting_user``). An option no component declares is a
-        :class:`~odeion_archive.errors.UsageError`.
+        :class:`~odeion_archive.errors.UsageError`. An encrypted archive is
+        opened with the archiver's ``identities`` and the data directory's own
+        identity (blockers ``key_missing`` and ``key_wrong`` if none does).
         """
         self._check_mode(mode)  # an unknown mode is a usage error, first
         check_options(options, self._registry)
@@ -276,6 +336,7 @@ class Archiver:
             conninfo=self.database_url(),
             pg_bin=self._pg_bin,
             keyring=self._keyring(),
+            identities=self._identities(None),
         )
 
     def restore(
@@ -311,6 +372,7 @@ class Archiver:
                 cancel=cancel,
                 expected=expected,
                 keyring=self._keyring(),
+                identities=self._identities(None),
             )
         self._notify("odeion_archive_restore_finished", result)
         return result
@@ -327,6 +389,68 @@ class Archiver:
     def _keyring(self) -> _keys.Keyring | None:
         """The data directory's archive keys; ``None`` before anything created one."""
         return _keys.load(self._key_path)
+
+    # -- the age keys ----------------------------------------------------------
+
+    def create_age_identity(self) -> str:
+        """Create this server's age identity; return its recipient (public key).
+
+        The identity is ``<data_dir>/age-identity.txt`` (mode 0600), and its
+        recipient joins ``<data_dir>/age-recipients.txt``, so that new backups
+        are encrypted to it. Export it with :meth:`export_emergency_kit`.
+        """
+        with DataDirLock(self._data_dir, "age identity"):
+            return _agekeys.create_identity(self._data_dir)
+
+    def age_recipients(self) -> builtins.tuple[str, ...]:
+        """The recipients of this server's age identity (public keys)."""
+        own = _agekeys.load_identities(self._data_dir)
+        if own is None:
+            raise NotFoundError(
+                f"{self._data_dir} has no age identity; create one with 'key age-new' "
+                "(Archiver.create_age_identity)"
+            )
+        return tuple(_age_recipient(i) for i in own.identities)
+
+    def export_emergency_kit(self, destination: Path | str | IO[str]) -> builtins.tuple[str, ...]:
+        """Write the emergency kit (identity, archive key, instructions); return the recipients.
+
+        ``destination`` is a new file (mode 0600; never written over) or an
+        open text stream. Keep the kit offline: it opens every encrypted archive
+        of this server.
+        """
+        own = _agekeys.load_identities(self._data_dir)
+        if own is None:
+            raise NotFoundError(
+                f"{self._data_dir} has no age identity, so there is no kit to export; "
+                "create one with 'key age-new' first"
+            )
+        text = _agekeys.kit_text(own, _keys.load_or_create(self._key_path))
+        if isinstance(destination, str | Path):
+            _agekeys.write_secret(Path(destination), text)
+        else:
+            destination.write(text)
+            destination.flush()
+        recipients = self.age_recipients()
+        _log.info("exported the emergency kit (recipients %s)", ", ".join(recipients))
+        return recipients
+
+    def import_emergency_kit(self, source: Path | str) -> builtins.tuple[str, ...]:
+        """Take the identity and the archive key of an emergency kit; return the recipients.
+
+        Afterwards this data directory opens the archives encrypted to that
+        identity and recognises those sealed with that key as its own. New
+        backups are not encrypted to it unless it is added to
+        ``age-recipients.txt``.
+        """
+        path = Path(source)
+        text = _agekeys.read_text(path)
+        identities, keyring = _agekeys.read_kit(text, what=f"the kit {path}")
+        if keyring is not None:
+            self.import_key(io.StringIO(keyring.to_text()))
+        with DataDirLock(self._data_dir, "age identity"):
+            _agekeys.install_identities(self._data_dir, identities)
+        return tuple(_age_recipient(i) for i in identities.identities)
 
     def authenticity(self, archive: str | Path) -> Authenticity:
         """Whether this server made ``archive``: ``own``, ``foreign`` or ``tampered``."""
