@@ -401,6 +401,24 @@ class ArchiveFile:
         finally:
             reader.close()
 
+    def read_small_member(self, path: str) -> bytes:
+        """The whole of a small member (at most ``max_manifest_bytes``), found without a walk.
+
+        Checked against the manifest's size and sha256, like any member.
+        """
+        expected = self.manifest.member(path)
+        if expected.size > self._limits.max_manifest_bytes:
+            raise UnsafeArchiveError(
+                f"member {path!r} is listed as {expected.size} bytes, more than the "
+                f"{self._limits.max_manifest_bytes} bytes a manifest may have; {DAMAGED}"
+            )
+        reader = self._open_reader()
+        try:
+            data = reader.read_member(path, self._limits.max_manifest_bytes)
+        finally:
+            reader.close()
+        return b"".join(_checked([data], expected))
+
     def open_member(self, path: str) -> IO[bytes]:
         """A readable binary stream of the member ``path``.
 

@@ -30,7 +30,12 @@ from odeion_archive._postgres import EmbeddedPostgres
 from odeion_archive._registry import Registry
 from odeion_archive._restore import RestoreOptions, check_options, plan_restore, run_restore
 from odeion_archive._store import BackupStore
-from odeion_archive.errors import DecryptionError, NotFoundError, UsageError
+from odeion_archive.errors import (
+    ArchiveInvalidError,
+    DecryptionError,
+    NotFoundError,
+    UsageError,
+)
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.results import (
@@ -229,7 +234,15 @@ class Archiver:
         and the ciphertexts; with one (``identities`` or the data directory's),
         every decrypted member too.
         """
-        with self._open(archive, identities) as opened:
+        try:
+            opened = self._open(archive, identities)
+        except ArchiveInvalidError as exc:
+            # What keeps the whole manifest from being decrypted is a problem of the archive;
+            # the readable part is still checked, to name the damage.
+            with ArchiveFile.open(self.resolve(archive), self._registry) as readable:
+                report = readable.verify(progress=progress, cancel=cancel)
+            return VerifyReport((*report.problems, Problem(None, str(exc))))
+        with opened:
             return opened.verify(progress=progress, cancel=cancel)
 
     def _identities(self, given: AgeIdentities | None) -> AgeIdentities | None:

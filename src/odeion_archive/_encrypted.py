@@ -128,14 +128,6 @@ def _wrong(encryption: Encryption, given: AgeIdentities) -> DecryptionError:
     )
 
 
-def _read_all(stream: IO[bytes], limit: int, what: str) -> bytes:
-    with stream:
-        data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise CorruptArchiveError(f"{what} holds more than {limit} bytes; {DAMAGED}")
-    return data
-
-
 def _check_same(outer: Manifest, inner: Manifest) -> None:
     """The whole manifest must describe the archive the readable one describes."""
     fields = ("created_at", "library_version", "server_version", "schema_version", "format")
@@ -210,8 +202,7 @@ class EncryptedArchive:
                 identities.append(own)
         if not identities:
             raise _wrong(encryption, keys)
-        limit = outer.limits.max_manifest_bytes
-        sealed = _read_all(outer.open_member(MANIFEST_MEMBER), limit, MANIFEST_MEMBER)
+        sealed = outer.read_small_member(MANIFEST_MEMBER)
         module = _age.pyrage()
         try:
             plain = _age.decrypt_bytes(sealed, identities)
@@ -228,7 +219,7 @@ class EncryptedArchive:
     @staticmethod
     def _passphrase_identity(outer: ArchiveFile, passphrase: str) -> Any:
         """The archive's own identity, or ``None`` if the passphrase does not open it."""
-        data = _read_all(outer.open_member(IDENTITY_MEMBER), 64 * 1024, IDENTITY_MEMBER)
+        data = outer.read_small_member(IDENTITY_MEMBER)
         module = _age.pyrage()
         try:
             text = bytes(module.passphrase.decrypt(data, passphrase)).decode()
