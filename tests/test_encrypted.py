@@ -22,8 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from odeion_archive import AgeIdentities, AgeRecipients, Archiver, Registry
-from odeion_archive._archive import ArchiveFile
+from odeion_archive import AgeIdentities, AgeRecipients, Archiver
 from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER
 from odeion_archive._schema import migrate
 from odeion_archive.errors import ArchiveError, DecryptionError, RestoreBlockedError
@@ -74,7 +73,11 @@ def _encryption(way: str, tmp_path: Path) -> tuple[AgeRecipients, AgeIdentities,
     if way == "x25519":
         key, recipient = _keys(tmp_path)
         return AgeRecipients.to(recipient), AgeIdentities.from_file(key), key
-    return AgeRecipients.with_passphrase(PASSPHRASE), AgeIdentities.from_passphrase(PASSPHRASE), None
+    return (
+        AgeRecipients.with_passphrase(PASSPHRASE),
+        AgeIdentities.from_passphrase(PASSPHRASE),
+        None,
+    )
 
 
 def _users(url: str) -> set[tuple[Any, ...]]:
@@ -320,7 +323,9 @@ def test_tampered_ciphertext_is_refused_before_anything_changes(
 # -- the age command-line tool ----------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("age") is None, reason="the age command-line tool is not installed")
+@pytest.mark.skipif(
+    shutil.which("age") is None, reason="the age command-line tool is not installed"
+)
 @pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
 def test_age_decrypts_a_member_extracted_with_standard_tools(
     pg18: Any, databases: Callable[..., str], tmp_path: Path, fmt: str

@@ -46,8 +46,8 @@ __all__ = [
     "encrypt_chunks",
     "fingerprint",
     "new_identity",
-    "read_key_file",
     "pyrage",
+    "read_key_file",
     "recipient_of",
 ]
 
@@ -230,7 +230,9 @@ class AgeIdentities:
 
     def combined(self, other: AgeIdentities) -> AgeIdentities:
         """These identities and ``other``'s; ``other``'s passphrase wins if both have one."""
-        return AgeIdentities(self.identities + other.identities, other.passphrase or self.passphrase)
+        return AgeIdentities(
+            self.identities + other.identities, other.passphrase or self.passphrase
+        )
 
     @property
     def fingerprints(self) -> tuple[str, ...]:
@@ -361,10 +363,11 @@ def _failure(what: str) -> Callable[[Exception], BaseException]:
 def encrypt_chunks(
     chunks: Iterable[bytes],
     recipients: Sequence[Any],
-    failed: Callable[[Exception], BaseException] = _failure("age encryption"),
+    failed: Callable[[Exception], BaseException] | None = None,
 ) -> Iterator[bytes]:
     """The age file of the plaintext ``chunks``, encrypted to ``recipients``, as chunks."""
     module = pyrage()
+    failed = failed or _failure("age encryption")
 
     def call(reader: IO[bytes], writer: IO[bytes]) -> None:
         module.encrypt_io(reader, writer, list(recipients))
@@ -375,10 +378,11 @@ def encrypt_chunks(
 def decrypt_chunks(
     chunks: Iterable[bytes],
     identities: Sequence[Any],
-    failed: Callable[[Exception], BaseException] = _failure("age decryption"),
+    failed: Callable[[Exception], BaseException] | None = None,
 ) -> Iterator[bytes]:
     """The plaintext of the age file ``chunks``, decrypted with ``identities``, as chunks."""
     module = pyrage()
+    failed = failed or _failure("age decryption")
 
     def call(reader: IO[bytes], writer: IO[bytes]) -> None:
         module.decrypt_io(reader, writer, list(identities))

@@ -198,4 +198,3 @@ def install_identities(data_dir: Path, identities: AgeIdentities) -> None:
         stream.write(text)
         stream.flush()
         os.fsync(stream.fileno())
-

@@ -519,8 +519,7 @@ def _check_manifest_paths(
             raise ManifestError(f"manifest field 'encryption': {exc}") from None
         if "/" in member.path or member.path in MANIFEST_MEMBERS:
             raise ManifestError(
-                f"manifest field 'encryption': {member.path!r} is not a top-level member; "
-                f"{DAMAGED}"
+                f"manifest field 'encryption': {member.path!r} is not a top-level member; {DAMAGED}"
             )
         paths.append(member.path)
     for component in components:

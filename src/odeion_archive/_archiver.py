@@ -22,8 +22,8 @@ from odeion_archive import _agekeys, _keys
 from odeion_archive._age import AgeIdentities, AgeRecipients
 from odeion_archive._age import recipient_of as _age_recipient
 from odeion_archive._archive import ArchiveFile
-from odeion_archive._encrypted import EncryptedArchive, open_source
 from odeion_archive._backup import DEFAULT_FORMAT, BackupOptions, run_backup
+from odeion_archive._encrypted import EncryptedArchive
 from odeion_archive._lock import DataDirLock
 from odeion_archive._manifest import Manifest
 from odeion_archive._postgres import EmbeddedPostgres
@@ -41,6 +41,7 @@ from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.results import (
     ArchiveInfo,
     BackupResult,
+    Problem,
     RestorePlan,
     RestoreResult,
     VerifyReport,
@@ -249,9 +250,7 @@ class Archiver:
         """``given``, the archiver's identities and the data directory's own identity."""
         if self._given_identities is not None:
             given = (
-                self._given_identities
-                if given is None
-                else self._given_identities.combined(given)
+                self._given_identities if given is None else self._given_identities.combined(given)
             )
         own = _agekeys.load_identities(self._data_dir)
         if given is None or own is None:

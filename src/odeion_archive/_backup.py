@@ -19,8 +19,8 @@ import attrs
 import psycopg
 
 from odeion_archive import _schema as schema
-from odeion_archive._archive import ArchiveBuilder
 from odeion_archive._age import AgeRecipients
+from odeion_archive._archive import ArchiveBuilder
 from odeion_archive._context import ComponentContext
 from odeion_archive._encrypted import Encryptor
 from odeion_archive._keys import Keyring

@@ -398,11 +398,16 @@ def manifest_from_parts(head: bytes, tail: bytes) -> Manifest:
             f"{TAIL_MEMBER} names components that {HEAD_MEMBER} does not: {sorted(by_name)}"
         )
     raw_head.pop("tail", None)
-    for optional in ("authentication", "encryption"):
-        raw_head.pop(optional, None)  # the seal and the encryption are read from the tail only
-        if optional in raw_tail:
-            raw_head[optional] = raw_tail[optional]
-    return _structure({**raw_head, "components": joined})
+    return _structure({**raw_head, **_from_tail_only(raw_tail), "components": joined})
+
+
+def _from_tail_only(raw_tail: RawManifest) -> RawManifest:
+    """The seal and the encryption, which are read from the tail only (never the head)."""
+    return {
+        optional: raw_tail.get(optional)
+        for optional in ("authentication", "encryption")
+        if optional in raw_tail
+    }
 
 
 __all__ += ["ComponentEntry", "MemberEntry"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Generator, Iterable, Iterator
-from typing import IO, Any, cast
+from typing import IO, Any, Self, cast
 
 from odeion_archive import _age
 from odeion_archive._age import AgeIdentities, AgeRecipients
@@ -258,9 +258,7 @@ class EncryptedArchive:
 
         def chunks() -> Iterator[bytes]:
             with cipher:
-                yield from self._decrypted(
-                    iter(lambda: cipher.read(64 * 1024), b""), expected
-                )
+                yield from self._decrypted(iter(lambda: cipher.read(64 * 1024), b""), expected)
 
         return cast("IO[bytes]", io.BufferedReader(_MemberStream(chunks()), 64 * 1024))
 
@@ -273,8 +271,9 @@ class EncryptedArchive:
                     for _chunk in chunks:  # the encryption's own members, checked as read
                         pass
                     continue
-                yield self.manifest.member(cipher.path[: -len(SUFFIX)]), self._decrypted(
-                    chunks, self.manifest.member(cipher.path[: -len(SUFFIX)])
+                yield (
+                    self.manifest.member(cipher.path[: -len(SUFFIX)]),
+                    self._decrypted(chunks, self.manifest.member(cipher.path[: -len(SUFFIX)])),
                 )
         finally:
             walk.close()
@@ -318,7 +317,7 @@ class EncryptedArchive:
         """Release the file."""
         self.archive.close()
 
-    def __enter__(self) -> EncryptedArchive:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -337,4 +336,3 @@ def open_source(archive: ArchiveFile, keys: AgeIdentities | None) -> ArchiveFile
     except BaseException:
         archive.close()
         raise
-

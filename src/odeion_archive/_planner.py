@@ -16,8 +16,8 @@ import attrs
 import psycopg
 
 from odeion_archive import _schema as schema
-from odeion_archive._archive import ArchiveFile
 from odeion_archive._age import AgeIdentities
+from odeion_archive._archive import ArchiveFile
 from odeion_archive._context import ComponentContext
 from odeion_archive._encrypted import open_source
 from odeion_archive._keys import Keyring

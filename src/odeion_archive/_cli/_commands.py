@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from odeion_archive._archiver import Archiver
+from odeion_archive._cli import _age
 from odeion_archive._cli._output import (
     LIST_COLUMNS,
     _info_json,
@@ -69,7 +70,10 @@ def _confirm(question: str, *, yes: bool, what: str) -> bool:
 def _create(run: _Run) -> int:
     try:
         result = run.archiver.create(
-            components=run.args.components, format=run.args.format, progress=run.progress
+            components=run.args.components,
+            format=run.args.format,
+            progress=run.progress,
+            encryption=_age.recipients_from(run.args),
         )
     except (UnknownFormatError, UnknownComponentError) as exc:
         raise UsageError(str(exc)) from exc
@@ -317,6 +321,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _key(args: argparse.Namespace, archiver: Archiver, out: _Output) -> int:
+    done = _age.run_key_action(args, archiver, out)
+    if done is not None:
+        return done
     if args.key_command == "show":
         ids = archiver.key_ids()
         out.result(

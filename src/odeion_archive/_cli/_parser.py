@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import attrs
 
 from odeion_archive._backup import DEFAULT_FORMAT
+from odeion_archive._cli import _age
 from odeion_archive._registry import Registry
 from odeion_archive._restore import CONFLICTS
 from odeion_archive._version import __version__
@@ -215,6 +216,7 @@ def _restore_options(sub: argparse.ArgumentParser, name: str) -> None:
     )
     for field, flag in component_option_fields():
         _option_flag(sub, field, flag)
+    _age.add_read_options(sub)
     if name == "plan":
         sub.add_argument(
             "--no-verify",
@@ -260,14 +262,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=f"zip, tar.zst or a format a plugin adds (default: {DEFAULT_FORMAT})",
     )
+    _age.add_create_options(create)
     command("list", "list the archives, newest first")
     for name, text in (
         ("inspect", "print an archive's manifest"),
         ("verify", "check an archive's seal and every member"),
     ):
-        command(name, text).add_argument(
+        reading = command(name, text)
+        reading.add_argument(
             "archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file"
         )
+        _age.add_read_options(reading)
     _restore_options(command("plan", "check an archive and show how it would restore"), "plan")
     _restore_options(command("restore", "restore an archive (asks first)"), "restore")
     command("import", "check an archive file and add it to the store").add_argument(
@@ -338,7 +343,11 @@ def _resolve_settings(args: argparse.Namespace) -> Settings:
 
 
 def _key_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    key = command("key", "show, export or import the key that seals this server's archives")
+    key = command(
+        "key",
+        "show, export or import the key that seals this server's archives; create the age "
+        "identity that encrypts them, and export the emergency kit",
+    )
     actions = key.add_subparsers(
         dest="key_command", required=True, metavar="ACTION", parser_class=_Parser
     )
@@ -354,4 +363,9 @@ def _key_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> Non
     ).add_argument("file", metavar="FILE", help="a new file; '-' for stdout (not a terminal)")
     action(
         "import", "make the key in FILE this server's signing key; the current one stays valid"
-    ).add_argument("file", metavar="FILE", help="a file that 'key export' wrote; '-' for stdin")
+    ).add_argument(
+        "file",
+        metavar="FILE",
+        help="a file that 'key export' or 'key emergency-kit' wrote; '-' for stdin",
+    )
+    _age.add_key_actions(action)
