@@ -37,9 +37,11 @@ import attrs
 from odeion_archive.errors import ExtraMissingError, UsageError
 
 __all__ = [
+    "COALESCE_BYTES",
     "QUEUE_CHUNKS",
     "AgeIdentities",
     "AgeRecipients",
+    "coalesce",
     "decrypt_bytes",
     "decrypt_chunks",
     "encrypt_bytes",
@@ -53,6 +55,8 @@ __all__ = [
 
 #: How many ciphertext or plaintext chunks (about 64 KiB each) wait between threads.
 QUEUE_CHUNKS = 8
+#: The size of the pieces of ciphertext handed to an archive writer.
+COALESCE_BYTES = 1024 * 1024
 _MAX_KEY_FILE = 64 * 1024
 _IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
 _RECIPIENT_PREFIX = "age1"
@@ -388,6 +392,25 @@ def decrypt_chunks(
         module.decrypt_io(reader, writer, list(identities))
 
     return _pump(call, chunks, failed)
+
+
+def coalesce(chunks: Iterable[bytes], size: int = COALESCE_BYTES) -> Iterator[bytes]:
+    """``chunks`` joined into pieces of at least ``size`` bytes (the last may be smaller).
+
+    age writes 64 KiB chunks; handed to a multi-threaded zstd compressor one by
+    one, they make it hold more input in flight than the larger chunks of an
+    unencrypted member do.
+    """
+    pending: list[bytes] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield b"".join(pending)
+            pending, held = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def encrypt_bytes(data: bytes, recipients: Sequence[Any]) -> bytes:

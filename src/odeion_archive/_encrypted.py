@@ -74,8 +74,8 @@ class Encryptor:
             )
 
     def encrypt(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """The age file of one member's plaintext, as chunks."""
-        return _age.encrypt_chunks(chunks, self._keys)
+        """The age file of one member's plaintext, in pieces of about 1 MiB."""
+        return _age.coalesce(_age.encrypt_chunks(chunks, self._keys))
 
     def encrypt_manifest(self, manifest: Manifest) -> bytes:
         """The age file of the whole manifest."""
