@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyrage
+
 _HERE = Path(__file__).parent
 
 _CHILD = r"""
@@ -87,7 +89,6 @@ def main() -> None:
     parser.add_argument("--formats", default="tar.zst,zip")
     parser.add_argument("--workdir", type=Path, default=None)
     options = parser.parse_args()
-    import pyrage
 
     identity = pyrage.x25519.Identity.generate()
     keys = {"identity": str(identity), "recipient": str(identity.to_public())}
@@ -103,7 +104,7 @@ def main() -> None:
                 ("write", plain, encrypted),
                 ("read", plain_read, encrypted_read),
             ):
-                print(  # noqa: T201
+                print(
                     f"{fmt:8} {name:5} {options.gib:g} GiB: plain {base['seconds']:.1f} s "
                     f"({base['rss'] / 2**20:.0f} MiB RSS), encrypted {run['seconds']:.1f} s "
                     f"({run['rss'] / 2**20:.0f} MiB RSS), ratio {run['seconds'] / base['seconds']:.2f}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pyrage
@@ -77,6 +77,7 @@ def test_closing_early_stops_the_worker() -> None:
 
     stream = encrypt_chunks(endless(), [RECIPIENT])
     next(stream)
+    assert isinstance(stream, Generator)
     stream.close()
     assert threading.active_count() == before
 

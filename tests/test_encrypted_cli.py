@@ -74,7 +74,9 @@ def database(pg18: Any) -> Iterator[str]:
         seed(conn, SeedScale.tiny(), seed=3)
     yield url
     with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def _users(url: str) -> set[tuple[Any, ...]]:
@@ -134,9 +136,7 @@ def test_the_day_the_server_is_gone(database: str, tmp_path: Path) -> None:
     assert len(_users(database)) > 0
 
 
-def test_create_encrypt_to_and_identity_from_the_environment(
-    database: str, tmp_path: Path
-) -> None:
+def test_create_encrypt_to_and_identity_from_the_environment(database: str, tmp_path: Path) -> None:
     import pyrage
 
     identity = pyrage.x25519.Identity.generate()
