@@ -20,6 +20,7 @@ given, as the planner and the restore read any archive
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Generator, Iterable, Iterator
 from typing import IO, Any, Self, cast
@@ -128,6 +129,24 @@ def _wrong(encryption: Encryption, given: AgeIdentities) -> DecryptionError:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _unwrap(data: bytes, passphrase: str) -> str | None:
+    """The identity in ``identity.age``, or ``None`` if the passphrase does not open it.
+
+    age's scrypt takes about a second by design; a plan, its restore and the
+    verification before it open the same archive, so the result is kept for
+    the process (keyed by the encrypted bytes, which the manifest's sha256 has
+    checked).
+    """
+    module = _age.pyrage()
+    try:
+        return bytes(module.passphrase.decrypt(data, passphrase)).decode()
+    except module.DecryptError:
+        return None
+    except UnicodeDecodeError:
+        raise CorruptArchiveError(f"{IDENTITY_MEMBER} is not an identity; {DAMAGED}") from None
+
+
 def _check_same(outer: Manifest, inner: Manifest) -> None:
     """The whole manifest must describe the archive the readable one describes."""
     fields = ("created_at", "library_version", "server_version", "schema_version", "format")
@@ -219,14 +238,10 @@ class EncryptedArchive:
     @staticmethod
     def _passphrase_identity(outer: ArchiveFile, passphrase: str) -> Any:
         """The archive's own identity, or ``None`` if the passphrase does not open it."""
-        data = outer.read_small_member(IDENTITY_MEMBER)
-        module = _age.pyrage()
-        try:
-            text = bytes(module.passphrase.decrypt(data, passphrase)).decode()
-        except module.DecryptError:
+        text = _unwrap(outer.read_small_member(IDENTITY_MEMBER), passphrase)
+        if text is None:
             return None
-        except UnicodeDecodeError:
-            raise CorruptArchiveError(f"{IDENTITY_MEMBER} is not an identity; {DAMAGED}") from None
+        module = _age.pyrage()
         try:
             return module.x25519.Identity.from_str(text.strip())
         except module.IdentityError:
