@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import tracemalloc
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyrage
 import pytest
@@ -141,3 +142,88 @@ def test_a_manifest_older_than_1_2_cannot_claim_encryption() -> None:
         Manifest(**common, manifest_version=(1, 1), encryption=encryption)  # type: ignore[arg-type]
     with pytest.raises(ManifestError, match="scheme"):
         Encryption(scheme="gpg")
+
+
+# -- hostile encrypted archives ------------------------------------------------------
+
+
+def _encrypted_archive(
+    path: Path, *, whole: Callable[[Manifest], Manifest] | None = None
+) -> AgeIdentities:
+    """An encrypted zip archive at ``path``; ``whole`` changes the encrypted manifest."""
+    from odeion_archive._age import AgeRecipients
+    from odeion_archive._archive import ArchiveBuilder
+    from odeion_archive._encrypted import Encryptor
+    from odeion_archive.formats.zip import ZipFormat
+
+    encryptor = Encryptor(AgeRecipients.to(str(RECIPIENT)))
+    if whole is not None:
+        original = encryptor.encrypt_manifest
+        encryptor.encrypt_manifest = lambda m: original(whole(m))  # type: ignore[method-assign,assignment]
+    head = Manifest(
+        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        library_version="1",
+        server_version="1",
+        schema_version=2,
+        format="zip",
+        components=(ComponentEntry("settings", 1),),
+    )
+    with path.open("wb") as stream:
+        builder = ArchiveBuilder(ZipFormat(), stream, head=head, encryptor=encryptor)
+        builder.add_member("settings", "system_settings.jsonl", [b'{"key":"a"}\n' * 1000])
+        builder.finish()
+    return AgeIdentities((str(IDENTITY),))
+
+
+def _open(path: Path, keys: AgeIdentities) -> Any:
+    from odeion_archive import Registry
+    from odeion_archive._archive import ArchiveFile
+    from odeion_archive._encrypted import EncryptedArchive
+
+    archive = ArchiveFile.open(path, Registry.default(entry_points=False))
+    return EncryptedArchive.open(archive, keys)
+
+
+def test_an_encrypted_manifest_that_disagrees_is_refused(tmp_path: Path) -> None:
+    import attrs
+
+    from odeion_archive.errors import CorruptArchiveError
+
+    keys = _encrypted_archive(tmp_path / "ok.zip")
+    with _open(tmp_path / "ok.zip", keys) as opened:
+        member = opened.manifest.members[0]
+        assert opened.open_member(member.path).read() == b'{"key":"a"}\n' * 1000
+
+    for change in (
+        lambda m: attrs.evolve(m, schema_version=1),
+        lambda m: attrs.evolve(
+            m,
+            components=(
+                attrs.evolve(
+                    m.components[0], members=(MemberEntry("settings/other.jsonl", 1, "0" * 64),)
+                ),
+            ),
+        ),
+    ):
+        path = tmp_path / "swapped.zip"
+        path.unlink(missing_ok=True)
+        keys = _encrypted_archive(path, whole=change)
+        with pytest.raises(CorruptArchiveError, match="disagree"):
+            _open(path, keys)
+
+
+def test_a_plaintext_that_differs_from_the_encrypted_manifest_is_refused(tmp_path: Path) -> None:
+    import attrs
+
+    from odeion_archive.errors import CorruptArchiveError
+
+    def lie(m: Manifest) -> Manifest:
+        entry = m.components[0].members[0]
+        wrong = attrs.evolve(entry, sha256="f" * 64)
+        return attrs.evolve(m, components=(attrs.evolve(m.components[0], members=(wrong,)),))
+
+    keys = _encrypted_archive(tmp_path / "lie.zip", whole=lie)
+    with _open(tmp_path / "lie.zip", keys) as opened:
+        with pytest.raises(CorruptArchiveError, match="sha256"):
+            opened.open_member("settings/system_settings.jsonl").read()
+        assert not opened.verify().ok
