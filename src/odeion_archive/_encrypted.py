@@ -54,9 +54,6 @@ __all__ = [
     "open_source",
 ]
 
-SUFFIX = ENCRYPTED_SUFFIX
-MANIFEST_MEMBER = ENCRYPTED_MANIFEST
-
 
 class Encryptor:
     """Encrypts the members of one archive to its recipients (and passphrase)."""
@@ -157,7 +154,7 @@ def _check_same(outer: Manifest, inner: Manifest) -> None:
         (c.name, c.payload_version) for c in inner.components
     ]:
         differs.append("components")
-    if [m.path for m in outer.members] != [m.path + SUFFIX for m in inner.members]:
+    if [m.path for m in outer.members] != [m.path + ENCRYPTED_SUFFIX for m in inner.members]:
         differs.append("members")
     if differs:
         raise CorruptArchiveError(
@@ -207,10 +204,10 @@ class EncryptedArchive:
                 f"{ENCRYPTED_SINCE[0]}.{ENCRYPTED_SINCE[1]}; {DAMAGED}"
             )
         expected = 2 if encryption.passphrase else 1
-        if [m.path for m in encryption.members] != [MANIFEST_MEMBER, IDENTITY_MEMBER][:expected]:
+        if [m.path for m in encryption.members] != [ENCRYPTED_MANIFEST, IDENTITY_MEMBER][:expected]:
             raise ManifestError(
                 f"manifest field 'encryption': the members must be "
-                f"{[MANIFEST_MEMBER, IDENTITY_MEMBER][:expected]}; {DAMAGED}"
+                f"{[ENCRYPTED_MANIFEST, IDENTITY_MEMBER][:expected]}; {DAMAGED}"
             )
         if keys is None or (not keys.identities and not keys.passphrase):
             raise _missing(encryption)
@@ -221,15 +218,17 @@ class EncryptedArchive:
                 identities.append(own)
         if not identities:
             raise _wrong(encryption, keys)
-        sealed = outer.read_small_member(MANIFEST_MEMBER)
+        sealed = outer.read_small_member(ENCRYPTED_MANIFEST)
         module = _age.pyrage()
         try:
             plain = _age.decrypt_bytes(sealed, identities)
         except module.DecryptError as exc:
+            # pyrage has one exception for all failures; its message tells a key that
+            # opens no recipient stanza from damage.
             if "no matching keys" in str(exc).lower():
                 raise _wrong(encryption, keys) from None
             raise CorruptArchiveError(
-                f"{MANIFEST_MEMBER} cannot be decrypted ({exc}); {DAMAGED}"
+                f"{ENCRYPTED_MANIFEST} cannot be decrypted ({exc}); {DAMAGED}"
             ) from None
         manifest = Manifest.from_json(plain)
         _check_same(readable, manifest)
@@ -255,7 +254,7 @@ class EncryptedArchive:
         def failed(exc: Exception) -> BaseException:
             if isinstance(exc, module.DecryptError | OSError):
                 return CorruptArchiveError(
-                    f"member {expected.path + SUFFIX!r} cannot be decrypted ({exc}); {DAMAGED}"
+                    f"member {expected.path + ENCRYPTED_SUFFIX!r} cannot be decrypted ({exc}); {DAMAGED}"
                 )
             return exc
 
@@ -269,7 +268,7 @@ class EncryptedArchive:
         :class:`~odeion_archive.errors.CorruptArchiveError`.
         """
         expected = self.manifest.member(path)
-        cipher = self.archive.open_member(path + SUFFIX)
+        cipher = self.archive.open_member(path + ENCRYPTED_SUFFIX)
 
         def chunks() -> Iterator[bytes]:
             with cipher:
@@ -282,14 +281,13 @@ class EncryptedArchive:
         walk = self.archive.walk()
         try:
             for cipher, chunks in walk:
-                if not cipher.path.endswith(SUFFIX) or "/" not in cipher.path:
+                if "/" not in cipher.path:
                     for _chunk in chunks:  # the encryption's own members, checked as read
                         pass
                     continue
-                yield (
-                    self.manifest.member(cipher.path[: -len(SUFFIX)]),
-                    self._decrypted(chunks, self.manifest.member(cipher.path[: -len(SUFFIX)])),
-                )
+                # _check_same made every payload member '<plaintext path>.age'.
+                entry = self.manifest.member(cipher.path.removesuffix(ENCRYPTED_SUFFIX))
+                yield entry, self._decrypted(chunks, entry)
         finally:
             walk.close()
 
