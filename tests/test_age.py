@@ -13,14 +13,8 @@ import pyrage
 import pytest
 
 from odeion_archive import AgeIdentities, AgeRecipients
-from odeion_archive._age import (
-    coalesce,
-    decrypt_chunks,
-    encrypt_chunks,
-    fingerprint,
-    new_identity,
-    recipient_of,
-)
+from odeion_archive._age import fingerprint, new_identity, recipient_of
+from odeion_archive._agestream import coalesce, decrypt_chunks, encrypt_chunks
 from odeion_archive._manifest import ComponentEntry, Encryption, Manifest, MemberEntry
 from odeion_archive.errors import CancelledError, ManifestError, UsageError
 

@@ -20,22 +20,26 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import IO
 
 from odeion_archive import _age
 from odeion_archive._age import AgeIdentities, AgeRecipients
 from odeion_archive._keys import Keyring
-from odeion_archive.errors import KeyringError, UsageError
+from odeion_archive.errors import KeyringError, NotFoundError, UsageError
 
 __all__ = [
     "IDENTITY_FILE",
     "RECIPIENTS_FILE",
     "create_identity",
     "default_recipients",
+    "export_kit",
     "install_identities",
     "is_kit",
     "kit_text",
     "load_identities",
+    "own_recipients",
     "read_kit",
+    "read_kit_file",
     "read_text",
     "write_secret",
 ]
@@ -121,9 +125,42 @@ def default_recipients(data_dir: Path) -> AgeRecipients | None:
     return AgeRecipients.to(*recipients) if recipients else None
 
 
+def own_recipients(data_dir: Path) -> tuple[str, ...]:
+    """The recipients of the data directory's identity; :class:`NotFoundError` if none."""
+    own = load_identities(data_dir)
+    if own is None:
+        raise NotFoundError(
+            f"{data_dir} has no age identity; create one with 'odeion-archive key age-new' "
+            "(Archiver.create_age_identity)"
+        )
+    return own.recipients
+
+
+def export_kit(
+    data_dir: Path, keyring: Keyring, destination: Path | str | IO[str]
+) -> tuple[str, ...]:
+    """Write the data directory's emergency kit to a new file or a text stream."""
+    recipients = own_recipients(data_dir)
+    own = load_identities(data_dir)
+    assert own is not None
+    text = kit_text(own, keyring)
+    if isinstance(destination, str | Path):
+        write_secret(Path(destination), text)
+    else:
+        destination.write(text)
+        destination.flush()
+    _log.info("exported the emergency kit (recipients %s)", ", ".join(recipients))
+    return recipients
+
+
+def read_kit_file(path: Path) -> tuple[AgeIdentities, Keyring | None]:
+    """The identity and the archive key of the emergency kit at ``path``."""
+    return read_kit(read_text(path), what=f"the kit {path}")
+
+
 def kit_text(identities: AgeIdentities, keyring: Keyring | None) -> str:
     """The emergency kit: instructions and the archive key as comments, then the identity."""
-    recipients = [_age.recipient_of(i) for i in identities.identities]
+    recipients = identities.recipients
     lines = [
         _KIT_HEADER,
         "# SECRET. Whoever holds this file can read this server's encrypted backups and",

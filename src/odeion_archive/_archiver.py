@@ -19,11 +19,10 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 from odeion_archive import _agekeys, _keys
-from odeion_archive._age import AgeIdentities, AgeRecipients
-from odeion_archive._age import recipient_of as _age_recipient
+from odeion_archive._age import AgeIdentities, AgeRecipients, combine
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._backup import DEFAULT_FORMAT, BackupOptions, run_backup
-from odeion_archive._encrypted import EncryptedArchive
+from odeion_archive._encrypted import open_readable, verify_file
 from odeion_archive._lock import DataDirLock
 from odeion_archive._manifest import Manifest
 from odeion_archive._postgres import EmbeddedPostgres
@@ -31,8 +30,6 @@ from odeion_archive._registry import Registry
 from odeion_archive._restore import RestoreOptions, check_options, plan_restore, run_restore
 from odeion_archive._store import BackupStore
 from odeion_archive.errors import (
-    ArchiveInvalidError,
-    DecryptionError,
     NotFoundError,
     UsageError,
 )
@@ -41,7 +38,6 @@ from odeion_archive.interfaces import Authenticity, Conflict
 from odeion_archive.results import (
     ArchiveInfo,
     BackupResult,
-    Problem,
     RestorePlan,
     RestoreResult,
     VerifyReport,
@@ -218,7 +214,12 @@ class Archiver:
         the key; identities given that do not open it raise
         :class:`~odeion_archive.errors.DecryptionError`.
         """
-        with self._open(archive, identities) as opened:
+        with open_readable(
+            self.resolve(archive),
+            self._registry,
+            self._identities(identities),
+            required=self._given_identities is not None or identities is not None,
+        ) as opened:
             return opened.manifest
 
     def verify(
@@ -235,45 +236,18 @@ class Archiver:
         and the ciphertexts; with one (``identities`` or the data directory's),
         every decrypted member too.
         """
-        try:
-            opened = self._open(archive, identities)
-        except ArchiveInvalidError as exc:
-            # What keeps the whole manifest from being decrypted is a problem of the archive;
-            # the readable part is still checked, to name the damage.
-            with ArchiveFile.open(self.resolve(archive), self._registry) as readable:
-                report = readable.verify(progress=progress, cancel=cancel)
-            return VerifyReport((*report.problems, Problem(None, str(exc))))
-        with opened:
-            return opened.verify(progress=progress, cancel=cancel)
+        return verify_file(
+            self.resolve(archive),
+            self._registry,
+            self._identities(identities),
+            required=self._given_identities is not None or identities is not None,
+            progress=progress,
+            cancel=cancel,
+        )
 
     def _identities(self, given: AgeIdentities | None) -> AgeIdentities | None:
         """``given``, the archiver's identities and the data directory's own identity."""
-        if self._given_identities is not None:
-            given = (
-                self._given_identities if given is None else self._given_identities.combined(given)
-            )
-        own = _agekeys.load_identities(self._data_dir)
-        if given is None or own is None:
-            return given or own
-        return own.combined(given)
-
-    def _open(
-        self, archive: str | Path, given: AgeIdentities | None
-    ) -> ArchiveFile | EncryptedArchive:
-        """The archive, decrypted if a key opens it (a key given must open it)."""
-        opened = ArchiveFile.open(self.resolve(archive), self._registry, keyring=self._keyring())
-        if opened.manifest.encryption is None:
-            return opened
-        try:
-            return EncryptedArchive.open(opened, self._identities(given))
-        except DecryptionError:
-            if given is not None or self._given_identities is not None:
-                opened.close()
-                raise
-            return opened
-        except BaseException:
-            opened.close()
-            raise
+        return combine(self._given_identities, given, _agekeys.load_identities(self._data_dir))
 
     def open_download(self, name: str) -> IO[bytes]:
         """A binary stream of the archive ``name``."""
@@ -416,13 +390,7 @@ class Archiver:
 
     def age_recipients(self) -> builtins.tuple[str, ...]:
         """The recipients of this server's age identity (public keys)."""
-        own = _agekeys.load_identities(self._data_dir)
-        if own is None:
-            raise NotFoundError(
-                f"{self._data_dir} has no age identity; create one with 'key age-new' "
-                "(Archiver.create_age_identity)"
-            )
-        return tuple(_age_recipient(i) for i in own.identities)
+        return _agekeys.own_recipients(self._data_dir)
 
     def export_emergency_kit(self, destination: Path | str | IO[str]) -> builtins.tuple[str, ...]:
         """Write the emergency kit (identity, archive key, instructions); return the recipients.
@@ -431,21 +399,9 @@ class Archiver:
         open text stream. Keep the kit offline: it opens every encrypted archive
         of this server.
         """
-        own = _agekeys.load_identities(self._data_dir)
-        if own is None:
-            raise NotFoundError(
-                f"{self._data_dir} has no age identity, so there is no kit to export; "
-                "create one with 'key age-new' first"
-            )
-        text = _agekeys.kit_text(own, _keys.load_or_create(self._key_path))
-        if isinstance(destination, str | Path):
-            _agekeys.write_secret(Path(destination), text)
-        else:
-            destination.write(text)
-            destination.flush()
-        recipients = self.age_recipients()
-        _log.info("exported the emergency kit (recipients %s)", ", ".join(recipients))
-        return recipients
+        return _agekeys.export_kit(
+            self._data_dir, _keys.load_or_create(self._key_path), destination
+        )
 
     def import_emergency_kit(self, source: Path | str) -> builtins.tuple[str, ...]:
         """Take the identity and the archive key of an emergency kit; return the recipients.
@@ -455,14 +411,12 @@ class Archiver:
         backups are not encrypted to it unless it is added to
         ``age-recipients.txt``.
         """
-        path = Path(source)
-        text = _agekeys.read_text(path)
-        identities, keyring = _agekeys.read_kit(text, what=f"the kit {path}")
+        identities, keyring = _agekeys.read_kit_file(Path(source))
         if keyring is not None:
             self.import_key(io.StringIO(keyring.to_text()))
         with DataDirLock(self._data_dir, "age identity"):
             _agekeys.install_identities(self._data_dir, identities)
-        return tuple(_age_recipient(i) for i in identities.identities)
+        return identities.recipients
 
     def authenticity(self, archive: str | Path) -> Authenticity:
         """Whether this server made ``archive``: ``own``, ``foreign`` or ``tampered``."""

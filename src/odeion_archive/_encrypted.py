@@ -23,9 +23,10 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Generator, Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any, Self, cast
 
-from odeion_archive import _age
+from odeion_archive import _age, _agestream
 from odeion_archive._age import AgeIdentities, AgeRecipients
 from odeion_archive._archive import ArchiveFile, _checked, _MemberStream
 from odeion_archive._manifest import (
@@ -37,6 +38,7 @@ from odeion_archive._manifest import (
     Manifest,
     MemberEntry,
 )
+from odeion_archive._registry import Registry
 from odeion_archive._verify import DAMAGED
 from odeion_archive.errors import (
     ArchiveInvalidError,
@@ -51,7 +53,9 @@ from odeion_archive.results import Problem, VerifyReport
 __all__ = [
     "EncryptedArchive",
     "Encryptor",
+    "open_readable",
     "open_source",
+    "verify_file",
 ]
 
 
@@ -73,7 +77,7 @@ class Encryptor:
 
     def encrypt(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         """The age file of one member's plaintext, in pieces of about 1 MiB."""
-        return _age.coalesce(_age.encrypt_chunks(chunks, self._keys))
+        return _agestream.coalesce(_agestream.encrypt_chunks(chunks, self._keys))
 
     def encrypt_manifest(self, manifest: Manifest) -> bytes:
         """The age file of the whole manifest."""
@@ -258,7 +262,7 @@ class EncryptedArchive:
                 )
             return exc
 
-        return _checked(_age.decrypt_chunks(chunks, self._identities, failed), expected)
+        return _checked(_agestream.decrypt_chunks(chunks, self._identities, failed), expected)
 
     def open_member(self, path: str) -> IO[bytes]:
         """A readable stream of the plaintext of member ``path``, checked as it is read.
@@ -349,3 +353,51 @@ def open_source(archive: ArchiveFile, keys: AgeIdentities | None) -> ArchiveFile
     except BaseException:
         archive.close()
         raise
+
+
+def open_readable(
+    path: Path, registry: Registry, keys: AgeIdentities | None, *, required: bool
+) -> ArchiveFile | EncryptedArchive:
+    """The archive at ``path``, decrypted if ``keys`` open it.
+
+    With ``required`` (keys the caller gave, not only the data directory's),
+    keys that do not open it raise :class:`~odeion_archive.errors.DecryptionError`;
+    without, the archive is returned as it reads without the key.
+    """
+    opened = ArchiveFile.open(path, registry)
+    if opened.manifest.encryption is None:
+        return opened
+    try:
+        return EncryptedArchive.open(opened, keys)
+    except DecryptionError:
+        if required:
+            opened.close()
+            raise
+        return opened
+    except BaseException:
+        opened.close()
+        raise
+
+
+def verify_file(
+    path: Path,
+    registry: Registry,
+    keys: AgeIdentities | None,
+    *,
+    required: bool,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> VerifyReport:
+    """Verify the archive at ``path``, its plaintexts too if ``keys`` open it."""
+    try:
+        opened = open_readable(path, registry, keys, required=required)
+    except DecryptionError:
+        raise
+    except ArchiveInvalidError as exc:
+        # What keeps the whole manifest from being decrypted is a problem of the
+        # archive; the readable part is still checked, to name the damage.
+        with ArchiveFile.open(path, registry) as readable:
+            report = readable.verify(progress=progress, cancel=cancel)
+        return VerifyReport((*report.problems, Problem(None, str(exc))))
+    with opened:
+        return opened.verify(progress=progress, cancel=cancel)
