@@ -211,3 +211,57 @@ def test_a_missing_pyrage_names_the_extra(database: str, tmp_path: Path) -> None
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def _on_a_terminal(cli: Cli, args: list[str], answers: list[str]) -> tuple[int, str]:
+    """Run the console script on a pseudo-terminal, typing each answer when asked."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the console script, with the pty as its terminal
+        os.execve(str(SCRIPT), [str(SCRIPT), *args], cli.env)
+    output = b""
+    pending = list(answers)
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 30)
+            if not ready:
+                os.kill(pid, 9)
+                output += b"\n(no answer within 30 s: killed)"
+                break
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            output += data
+            asked = output.count(b"passphrase: ") + output.count(b"again: ")
+            while pending and asked > len(answers) - len(pending):
+                os.write(fd, pending.pop(0).encode() + b"\n")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_the_passphrase_asked_on_the_terminal(database: str, tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "data", database)
+    code, output = _on_a_terminal(
+        cli,
+        ["create", "--components", "settings", "--with-passphrase"],
+        [PASSPHRASE, PASSPHRASE],
+    )
+    assert code == 0, output
+    assert PASSPHRASE not in output  # not echoed
+    (name,) = [a["name"] for a in cli.json("list")]
+    assert cli.json("inspect", name)["encryption"]["passphrase"] is True
+    code, output = _on_a_terminal(
+        cli, ["plan", name, "--mode", "settings", "--ask-passphrase", "--no-verify"], [PASSPHRASE]
+    )
+    assert code == 0, output
+    code, output = _on_a_terminal(
+        cli, ["create", "--with-passphrase"], [PASSPHRASE, PASSPHRASE + " but other"]
+    )
+    assert code == 2 and "the two passphrases differ" in output
