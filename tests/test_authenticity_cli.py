@@ -129,7 +129,7 @@ def test_own_archives_are_own_everywhere_the_cli_shows_them(source: str, tmp_pat
     assert "own" in row.split()  # the ORIGIN column
     inspected = cli.json("inspect", created["name"])
     assert inspected["authenticity"] == "own"
-    assert inspected["manifest_version"] == "1.1"
+    assert inspected["manifest_version"] == "1.2"
     assert set(inspected["authentication"]) == {"key_id", "mac"}
     assert inspected["authentication"]["key_id"] == cli.json("key", "show")["key_id"]
     for mode in ("users_auth", "everything_json"):

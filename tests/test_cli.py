@@ -87,6 +87,7 @@ def test_create_list_inspect_verify(cli: Cli) -> None:
         "components",
         "created_at",
         "authenticity",
+        "encrypted",
     }
     assert created["format"] == "tar.zst"
     assert created["components"] == ["users_auth", "settings", "full_db"]
@@ -105,6 +106,7 @@ def test_create_list_inspect_verify(cli: Cli) -> None:
         "server_version",
         "schema_version",
         "authenticity",
+        "encrypted",
         "last_verification",
         "last_drill",
         "last_intact_at",

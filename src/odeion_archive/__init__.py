@@ -14,6 +14,7 @@ Modules whose names start with an underscore are internal.
 from typing import Any
 
 from odeion_archive import errors
+from odeion_archive._age import AgeIdentities, AgeRecipients
 from odeion_archive._archiver import Archiver
 from odeion_archive._duration import Duration
 from odeion_archive._registry import Registry
@@ -47,6 +48,8 @@ from odeion_archive.results import (
 
 __all__ = [
     "CONFLICTS",
+    "AgeIdentities",
+    "AgeRecipients",
     "ArchiveFormat",
     "ArchiveInfo",
     "ArchiveReader",

@@ -32,6 +32,7 @@ from odeion_archive._manifest import (
     MANIFEST_MEMBERS,
     TAIL_MEMBER,
     ComponentEntry,
+    Encryption,
     Manifest,
     MemberEntry,
 )
@@ -247,8 +248,13 @@ class ArchiveFile:
                 f"manifest field 'format' says {manifest.format!r} but the file is a "
                 f"{fmt.name!r} archive; {DAMAGED}"
             )
-        _check_manifest_paths(manifest.components)
+        _check_manifest_paths(manifest.components, manifest.encryption)
         return fmt, manifest, raw
+
+    @property
+    def limits(self) -> ReadLimits:
+        """The limits this archive is read with."""
+        return self._limits
 
     # -- the file ------------------------------------------------------------
 
@@ -280,7 +286,7 @@ class ArchiveFile:
 
     def _expected(self) -> dict[str, int]:
         sizes = {name: len(data) for name, data in self._manifest_bytes.items()}
-        sizes.update((m.path, m.size) for m in self.manifest.members)
+        sizes.update((m.path, m.size) for m in self.manifest.stored_members)
         return sizes
 
     def _entries(self, reader: ArchiveReader) -> list[Entry]:
@@ -395,6 +401,24 @@ class ArchiveFile:
         finally:
             reader.close()
 
+    def read_small_member(self, path: str) -> bytes:
+        """The whole of a small member (at most ``max_manifest_bytes``), found without a walk.
+
+        Checked against the manifest's size and sha256, like any member.
+        """
+        expected = self.manifest.member(path)
+        if expected.size > self._limits.max_manifest_bytes:
+            raise UnsafeArchiveError(
+                f"member {path!r} is listed as {expected.size} bytes, more than the "
+                f"{self._limits.max_manifest_bytes} bytes a manifest may have; {DAMAGED}"
+            )
+        reader = self._open_reader()
+        try:
+            data = reader.read_member(path, self._limits.max_manifest_bytes)
+        finally:
+            reader.close()
+        return b"".join(_checked([data], expected))
+
     def open_member(self, path: str) -> IO[bytes]:
         """A readable binary stream of the member ``path``.
 
@@ -462,7 +486,7 @@ class ArchiveFile:
             listing = self._entries(reader)
         except ArchiveInvalidError as exc:
             return [Problem(None, str(exc))]
-        listed = {m.path: m for m in self.manifest.members}
+        listed = {m.path: m for m in self.manifest.stored_members}
         listed.update(
             (name, MemberEntry(name, len(data), hashlib.sha256(data).hexdigest()))
             for name, data in self._manifest_bytes.items()
@@ -483,8 +507,21 @@ def _check_entry(entry: Entry) -> None:
         )
 
 
-def _check_manifest_paths(components: Iterable[ComponentEntry]) -> None:
+def _check_manifest_paths(
+    components: Iterable[ComponentEntry], encryption: Encryption | None = None
+) -> None:
     paths = list(MANIFEST_MEMBERS)
+    for member in () if encryption is None else encryption.members:
+        # The encryption's own members (the encrypted manifest) lie at the top level.
+        try:
+            _names.check_name(member.path)
+        except UnsafeArchiveError as exc:
+            raise ManifestError(f"manifest field 'encryption': {exc}") from None
+        if "/" in member.path or member.path in MANIFEST_MEMBERS:
+            raise ManifestError(
+                f"manifest field 'encryption': {member.path!r} is not a top-level member; {DAMAGED}"
+            )
+        paths.append(member.path)
     for component in components:
         for member in component.members:
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import io
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -20,11 +21,13 @@ from typing import IO, Any, Self
 
 import attrs
 
-from odeion_archive import _due, _failures, _keys, _scratch
+from odeion_archive import _agekeys, _due, _failures, _keys, _scratch
+from odeion_archive._age import AgeIdentities, AgeRecipients, combine
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._backup import DEFAULT_FORMAT, BackupOptions, run_backup
 from odeion_archive._checks import StoreChecks, verify_targets
 from odeion_archive._drill import run_drill
+from odeion_archive._encrypted import open_readable, verify_file
 from odeion_archive._lock import DataDirLock
 from odeion_archive._manifest import Manifest
 from odeion_archive._postgres import EmbeddedPostgres
@@ -69,6 +72,9 @@ class Archiver:
     The archiver owns the data directory's archive key (``<data_dir>/archive.key``,
     created by the first backup), which seals every archive this server makes;
     see :meth:`authenticity` and :meth:`export_key`.
+
+    ``identities`` (:class:`AgeIdentities`) open encrypted archives, besides the
+    data directory's own age identity (``<data_dir>/age-identity.txt``).
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class Archiver:
         pg_bin: Path | str | None = None,
         server_version: str = "unknown",
         targets: Sequence[TargetSpec] | None = None,
+        identities: AgeIdentities | None = None,
     ) -> None:
         self._data_dir = Path(data_dir)
         self._database_url = database_url
@@ -90,13 +97,16 @@ class Archiver:
         self._embedded: EmbeddedPostgres | None = None
         self._embedded_url: str | None = None
         self._key_path = self._data_dir / _keys.KEY_FILE
+        self._given_identities = identities
         specs = targets
         self._targets = TargetService(
             (lambda: specs) if specs is not None else (lambda: load_specs(self._data_dir)),
             self._registry,
             self._store,
         )
-        self._checks = StoreChecks(self._store, self._registry, self._notify_failure)
+        self._checks = StoreChecks(
+            self._store, self._registry, self._notify_failure, self._verify_file
+        )
 
     # -- plumbing ------------------------------------------------------------
 
@@ -188,11 +198,14 @@ class Archiver:
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
         copy_to: Sequence[str] | None = None,
+        encryption: AgeRecipients | None = None,
     ) -> BackupResult:
         """Back up ``components`` into a new archive in the store.
 
         Without ``components``, those that declare themselves part of a default
-        backup (the built-ins: users_auth, settings and full_db).
+        backup (the built-ins: users_auth, settings and full_db). With
+        ``encryption`` (or, without it, the recipients listed in
+        ``<data_dir>/age-recipients.txt``), every member is encrypted with age.
 
         Once published, the archive is copied to the storage targets
         ``copy_to`` names, or without it to those configured with
@@ -226,6 +239,9 @@ class Archiver:
                 progress=progress,
                 cancel=cancel,
                 keyring=_keys.load_or_create(self._key_path),
+                encryption=encryption
+                if encryption is not None
+                else _agekeys.default_recipients(self._data_dir),
             )
         copies = self._targets.copy_each(info.path, names, progress=progress, cancel=cancel)
         result = BackupResult(archive=info, seconds=time.monotonic() - started, copies=copies)
@@ -236,9 +252,20 @@ class Archiver:
         """The archives in the store, newest first (each with its authenticity)."""
         return self._store.list(keyring=self._keyring())
 
-    def inspect(self, archive: str | Path) -> Manifest:
-        """The manifest of an archive (a bounded read, fast for any size)."""
-        with ArchiveFile.open(self.resolve(archive), self._registry) as opened:
+    def inspect(self, archive: str | Path, *, identities: AgeIdentities | None = None) -> Manifest:
+        """The manifest of an archive (a bounded read, fast for any size).
+
+        Of an encrypted archive, the whole manifest if ``identities`` (or the
+        data directory's identity) open it, else the manifest it shows without
+        the key; identities given that do not open it raise
+        :class:`~odeion_archive.errors.DecryptionError`.
+        """
+        with open_readable(
+            self.resolve(archive),
+            self._registry,
+            self._identities(identities),
+            required=self._given_identities is not None or identities is not None,
+        ) as opened:
             return opened.manifest
 
     def verify(
@@ -247,8 +274,13 @@ class Archiver:
         *,
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
+        identities: AgeIdentities | None = None,
     ) -> VerifyReport:
         """Check every member of an archive against its manifest, and the container.
+
+        Of an encrypted archive, without a key that opens it: the container
+        and the ciphertexts; with one (``identities`` or the data directory's),
+        every decrypted member too.
 
         Damage found in an archive of the store fires the
         ``odeion_archive_backup_failed`` hook once (a file elsewhere is only
@@ -258,7 +290,7 @@ class Archiver:
         path = self.resolve(archive)
         stored = _failures.in_store(path, self._store.directory)
         try:
-            report = self._checks.verify(path, progress, cancel)
+            report = self._checks.verify(path, progress, cancel, identities)
         except ArchiveInvalidError as exc:
             if stored:
                 self._notify_failure(_failures.verification_failure(path.name, error=exc))
@@ -314,6 +346,7 @@ class Archiver:
                 database_url=self._database_url,
                 pg_bin=self._pg_bin,
                 keyring=self._keyring(),
+                identities=self._identities(None),
                 progress=progress,
                 cancel=cancel,
             )
@@ -323,6 +356,27 @@ class Archiver:
                 Failure("drill", report.reason or "failed", report.started_at, archive=name)
             )
         return report
+
+    def _identities(self, given: AgeIdentities | None) -> AgeIdentities | None:
+        """``given``, the archiver's identities and the data directory's own identity."""
+        return combine(self._given_identities, given, _agekeys.load_identities(self._data_dir))
+
+    def _verify_file(
+        self,
+        path: Path,
+        identities: AgeIdentities | None,
+        progress: ProgressCallback,
+        cancel: CancelToken | None,
+    ) -> VerifyReport:
+        """Verify the archive at ``path``, decrypting it where a key opens it."""
+        return verify_file(
+            path,
+            self._registry,
+            self._identities(identities),
+            required=self._given_identities is not None or identities is not None,
+            progress=progress,
+            cancel=cancel,
+        )
 
     def open_download(self, name: str) -> IO[bytes]:
         """A binary stream of the archive ``name``."""
@@ -503,7 +557,9 @@ class Archiver:
         ``allow_unsafe_dump`` and ``trust_foreign_dump``, the administrator's
         trust in the origin of an archive this server did not make; users_auth
         takes ``acting_user``). An option no component declares is a
-        :class:`~odeion_archive.errors.UsageError`.
+        :class:`~odeion_archive.errors.UsageError`. An encrypted archive is
+        opened with the archiver's ``identities`` and the data directory's own
+        identity (blockers ``key_missing`` and ``key_wrong`` if none does).
         """
         self._check_mode(mode)  # an unknown mode is a usage error, first
         check_options(options, self._registry)
@@ -515,6 +571,7 @@ class Archiver:
             conninfo=self.database_url(),
             pg_bin=self._pg_bin,
             keyring=self._keyring(),
+            identities=self._identities(None),
         )
         return attrs.evolve(plan, warnings=plan.warnings + self._checks.warnings_of(path))
 
@@ -551,6 +608,7 @@ class Archiver:
                 cancel=cancel,
                 expected=expected,
                 keyring=self._keyring(),
+                identities=self._identities(None),
             )
         self._notify("odeion_archive_restore_finished", result)
         return result
@@ -574,6 +632,48 @@ class Archiver:
     def _keyring(self) -> _keys.Keyring | None:
         """The data directory's archive keys; ``None`` before anything created one."""
         return _keys.load(self._key_path)
+
+    # -- the age keys ----------------------------------------------------------
+
+    def create_age_identity(self) -> str:
+        """Create this server's age identity; return its recipient (public key).
+
+        The identity is ``<data_dir>/age-identity.txt`` (mode 0600), and its
+        recipient joins ``<data_dir>/age-recipients.txt``, so that new backups
+        are encrypted to it. Export it with :meth:`export_emergency_kit`.
+        """
+        with DataDirLock(self._data_dir, "age identity"):
+            return _agekeys.create_identity(self._data_dir)
+
+    def age_recipients(self) -> builtins.tuple[str, ...]:
+        """The recipients of this server's age identity (public keys)."""
+        return _agekeys.own_recipients(self._data_dir)
+
+    def export_emergency_kit(self, destination: Path | str | IO[str]) -> builtins.tuple[str, ...]:
+        """Write the emergency kit (identity, archive key, instructions); return the recipients.
+
+        ``destination`` is a new file (mode 0600; never written over) or an
+        open text stream. Keep the kit offline: it opens every encrypted archive
+        of this server.
+        """
+        return _agekeys.export_kit(
+            self._data_dir, _keys.load_or_create(self._key_path), destination
+        )
+
+    def import_emergency_kit(self, source: Path | str) -> builtins.tuple[str, ...]:
+        """Take the identity and the archive key of an emergency kit; return the recipients.
+
+        Afterwards this data directory opens the archives encrypted to that
+        identity and recognises those sealed with that key as its own. New
+        backups are not encrypted to it unless it is added to
+        ``age-recipients.txt``.
+        """
+        identities, keyring = _agekeys.read_kit_file(Path(source))
+        if keyring is not None:
+            self.import_key(io.StringIO(keyring.to_text()))
+        with DataDirLock(self._data_dir, "age identity"):
+            _agekeys.install_identities(self._data_dir, identities)
+        return identities.recipients
 
     def authenticity(self, archive: str | Path) -> Authenticity:
         """Whether this server made ``archive``: ``own``, ``foreign`` or ``tampered``."""

@@ -19,8 +19,10 @@ import attrs
 import psycopg
 
 from odeion_archive import _schema as schema
+from odeion_archive._age import AgeRecipients
 from odeion_archive._archive import ArchiveBuilder
 from odeion_archive._context import ComponentContext
+from odeion_archive._encrypted import Encryptor
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import ComponentEntry, Manifest, MemberEntry
 from odeion_archive._postgres import PgTool, server_version_num
@@ -142,15 +144,17 @@ def run_backup(
     progress: ProgressCallback = null_progress,
     cancel: CancelToken | None = None,
     keyring: Keyring | None = None,
+    encryption: AgeRecipients | None = None,
 ) -> ArchiveInfo:
     """Write one archive of ``options.components`` and add it to ``store``.
 
     ``keyring`` (the server's archive keys) seals the archive as this server's
-    own. The caller holds the data directory's lock. Nothing is added to the
+    own; with ``encryption``, every member is encrypted with age. The caller holds the data directory's lock. Nothing is added to the
     store unless every component succeeded.
     """
     cancel = cancel or CancelToken()
     fmt = registry.format(options.format)
+    encryptor = None if encryption is None else Encryptor(encryption)
     components = _components(registry, options.components)
 
     def emit(phase: str, message: str = "") -> None:
@@ -194,7 +198,9 @@ def run_backup(
         )
         try:
             with store.writing() as (temp, stream):
-                builder = ArchiveBuilder(fmt, stream, head=head, keyring=keyring)
+                builder = ArchiveBuilder(
+                    fmt, stream, head=head, keyring=keyring, encryptor=encryptor
+                )
                 for component in components:
                     cancel.raise_if_cancelled()
                     emit("component", f"backing up {component.name}")

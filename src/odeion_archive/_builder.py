@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -18,13 +18,20 @@ from odeion_archive import _names, _safejson
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import (
     AUTHENTICATED_SINCE,
+    ENCRYPTED_MANIFEST,
+    ENCRYPTED_SINCE,
+    ENCRYPTED_SUFFIX,
     HEAD_MEMBER,
+    IDENTITY_MEMBER,
     TAIL_MEMBER,
     Manifest,
     MemberEntry,
 )
 from odeion_archive.errors import BackupFailedError
 from odeion_archive.interfaces import ArchiveFormat
+
+if TYPE_CHECKING:
+    from odeion_archive._encrypted import Encryptor
 
 __all__ = ["ArchiveBuilder"]
 
@@ -40,7 +47,8 @@ class ArchiveBuilder:
     member's header in place (a stream that cannot seek is written straight
     through). With ``keyring`` (the
     server's archive keys), the tail manifest carries the seal that makes the
-    archive this server's own.
+    archive this server's own. With ``encryptor``, every member is written as
+    an age file (see :mod:`odeion_archive._encrypted`).
     """
 
     def __init__(
@@ -50,6 +58,7 @@ class ArchiveBuilder:
         *,
         head: Manifest,
         keyring: Keyring | None = None,
+        encryptor: Encryptor | None = None,
     ) -> None:
         if head.format != fmt.name:
             raise BackupFailedError(
@@ -70,16 +79,40 @@ class ArchiveBuilder:
                 f"{AUTHENTICATED_SINCE[0]}.{AUTHENTICATED_SINCE[1]} or later without "
                 "'authentication'; the builder adds the seal"
             )
+        if encryptor is not None and head.manifest_version < ENCRYPTED_SINCE:
+            raise BackupFailedError(
+                f"an encrypted archive needs a head manifest of version "
+                f"{ENCRYPTED_SINCE[0]}.{ENCRYPTED_SINCE[1]} or later"
+            )
         self._keyring = keyring
+        self._encryptor = encryptor
+        self._stored: dict[str, list[MemberEntry]] = {c.name: [] for c in head.components}
+        self._own: list[MemberEntry] = []
         self._head = head
         self._writer = fmt.open_writer(stream)
         self._members: dict[str, list[MemberEntry]] = {c.name: [] for c in head.components}
         self._facts: dict[str, Mapping[str, Any]] = {}
         self._finished = False
         self._write(HEAD_MEMBER, [head.head_json()], len(head.head_json()))
+        if encryptor is not None and encryptor.identity_file is not None:
+            self._own.append(self._written(IDENTITY_MEMBER, [encryptor.identity_file]))
 
     def _write(self, path: str, chunks: Iterable[bytes], size: int | None) -> None:
         self._writer.add(path, chunks, size=size)
+
+    def _written(self, path: str, chunks: Iterable[bytes]) -> MemberEntry:
+        """Write ``chunks`` as the member ``path``; its entry (size and sha256)."""
+        digest = hashlib.sha256()
+        counted = [0]
+
+        def hashing() -> Iterator[bytes]:
+            for chunk in chunks:
+                digest.update(chunk)
+                counted[0] += len(chunk)
+                yield chunk
+
+        self._write(path, hashing(), None)
+        return MemberEntry(path, counted[0], digest.hexdigest())
 
     def add_member(
         self, component: str, name: str, chunks: Iterable[bytes], *, size: int | None = None
@@ -114,7 +147,11 @@ class ArchiveBuilder:
                 counted[0] += len(chunk)
                 yield chunk
 
-        self._write(path, hashing(), size)
+        if self._encryptor is None:
+            self._write(path, hashing(), size)
+        else:
+            stored = self._written(path + ENCRYPTED_SUFFIX, self._encryptor.encrypt(hashing()))
+            self._stored[component].append(stored)
         entry = MemberEntry(path, counted[0], digest.hexdigest())
         self._members[component].append(entry)
         return entry
@@ -135,7 +172,10 @@ class ArchiveBuilder:
         self._facts[component] = dict(facts)
 
     def finish(self) -> Manifest:
-        """Write the tail manifest, close the container, and return the whole manifest."""
+        """Write the tail manifest, close the container, and return the whole manifest.
+
+        Of an encrypted archive, the manifest it shows without the key.
+        """
         if self._finished:
             raise BackupFailedError("the archive is already finished; build a new one")
         self._finished = True
@@ -144,6 +184,17 @@ class ArchiveBuilder:
             for c in self._head.components
         )
         manifest = attrs.evolve(self._head, components=components)
+        if self._encryptor is not None:
+            # The whole manifest is encrypted; the readable one lists the ciphertexts only.
+            own = self._written(ENCRYPTED_MANIFEST, [self._encryptor.encrypt_manifest(manifest)])
+            manifest = attrs.evolve(
+                self._head,
+                components=tuple(
+                    attrs.evolve(c, members=tuple(self._stored[c.name]))
+                    for c in self._head.components
+                ),
+                encryption=self._encryptor.record((own, *self._own)),
+            )
         if self._keyring is not None:
             # Seal the manifest exactly as a reader will rebuild it from the two members.
             unsigned = Manifest.from_parts(self._head.head_json(), manifest.tail_json())

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from odeion_archive._archive import ArchiveFile
 from odeion_archive._failures import copy_failure, verification_failure
 from odeion_archive._proving import damaged_since_verified, verification_record
 from odeion_archive._registry import Registry
@@ -32,11 +31,18 @@ from odeion_archive.results import (
 )
 
 if TYPE_CHECKING:
+    from odeion_archive._age import AgeIdentities
     from odeion_archive.targets._service import TargetService
 
 __all__ = ["StoreChecks", "verify_targets"]
 
 _log = logging.getLogger(__name__)
+
+#: Verifies the archive at a path, decrypting it where the identities (or the
+#: data directory's own) open it: the archiver's ``_verify_file``.
+FileVerifier = Callable[
+    [Path, "AgeIdentities | None", ProgressCallback, "CancelToken | None"], VerifyReport
+]
 
 
 def verify_targets(
@@ -69,11 +75,16 @@ class StoreChecks:
     """Verifies archives and keeps the store's record of each outcome."""
 
     def __init__(
-        self, store: BackupStore, registry: Registry, notify_failure: Callable[[Failure], None]
+        self,
+        store: BackupStore,
+        registry: Registry,
+        notify_failure: Callable[[Failure], None],
+        verify_file: FileVerifier,
     ) -> None:
         self._store = store
         self._registry = registry
         self._notify_failure = notify_failure
+        self._verify_file = verify_file
 
     def name_in_store(self, path: Path) -> str | None:
         """The name of the archive at ``path`` if it lies in the store, else ``None``."""
@@ -89,7 +100,11 @@ class StoreChecks:
             _log.warning("could not record the %s of %s: %s", check.kind, name, exc)
 
     def verify(
-        self, path: Path, progress: ProgressCallback, cancel: CancelToken | None
+        self,
+        path: Path,
+        progress: ProgressCallback,
+        cancel: CancelToken | None,
+        identities: AgeIdentities | None = None,
     ) -> VerifyReport:
         """Verify the archive at ``path``; record the outcome if it is an archive of the store.
 
@@ -100,8 +115,7 @@ class StoreChecks:
         started = time.monotonic()
         name = self.name_in_store(path)
         try:
-            with ArchiveFile.open(path, self._registry) as opened:
-                report = opened.verify(progress=progress, cancel=cancel)
+            report = self._verify_file(path, identities, progress, cancel)
         except ArchiveInvalidError as exc:
             if name is not None:
                 unreadable = VerifyReport((Problem(None, str(exc)),))

@@ -140,8 +140,8 @@ def _json_object_factory(type_: Any, conv: cattrs.Converter) -> Callable[[Any, A
 
 
 converter.register_structure_hook(int, _structure_int)
-converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(bool, _structure_bool)
+converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(float, _structure_float)
 converter.register_structure_hook_factory(_is_homogeneous_tuple, _json_array_factory)
 converter.register_structure_hook_factory(is_mapping, _json_object_factory)
@@ -330,10 +330,15 @@ def manifest_from_json(data: bytes | str) -> Manifest:
 
 
 def _unstructure(manifest: Manifest) -> RawManifest:
-    """The raw manifest; ``authentication`` appears only when there is one (1.0 stays 1.0)."""
+    """The raw manifest; ``authentication`` and ``encryption`` appear only when set.
+
+    So that a manifest of an older version reads back to the very same JSON,
+    which its seal covers.
+    """
     raw: RawManifest = converter.unstructure(manifest)
-    if raw.get("authentication") is None:
-        raw.pop("authentication", None)
+    for optional in ("authentication", "encryption"):
+        if raw.get(optional) is None:
+            raw.pop(optional, None)
     return raw
 
 
@@ -346,6 +351,7 @@ def manifest_head_json(manifest: Manifest) -> bytes:
     """The ``manifest.json`` member: the manifest without members, facts and seal."""
     raw = _unstructure(manifest)
     raw.pop("authentication", None)  # written before the members: the seal is in the tail
+    raw.pop("encryption", None)  # as are the encrypted manifest's digests
     for component in raw["components"]:
         del component["members"]
         del component["facts"]
@@ -363,8 +369,9 @@ def manifest_tail_json(manifest: Manifest) -> bytes:
             for c in raw["components"]
         ],
     }
-    if "authentication" in raw:
-        tail["authentication"] = raw["authentication"]
+    for optional in ("encryption", "authentication"):
+        if optional in raw:
+            tail[optional] = raw[optional]
     return _safejson.dumps(tail)
 
 
@@ -407,10 +414,16 @@ def manifest_from_parts(head: bytes, tail: bytes) -> Manifest:
             f"{TAIL_MEMBER} names components that {HEAD_MEMBER} does not: {sorted(by_name)}"
         )
     raw_head.pop("tail", None)
-    raw_head.pop("authentication", None)  # the seal is read from the tail only
-    if "authentication" in raw_tail:
-        raw_head["authentication"] = raw_tail["authentication"]
-    return _structure({**raw_head, "components": joined})
+    return _structure({**raw_head, **_from_tail_only(raw_tail), "components": joined})
+
+
+def _from_tail_only(raw_tail: RawManifest) -> RawManifest:
+    """The seal and the encryption, which are read from the tail only (never the head)."""
+    return {
+        optional: raw_tail.get(optional)
+        for optional in ("authentication", "encryption")
+        if optional in raw_tail
+    }
 
 
 __all__ += ["ComponentEntry", "MemberEntry"]

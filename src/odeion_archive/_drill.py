@@ -30,14 +30,21 @@ from psycopg import sql
 
 from odeion_archive import _schema as schema
 from odeion_archive import _scratch
+from odeion_archive._age import AgeIdentities
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._converter import FullDbFacts, JsonComponentFacts, component_facts
+from odeion_archive._encrypted import open_source
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import Manifest
 from odeion_archive._registry import Registry
 from odeion_archive._restore import RestoreOptions, run_restore
 from odeion_archive._rowcounts import count_rows
-from odeion_archive.errors import ArchiveError, ArchiveInvalidError, CancelledError
+from odeion_archive.errors import (
+    ArchiveError,
+    ArchiveInvalidError,
+    CancelledError,
+    DecryptionError,
+)
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
 from odeion_archive.results import DrillCheck, DrillReport
 
@@ -81,6 +88,7 @@ def run_drill(
     database_url: str | None,
     pg_bin: Path | None = None,
     keyring: Keyring | None = None,
+    identities: AgeIdentities | None = None,
     progress: ProgressCallback = null_progress,
     cancel: CancelToken | None = None,
 ) -> DrillReport:
@@ -90,14 +98,17 @@ def run_drill(
     role cannot create databases, so the drill uses a cluster of its own). A
     failure of the restore or of a check is a failed report, not an exception;
     :class:`~odeion_archive.errors.CancelledError` is raised when cancelled. The
-    caller holds the data directory's lock.
+    caller holds the data directory's lock. ``identities`` open an encrypted
+    archive (without one that does, the drill fails and says which key it needs).
     """
     cancel = cancel or CancelToken()
     started_at = dt.datetime.now(dt.UTC)
     try:
-        with ArchiveFile.open(path, registry, keyring=keyring) as archive:
-            manifest = archive.manifest
-    except ArchiveInvalidError as exc:  # too damaged to open: the drill fails at once
+        # The whole manifest (an encrypted archive's readable one holds no facts).
+        opened = open_source(ArchiveFile.open(path, registry, keyring=keyring), identities)
+        with opened:
+            manifest = opened.manifest
+    except (ArchiveInvalidError, DecryptionError) as exc:  # the drill fails at once
         return DrillReport(name, started_at, "none", "none", None, reason=str(exc))
     mode = drill_mode(manifest, registry)
     if mode is None:
@@ -132,6 +143,7 @@ def run_drill(
                 progress=progress,
                 cancel=cancel,
                 keyring=keyring,
+                identities=identities,
             )
             seconds = time.monotonic() - restore_started
             cancel.raise_if_cancelled()

@@ -23,24 +23,37 @@ from odeion_archive.errors import ManifestError
 
 __all__ = [
     "AUTHENTICATED_SINCE",
+    "ENCRYPTED_MANIFEST",
+    "ENCRYPTED_SINCE",
+    "ENCRYPTED_SUFFIX",
     "HEAD_MEMBER",
+    "IDENTITY_MEMBER",
     "MANIFEST_MEMBERS",
     "MANIFEST_VERSION",
     "TAIL_MEMBER",
     "Authentication",
     "ComponentEntry",
+    "Encryption",
     "Manifest",
     "MemberEntry",
 ]
 
 #: The manifest version this library writes, as (major, minor). A reader
 #: accepts any minor of a major it knows and refuses a newer major.
-MANIFEST_VERSION = (1, 1)
+MANIFEST_VERSION = (1, 2)
 #: The first manifest version that may carry an :class:`Authentication` (in the tail).
 AUTHENTICATED_SINCE = (1, 1)
+#: The first manifest version that may carry an :class:`Encryption` (in the tail).
+ENCRYPTED_SINCE = (1, 2)
 HEAD_MEMBER = "manifest.json"
 TAIL_MEMBER = "manifest-tail.json"
 MANIFEST_MEMBERS = frozenset({HEAD_MEMBER, TAIL_MEMBER})
+#: Added to the name of each payload member of an encrypted archive.
+ENCRYPTED_SUFFIX = ".age"
+#: The whole manifest of an encrypted archive, encrypted.
+ENCRYPTED_MANIFEST = "manifest.json.age"
+#: A passphrase archive's own identity, encrypted with the passphrase.
+IDENTITY_MEMBER = "identity.age"
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
@@ -124,6 +137,54 @@ class Authentication:
     mac: str = attrs.field(validator=_check_sha256)
 
 
+def _check_fingerprints(
+    _inst: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
+    for fingerprint in value:
+        if not _KEY_ID.fullmatch(fingerprint):
+            raise ManifestError(
+                f"manifest field {attribute.name!r}: {fingerprint!r} is not a fingerprint "
+                "(lowercase hex)"
+            )
+
+
+def _check_scheme(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value != "age":
+        raise ManifestError(
+            f"manifest field {attribute.name!r}: the encryption scheme {value!r} is unknown "
+            "(this odeion-archive reads 'age'); upgrade odeion-archive"
+        )
+
+
+@attrs.frozen
+class Encryption:
+    """How an encrypted archive is encrypted (manifest version 1.2 on).
+
+    Every payload member of an encrypted archive is an age file, stored under
+    its name with ``.age`` added; the manifest a reader sees without the key
+    lists only those ciphertexts (no facts). The whole manifest, with the
+    plaintext members and the facts, is the age file ``members[0]``
+    (``manifest.json.age``). ``recipients`` are fingerprints of the X25519
+    recipients (never the keys); with ``passphrase``, ``members[1]``
+    (``identity.age``) is the archive's own identity, encrypted with the
+    passphrase (age's scrypt).
+    """
+
+    scheme: str = attrs.field(validator=_check_scheme)
+    recipients: tuple[str, ...] = attrs.field(default=(), validator=_check_fingerprints)
+    passphrase: bool = False
+    members: tuple[MemberEntry, ...] = ()
+
+
+def _check_encrypted_version(manifest: Manifest) -> None:
+    if manifest.encryption is not None and manifest.manifest_version < ENCRYPTED_SINCE:
+        raise ManifestError(
+            f"manifest field 'encryption' appears in a manifest of version "
+            f"{manifest.manifest_version[0]}.{manifest.manifest_version[1]}, older than "
+            f"{ENCRYPTED_SINCE[0]}.{ENCRYPTED_SINCE[1]}; the archive is damaged or was edited"
+        )
+
+
 @attrs.frozen
 class Manifest:
     """Everything an archive says about itself."""
@@ -137,12 +198,15 @@ class Manifest:
     manifest_version: tuple[int, int] = MANIFEST_VERSION
     #: The seal of the server that made the archive; ``None`` if it carries none.
     authentication: Authentication | None = None
+    #: How the archive is encrypted; ``None`` if it is not.
+    encryption: Encryption | None = None
 
     def __attrs_post_init__(self) -> None:
         names = [c.name for c in self.components]
         if len(set(names)) != len(names):
             raise ManifestError(f"manifest field 'components': a name appears twice in {names}")
-        paths = [m.path for c in self.components for m in c.members]
+        _check_encrypted_version(self)
+        paths = [m.path for m in self.stored_members]
         if len(set(paths)) != len(paths):
             raise ManifestError("manifest field 'members': a path is listed twice")
 
@@ -194,6 +258,12 @@ class Manifest:
         """Every payload member of every component, in archive order."""
         return tuple(m for c in self.components for m in c.members)
 
+    @property
+    def stored_members(self) -> tuple[MemberEntry, ...]:
+        """Every member besides the manifest's own: the payload, then the encryption's."""
+        extra = () if self.encryption is None else self.encryption.members
+        return self.members + extra
+
     def has_component(self, name: str) -> bool:
         """Whether the archive holds the component ``name``."""
         return name in self.component_names
@@ -209,8 +279,8 @@ class Manifest:
         )
 
     def member(self, path: str) -> MemberEntry:
-        """The member at ``path`` in any component."""
-        for member in self.members:
+        """The member at ``path`` in any component (or of the encryption)."""
+        for member in self.stored_members:
             if member.path == path:
                 return member
         raise ManifestError(f"the manifest lists no member {path!r}")

@@ -16,8 +16,10 @@ import attrs
 import psycopg
 
 from odeion_archive import _schema as schema
+from odeion_archive._age import AgeIdentities
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._context import ComponentContext
+from odeion_archive._encrypted import open_source
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import Manifest
 from odeion_archive._postgres import PgTool, server_version_num
@@ -26,6 +28,7 @@ from odeion_archive._tools import Toolbox
 from odeion_archive.errors import (
     ArchiveInvalidError,
     DatabaseError,
+    DecryptionError,
     ManifestTooNewError,
     UnknownComponentError,
     UsageError,
@@ -184,13 +187,16 @@ def plan_restore(
     pg_bin: Path | None = None,
     row_decisions: bool = True,
     keyring: Keyring | None = None,
+    identities: AgeIdentities | None = None,
 ) -> RestorePlan:
     """Decide whether and how the archive at ``path`` restores; change nothing.
 
     With ``row_decisions`` false, components restored inside the transaction
     (the JSON ones) are not asked for their per-row predictions: the restore
     makes those decisions itself, once, inside its transaction. ``keyring`` (the
-    server's archive keys) tells this server's archives from others.
+    server's archive keys) tells this server's archives from others;
+    ``identities`` open an encrypted archive (blockers ``key_missing`` and
+    ``key_wrong`` if they do not).
     """
     names = components_for(options.mode, registry)
     if options.conflict not in CONFLICTS:
@@ -198,9 +204,11 @@ def plan_restore(
             f"unknown conflict strategy {options.conflict!r}; choose one of {CONFLICTS}"
         )
     try:
-        archive = ArchiveFile.open(path, registry, keyring=keyring)
+        archive = open_source(ArchiveFile.open(path, registry, keyring=keyring), identities)
     except ManifestTooNewError as exc:
         return _blocked(options, names, Issue("manifest_too_new", str(exc)))
+    except DecryptionError as exc:
+        return _blocked(options, names, Issue(exc.code, str(exc)))
     except ArchiveInvalidError as exc:
         return _blocked(
             options, names, Issue("archive_invalid", f"{exc} (the archive cannot be used)")

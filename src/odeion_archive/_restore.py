@@ -15,7 +15,9 @@ import attrs
 import psycopg
 
 from odeion_archive import _schema as schema
+from odeion_archive._age import AgeIdentities
 from odeion_archive._archive import ArchiveFile
+from odeion_archive._encrypted import open_source
 from odeion_archive._keys import Keyring
 from odeion_archive._planner import (
     CONFLICTS,
@@ -65,6 +67,7 @@ def run_restore(
     cancel: CancelToken | None = None,
     expected: RestorePlan | None = None,
     keyring: Keyring | None = None,
+    identities: AgeIdentities | None = None,
 ) -> RestoreResult:
     """Check, then restore; the database is unchanged unless it all succeeds.
 
@@ -93,6 +96,7 @@ def run_restore(
         pg_bin=pg_bin,
         row_decisions=False,
         keyring=keyring,
+        identities=identities,
     )
     if not checked.can_restore:
         raise RestoreBlockedError(
@@ -103,7 +107,7 @@ def run_restore(
     components = [registry.component(name) for name in checked.components]
     done: list[ComponentPlan] = []
     with (
-        ArchiveFile.open(path, registry, keyring=keyring) as archive,
+        open_source(ArchiveFile.open(path, registry, keyring=keyring), identities) as archive,
         connect(conninfo) as connection,
     ):
         if archive.authenticity != checked.authenticity:

@@ -17,7 +17,9 @@ __all__ = [
     "CancelledError",
     "CorruptArchiveError",
     "DatabaseError",
+    "DecryptionError",
     "DuplicateArchiveError",
+    "ExtraMissingError",
     "InsufficientSpaceError",
     "KeyringError",
     "ManifestError",
@@ -175,3 +177,19 @@ class TargetError(ArchiveError):
         #: Whether trying again later may succeed.
         self.transient = transient
         super().__init__(message)
+
+
+class ExtraMissingError(ArchiveError, ImportError):
+    """An optional feature needs a dependency that is not installed (an extra)."""
+
+
+class DecryptionError(ArchiveError):
+    """An encrypted archive cannot be opened with the identities given.
+
+    ``code`` is the planner's blocker code: ``key_missing`` (no identity or
+    passphrase given) or ``key_wrong`` (none of them opens the archive).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,4 +1,4 @@
-"""Write the golden archives of manifest versions 1.0 and 1.1, deterministically.
+"""Write the golden archives of manifest versions 1.0, 1.1 and 1.2.
 
 ``tests/golden/v1`` holds manifest version 1.0 archives (no seal);
 ``tests/golden/v1.1`` the same content as 1.1 archives sealed with the fixed
@@ -6,6 +6,12 @@
 The archives are committed: the tests read them with the current code, and
 check that this script still produces the same bytes with the zlib and zstd
 versions recorded in ``versions.json``.
+
+``tests/golden/v1.2`` holds the same content as 1.2 archives, sealed and
+encrypted with age to the fixed :data:`TEST_IDENTITY` and with the passphrase
+:data:`TEST_PASSPHRASE`. age encrypts with random keys, so these bytes cannot be
+reproduced: the script writes them only where they are missing, and the tests
+read the committed ones.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from pathlib import Path
 
 import zstandard
 
+from odeion_archive._age import AgeRecipients
 from odeion_archive._archive import ArchiveBuilder
+from odeion_archive._encrypted import Encryptor
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import ComponentEntry, Manifest
 from odeion_archive.formats.tarzst import TarZstFormat
@@ -31,6 +39,13 @@ HERE = Path(__file__).parent / "v1"
 DIRS = {(1, 0): HERE, (1, 1): Path(__file__).parent / "v1.1"}
 #: The fixed key that seals the 1.1 golden archives; a test key, never a server's.
 TEST_KEY = bytes(range(32))
+#: The directory of the encrypted (1.2) golden archives.
+ENCRYPTED_DIR = Path(__file__).parent / "v1.2"
+#: The age identity the 1.2 golden archives are encrypted to; a test key, never a server's.
+TEST_IDENTITY = "AGE-SECRET-KEY-1D4SHVS979MGJPNGY49QXH2L2NWDHF2SUZYQEVVH2VVM5EZK75QPQHRHMW5"
+TEST_RECIPIENT = "age1eaqnptk37g70h88xppmrp2en94uaxgugvsefa9pt92tug6wwrdjqs0t3ra"
+#: The passphrase that opens the 1.2 golden archives too.
+TEST_PASSPHRASE = "golden archive passphrase"
 CREATED_AT = dt.datetime(2026, 1, 15, 12, 30, 0, tzinfo=dt.UTC)
 MEMBERS: dict[str, dict[str, bytes]] = {
     "users_auth": {
@@ -83,8 +98,13 @@ def versions() -> dict[str, str]:
     }
 
 
-def build(fmt: ArchiveFormat, version: tuple[int, int] = (1, 0)) -> bytes:
-    """The golden archive in ``fmt`` of manifest ``version`` (1.1 is sealed with TEST_KEY)."""
+def build(
+    fmt: ArchiveFormat, version: tuple[int, int] = (1, 0), *, encrypted: bool = False
+) -> bytes:
+    """The golden archive in ``fmt`` of manifest ``version`` (1.1 is sealed with TEST_KEY).
+
+    ``encrypted``: encrypted to TEST_IDENTITY and TEST_PASSPHRASE (version 1.2).
+    """
     head = Manifest(
         created_at=CREATED_AT,
         library_version="1.0.0",
@@ -96,7 +116,12 @@ def build(fmt: ArchiveFormat, version: tuple[int, int] = (1, 0)) -> bytes:
     )
     stream = io.BytesIO()
     keyring = Keyring(TEST_KEY) if version >= (1, 1) else None
-    builder = ArchiveBuilder(fmt, stream, head=head, keyring=keyring)
+    encryptor = (
+        Encryptor(AgeRecipients.with_passphrase(TEST_PASSPHRASE, TEST_RECIPIENT))
+        if encrypted
+        else None
+    )
+    builder = ArchiveBuilder(fmt, stream, head=head, keyring=keyring, encryptor=encryptor)
     for component, files in MEMBERS.items():
         for name, data in files.items():
             builder.add_member(component, name, [data[:20], data[20:]])
@@ -115,6 +140,12 @@ def main() -> None:
             json.dumps(versions(), indent=2, sort_keys=True) + "\n"
         )
         sys.stdout.write(f"wrote the golden archives to {directory}\n")
+    ENCRYPTED_DIR.mkdir(exist_ok=True)
+    for encrypted_fmt in (ZipFormat(), TarZstFormat()):
+        path = ENCRYPTED_DIR / FILES[encrypted_fmt.name]
+        if not path.exists():
+            path.write_bytes(build(encrypted_fmt, (1, 2), encrypted=True))
+            sys.stdout.write(f"wrote the encrypted golden archive {path}\n")
 
 
 if __name__ == "__main__":

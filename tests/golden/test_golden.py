@@ -1,4 +1,4 @@
-"""The golden archives of manifest versions 1.0 and 1.1 read with the current code, byte for byte."""
+"""The golden archives of manifest versions 1.0, 1.1 and 1.2 read with the current code."""
 
 from __future__ import annotations
 
@@ -106,3 +106,35 @@ def test_golden_authenticity(fmt_name: str) -> None:
     with ArchiveFile.open(SCRIPT.DIRS[(1, 0)] / FILES[fmt_name], REGISTRY, keyring=test_key) as old:
         assert old.manifest.authentication is None
         assert old.authenticity == "foreign"
+
+
+@pytest.mark.parametrize("fmt_name", sorted(FILES))
+def test_encrypted_golden_archive_reads_with_its_key(fmt_name: str) -> None:
+    """1.2: the committed encrypted archive opens with the identity or the passphrase."""
+    from odeion_archive._age import AgeIdentities
+    from odeion_archive._encrypted import EncryptedArchive
+    from odeion_archive.errors import DecryptionError
+
+    path = SCRIPT.ENCRYPTED_DIR / FILES[fmt_name]
+    expected = {f"{c}/{n}": d for c, files in SCRIPT.MEMBERS.items() for n, d in files.items()}
+    for keys in (
+        AgeIdentities.from_text(SCRIPT.TEST_IDENTITY),
+        AgeIdentities.from_passphrase(SCRIPT.TEST_PASSPHRASE),
+    ):
+        archive = ArchiveFile.open(path, REGISTRY, keyring=Keyring(SCRIPT.TEST_KEY))
+        readable = archive.manifest
+        assert readable.manifest_version == (1, 2)
+        assert readable.encryption is not None and readable.encryption.passphrase
+        assert [m.path for m in readable.members] == [f"{p}.age" for p in expected]
+        assert readable.component("users_auth").facts == {}
+        with EncryptedArchive.open(archive, keys) as opened:
+            assert opened.authenticity == "own"
+            manifest = opened.manifest
+            assert manifest.component("users_auth").facts == {"rows": {"users": 2, "sessions": 0}}
+            assert manifest.created_at == dt.datetime(2026, 1, 15, 12, 30, tzinfo=dt.UTC)
+            walked = {entry.path: b"".join(chunks) for entry, chunks in opened.walk()}
+            assert opened.verify().ok
+        assert walked == expected
+    with ArchiveFile.open(path, REGISTRY) as archive, pytest.raises(DecryptionError) as caught:
+        EncryptedArchive.open(archive, AgeIdentities.from_passphrase("not the passphrase"))
+    assert caught.value.code == "key_wrong"

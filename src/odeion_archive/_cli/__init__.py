@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Sequence
 
 from odeion_archive._archiver import Archiver
+from odeion_archive._cli import _age
 from odeion_archive._cli._commands import _COMMANDS, _demo, _Run
 from odeion_archive._cli._output import LIST_COLUMNS, _close_quietly, _Output, _say
 from odeion_archive._cli._parser import (
@@ -108,6 +109,7 @@ def _execute(args: argparse.Namespace, settings: Settings) -> int:
         database_url=settings.database_url,
         pg_bin=settings.pg_bin,
         server_version=settings.server_version,
+        identities=_age.identities_from(args),
     ) as archiver:
         progress = ProgressPrinter(sys.stderr, tty=sys.stderr.isatty())
         run = _Run(args, settings, archiver, _Output(args.json), progress)

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from odeion_archive._archiver import Archiver
+from odeion_archive._cli import _age
 from odeion_archive._cli._output import (
     LIST_COLUMNS,
     _info_json,
@@ -83,6 +84,7 @@ def _create(run: _Run) -> int:
             format=run.args.format,
             progress=run.progress,
             copy_to=run.args.copy_to,
+            encryption=_age.recipients_from(run.args),
         )
     except (UnknownFormatError, UnknownComponentError) as exc:
         raise UsageError(str(exc)) from exc
@@ -330,6 +332,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _key(args: argparse.Namespace, archiver: Archiver, out: _Output) -> int:
+    done = _age.run_key_action(args, archiver, out)
+    if done is not None:
+        return done
     if args.key_command == "show":
         ids = archiver.key_ids()
         out.result(

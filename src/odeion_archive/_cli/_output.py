@@ -129,6 +129,7 @@ def _info_json(info: ArchiveInfo, *, listing: bool = False) -> dict[str, Any]:
         "components": list(info.components),
         "created_at": info.created_at.isoformat().replace("+00:00", "Z"),
         "authenticity": info.authenticity,
+        "encrypted": info.manifest.encryption is not None,
     }
     if listing:
         data["server_version"] = info.server_version

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import attrs
 
 from odeion_archive._backup import DEFAULT_FORMAT
+from odeion_archive._cli import _age
 from odeion_archive._cli._targetparser import add_target_commands, target_option
 from odeion_archive._registry import Registry
 from odeion_archive._restore import CONFLICTS
@@ -217,6 +218,7 @@ def _restore_options(sub: argparse.ArgumentParser, name: str) -> None:
     )
     for field, flag in component_option_fields():
         _option_flag(sub, field, flag)
+    _age.add_read_options(sub)
     if name == "plan":
         sub.add_argument(
             "--no-verify",
@@ -268,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=f"zip, tar.zst or a format a plugin adds (default: {DEFAULT_FORMAT})",
     )
+    _age.add_create_options(create)
     create.add_argument(
         "--copy-to",
         action="append",
@@ -280,14 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
         command("list", "list the archives, newest first"),
         "list the archives on this storage target instead",
     )
-    command("inspect", "print an archive's manifest").add_argument(
+    inspect = command("inspect", "print an archive's manifest")
+    inspect.add_argument(
         "archive", metavar="ARCHIVE", help="a name from 'list' or a path to a file"
     )
+    _age.add_read_options(inspect)
     verify = command("verify", "check an archive's seal and every member (--all: every archive)")
     verify.add_argument(
         "archive", nargs="?", metavar="ARCHIVE", help="a name from 'list' or a path to a file"
     )
     target_option(verify)
+    _age.add_read_options(verify)
     verify.add_argument(
         "--all",
         action="store_true",
@@ -364,7 +370,11 @@ def _resolve_settings(args: argparse.Namespace) -> Settings:
 
 
 def _key_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    key = command("key", "show, export or import the key that seals this server's archives")
+    key = command(
+        "key",
+        "show, export or import the key that seals this server's archives; create the age "
+        "identity that encrypts them, and export the emergency kit",
+    )
     actions = key.add_subparsers(
         dest="key_command", required=True, metavar="ACTION", parser_class=_Parser
     )
@@ -380,4 +390,9 @@ def _key_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> Non
     ).add_argument("file", metavar="FILE", help="a new file; '-' for stdout (not a terminal)")
     action(
         "import", "make the key in FILE this server's signing key; the current one stays valid"
-    ).add_argument("file", metavar="FILE", help="a file that 'key export' wrote; '-' for stdin")
+    ).add_argument(
+        "file",
+        metavar="FILE",
+        help="a file that 'key export' or 'key emergency-kit' wrote; '-' for stdin",
+    )
+    _age.add_key_actions(action)

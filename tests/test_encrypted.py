@@ -1,0 +1,361 @@
+"""Encrypted archives (age) through the Archiver, on real PostgreSQL 18 and 15.
+
+Round trips of every mode in both formats, with X25519 recipients and with a
+passphrase; what the readable manifest shows; the planner's key_missing and
+key_wrong; tampered ciphertext refused before anything changes; a member
+decrypted by the age command-line tool alone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from odeion_archive import AgeIdentities, AgeRecipients, Archiver
+from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER
+from odeion_archive._schema import migrate
+from odeion_archive.errors import ArchiveError, DecryptionError, RestoreBlockedError
+from odeion_archive.sample import SeedScale, seed
+
+Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
+PASSPHRASE = "correct horse battery staple"
+JSON_TABLES = ("users", "invite_codes", "api_tokens", "system_settings")
+
+
+@pytest.fixture
+def databases(request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
+    """Makes databases on a server (migrated, seeded if asked); drops them afterwards."""
+    made: list[tuple[Any, str]] = []
+
+    def make(server: Any, *, seeded: bool = True, seed_value: int = 1) -> str:
+        name = f"enc_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(server.conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        made.append((server, name))
+        url: str = server.database_conninfo(name)
+        with psycopg.connect(url) as conn:
+            migrate(conn, 2)
+            if seeded:
+                seed(conn, SeedScale.tiny(), seed=seed_value)
+        return url
+
+    yield make
+    for server, name in made:
+        with psycopg.connect(server.conninfo, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _keys(tmp_path: Path) -> tuple[Path, str]:
+    """A new identity file (as age-keygen writes it) and its recipient."""
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    path = tmp_path / f"key-{uuid.uuid4().hex[:6]}.txt"
+    path.write_text(f"# public key: {identity.to_public()}\n{identity}\n")
+    path.chmod(0o600)
+    return path, str(identity.to_public())
+
+
+def _encryption(way: str, tmp_path: Path) -> tuple[AgeRecipients, AgeIdentities, Path | None]:
+    if way == "x25519":
+        key, recipient = _keys(tmp_path)
+        return AgeRecipients.to(recipient), AgeIdentities.from_file(key), key
+    return (
+        AgeRecipients.with_passphrase(PASSPHRASE),
+        AgeIdentities.from_passphrase(PASSPHRASE),
+        None,
+    )
+
+
+def _users(url: str) -> set[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT username, email, password_hash FROM users").fetchall()
+    return {tuple(r) for r in rows}
+
+
+def _settings(url: str) -> dict[str, str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT key, value FROM system_settings").fetchall()
+    return {r[0]: json.dumps(r[1]) for r in rows}
+
+
+def _readable_manifest(path: Path) -> bytes:
+    """The manifest members that anyone can read, as standard tools extract them."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(HEAD_MEMBER) + archive.read(TAIL_MEMBER)
+    with path.open("rb") as raw, tarfile.open(fileobj=_zstd_reader(raw), mode="r|") as archive:
+        found = {}
+        for info in archive:
+            if info.name in (HEAD_MEMBER, TAIL_MEMBER):
+                extracted = archive.extractfile(info)
+                assert extracted is not None
+                found[info.name] = extracted.read()
+        return found[HEAD_MEMBER] + found[TAIL_MEMBER]
+
+
+def _zstd_reader(raw: Any) -> Any:
+    import zstandard
+
+    return zstandard.ZstdDecompressor().stream_reader(raw)
+
+
+# -- round trips -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("way", ["x25519", "passphrase"])
+@pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
+def test_every_mode_round_trips_encrypted(
+    pg_server: Any,
+    databases: Callable[..., str],
+    db_snapshot: Snapshot,
+    tmp_path: Path,
+    fmt: str,
+    way: str,
+) -> None:
+    source = databases(pg_server)
+    expected = db_snapshot(source)
+    recipients, identities, _key = _encryption(way, tmp_path)
+    info = Archiver(tmp_path, database_url=source).create(format=fmt, encryption=recipients).archive
+    readable = info.manifest
+    assert readable.encryption is not None
+    assert readable.encryption.passphrase == (way == "passphrase")
+    assert all(m.path.endswith(".age") for m in readable.members)
+    assert all(not c.facts for c in readable.components)
+
+    # Without the key the archive cannot be restored; nothing is decrypted.
+    target = databases(pg_server, seed_value=7)
+    keyless = Archiver(tmp_path / "elsewhere", database_url=target)
+    plan = keyless.plan(info.path, "full_db")
+    assert [b.code for b in plan.blockers] == ["key_missing"]
+
+    for mode in ("users_auth", "settings", "everything_json"):
+        fresh = databases(pg_server, seeded=False)
+        archiver = Archiver(tmp_path / "elsewhere", database_url=fresh, identities=identities)
+        plan = archiver.plan(info.path, mode, "overwrite")
+        assert plan.can_restore, plan.blockers
+        archiver.restore(info.path, mode, "overwrite")
+        users = mode in ("users_auth", "everything_json")
+        settings = mode in ("settings", "everything_json")
+        assert (_users(fresh) == _users(source)) is users
+        assert (_settings(fresh) == _settings(source)) is settings
+
+    # The server that made it (its seal makes the dump trusted) restores the whole database.
+    archiver = Archiver(tmp_path, database_url=target, identities=identities)
+    plan = archiver.plan(info.path, "full_db")
+    assert plan.can_restore, plan.blockers
+    archiver.restore(info.path, "full_db")
+    assert db_snapshot(target) == expected
+
+    report = archiver.verify(info.path)
+    assert report.ok, report.problems
+
+
+def test_the_readable_manifest_reveals_nothing_of_users_or_settings(
+    pg18: Any, databases: Callable[..., str], tmp_path: Path
+) -> None:
+    source = databases(pg18)
+    with psycopg.connect(source) as conn:
+        conn.execute("UPDATE libraries SET root_paths = ARRAY['/srv/media/secret-movies']")
+        secrets = [
+            str(value)
+            for row in conn.execute("SELECT username, email, password_hash FROM users")
+            for value in row
+            if value
+        ]
+        secrets += [
+            json.dumps(row[0])
+            for row in conn.execute("SELECT value FROM system_settings")
+            if len(json.dumps(row[0])) > 6  # not true, false, small numbers
+        ]
+        assert len(secrets) > 10
+    key, recipient = _keys(tmp_path)
+    for fmt in ("tar.zst", "zip"):
+        info = (
+            Archiver(tmp_path, database_url=source)
+            .create(format=fmt, encryption=AgeRecipients.to(recipient))
+            .archive
+        )
+        readable = _readable_manifest(info.path)
+        assert b"secret-movies" not in readable
+        leaked = [s for s in secrets if s.encode() in readable]
+        assert not leaked
+        assert b"library_roots" not in readable and b"rows" not in readable
+        assert recipient.encode() not in readable  # a fingerprint, not the key
+        # With the key, the whole manifest has the facts a restore needs.
+        whole = Archiver(tmp_path, database_url=source).inspect(
+            info.path, identities=AgeIdentities.from_file(key)
+        )
+        assert whole.component("full_db").facts["library_roots"] == ["/srv/media/secret-movies"]
+        assert whole.encryption is None
+        raw = info.path.read_bytes()
+        assert b"secret-movies" not in raw  # nor anywhere in the file
+
+
+def test_the_seal_covers_an_encrypted_archive(
+    pg18: Any, databases: Callable[..., str], tmp_path: Path
+) -> None:
+    source = databases(pg18)
+    key, recipient = _keys(tmp_path)
+    archiver = Archiver(tmp_path, database_url=source, identities=AgeIdentities.from_file(key))
+    info = archiver.create(encryption=AgeRecipients.to(recipient)).archive
+    assert info.authenticity == "own"
+    assert archiver.authenticity(info.name) == "own"
+    plan = archiver.plan(info.name, "full_db")
+    assert plan.authenticity == "own" and plan.can_restore, plan.blockers
+
+
+# -- keys ---------------------------------------------------------------------------
+
+
+def test_key_missing_and_key_wrong_say_what_to_do(
+    pg18: Any, databases: Callable[..., str], tmp_path: Path
+) -> None:
+    source = databases(pg18)
+    _key, recipient = _keys(tmp_path)
+    other, _ = _keys(tmp_path)
+    info = (
+        Archiver(tmp_path, database_url=source)
+        .create(encryption=AgeRecipients.with_passphrase(PASSPHRASE, recipient))
+        .archive
+    )
+    plan = Archiver(tmp_path, database_url=source).plan(info.name, "everything_json")
+    (missing,) = plan.blockers
+    assert missing.code == "key_missing"
+    assert "--identity" in missing.message and "passphrase" in missing.message
+
+    for wrong in (AgeIdentities.from_file(other), AgeIdentities.from_passphrase("not it")):
+        archiver = Archiver(tmp_path, database_url=source, identities=wrong)
+        plan = archiver.plan(info.name, "everything_json")
+        (blocker,) = plan.blockers
+        assert blocker.code == "key_wrong"
+        assert "none of the keys given opens it" in blocker.message
+        with pytest.raises(RestoreBlockedError):
+            archiver.restore(info.name, "everything_json")
+        with pytest.raises(DecryptionError) as caught:
+            archiver.verify(info.name)
+        assert caught.value.code == "key_wrong"
+    # Either the identity or the passphrase opens it.
+    for right in (AgeIdentities.from_file(_key), AgeIdentities.from_passphrase(PASSPHRASE)):
+        plan = Archiver(tmp_path, database_url=source, identities=right).plan(
+            info.name, "everything_json", "overwrite"
+        )
+        assert plan.can_restore, plan.blockers
+
+
+def test_verify_without_the_key_checks_ciphertexts_and_with_it_plaintexts(
+    pg18: Any, databases: Callable[..., str], tmp_path: Path
+) -> None:
+    source = databases(pg18)
+    key, recipient = _keys(tmp_path)
+    archiver = Archiver(tmp_path, database_url=source)
+    info = archiver.create(encryption=AgeRecipients.to(recipient)).archive
+    assert archiver.verify(info.name).ok
+    assert archiver.inspect(info.name).encryption is not None  # the readable manifest
+    keyed = Archiver(tmp_path, database_url=source, identities=AgeIdentities.from_file(key))
+    events: list[str] = []
+    report = keyed.verify(info.name, progress=lambda e: events.append(e.phase))
+    assert report.ok
+    assert "decrypt" in events  # the plaintexts were read and checked
+
+
+@pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
+@pytest.mark.parametrize("mode", ["full_db", "users_auth", "settings"])
+def test_tampered_ciphertext_is_refused_before_anything_changes(
+    pg18: Any,
+    databases: Callable[..., str],
+    db_snapshot: Snapshot,
+    tmp_path: Path,
+    fmt: str,
+    mode: str,
+) -> None:
+    source = databases(pg18)
+    key, recipient = _keys(tmp_path)
+    identities = AgeIdentities.from_file(key)
+    info = (
+        Archiver(tmp_path, database_url=source)
+        .create(format=fmt, encryption=AgeRecipients.to(recipient))
+        .archive
+    )
+    whole = Archiver(tmp_path, database_url=source, identities=identities).inspect(info.name)
+    member = whole.component(mode).members[-1].path + ".age"
+    # Flip one byte inside the member's ciphertext.
+    data = bytearray(info.path.read_bytes())
+    if fmt == "zip":
+        with zipfile.ZipFile(info.path) as archive:
+            entry = archive.getinfo(member)
+        local = entry.header_offset
+        name_length = int.from_bytes(data[local + 26 : local + 28], "little")
+        extra_length = int.from_bytes(data[local + 28 : local + 30], "little")
+        data[local + 30 + name_length + extra_length + entry.compress_size // 2] ^= 0x01
+    else:
+        data[len(data) // 2] ^= 0x01  # tar.zst: the compressed stream holds the ciphertext
+    broken = tmp_path / f"broken.{fmt}"
+    broken.write_bytes(bytes(data))
+
+    target = databases(pg18, seed_value=5)
+    before = db_snapshot(target)
+    archiver = Archiver(tmp_path, database_url=target, identities=identities)
+    assert not archiver.verify(broken).ok
+    plan = archiver.plan(broken, mode, "overwrite")
+    if fmt == "zip" or mode == "full_db":
+        # The damage lies in a member the plan reads (a tar.zst's middle is the dump's).
+        assert [b.code for b in plan.blockers] == ["archive_invalid"]
+        assert "damaged" in plan.blockers[0].message
+    with pytest.raises(ArchiveError):
+        archiver.restore(broken, mode, "overwrite")
+    assert db_snapshot(target) == before
+
+
+# -- the age command-line tool ----------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    shutil.which("age") is None, reason="the age command-line tool is not installed"
+)
+@pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
+def test_age_decrypts_a_member_extracted_with_standard_tools(
+    pg18: Any, databases: Callable[..., str], tmp_path: Path, fmt: str
+) -> None:
+    source = databases(pg18)
+    key, recipient = _keys(tmp_path)
+    archiver = Archiver(tmp_path, database_url=source, identities=AgeIdentities.from_file(key))
+    info = archiver.create(
+        components=["settings"], format=fmt, encryption=AgeRecipients.to(recipient)
+    ).archive
+    out = tmp_path / "out"
+    out.mkdir()
+    if fmt == "zip":
+        subprocess.run(["unzip", "-q", str(info.path), "-d", str(out)], check=True)
+    else:
+        subprocess.run(["tar", "--zstd", "-xf", str(info.path), "-C", str(out)], check=True)
+    whole = archiver.inspect(info.name)
+    for member in whole.members:
+        plain = subprocess.run(
+            ["age", "-d", "-i", str(key), str(out / (member.path + ".age"))],
+            check=True,
+            capture_output=True,
+        ).stdout
+        assert len(plain) == member.size
+        import hashlib
+
+        assert hashlib.sha256(plain).hexdigest() == member.sha256
+    manifest = subprocess.run(
+        ["age", "-d", "-i", str(key), str(out / "manifest.json.age")],
+        check=True,
+        capture_output=True,
+    ).stdout
+    assert json.loads(manifest)["components"][0]["name"] == "settings"
