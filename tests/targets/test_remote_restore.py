@@ -9,7 +9,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from odeion_archive import Archiver, BackupResult, Registry, hookimpl
+from odeion_archive import (
+    AgeIdentities,
+    AgeRecipients,
+    Archiver,
+    BackupResult,
+    Registry,
+    hookimpl,
+)
 from odeion_archive.errors import CorruptArchiveError, UsageError
 from odeion_archive.interfaces import Conflict
 from odeion_archive.targets import TargetSpec
@@ -42,6 +49,17 @@ def _changed(url: str, table: str) -> bool:
     return bool(row and row[0])
 
 
+def _age_key(tmp_path: Path) -> tuple[AgeIdentities, AgeRecipients]:
+    """A new age identity in a file (as age-keygen writes it), and its recipient."""
+    pyrage = pytest.importorskip("pyrage", reason="the age extra (pyrage) is not installed")
+    identity = pyrage.x25519.Identity.generate()
+    path = tmp_path / "key.txt"
+    path.write_text(f"# public key: {identity.to_public()}\n{identity}\n")
+    path.chmod(0o600)
+    return AgeIdentities.from_file(path), AgeRecipients.to(str(identity.to_public()))
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
 @pytest.mark.parametrize("fmt", ["zip", "tar.zst"])
 def test_every_mode_restores_from_a_target(
     module_odeion_db: str,
@@ -49,17 +67,23 @@ def test_every_mode_restores_from_a_target(
     tmp_path: Path,
     target_spec: TargetSpec,
     fmt: str,
+    encrypted: bool,
 ) -> None:
     url = module_odeion_db
-    archiver = Archiver(tmp_path / "data", database_url=url, targets=[target_spec])
+    identities, recipients = _age_key(tmp_path) if encrypted else (None, None)
+    archiver = Archiver(
+        tmp_path / "data", database_url=url, targets=[target_spec], identities=identities
+    )
     backed_up = db_snapshot(url)
-    result = archiver.create(format=fmt)  # copied after the backup: copy_after_backup
+    # Copied after the backup: copy_after_backup.
+    result = archiver.create(format=fmt, encryption=recipients)
     [copy] = result.copies
     assert copy.ok and copy.target == target_spec.name
     name = result.archive.name
     archiver.delete(name)  # the server's disk is gone: only the copy remains
     [remote] = archiver.list_target(target_spec.name)
     assert (remote.name, remote.format, remote.authenticity) == (name, fmt, "own")
+    assert (remote.manifest.encryption is not None) is encrypted
 
     for mode in Registry.default().modes():
         _change(url)
