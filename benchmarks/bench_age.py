@@ -38,7 +38,8 @@ from odeion_archive._manifest import ComponentEntry, Manifest
 registry = Registry.default(entry_points=False)
 fmt = registry.format(args["format"])
 size = int(args["gib"] * 2**30)
-block = hashlib.shake_256(b"odeion").digest(4 * 2**20)  # incompressible, reused
+# Incompressible, reused; in pieces of 1 MiB, as full_db reads pg_dump's output.
+block = hashlib.shake_256(b"odeion").digest(2**20)
 
 def chunks():
     done = 0
