@@ -14,7 +14,13 @@ import pytest
 
 from odeion_archive import AgeIdentities, AgeRecipients
 from odeion_archive._age import fingerprint, new_identity, recipient_of
-from odeion_archive._agestream import coalesce, decrypt_chunks, encrypt_chunks
+from odeion_archive._agestream import (
+    coalesce,
+    compressed,
+    decompressed,
+    decrypt_chunks,
+    encrypt_chunks,
+)
 from odeion_archive._manifest import ComponentEntry, Encryption, Manifest, MemberEntry
 from odeion_archive.errors import CancelledError, ManifestError, UsageError
 
@@ -221,3 +227,45 @@ def test_a_plaintext_that_differs_from_the_encrypted_manifest_is_refused(tmp_pat
         with pytest.raises(CorruptArchiveError, match="sha256"):
             opened.open_member("settings/system_settings.jsonl").read()
         assert not opened.verify().ok
+
+
+# -- members are compressed before they are encrypted ----------------------------------
+
+
+def test_a_member_is_compressed_then_encrypted_and_read_back_whole() -> None:
+    identity = pyrage.x25519.Identity.generate()
+    plain = [b"row %d\tsome text that repeats\n" % i for i in range(200_000)]
+    cipher = list(encrypt_chunks(compressed(plain), [identity.to_public()]))
+    assert sum(map(len, cipher)) < sum(map(len, plain)) // 4  # it compressed
+    back = decompressed(decrypt_chunks(cipher, [identity]), lambda exc: exc)
+    assert b"".join(back) == b"".join(plain)
+
+
+def test_a_small_frame_that_claims_much_is_read_in_bounded_pieces() -> None:
+    import zstandard
+
+    bomb = zstandard.ZstdCompressor(level=19).compress(b"\0" * (512 << 20))
+    assert len(bomb) < 64 << 10
+    tracemalloc.start()
+    try:
+        pieces = decompressed([bomb], lambda exc: exc)
+        first = [next(pieces) for _ in range(4)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert all(len(piece) <= 1 << 20 for piece in first)
+    assert peak < 16 << 20  # nothing near the 512 MiB it claims
+
+
+def test_a_damaged_frame_is_an_error_of_its_own() -> None:
+    seen: list[Exception] = []
+
+    def failed(exc: Exception) -> BaseException:
+        seen.append(exc)
+        return ValueError("damaged")
+
+    frame = bytearray(b"".join(compressed([b"x" * 100_000])))
+    frame[len(frame) // 2] ^= 0xFF
+    with pytest.raises(ValueError, match="damaged"):
+        b"".join(decompressed([bytes(frame)], failed))
+    assert seen and "zstd" in str(seen[0])

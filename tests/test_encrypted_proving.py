@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from odeion_archive import AgeIdentities, AgeRecipients, Archiver
+from odeion_archive._schema import migrate
+from odeion_archive.sample import SeedScale, seed
 
 pyrage = pytest.importorskip("pyrage", reason="the age extra (pyrage) is not installed")
 
@@ -60,3 +66,43 @@ def test_verify_all_checks_the_ciphertexts_without_the_key_and_finds_damage(
     report = archiver.verify_all()
     assert not report.reports[info.name].ok
     assert report.damaged_since_verified == (info.name,)
+
+
+@pytest.fixture(scope="module")
+def larger_db(pg18: Any) -> Iterator[str]:
+    """A database whose dump is a few MiB, so that compression shows."""
+    name = f"enc_size_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url: str = pg18.database_conninfo(name)
+    with psycopg.connect(url) as conn:
+        migrate(conn)
+        scale = SeedScale(
+            users=2_000,
+            invite_codes=100,
+            api_tokens_per_user=1,
+            sessions=1_000,
+            settings=20,
+            libraries=2,
+            media_items=20_000,
+            watch_history=60_000,
+        )
+        seed(conn, scale, seed=3)
+    yield url
+    with psycopg.connect(pg18.conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
+def test_an_encrypted_backup_is_compressed_like_a_plain_one(
+    larger_db: str, tmp_path: Path, fmt: str
+) -> None:
+    _key, recipient = _keys(tmp_path)
+    archiver = Archiver(tmp_path / "data", database_url=larger_db)
+    plain = archiver.create(format=fmt).archive
+    encrypted = archiver.create(format=fmt, encryption=AgeRecipients.to(recipient)).archive
+    content = sum(m.size for m in archiver.inspect(plain.name).members)
+    assert content > 2 << 20
+    assert plain.size < content // 2  # the data compresses
+    # Ciphertext does not compress: the members were compressed before they were encrypted.
+    assert encrypted.size < plain.size * 1.25 + 16 * 1024

@@ -15,7 +15,9 @@ import io
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
+
+import zstandard
 
 from odeion_archive._age import pyrage
 
@@ -193,3 +195,46 @@ def coalesce(chunks: Iterable[bytes], size: int = COALESCE_BYTES) -> Iterator[by
             pending, held = [], 0
     if pending:
         yield b"".join(pending)
+
+
+#: The members of an encrypted archive are compressed before they are encrypted
+#: (ciphertext does not compress): zstd level 1, on two threads, as one frame.
+_COMPRESSION = {"level": 1, "threads": 2, "write_checksum": False}
+#: The largest zstd window a member may ask for when it is decompressed (128 MiB).
+_MAX_WINDOW = 1 << 27
+
+
+def compressed(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` as one zstd frame, in pieces (before they are encrypted)."""
+    frame = zstandard.ZstdCompressor(**_COMPRESSION).compressobj()  # type: ignore[arg-type]
+    for chunk in chunks:
+        if out := frame.compress(chunk):
+            yield out
+    yield frame.flush()
+
+
+def decompressed(
+    chunks: Iterable[bytes], failed: Callable[[Exception], BaseException]
+) -> Iterator[bytes]:
+    """The plaintext of the zstd frame ``chunks``, in pieces of at most 1 MiB.
+
+    Reading through a bounded ``read`` keeps a small frame that claims a huge
+    plaintext from expanding in memory; the caller checks the plaintext's size
+    against the manifest as it goes.
+    """
+    source = _IterReader(iter(chunks), threading.Event())
+    dctx = zstandard.ZstdDecompressor(max_window_size=_MAX_WINDOW)
+    stream = cast("IO[bytes]", source)
+    with dctx.stream_reader(stream, read_size=64 * 1024, closefd=False) as reader:
+        while True:
+            try:
+                out = reader.read(COALESCE_BYTES)
+            except zstandard.ZstdError as exc:
+                raise failed(OSError(f"its zstd frame is damaged: {exc}")) from None
+            except OSError:
+                if source.error is not None:
+                    raise source.error from None
+                raise
+            if not out:
+                return
+            yield out

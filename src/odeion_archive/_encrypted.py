@@ -76,8 +76,9 @@ class Encryptor:
             )
 
     def encrypt(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """The age file of one member's plaintext, in pieces of about 1 MiB."""
-        return _agestream.coalesce(_agestream.encrypt_chunks(chunks, self._keys))
+        """The age file of one member's plaintext, compressed first, in pieces of about 1 MiB."""
+        plain = _agestream.compressed(chunks)
+        return _agestream.coalesce(_agestream.encrypt_chunks(plain, self._keys))
 
     def encrypt_manifest(self, manifest: Manifest) -> bytes:
         """The age file of the whole manifest."""
@@ -90,6 +91,7 @@ class Encryptor:
             recipients=self._settings.fingerprints,
             passphrase=self.identity_file is not None,
             members=members,
+            compression="zstd",
         )
 
 
@@ -262,7 +264,11 @@ class EncryptedArchive:
                 )
             return exc
 
-        return _checked(_agestream.decrypt_chunks(chunks, self._identities, failed), expected)
+        plain = _agestream.decrypt_chunks(chunks, self._identities, failed)
+        encryption = self.archive.manifest.encryption
+        if encryption is not None and encryption.compression == "zstd":
+            plain = _agestream.decompressed(plain, failed)
+        return _checked(plain, expected)
 
     def open_member(self, path: str) -> IO[bytes]:
         """A readable stream of the plaintext of member ``path``, checked as it is read.

@@ -156,6 +156,16 @@ def _check_scheme(_inst: object, attribute: attrs.Attribute[str], value: str) ->
         )
 
 
+def _check_compression(
+    _inst: object, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value not in (None, "zstd"):
+        raise ManifestError(
+            f"manifest field {attribute.name!r}: the compression {value!r} is unknown "
+            "(this odeion-archive reads 'zstd'); upgrade odeion-archive"
+        )
+
+
 @attrs.frozen
 class Encryption:
     """How an encrypted archive is encrypted (manifest version 1.2 on).
@@ -167,13 +177,17 @@ class Encryption:
     (``manifest.json.age``). ``recipients`` are fingerprints of the X25519
     recipients (never the keys); with ``passphrase``, ``members[1]``
     (``identity.age``) is the archive's own identity, encrypted with the
-    passphrase (age's scrypt).
+    passphrase (age's scrypt). With ``compression`` ``"zstd"``, each payload
+    member was compressed (one zstd frame) before it was encrypted, since
+    ciphertext does not compress: ``age -d`` then gives the zstd frame, which
+    ``zstd -d`` turns into the member.
     """
 
     scheme: str = attrs.field(validator=_check_scheme)
     recipients: tuple[str, ...] = attrs.field(default=(), validator=_check_fingerprints)
     passphrase: bool = False
     members: tuple[MemberEntry, ...] = ()
+    compression: str | None = attrs.field(default=None, validator=_check_compression)
 
 
 def _check_encrypted_version(manifest: Manifest) -> None:
