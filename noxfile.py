@@ -58,7 +58,7 @@ def bench(session: nox.Session) -> None:
     minute); the default scale is ``demo``. ``-- --workdir DIR`` keeps the
     seeded databases in DIR for the next run.
     """
-    _install(session, "-e", ".[embedded]")
+    _install(session, "-e", ".[embedded,age]")
     session.run(
         "python",
         "benchmarks/bench.py",

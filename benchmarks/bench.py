@@ -45,10 +45,17 @@ from odeion_archive import Archiver
 args = json.loads(sys.argv[1])
 sys.path.insert(0, args["benchmarks"])
 from _memory import peak_rss
-archiver = Archiver(args["data_dir"], database_url=args["url"])
+identities = encryption = None
+if args.get("age_key"):
+    from odeion_archive import AgeIdentities, AgeRecipients
+    identities = AgeIdentities.from_file(args["age_key"])
+    encryption = AgeRecipients.to(args["age_recipient"])
+archiver = Archiver(args["data_dir"], database_url=args["url"], identities=identities)
 started = time.perf_counter()
 if args["op"] == "backup":
-    result = archiver.create(components=args["components"], format=args["format"])
+    result = archiver.create(
+        components=args["components"], format=args["format"], encryption=encryption
+    )
     extra = {"size": result.archive.size, "path": str(result.archive.path)}
 elif args["op"] == "plan":
     plan = archiver.plan(args["archive"], args["mode"], args["conflict"])
@@ -216,6 +223,8 @@ def run(admin: str, workdir: Path, dataset: str, scale: str, repeat: int) -> lis
     t_gzip = _timed([*dump, "-f", str(gzip_file)], env)
     gzip_size = gzip_file.stat().st_size
     full_zip = measure("backup", source, components=["full_db"], format="zip")
+    age = _age_key(gzip_file.parent)
+    encrypted = measure("backup", source, components=["full_db"], format="tar.zst", **age)
 
     target_info, target_env = tool_invocation(fresh_database(admin, "bench_pg_restore"))
     t_restore = _timed(
@@ -234,6 +243,14 @@ def run(admin: str, workdir: Path, dataset: str, scale: str, repeat: int) -> lis
         archive=full["path"],
         mode="full_db",
         conflict="skip",
+    )
+    ours_encrypted = measure(
+        "restore",
+        fresh_database(admin, "bench_full_restore_age"),
+        archive=encrypted["path"],
+        mode="full_db",
+        conflict="skip",
+        **age,
     )
     plan = measure(
         "plan",
@@ -280,12 +297,42 @@ def run(admin: str, workdir: Path, dataset: str, scale: str, repeat: int) -> lis
         f"full_db restore                {ours['seconds']:8.2f} s   peak RSS {mib(ours['rss'])}",
         f"  time ratio to pg_restore     {ours['seconds'] / t_restore:8.2f}   (target <= 1.05)",
         f"plan of the full_db archive    {plan['seconds']:8.2f} s",
+        (
+            f"encrypted (age) tar.zst backup {encrypted['seconds']:8.2f} s   "
+            f"{mib(encrypted['size'])}   peak RSS {mib(encrypted['rss'])}"
+        ),
+        (
+            f"  time ratio to tar.zst backup {encrypted['seconds'] / full['seconds']:8.2f}"
+            "   (target <= 1.15)"
+        ),
+        f"  size ratio to tar.zst backup {encrypted['size'] / full['size']:8.3f}",
+        (
+            f"encrypted full_db restore      {ours_encrypted['seconds']:8.2f} s   "
+            f"time ratio to the plain restore {ours_encrypted['seconds'] / ours['seconds']:.2f}"
+        ),
     ]
     if dataset == "odeion":
         lines += _json_timings(admin, measure, source)
-    for path in (gzip_file, raw_file, Path(full["path"]), Path(full_zip["path"])):
+    for path in (
+        gzip_file,
+        raw_file,
+        Path(full["path"]),
+        Path(full_zip["path"]),
+        Path(encrypted["path"]),
+    ):
         path.unlink(missing_ok=True)
     return lines
+
+
+def _age_key(directory: Path) -> dict[str, str]:
+    """A new age identity file in ``directory``: the child's arguments to encrypt and decrypt."""
+    import pyrage  # noqa: PLC0415 - only the encryption rows need the age extra
+
+    identity = pyrage.x25519.Identity.generate()
+    path = directory / "bench-age-key.txt"
+    path.write_text(f"{identity}\n", encoding="utf-8")
+    path.chmod(0o600)
+    return {"age_key": str(path), "age_recipient": str(identity.to_public())}
 
 
 def _json_timings(admin: str, measure: Any, source: str) -> list[str]:

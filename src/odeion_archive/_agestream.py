@@ -198,15 +198,29 @@ def coalesce(chunks: Iterable[bytes], size: int = COALESCE_BYTES) -> Iterator[by
 
 
 #: The members of an encrypted archive are compressed before they are encrypted
-#: (ciphertext does not compress): zstd level 1, on two threads, as one frame.
-_COMPRESSION = {"level": 1, "threads": 2, "write_checksum": False}
+#: (ciphertext does not compress), as one zstd frame: double-fast matching with
+#: a 4 MiB window in 8 MiB jobs on two threads, the settings measured for the
+#: tar.zst format (no larger than level 1 for about its CPU); age authenticates
+#: the frame, so it carries no checksum of its own.
+_COMPRESSION = zstandard.ZstdCompressionParameters(
+    strategy=zstandard.STRATEGY_DFAST,
+    window_log=22,
+    chain_log=15,
+    hash_log=16,
+    search_log=1,
+    min_match=7,
+    target_length=0,
+    job_size=8 * 1024 * 1024,
+    threads=2,
+    write_checksum=False,
+)
 #: The largest zstd window a member may ask for when it is decompressed (128 MiB).
 _MAX_WINDOW = 1 << 27
 
 
 def compressed(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """``chunks`` as one zstd frame, in pieces (before they are encrypted)."""
-    frame = zstandard.ZstdCompressor(**_COMPRESSION).compressobj()  # type: ignore[arg-type]
+    frame = zstandard.ZstdCompressor(compression_params=_COMPRESSION).compressobj()
     for chunk in chunks:
         if out := frame.compress(chunk):
             yield out
