@@ -199,9 +199,11 @@ def coalesce(chunks: Iterable[bytes], size: int = COALESCE_BYTES) -> Iterator[by
 
 #: The members of an encrypted archive are compressed before they are encrypted
 #: (ciphertext does not compress), as one zstd frame: double-fast matching with
-#: a 4 MiB window in 8 MiB jobs on two threads, the settings measured for the
-#: tar.zst format (no larger than level 1 for about its CPU); age authenticates
-#: the frame, so it carries no checksum of its own.
+#: a 4 MiB window, the settings measured for the tar.zst format (no larger than
+#: level 1 for about its CPU); age authenticates the frame, so it carries no
+#: checksum of its own. In the calling thread: age and the outer format run in
+#: threads of their own, and a second multi-threaded zstd context would double
+#: the buffers held (over 200 MiB).
 _COMPRESSION = zstandard.ZstdCompressionParameters(
     strategy=zstandard.STRATEGY_DFAST,
     window_log=22,
@@ -210,8 +212,7 @@ _COMPRESSION = zstandard.ZstdCompressionParameters(
     search_log=1,
     min_match=7,
     target_length=0,
-    job_size=8 * 1024 * 1024,
-    threads=2,
+    threads=0,
     write_checksum=False,
 )
 #: The largest zstd window a member may ask for when it is decompressed (128 MiB).
