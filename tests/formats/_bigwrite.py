@@ -5,14 +5,17 @@ Prints ``<peak rss bytes> <seconds>`` to stderr. Run as
 without an output file the archive goes to stdout.
 """
 
+import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 from _rss import peak_rss
 
 from odeion_archive._archive import ArchiveBuilder
+from odeion_archive._manifest import ENCRYPTED_SINCE
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
 from odeion_archive.testing import head_manifest
@@ -38,10 +41,18 @@ def main() -> None:
         int(sys.argv[3]),
         sys.argv[4] == "1",
     )
-    fmt = ZipFormat(level) if name == "zip" else TarZstFormat(level)
+    fmt = ZipFormat(level) if name == "zip" else TarZstFormat(level or None)
     start = time.perf_counter()
     out = Path(sys.argv[5]).open("w+b") if len(sys.argv) > 5 else sys.stdout.buffer  # noqa: SIM115
-    builder = ArchiveBuilder(fmt, out, head=head_manifest(fmt, ("full_db",)))
+    head = head_manifest(fmt, ("full_db",))
+    encryptor = None
+    if recipient := os.environ.get("BIGWRITE_ENCRYPT_TO"):  # encrypted with age to it
+        from odeion_archive._age import AgeRecipients
+        from odeion_archive._encrypted import Encryptor
+
+        encryptor = Encryptor(AgeRecipients.to(recipient))
+        head = attrs.evolve(head, manifest_version=ENCRYPTED_SINCE)
+    builder = ArchiveBuilder(fmt, out, head=head, encryptor=encryptor)
     builder.add_member(
         "full_db",
         "database.dump",

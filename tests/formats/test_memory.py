@@ -24,9 +24,12 @@ def _run(
     tmp: Path,
     *,
     give_size: bool = True,
+    encrypt_to: str | None = None,
 ) -> tuple[int, float, int]:
     """Peak RSS (bytes), seconds, and archive bytes of one child run."""
     env = {**os.environ, "TMPDIR": str(tmp)}
+    if encrypt_to is not None:
+        env["BIGWRITE_ENCRYPT_TO"] = encrypt_to
     with subprocess.Popen(
         [sys.executable, str(CHILD), fmt, str(level), str(mebibytes), "1" if give_size else "0"],
         stdout=subprocess.PIPE,
@@ -59,6 +62,20 @@ def test_writing_one_gib_to_a_pipe_holds_bounded_memory(
     assert rss - small_rss < 16 * MIB
     assert size > small_size > 0
     # Nothing was staged: the temporary directory stayed empty.
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.zst"])
+def test_an_encrypted_member_of_one_gib_holds_bounded_memory(fmt: str, tmp_path: Path) -> None:
+    """Compressed, then encrypted with age, then written: three stages, memory still bounded."""
+    pyrage = pytest.importorskip("pyrage", reason="the age extra (pyrage) is not installed")
+    recipient = str(pyrage.x25519.Identity.generate().to_public())
+    level = 1 if fmt == "zip" else 0  # tar.zst: 0 is its default settings
+    small_rss, _, _ = _run(fmt, level, 64, tmp_path, encrypt_to=recipient)
+    rss, _, size = _run(fmt, level, 1024, tmp_path, encrypt_to=recipient)
+    assert rss < 200 * MIB
+    assert rss - small_rss < 16 * MIB
+    assert size < 1024 * MIB // 4  # the member was compressed before it was encrypted
     assert list(tmp_path.iterdir()) == []
 
 
