@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,50 @@ def test_an_s3_target_describes_itself_without_credentials(credentials_file: Pat
     target = Registry.default().target_kind("s3").open(spec)
     assert target.describe() == "s3://odeion-b/srv at https://127.0.0.1:1"
     assert SECRET_KEY not in repr(spec) + repr(target) + target.describe()
+
+
+def _hostile(path: Path, how: str) -> None:
+    if how == "not utf-8":
+        path.write_bytes(b'\xff\xfe[targets.nas]\nkind = "dir"\n')
+    elif how == "huge":
+        path.write_bytes(b"# " + b"x" * (1024 * 1024) + b"\n")
+    elif how == "endless":
+        path.symlink_to("/dev/zero")
+    elif how == "fifo":
+        os.mkfifo(path, 0o600)
+    elif how == "directory":
+        path.mkdir(mode=0o700)
+
+
+_HOSTILE = [
+    ("not utf-8", "is not UTF-8 text"),
+    ("huge", "is larger than 65536 bytes"),
+    ("endless", "is not a regular file"),
+    ("fifo", "is not a regular file"),
+    ("directory", "is not a regular file|Is a directory"),
+]
+
+
+@pytest.mark.parametrize(("how", "message"), _HOSTILE)
+def test_a_hostile_targets_file_is_a_usage_error_never_a_hang_or_a_traceback(
+    tmp_path: Path, how: str, message: str
+) -> None:
+    _hostile(tmp_path / "targets.toml", how)
+    archiver = Archiver(tmp_path, database_url="postgresql:///unused")
+    with pytest.raises(UsageError, match=message):
+        archiver.targets()
+
+
+@pytest.mark.parametrize(("how", "message"), _HOSTILE)
+def test_a_hostile_credentials_file_is_a_usage_error_never_a_hang_or_a_traceback(
+    tmp_path: Path, how: str, message: str
+) -> None:
+    path = tmp_path / "creds"
+    _hostile(path, how)
+    if how == "endless":
+        message = "may be read by others"  # /dev/zero is mode 0666: refused before it is read
+    else:
+        path.chmod(0o600 if how != "directory" else 0o700)
+    spec = TargetSpec.s3("s", bucket="b", endpoint="https://127.0.0.1:1", credentials_file=path)
+    with pytest.raises(UsageError, match=message):
+        Registry.default().target_kind("s3").open(spec)

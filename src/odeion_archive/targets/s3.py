@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import stat
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +36,7 @@ from odeion_archive.errors import TargetError, UsageError
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.targets import RemoteObject, Target, TargetKind, TargetSpec
 from odeion_archive.targets._names import check_object_name, check_options
+from odeion_archive.targets._tomlfile import read_toml
 
 __all__ = ["S3TargetKind", "odeion_archive_targets"]
 
@@ -84,17 +84,11 @@ def _credentials(spec: TargetSpec) -> dict[str, str]:
                 f"the credentials file {path} of target {spec.name!r} may be read by others "
                 f"(mode {stat.S_IMODE(mode):04o}); run 'chmod 600 {path}'"
             )
-        with path.open("rb") as stream:
-            data = tomllib.load(stream)
+        data = read_toml(path, f"the credentials file of target {spec.name!r},")
     except OSError as exc:
         raise UsageError(
             f"cannot read the credentials file {path} of target {spec.name!r}: "
             f"{exc.strerror or exc}"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(
-            f"the credentials file {path} of target {spec.name!r} is not valid TOML ({exc}); "
-            'write access_key_id = "..." and secret_access_key = "..."'
         ) from None
     keys = {"access_key_id", "secret_access_key", "session_token"}
     found = {k: v for k, v in data.items() if k in keys and isinstance(v, str) and v}
