@@ -24,7 +24,7 @@ from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.results import Problem, VerifyReport
 from odeion_archive.targets import CopyResult, RemoteArchive, Target, TargetSpec, TargetStatus
 from odeion_archive.targets._copy import copy_archive, read_sum
-from odeion_archive.targets._remote import archives_on, delete_archives, fetch
+from odeion_archive.targets._remote import archive_objects, archives_on, delete_archives, fetch
 
 __all__ = ["TargetService"]
 
@@ -87,7 +87,7 @@ class TargetService:
             try:
                 target = self.open(spec.name)
                 where = target.describe()
-                archives = [o for o in target.list() if not o.name.startswith(".")]
+                archives = archive_objects(target.list(), target)
             except ArchiveError as exc:
                 states.append(
                     TargetStatus(
@@ -206,9 +206,8 @@ class TargetService:
         that cannot be listed raises :class:`~odeion_archive.errors.TargetError`.
         """
         reports: dict[str, VerifyReport] = {}
-        for obj in self.open(name).list():
-            if obj.name.startswith("."):
-                continue  # the records of checked copies
+        target = self.open(name)
+        for obj in archive_objects(target.list(), target):
             try:
                 with (
                     self.fetched(name, obj.name, progress=progress, cancel=cancel) as path,
