@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
-from _s3 import SECRET_KEY
+from _s3 import ACCESS_KEY, SECRET_KEY, S3Server, s3_spec
 
 from odeion_archive import Archiver, Registry
 from odeion_archive.errors import UsageError
@@ -92,6 +93,27 @@ def test_the_host_passes_targets_instead_of_the_file(tmp_path: Path) -> None:
         (
             '[targets.s]\nkind = "s3"\nbucket = "b"\nretries = "x"\n',
             "retries must be a whole number",
+        ),
+        # Each of these made obstore panic (a BaseException) at the first request.
+        ('[targets.s]\nkind = "s3"\nbucket = "b"\nendpoint = "::bad"\n', "is not a URL"),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\nendpoint = "https://h:99999"\n',
+            "is not a URL",
+        ),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\nendpoint = "ftp://h"\n',
+            "is not a URL",
+        ),
+        ('[targets.s]\nkind = "s3"\nbucket = "b"\nregion = "eu\\nx"\n', "region 'eu\\\\nx'"),
+        ('[targets.s]\nkind = "s3"\nbucket = "b c"\n', "bucket 'b c' may hold only"),
+        # An overflow in timedelta, and memory: refused with the bounds.
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\ntimeout = 1000000000000000000000000\n',
+            "timeout must be a whole number from 1 to 86400",
+        ),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\npart_size_mib = 100000\n',
+            "part_size_mib must be a whole number from 1 to 5120",
         ),
     ],
 )
@@ -208,3 +230,21 @@ def test_a_hostile_credentials_file_is_a_usage_error_never_a_hang_or_a_traceback
     spec = TargetSpec.s3("s", bucket="b", endpoint="https://127.0.0.1:1", credentials_file=path)
     with pytest.raises(UsageError, match=message):
         Registry.default().target_kind("s3").open(spec)
+
+
+@pytest.mark.parametrize(
+    "secret", ["SECRET\nKEY", "SECRET KEY", "SECRET\u00e9KEY", "SECRET\x7fKEY", "SECRET\rKEY"]
+)
+def test_a_credential_that_cannot_be_sent_is_refused_without_showing_it(
+    tmp_path: Path, running_s3: S3Server, bucket: str, secret: str
+) -> None:
+    # A line break in a key made obstore panic (a BaseException) at the first request.
+    path = tmp_path / "creds"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(f"access_key_id = {ACCESS_KEY!r}\nsecret_access_key = {json.dumps(secret)}\n")
+    spec = s3_spec(running_s3.endpoint, bucket, path)
+    archiver = Archiver(tmp_path / "data", targets=[spec], database_url="postgresql:///unused")
+    with pytest.raises(UsageError, match="secret_access_key may hold only printable") as caught:
+        archiver.list_target(spec.name)
+    assert "SECRET" not in str(caught.value)

@@ -36,6 +36,12 @@ from odeion_archive.errors import TargetError, UsageError
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.targets import RemoteObject, Target, TargetKind, TargetSpec
 from odeion_archive.targets._names import check_object_name, check_options
+from odeion_archive.targets._s3checks import (
+    check_credentials,
+    check_endpoint,
+    check_word,
+    number,
+)
 from odeion_archive.targets._tomlfile import read_toml
 
 __all__ = ["S3TargetKind", "odeion_archive_targets"]
@@ -100,13 +106,6 @@ def _credentials(spec: TargetSpec) -> dict[str, str]:
     return found
 
 
-def _number(spec: TargetSpec, key: str, default: int, minimum: int = 1) -> int:
-    value = spec.options.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise UsageError(f"target {spec.name!r}: {key} must be a whole number, {minimum} or more")
-    return value
-
-
 class S3Target:
     """Objects under a prefix of one bucket."""
 
@@ -118,23 +117,28 @@ class S3Target:
         self._bucket = str(options["bucket"])
         self._prefix = str(options.get("prefix", "")).strip("/")
         self._endpoint = str(options.get("endpoint", "https://s3.amazonaws.com"))
-        self._part = _number(spec, "part_size_mib", 8) * 1024 * 1024
-        self._concurrency = _number(spec, "concurrency", 2)
+        self._part = number(spec, "part_size_mib", 8) * 1024 * 1024
+        self._concurrency = number(spec, "concurrency", 2)
         if self._endpoint.startswith("http://") and not options.get("allow_http", False):
             raise UsageError(
                 f"target {spec.name!r}: the endpoint {self._endpoint} is plain HTTP; use https, "
                 "or set allow_http = true for a server on this machine or a trusted network"
             )
+        check_endpoint(spec, self._endpoint)
+        region = str(options.get("region", "us-east-1"))
+        check_word(spec, "region", region)
+        check_word(spec, "bucket", self._bucket)
         credentials = _credentials(spec)
+        check_credentials(spec, credentials)
         self._secrets = tuple(credentials.values())
         config: dict[str, Any] = {
-            "region": str(options.get("region", "us-east-1")),
+            "region": region,
             "virtual_hosted_style_request": not options.get("path_style", False),
             **credentials,
         }
         if "endpoint" in options:
             config["endpoint"] = self._endpoint
-        timeout = dt.timedelta(seconds=_number(spec, "timeout", 60))
+        timeout = dt.timedelta(seconds=number(spec, "timeout", 60))
         self._obstore = obstore
         self._store = obstore.store.S3Store(
             self._bucket,
@@ -146,7 +150,7 @@ class S3Target:
                 "timeout": timeout,
             },
             retry_config={
-                "max_retries": _number(spec, "retries", 3, minimum=0),
+                "max_retries": number(spec, "retries", 3, minimum=0),
                 "retry_timeout": timeout,
                 "backoff": {
                     "init_backoff": dt.timedelta(milliseconds=200),
