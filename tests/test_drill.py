@@ -25,7 +25,7 @@ from odeion_archive._archive import ArchiveBuilder, ArchiveFile
 from odeion_archive._manifest import ComponentEntry
 from odeion_archive._rowcounts import count_rows
 from odeion_archive._schema import migrate
-from odeion_archive._scratch import DRILL_DIR, PREFIX
+from odeion_archive._scratch import DRILL_DIR, PREFIX, clean_leftovers
 from odeion_archive.errors import CancelledError
 from odeion_archive.sample import SeedScale, seed
 
@@ -627,3 +627,35 @@ def test_a_damaged_or_foreign_archive_fails_the_drill_and_says_why(
         ("drill", info.name),
     ]
     assert _scratch_databases(module_odeion_db) == []
+
+
+def test_cleanup_never_follows_stops_or_removes_what_no_drill_made(tmp_path: Path) -> None:
+    """A directory or link named like a drill's cluster, but not one, is left alone."""
+    data_dir = tmp_path / "data"
+    root = data_dir / DRILL_DIR
+    root.mkdir(parents=True)
+    # A PostgreSQL server's data directory elsewhere, with a live "postmaster" on it.
+    elsewhere = tmp_path / "production"
+    pgdata = elsewhere / "pgdata"
+    pgdata.mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text("18\n")
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", str(pgdata.resolve())]
+    )
+    try:
+        (pgdata / "postmaster.pid").write_text(f"{server.pid}\n{pgdata}\n")
+        (root / f"{PREFIX}link").symlink_to(elsewhere, target_is_directory=True)
+        mine = root / f"{PREFIX}mine"
+        mine.mkdir()
+        (mine / "notes.txt").write_text("kept")
+        killed_early = root / f"{PREFIX}0123456789ab"
+        killed_early.mkdir()  # a drill killed between mkdir and its marker
+        assert clean_leftovers(data_dir, None) == [killed_early.name]
+        time.sleep(0.2)
+        assert server.poll() is None, "the cleanup stopped a server no drill started"
+        assert (pgdata / "PG_VERSION").is_file()
+        assert (root / f"{PREFIX}link").is_symlink()
+        assert (mine / "notes.txt").read_text() == "kept"
+    finally:
+        server.kill()
+        server.wait()

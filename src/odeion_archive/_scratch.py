@@ -215,6 +215,15 @@ def clean_leftovers(data_dir: Path, conninfo: str | None) -> list[str]:
     for path in sorted(root.iterdir()):
         if not path.name.startswith(PREFIX):
             continue
+        if path.is_symlink() or (path.is_dir() and not _is_drill_cluster(path)):
+            # Not made by a drill: never followed, stopped or removed.
+            _log.warning(
+                "%s is not a drill's scratch cluster (a symbolic link, or a directory without "
+                "its %s file); it is left alone: remove it yourself if it is not needed",
+                path,
+                _CLUSTER_MARKER,
+            )
+            continue
         if path.is_dir():
             _remove_cluster(path)
             removed.append(path.name)
@@ -223,6 +232,14 @@ def clean_leftovers(data_dir: Path, conninfo: str | None) -> list[str]:
             if _drop_leftover_database(path, name, conninfo):
                 removed.append(name)
     return removed
+
+
+def _is_drill_cluster(directory: Path) -> bool:
+    """Whether ``directory`` is a drill's cluster: its marker, or empty (killed before it)."""
+    marker = directory / _CLUSTER_MARKER
+    if marker.is_file() and not marker.is_symlink():
+        return True
+    return not any(directory.iterdir())
 
 
 def _drop_leftover_database(marker: Path, name: str, conninfo: str | None) -> bool:
