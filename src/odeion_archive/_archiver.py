@@ -475,8 +475,9 @@ class Archiver:
     ) -> builtins.list[str]:
         """Delete the archives on ``target`` that ``rules`` (and ``keep_last``) do not keep.
 
-        The rules are those of :meth:`prune`, ordered by when each copy reached
-        the target. Returns the names deleted (with ``dry_run``, that would be).
+        The rules are those of :meth:`prune`; a copy is dated as the store dates
+        its archive, or else by when it reached the target (or its manifest's
+        date, if earlier). Returns the names deleted (with ``dry_run``, that would be).
         """
         rules = RetentionRules.combined(rules, keep_last)
         return self._targets.prune(target, rules, self._keyring(), dry_run=dry_run)

@@ -182,7 +182,7 @@ def _run_drill(
 def _prune_targets(
     archiver: Archiver, policy: SchedulePolicy
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-    """The policy's retention on every storage target (ordered there by when each copy arrived)."""
+    """The policy's retention on every storage target (each copy dated as the store dates it)."""
     pruned: dict[str, tuple[str, ...]] = {}
     errors: dict[str, str] = {}
     for target in archiver.target_names():

@@ -225,18 +225,23 @@ class TargetService:
     ) -> tuple[RetentionDecision, ...]:
         """What ``rules`` keep of the archives on the target ``name``, and why.
 
-        The same rules as in the store, ordered by when each copy reached the
-        target. A drill passed by the store's archive of the same name counts.
+        The same rules as in the store. A copy of an archive the store holds is
+        dated as the store dates it (when it entered the store); any other copy
+        by when it reached the target, or by its manifest's date if that is
+        earlier (copies made together today of a month of backups are a month
+        of backups, not one day's). A drill passed by the store's archive of the
+        same name counts.
         """
-        drilled = {
-            info.name
-            for info in self._store.list()
-            if info.last_drill is not None and info.last_drill.passed
-        }
+        in_store = {info.name: Candidate.of(info) for info in self._store.list()}
+        drilled = {name for name, candidate in in_store.items() if candidate.drill_passed}
         candidates = [
             Candidate(
                 name=archive.name,
-                entered_at=archive.copied_at,
+                entered_at=(
+                    in_store[archive.name].entered_at
+                    if archive.name in in_store
+                    else min(archive.copied_at, archive.manifest.created_at)
+                ),
                 holds_full_db="full_db" in archive.manifest.component_names,
                 drill_passed=archive.name in drilled,
             )
