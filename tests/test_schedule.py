@@ -305,3 +305,29 @@ def test_run_due_applies_the_same_retention_on_every_storage_target(
     assert list(report.target_errors) == ["gone"]
     assert not report.ok
     assert report.outcomes[0].ok
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ('format = "tar.gz"', "no archive format 'tar.gz' is registered"),
+        ('components = ["settings", "photos"]', "no backup component 'photos' is registered"),
+    ],
+)
+def test_a_schedule_whose_backup_could_never_be_made_is_refused_by_due_and_run_due(
+    offline: Archiver, tmp_path: Path, setting: str, message: str
+) -> None:
+    # It was accepted, and every run-due then failed its backup anew, without retention.
+    put_archive(offline, at("2026-01-15T12:00"))
+    policy = SchedulePolicy.from_toml(
+        f'backup_every = "1d"\n{setting}\n[retention]\nkeep_last = 1\n'
+    )
+    for check in (offline.due, offline.run_due):
+        with pytest.raises(UsageError, match=f"the schedule cannot be followed: {message}"):
+            check(policy)
+    assert len(offline.list()) == 1
+    data = offline.store.directory.parent
+    (data / "schedule.toml").write_text(f'backup_every = "1d"\n{setting}\n')
+    for command in ("due", "run-due"):
+        done = _cli(data, "postgresql://nobody@invalid.invalid/none", command, code=2)
+        assert message in done.stderr

@@ -387,8 +387,10 @@ class Archiver:
     def due(self, policy: SchedulePolicy, now: dt.datetime | None = None) -> Due:
         """What ``policy`` makes due at ``now`` (default: the current time), and why.
 
-        Computed from the store's records only; nothing runs.
+        Computed from the store's records only; nothing runs. A policy whose
+        format or components are not registered raises :class:`UsageError`.
         """
+        _due.check_policy(policy, self._registry)
         return _due.compute_due(self.list(), policy, now, self._registry.default_components())
 
     def run_due(

@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING
 
 from odeion_archive._duration import Duration, age_text
 from odeion_archive._schedule import Due, DueTask, RunReport, SchedulePolicy, TaskOutcome
-from odeion_archive.errors import ArchiveError, CancelledError, UsageError
+from odeion_archive.errors import ArchiveError, CancelledError, PluginError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback
 from odeion_archive.results import ArchiveInfo
 
 if TYPE_CHECKING:
     from odeion_archive._archiver import Archiver
+    from odeion_archive._registry import Registry
 
-__all__ = ["compute_due", "run_due"]
+__all__ = ["check_policy", "compute_due", "run_due"]
 
 
 def _moment(now: dt.datetime | None) -> dt.datetime:
@@ -99,6 +100,20 @@ def _drill(
             "drill", f"last drill {age_text(now - last)} ago, every {every}", target.name
         )
     return f"drill: last {age_text(now - last)} ago, next in {age_text(every.after(last) - now)}"
+
+
+def check_policy(policy: SchedulePolicy, registry: Registry) -> None:
+    """Refuse a policy whose backups could never be made: an unknown format or component.
+
+    Found by ``due`` (which an administrator runs to check a schedule) and
+    before ``run-due`` starts, rather than as a failed backup at every tick.
+    """
+    try:
+        registry.format(policy.format)
+        for name in policy.components or ():
+            registry.component(name)
+    except PluginError as exc:
+        raise UsageError(f"the schedule cannot be followed: {exc}; correct it") from None
 
 
 def compute_due(
