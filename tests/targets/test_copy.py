@@ -448,3 +448,19 @@ def test_objects_named_as_no_archive_is_named_are_left_out_of_everything_a_targe
     assert [d.name for d in archiver.prune_target_plan(target_spec.name, RetentionRules(1))] == [
         path.name
     ]
+
+
+def test_a_key_the_s3_client_cannot_list_is_named_with_what_to_do(
+    tmp_path: Path, s3_target_spec: TargetSpec
+) -> None:
+    # obstore refuses the whole listing; the error was a truncated debug dump, raw ESC
+    # included, and counted as transient (so copies retried it in vain).
+    archiver = _archiver(tmp_path, s3_target_spec)
+    _put_foreign(s3_target_spec, "\x1b[31mred", b"x")
+    with pytest.raises(TargetError) as caught:
+        archiver.list_target(s3_target_spec.name)
+    message = str(caught.value)
+    assert "holds an object named 'server-1/\\x1b[31mred'" in message
+    assert "rename or remove that object" in message
+    assert "\x1b" not in message
+    assert not caught.value.transient

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import re
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -60,6 +61,7 @@ _OPTIONAL = {
 }
 _READ_CHUNK = 1024 * 1024
 _MESSAGE_LIMIT = 300
+_INVALID_KEY = re.compile(r'Error parsing Path "(.*?)": ', re.DOTALL)
 _REFUSED = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403 Forbidden")
 
 
@@ -190,6 +192,15 @@ class S3Target:
             )
         if isinstance(exc, FileNotFoundError | exceptions.NotFoundError):
             return TargetError(f"{where} has no object to {doing}: {short}")
+        invalid = _INVALID_KEY.search(str(exc))
+        if invalid is not None:
+            # obstore fails the whole listing on one key it cannot parse; trying again is vain.
+            return TargetError(
+                f"{where}: could not {doing}: the bucket holds an object named "
+                f"{invalid.group(1)!r} (a control character or an empty or '.' part in its "
+                "name), which no archive has and which the S3 client cannot list; rename or "
+                "remove that object"
+            )
         return TargetError(f"{where}: could not {doing}: {short}", transient=True)
 
     def list(self) -> Sequence[RemoteObject]:
