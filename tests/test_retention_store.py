@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -220,3 +221,24 @@ def test_a_target_filled_in_one_go_keeps_what_the_store_keeps(tmp_path: Path) ->
     # when it arrived (today, after the others): it is the oldest, and goes first.
     archiver.delete(names[0])
     assert archiver.prune_target("nas", keep_last=2) == [names[0]]
+
+
+def test_an_archive_that_entered_while_the_clock_ran_ahead_never_shadows_the_others(
+    tmp_path: Path,
+) -> None:
+    """The clock ran a year ahead for one backup, then was set right.
+
+    keep-within counted back from that future backup and kept none of the month's real
+    backups: run-due's retention deleted them all.
+    """
+    archiver = Archiver(tmp_path / "data", database_url="postgresql:///unused")
+    today = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ahead = put_archive(archiver, today + dt.timedelta(days=365))
+    recent = [put_archive(archiver, today - dt.timedelta(days=d)) for d in (1, 2, 3)]
+    old = put_archive(archiver, today - dt.timedelta(days=90))
+    kept = {d.name: d.reasons for d in archiver.prune_plan(RetentionRules(keep_within="30d"))}
+    assert {name for name, reasons in kept.items() if reasons} == set(recent)
+    assert kept[ahead] == () and kept[old] == ()
+    # keep_last still counts it, as the oldest (as an archive that claims a future date).
+    kept = {d.name: d.reasons for d in archiver.prune_plan(RetentionRules(keep_last=4))}
+    assert kept[ahead] == () and kept[old] == ("keep-last",)

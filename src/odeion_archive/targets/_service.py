@@ -244,6 +244,7 @@ class TargetService:
                 ),
                 holds_full_db="full_db" in archive.manifest.component_names,
                 drill_passed=archive.name in drilled,
+                future_dated=archive.name in in_store and in_store[archive.name].future_dated,
             )
             for archive in self.archives(name, keyring)
         ]
