@@ -22,7 +22,14 @@ from odeion_archive import (
     Registry,
     RetentionRules,
 )
-from odeion_archive.errors import CancelledError, CorruptArchiveError, NotFoundError, TargetError
+from odeion_archive.errors import (
+    ArchiveInvalidError,
+    CancelledError,
+    CorruptArchiveError,
+    NotFoundError,
+    TargetError,
+    UsageError,
+)
 from odeion_archive.targets import RemoteObject, Target, TargetSpec
 from odeion_archive.targets._remote import archives_on
 
@@ -464,3 +471,27 @@ def test_a_key_the_s3_client_cannot_list_is_named_with_what_to_do(
     assert "rename or remove that object" in message
     assert "\x1b" not in message
     assert not caught.value.transient
+
+
+def test_only_an_archive_is_copied_to_a_target(tmp_path: Path, dir_target_spec: TargetSpec) -> None:
+    # Any file given by path was sent (copy /etc/passwd --to nas), and a file named like a
+    # record (.sha256-NAME) would have replaced the record of NAME's checked copy.
+    archiver = _archiver(tmp_path, dir_target_spec)
+    path = make_archive(archiver.store.directory)
+    archiver.copy_to("nas", path.name)
+    secret = tmp_path / "passwords.txt"
+    secret.write_text("root:hunter2\n")
+    with pytest.raises(ArchiveInvalidError, match="not an archive in any known format"):
+        archiver.copy_to("nas", secret)
+    record = tmp_path / f".sha256-{path.name}"
+    record.write_bytes(path.read_bytes())
+    with pytest.raises(UsageError, match="starts with '.'"):
+        archiver.copy_to("nas", record)
+    assert set(_objects(dir_target_spec)) == {path.name, f".sha256-{path.name}"}
+    assert archiver.list_target("nas")[0].checked
+    # An archive from outside the store is still copied.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = make_archive(elsewhere)
+    [result] = archiver.copy_to("nas", other)
+    assert result.ok and other.name in _objects(dir_target_spec)

@@ -129,6 +129,16 @@ class TargetService:
         sha256 recorded) is on the target already is not sent again.
         """
         target = self.open(name)
+        if path.name.startswith("."):
+            raise UsageError(
+                f"{path.name!r} starts with '.', as the records of checked copies on a target "
+                "do; rename the archive before copying it"
+            )
+        if path.resolve().parent != self._store.directory.resolve():
+            # Only an archive goes to a target: a file from elsewhere that is none (a
+            # mistyped path, a configuration file) is refused before any byte leaves.
+            with ArchiveFile.open(path, self._registry):
+                pass
         if skip_copied:
             present = {o.name: o.size for o in target.list()}
             record = read_sum(target, path.name, present)
