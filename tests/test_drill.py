@@ -19,6 +19,7 @@ import attrs
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from odeion_archive import Archiver, CancelToken, Failure, ProgressEvent, Registry, _keys, hookimpl
 from odeion_archive._archive import ArchiveBuilder, ArchiveFile
@@ -659,3 +660,28 @@ def test_cleanup_never_follows_stops_or_removes_what_no_drill_made(tmp_path: Pat
     finally:
         server.kill()
         server.wait()
+
+
+def test_cleanup_never_drops_a_database_whose_name_no_drill_gives(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    """A user's own database named odeion_drill_... stays, even with a marker naming it."""
+    data_dir = tmp_path / "data"
+    root = data_dir / DRILL_DIR
+    root.mkdir(parents=True)
+    mine = f"{PREFIX}reports"
+    with psycopg.connect(odeion_db, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(mine)))
+    try:
+        server = make_conninfo(
+            "", **{k: v for k, v in conninfo_to_dict(odeion_db).items() if k != "password"}
+        )
+        (root / f"{mine}.database").write_text(server)
+        killed = f"{PREFIX}0123456789ab"
+        (root / f"{killed}.database").write_text(server)  # a killed drill's, before CREATE
+        assert clean_leftovers(data_dir, odeion_db) == [killed]
+        assert mine in _scratch_databases(odeion_db)
+        assert (root / f"{mine}.database").is_file()
+    finally:
+        with psycopg.connect(odeion_db, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(mine)))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -53,6 +54,10 @@ PREFIX = "odeion_drill_"
 _DATABASE_MARKER = ".database"
 _CLUSTER_MARKER = "DRILL"
 _STOP_WAIT_SECONDS = 15.0
+
+
+#: The names drills give their scratch databases and clusters; cleanup touches no other.
+_NAME = re.compile(re.escape(PREFIX) + "[0-9a-f]{12}")
 
 
 def _new_name() -> str:
@@ -213,8 +218,8 @@ def clean_leftovers(data_dir: Path, conninfo: str | None) -> list[str]:
         return []
     removed: list[str] = []
     for path in sorted(root.iterdir()):
-        if not path.name.startswith(PREFIX):
-            continue
+        if not _NAME.fullmatch(path.name.removesuffix(_DATABASE_MARKER)):
+            continue  # no name a drill gives: never dropped, whatever a marker says
         if path.is_symlink() or (path.is_dir() and not _is_drill_cluster(path)):
             # Not made by a drill: never followed, stopped or removed.
             _log.warning(
