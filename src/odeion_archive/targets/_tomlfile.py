@@ -26,12 +26,12 @@ LIMIT = 64 * 1024
 def read_toml(path: Path, what: str) -> dict[str, Any]:
     """The TOML document in ``path`` (``what`` names it in errors, e.g. "the credentials file").
 
-    Raises :class:`FileNotFoundError` if there is no such file (the callers
+    Raises :class:`FileNotFoundError` (or :class:`NotADirectoryError`) if there is no such file (the callers
     decide what that means); any other flaw is a :class:`UsageError`.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
