@@ -19,13 +19,14 @@ import attrs
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from odeion_archive import Archiver, CancelToken, Failure, ProgressEvent, Registry, _keys, hookimpl
 from odeion_archive._archive import ArchiveBuilder, ArchiveFile
 from odeion_archive._manifest import ComponentEntry
 from odeion_archive._rowcounts import count_rows
 from odeion_archive._schema import migrate
-from odeion_archive._scratch import DRILL_DIR, PREFIX
+from odeion_archive._scratch import DRILL_DIR, PREFIX, clean_leftovers
 from odeion_archive.errors import CancelledError
 from odeion_archive.sample import SeedScale, seed
 
@@ -617,3 +618,60 @@ def test_a_damaged_or_foreign_archive_fails_the_drill_and_says_why(
         ("drill", info.name),
     ]
     assert _scratch_databases(module_odeion_db) == []
+
+
+def test_cleanup_never_follows_stops_or_removes_what_no_drill_made(tmp_path: Path) -> None:
+    """A directory or link named like a drill's cluster, but not one, is left alone."""
+    data_dir = tmp_path / "data"
+    root = data_dir / DRILL_DIR
+    root.mkdir(parents=True)
+    # A PostgreSQL server's data directory elsewhere, with a live "postmaster" on it.
+    elsewhere = tmp_path / "production"
+    pgdata = elsewhere / "pgdata"
+    pgdata.mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text("18\n")
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", str(pgdata.resolve())]
+    )
+    try:
+        (pgdata / "postmaster.pid").write_text(f"{server.pid}\n{pgdata}\n")
+        (root / f"{PREFIX}link").symlink_to(elsewhere, target_is_directory=True)
+        mine = root / f"{PREFIX}mine"
+        mine.mkdir()
+        (mine / "notes.txt").write_text("kept")
+        killed_early = root / f"{PREFIX}0123456789ab"
+        killed_early.mkdir()  # a drill killed between mkdir and its marker
+        assert clean_leftovers(data_dir, None) == [killed_early.name]
+        time.sleep(0.2)
+        assert server.poll() is None, "the cleanup stopped a server no drill started"
+        assert (pgdata / "PG_VERSION").is_file()
+        assert (root / f"{PREFIX}link").is_symlink()
+        assert (mine / "notes.txt").read_text() == "kept"
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_cleanup_never_drops_a_database_whose_name_no_drill_gives(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    """A user's own database named odeion_drill_... stays, even with a marker naming it."""
+    data_dir = tmp_path / "data"
+    root = data_dir / DRILL_DIR
+    root.mkdir(parents=True)
+    mine = f"{PREFIX}reports"
+    with psycopg.connect(odeion_db, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(mine)))
+    try:
+        server = make_conninfo(
+            "", **{k: v for k, v in conninfo_to_dict(odeion_db).items() if k != "password"}
+        )
+        (root / f"{mine}.database").write_text(server)
+        killed = f"{PREFIX}0123456789ab"
+        (root / f"{killed}.database").write_text(server)  # a killed drill's, before CREATE
+        assert clean_leftovers(data_dir, odeion_db) == [killed]
+        assert mine in _scratch_databases(odeion_db)
+        assert (root / f"{mine}.database").is_file()
+    finally:
+        with psycopg.connect(odeion_db, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(mine)))

@@ -198,3 +198,26 @@ def test_months_are_calendar_months_clamped_to_the_month_end() -> None:
     assert Duration.parse("1m").before(_at("2024-03-31T10:00")) == _at("2024-02-29T10:00")
     assert Duration.parse("1y").after(_at("2024-02-29T00:00")) == _at("2025-02-28T00:00")
     assert Duration.parse("1m1d").after(_at("2026-01-31T00:00")) == _at("2026-03-01T00:00")
+
+
+@pytest.mark.parametrize("text", ["999999d", "999999w", "1001y", "12001m"])
+def test_a_duration_beyond_a_thousand_years_is_refused_when_read_not_when_used(
+    text: str,
+) -> None:
+    # 999999d parsed, then overflowed the calendar inside decide() with a bare OverflowError.
+    with pytest.raises(UsageError, match="longer than a thousand years"):
+        RetentionRules(keep_within=text)
+
+
+def test_the_longest_duration_keeps_everything_and_never_overflows_the_calendar() -> None:
+    archives = _candidates("0001-06-01T00:00", "1100-01-01T00:00", "2026-05-01T08:00")
+    assert set(_kept(archives, RetentionRules(keep_within="1000y"))) == {
+        "1100-01-01T00:00",
+        "2026-05-01T08:00",
+    }
+    archives = _candidates("1100-01-01T00:00", "9999-12-01T00:00")
+    assert set(_kept(archives, RetentionRules(keep_within="1000y"))) == {"9999-12-01T00:00"}
+    with pytest.raises(UsageError, match="before the year 1"):
+        Duration.parse("366000d").before(_at("0500-01-01T00:00"))
+    with pytest.raises(UsageError, match="after the year 9999"):
+        Duration.parse("366000d").after(_at("9500-01-01T00:00"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from _stores import at, put_archive
 from odeion_archive import Archiver, CheckRecord, RetentionRules
 from odeion_archive.errors import UsageError
+from odeion_archive.targets import TargetSpec
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
 
@@ -191,3 +193,52 @@ def test_prune_without_a_sound_rule_is_a_usage_error(
 ) -> None:
     refused = _cli(tmp_path / "data", "prune", *args, "--dry-run", code=2)
     assert message in refused.stderr
+
+
+def test_a_target_filled_in_one_go_keeps_what_the_store_keeps(tmp_path: Path) -> None:
+    """Copies of three months of backups made on one day are three months on the target too.
+
+    Dated by when each copy arrived, all fell on one day: keep-monthly 3 kept the newest
+    copy and the oldest, and deleted the rest from the target.
+    """
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    archiver = Archiver(
+        tmp_path / "data",
+        database_url="postgresql:///unused",
+        targets=[TargetSpec.directory("nas", nas)],
+    )
+    names = [put_archive(archiver, at(f"2026-0{month}-15T12:00")) for month in (1, 2, 3)]
+    for name in reversed(names):  # the newest copied first: arrival order says nothing
+        archiver.copy_to("nas", name)
+    rules = RetentionRules(keep_monthly=3)
+    in_store = {d.name: d.reasons for d in archiver.prune_plan(rules)}
+    on_target = {d.name: d.reasons for d in archiver.prune_target_plan("nas", rules)}
+    assert on_target == in_store
+    assert all(on_target.values())
+    assert archiver.prune_target("nas", rules=rules) == []
+    # A copy whose archive left the store is dated by its manifest (made long ago), not by
+    # when it arrived (today, after the others): it is the oldest, and goes first.
+    archiver.delete(names[0])
+    assert archiver.prune_target("nas", keep_last=2) == [names[0]]
+
+
+def test_an_archive_that_entered_while_the_clock_ran_ahead_never_shadows_the_others(
+    tmp_path: Path,
+) -> None:
+    """The clock ran a year ahead for one backup, then was set right.
+
+    keep-within counted back from that future backup and kept none of the month's real
+    backups: run-due's retention deleted them all.
+    """
+    archiver = Archiver(tmp_path / "data", database_url="postgresql:///unused")
+    today = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ahead = put_archive(archiver, today + dt.timedelta(days=365))
+    recent = [put_archive(archiver, today - dt.timedelta(days=d)) for d in (1, 2, 3)]
+    old = put_archive(archiver, today - dt.timedelta(days=90))
+    kept = {d.name: d.reasons for d in archiver.prune_plan(RetentionRules(keep_within="30d"))}
+    assert {name for name, reasons in kept.items() if reasons} == set(recent)
+    assert kept[ahead] == () and kept[old] == ()
+    # keep_last still counts it, as the oldest (as an archive that claims a future date).
+    kept = {d.name: d.reasons for d in archiver.prune_plan(RetentionRules(keep_last=4))}
+    assert kept[ahead] == () and kept[old] == ("keep-last",)

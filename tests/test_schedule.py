@@ -305,3 +305,56 @@ def test_run_due_applies_the_same_retention_on_every_storage_target(
     assert list(report.target_errors) == ["gone"]
     assert not report.ok
     assert report.outcomes[0].ok
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ('format = "tar.gz"', "no archive format 'tar.gz' is registered"),
+        ('components = ["settings", "photos"]', "no backup component 'photos' is registered"),
+    ],
+)
+def test_a_schedule_whose_backup_could_never_be_made_is_refused_by_due_and_run_due(
+    offline: Archiver, tmp_path: Path, setting: str, message: str
+) -> None:
+    # It was accepted, and every run-due then failed its backup anew, without retention.
+    put_archive(offline, at("2026-01-15T12:00"))
+    policy = SchedulePolicy.from_toml(
+        f'backup_every = "1d"\n{setting}\n[retention]\nkeep_last = 1\n'
+    )
+    for check in (offline.due, offline.run_due):
+        with pytest.raises(UsageError, match=f"the schedule cannot be followed: {message}"):
+            check(policy)
+    assert len(offline.list()) == 1
+    data = offline.store.directory.parent
+    (data / "schedule.toml").write_text(f'backup_every = "1d"\n{setting}\n')
+    for command in ("due", "run-due"):
+        done = _cli(data, "postgresql://nobody@invalid.invalid/none", command, code=2)
+        assert message in done.stderr
+
+
+def test_records_dated_after_now_never_postpone_a_task(offline: Archiver) -> None:
+    """A clock that ran a year ahead, then was set right: everything is due, not in a year."""
+    policy = SchedulePolicy(
+        backup_every="1d", verify_every="7d", drill_every="1m", components=["settings", "full_db"]
+    )
+    now = at("2026-11-30T12:00")
+    ahead = at("2027-11-30T12:00")
+    name = put_archive(offline, ahead, ("settings", "full_db"))
+    offline.store.record_check(name, CheckRecord("verification", ahead, True))
+    offline.store.record_check(name, CheckRecord("drill", ahead, True))
+    due = offline.due(policy, now=now)
+    wrong = "after now: a clock was wrong, so it is due again"
+    assert [(t.kind, t.reason) for t in due.tasks] == [
+        ("backup", f"the last backup is dated 2027-11-30 12:00Z; {wrong}"),
+        (
+            "verification",
+            f"1 of 1 archives not verified for 7d or more (the longest: {name}, 0 min)",
+        ),
+        ("drill", f"the last drill is dated 2027-11-30 12:00Z; {wrong}"),
+    ]
+    # Within the allowed clock skew, a record is trusted.
+    move_entry(offline, name, now + dt.timedelta(minutes=4))
+    offline.store.record_check(name, CheckRecord("verification", now, True))
+    offline.store.record_check(name, CheckRecord("drill", now, True))
+    assert not offline.due(policy, now=now)

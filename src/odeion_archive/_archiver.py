@@ -441,8 +441,10 @@ class Archiver:
     def due(self, policy: SchedulePolicy, now: dt.datetime | None = None) -> Due:
         """What ``policy`` makes due at ``now`` (default: the current time), and why.
 
-        Computed from the store's records only; nothing runs.
+        Computed from the store's records only; nothing runs. A policy whose
+        format or components are not registered raises :class:`UsageError`.
         """
+        _due.check_policy(policy, self._registry)
         return _due.compute_due(self.list(), policy, now, self._registry.default_components())
 
     def run_due(
@@ -529,8 +531,9 @@ class Archiver:
     ) -> builtins.list[str]:
         """Delete the archives on ``target`` that ``rules`` (and ``keep_last``) do not keep.
 
-        The rules are those of :meth:`prune`, ordered by when each copy reached
-        the target. Returns the names deleted (with ``dry_run``, that would be).
+        The rules are those of :meth:`prune`; a copy is dated as the store dates
+        its archive, or else by when it reached the target (or its manifest's
+        date, if earlier). Returns the names deleted (with ``dry_run``, that would be).
         """
         rules = RetentionRules.combined(rules, keep_last)
         return self._targets.prune(target, rules, self._keyring(), dry_run=dry_run)

@@ -21,14 +21,16 @@ from typing import TYPE_CHECKING
 
 from odeion_archive._duration import Duration, age_text
 from odeion_archive._schedule import Due, DueTask, RunReport, SchedulePolicy, TaskOutcome
-from odeion_archive.errors import ArchiveError, CancelledError, UsageError
+from odeion_archive._store import CLOCK_SKEW
+from odeion_archive.errors import ArchiveError, CancelledError, PluginError, UsageError
 from odeion_archive.events import CancelToken, ProgressCallback
 from odeion_archive.results import ArchiveInfo
 
 if TYPE_CHECKING:
     from odeion_archive._archiver import Archiver
+    from odeion_archive._registry import Registry
 
-__all__ = ["compute_due", "run_due"]
+__all__ = ["check_policy", "compute_due", "run_due"]
 
 
 def _moment(now: dt.datetime | None) -> dt.datetime:
@@ -37,6 +39,17 @@ def _moment(now: dt.datetime | None) -> dt.datetime:
     if now.tzinfo is None:
         raise UsageError("now must carry a time zone (datetime.now(datetime.UTC))")
     return now.astimezone(dt.UTC)
+
+
+_WRONG_CLOCK = "after now: a clock was wrong, so it is due again"
+
+
+def _future(moment: dt.datetime, now: dt.datetime) -> bool:
+    """Whether a record is dated after ``now`` (a clock that ran ahead, then was set right).
+
+    Such a record never postpones a task: backups would otherwise stop until that date.
+    """
+    return moment > now + CLOCK_SKEW
 
 
 def drill_target(infos: Sequence[ArchiveInfo], policy: SchedulePolicy) -> ArchiveInfo | None:
@@ -59,6 +72,8 @@ def _backup(
     if not made:
         return DueTask("backup", f"no backup of {', '.join(wanted)} made here yet")
     last = max(made)
+    if _future(last, now):
+        return DueTask("backup", f"the last backup is dated {last:%Y-%m-%d %H:%M}Z; {_WRONG_CLOCK}")
     if every.after(last) <= now:
         return DueTask("backup", f"last backup {age_text(now - last)} ago, every {every}")
     return f"backup: last {age_text(now - last)} ago, next in {age_text(every.after(last) - now)}"
@@ -72,7 +87,9 @@ def _verification(infos: Sequence[ArchiveInfo], every: Duration, now: dt.datetim
     }
     if not checked:
         return "verification: no archives yet"
-    stale = sorted((at, name) for name, at in checked.items() if every.after(at) <= now)
+    stale = sorted(
+        (at, name) for name, at in checked.items() if every.after(at) <= now or _future(at, now)
+    )
     if stale:
         at, name = stale[0]
         return DueTask(
@@ -94,11 +111,29 @@ def _drill(
     if not drills:
         return DueTask("drill", "no restore drill yet", target.name)
     last = max(drills)
+    if _future(last, now):
+        return DueTask(
+            "drill", f"the last drill is dated {last:%Y-%m-%d %H:%M}Z; {_WRONG_CLOCK}", target.name
+        )
     if every.after(last) <= now:
         return DueTask(
             "drill", f"last drill {age_text(now - last)} ago, every {every}", target.name
         )
     return f"drill: last {age_text(now - last)} ago, next in {age_text(every.after(last) - now)}"
+
+
+def check_policy(policy: SchedulePolicy, registry: Registry) -> None:
+    """Refuse a policy whose backups could never be made: an unknown format or component.
+
+    Found by ``due`` (which an administrator runs to check a schedule) and
+    before ``run-due`` starts, rather than as a failed backup at every tick.
+    """
+    try:
+        registry.format(policy.format)
+        for name in policy.components or ():
+            registry.component(name)
+    except PluginError as exc:
+        raise UsageError(f"the schedule cannot be followed: {exc}; correct it") from None
 
 
 def compute_due(
@@ -182,7 +217,7 @@ def _run_drill(
 def _prune_targets(
     archiver: Archiver, policy: SchedulePolicy
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-    """The policy's retention on every storage target (ordered there by when each copy arrived)."""
+    """The policy's retention on every storage target (each copy dated as the store dates it)."""
     pruned: dict[str, tuple[str, ...]] = {}
     errors: dict[str, str] = {}
     for target in archiver.target_names():

@@ -21,6 +21,9 @@ __all__ = ["Duration", "age_text"]
 _PART = re.compile(r"([0-9]{1,6})([ymwdh])")
 _WHOLE = re.compile(r"(?:[0-9]{1,6}[ymwdh])+")
 _ORDER = "ymwdh"
+#: The longest duration: a thousand years (a calendar of months, or of 366-day years in hours).
+_MAX_MONTHS = 1000 * 12
+_MAX_HOURS = 1000 * 366 * 24
 
 
 def _shift_months(moment: dt.datetime, months: int) -> dt.datetime:
@@ -49,6 +52,11 @@ class Duration:
     def __attrs_post_init__(self) -> None:
         if self.months < 0 or self.hours < 0 or (self.months == 0 and self.hours == 0):
             raise UsageError("a duration must be longer than nothing, such as 24h, 7d or 1m")
+        if self.months > _MAX_MONTHS or self.hours > _MAX_HOURS:
+            raise UsageError(
+                f"a duration of {self.text or self} is longer than a thousand years; "
+                "write at most 1000y (to keep or wait for ever, leave the rule out)"
+            )
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -70,11 +78,17 @@ class Duration:
 
     def before(self, moment: dt.datetime) -> dt.datetime:
         """The moment this long before ``moment``."""
-        return _shift_months(moment, -self.months) - dt.timedelta(hours=self.hours)
+        try:
+            return _shift_months(moment, -self.months) - dt.timedelta(hours=self.hours)
+        except OverflowError:
+            raise UsageError(f"{self} before {moment:%Y-%m-%d} is before the year 1") from None
 
     def after(self, moment: dt.datetime) -> dt.datetime:
         """The moment this long after ``moment``."""
-        return _shift_months(moment, self.months) + dt.timedelta(hours=self.hours)
+        try:
+            return _shift_months(moment, self.months) + dt.timedelta(hours=self.hours)
+        except OverflowError:
+            raise UsageError(f"{self} after {moment:%Y-%m-%d} is after the year 9999") from None
 
     def __str__(self) -> str:
         if self.text:

@@ -38,6 +38,9 @@ from odeion_archive.results import ArchiveInfo
 
 __all__ = ["Candidate", "RetentionDecision", "RetentionRules", "decide"]
 
+#: How far after now a moment may lie before it counts as dated in the future
+#: (the store's ``CLOCK_SKEW``; the store imports this module, not the reverse).
+_CLOCK_SKEW = dt.timedelta(minutes=5)
 #: The reason of the archive kept because it is the newest that passed a drill.
 DRILLED = "newest passed drill"
 #: The reason of the archive kept because it is the newest that holds full_db.
@@ -110,15 +113,24 @@ class Candidate:
     future_dated: bool = False
 
     @classmethod
-    def of(cls, info: ArchiveInfo) -> Candidate:
-        """The candidate for an archive the store lists."""
+    def of(cls, info: ArchiveInfo, now: dt.datetime | None = None) -> Candidate:
+        """The candidate for an archive the store lists.
+
+        It counts as dated in the future if it claims a time after it entered
+        the store, or if it entered the store after ``now`` (default: the
+        current time; a clock that ran ahead, then was set right): otherwise
+        ``keep_within`` would count back from that future moment and keep
+        none of the archives made since.
+        """
         entered_at = info.entered_at if info.entered_at is not None else info.created_at
+        now = dt.datetime.now(dt.UTC) if now is None else now
         return cls(
             name=info.name,
             entered_at=entered_at,
             holds_full_db="full_db" in info.components,
             drill_passed=info.last_drill is not None and info.last_drill.passed,
-            future_dated=any(issue.code == "created_in_future" for issue in info.warnings),
+            future_dated=entered_at > now + _CLOCK_SKEW
+            or any(issue.code == "created_in_future" for issue in info.warnings),
         )
 
 

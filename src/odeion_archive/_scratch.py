@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -53,6 +54,10 @@ PREFIX = "odeion_drill_"
 _DATABASE_MARKER = ".database"
 _CLUSTER_MARKER = "DRILL"
 _STOP_WAIT_SECONDS = 15.0
+
+
+#: The names drills give their scratch databases and clusters; cleanup touches no other.
+_NAME = re.compile(re.escape(PREFIX) + "[0-9a-f]{12}")
 
 
 def _new_name() -> str:
@@ -213,7 +218,16 @@ def clean_leftovers(data_dir: Path, conninfo: str | None) -> list[str]:
         return []
     removed: list[str] = []
     for path in sorted(root.iterdir()):
-        if not path.name.startswith(PREFIX):
+        if not _NAME.fullmatch(path.name.removesuffix(_DATABASE_MARKER)):
+            continue  # no name a drill gives: never dropped, whatever a marker says
+        if path.is_symlink() or (path.is_dir() and not _is_drill_cluster(path)):
+            # Not made by a drill: never followed, stopped or removed.
+            _log.warning(
+                "%s is not a drill's scratch cluster (a symbolic link, or a directory without "
+                "its %s file); it is left alone: remove it yourself if it is not needed",
+                path,
+                _CLUSTER_MARKER,
+            )
             continue
         if path.is_dir():
             _remove_cluster(path)
@@ -223,6 +237,14 @@ def clean_leftovers(data_dir: Path, conninfo: str | None) -> list[str]:
             if _drop_leftover_database(path, name, conninfo):
                 removed.append(name)
     return removed
+
+
+def _is_drill_cluster(directory: Path) -> bool:
+    """Whether ``directory`` is a drill's cluster: its marker, or empty (killed before it)."""
+    marker = directory / _CLUSTER_MARKER
+    if marker.is_file() and not marker.is_symlink():
+        return True
+    return not any(directory.iterdir())
 
 
 def _drop_leftover_database(marker: Path, name: str, conninfo: str | None) -> bool:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
-from _s3 import SECRET_KEY
+from _s3 import ACCESS_KEY, SECRET_KEY, S3Server, s3_spec
 
 from odeion_archive import Archiver, Registry
 from odeion_archive.errors import UsageError
@@ -92,6 +94,27 @@ def test_the_host_passes_targets_instead_of_the_file(tmp_path: Path) -> None:
             '[targets.s]\nkind = "s3"\nbucket = "b"\nretries = "x"\n',
             "retries must be a whole number",
         ),
+        # Each of these made obstore panic (a BaseException) at the first request.
+        ('[targets.s]\nkind = "s3"\nbucket = "b"\nendpoint = "::bad"\n', "is not a URL"),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\nendpoint = "https://h:99999"\n',
+            "is not a URL",
+        ),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\nendpoint = "ftp://h"\n',
+            "is not a URL",
+        ),
+        ('[targets.s]\nkind = "s3"\nbucket = "b"\nregion = "eu\\nx"\n', "region 'eu\\\\nx'"),
+        ('[targets.s]\nkind = "s3"\nbucket = "b c"\n', "bucket 'b c' may hold only"),
+        # An overflow in timedelta, and memory: refused with the bounds.
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\ntimeout = 1000000000000000000000000\n',
+            "timeout must be a whole number from 1 to 86400",
+        ),
+        (
+            '[targets.s]\nkind = "s3"\nbucket = "b"\npart_size_mib = 100000\n',
+            "part_size_mib must be a whole number from 1 to 5120",
+        ),
     ],
 )
 def test_a_bad_configuration_is_a_usage_error_that_says_what_to_fix(
@@ -160,3 +183,68 @@ def test_an_s3_target_describes_itself_without_credentials(credentials_file: Pat
     target = Registry.default().target_kind("s3").open(spec)
     assert target.describe() == "s3://odeion-b/srv at https://127.0.0.1:1"
     assert SECRET_KEY not in repr(spec) + repr(target) + target.describe()
+
+
+def _hostile(path: Path, how: str) -> None:
+    if how == "not utf-8":
+        path.write_bytes(b'\xff\xfe[targets.nas]\nkind = "dir"\n')
+    elif how == "huge":
+        path.write_bytes(b"# " + b"x" * (1024 * 1024) + b"\n")
+    elif how == "endless":
+        path.symlink_to("/dev/zero")
+    elif how == "fifo":
+        os.mkfifo(path, 0o600)
+    elif how == "directory":
+        path.mkdir(mode=0o700)
+
+
+_HOSTILE = [
+    ("not utf-8", "is not UTF-8 text"),
+    ("huge", "is larger than 65536 bytes"),
+    ("endless", "is not a regular file"),
+    ("fifo", "is not a regular file"),
+    ("directory", "is not a regular file|Is a directory"),
+]
+
+
+@pytest.mark.parametrize(("how", "message"), _HOSTILE)
+def test_a_hostile_targets_file_is_a_usage_error_never_a_hang_or_a_traceback(
+    tmp_path: Path, how: str, message: str
+) -> None:
+    _hostile(tmp_path / "targets.toml", how)
+    archiver = Archiver(tmp_path, database_url="postgresql:///unused")
+    with pytest.raises(UsageError, match=message):
+        archiver.targets()
+
+
+@pytest.mark.parametrize(("how", "message"), _HOSTILE)
+def test_a_hostile_credentials_file_is_a_usage_error_never_a_hang_or_a_traceback(
+    tmp_path: Path, how: str, message: str
+) -> None:
+    path = tmp_path / "creds"
+    _hostile(path, how)
+    if how == "endless":
+        message = "may be read by others"  # /dev/zero is mode 0666: refused before it is read
+    else:
+        path.chmod(0o600 if how != "directory" else 0o700)
+    spec = TargetSpec.s3("s", bucket="b", endpoint="https://127.0.0.1:1", credentials_file=path)
+    with pytest.raises(UsageError, match=message):
+        Registry.default().target_kind("s3").open(spec)
+
+
+@pytest.mark.parametrize(
+    "secret", ["SECRET\nKEY", "SECRET KEY", "SECRET\u00e9KEY", "SECRET\x7fKEY", "SECRET\rKEY"]
+)
+def test_a_credential_that_cannot_be_sent_is_refused_without_showing_it(
+    tmp_path: Path, running_s3: S3Server, bucket: str, secret: str
+) -> None:
+    # A line break in a key made obstore panic (a BaseException) at the first request.
+    path = tmp_path / "creds"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stream.write(f"access_key_id = {ACCESS_KEY!r}\nsecret_access_key = {json.dumps(secret)}\n")
+    spec = s3_spec(running_s3.endpoint, bucket, path)
+    archiver = Archiver(tmp_path / "data", targets=[spec], database_url="postgresql:///unused")
+    with pytest.raises(UsageError, match="secret_access_key may hold only printable") as caught:
+        archiver.list_target(spec.name)
+    assert "SECRET" not in str(caught.value)

@@ -22,7 +22,14 @@ from odeion_archive import (
     Registry,
     RetentionRules,
 )
-from odeion_archive.errors import CancelledError, CorruptArchiveError, NotFoundError, TargetError
+from odeion_archive.errors import (
+    ArchiveInvalidError,
+    CancelledError,
+    CorruptArchiveError,
+    NotFoundError,
+    TargetError,
+    UsageError,
+)
 from odeion_archive.targets import RemoteObject, Target, TargetSpec
 from odeion_archive.targets._remote import archives_on
 
@@ -396,10 +403,95 @@ def test_objects_that_are_no_archives_are_left_out_of_a_listing(
     with caplog.at_level(logging.WARNING):
         listed = archiver.list_target(target_spec.name)
     assert [a.name for a in listed] == [path.name]
-    assert "skipping notes.txt" in caplog.text
-    assert "skipping odeion-backup-truncated.zip" in caplog.text
+    assert "skipping 'notes.txt'" in caplog.text
+    assert "skipping 'odeion-backup-truncated.zip'" in caplog.text
     with (
         pytest.raises(NotFoundError, match="no archive named 'gone.zip' on target"),
         archiver.fetch(target_spec.name, "gone.zip"),
     ):
         pass
+
+
+def _put_foreign(spec: TargetSpec, name: str, data: bytes) -> None:
+    """An object someone else put on the target, beside this library."""
+    if spec.kind == "dir":
+        (Path(str(spec.options["path"])) / name).write_bytes(data)
+        return
+    boto3.client(
+        "s3",
+        endpoint_url=str(spec.options["endpoint"]),
+        region_name="us-east-1",
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    ).put_object(Bucket=str(spec.options["bucket"]), Key=f"server-1/{name}", Body=data)
+
+
+def test_objects_named_as_no_archive_is_named_are_left_out_of_everything_a_target_does(
+    tmp_path: Path, target_spec: TargetSpec, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One such object made list, verify, prune and run-due's retention on the target fail.
+    archiver = _archiver(tmp_path, target_spec)
+    path = make_archive(archiver.store.directory)
+    archiver.copy_to(target_spec.name, path.name)
+    odd = ["evil\u2028WARNING forged log line", "\u200bzero-width"]
+    if target_spec.kind == "dir":
+        # obstore cannot list a bucket that holds a key with an ASCII control character.
+        odd += ["\x1b[31mred", "tab\there", "evil\nWARNING forged log line"]
+    else:
+        odd.append("x" * 300)  # longer than any file name
+    for name in odd:
+        _put_foreign(target_spec, name, path.read_bytes())
+    with caplog.at_level(logging.WARNING):
+        listed = archiver.list_target(target_spec.name)
+        reports = archiver.verify_all().targets[target_spec.name]
+        [status] = archiver.targets()
+    assert [a.name for a in listed] == [path.name]
+    assert list(reports) == [path.name] and reports[path.name].ok
+    assert status.archives == 1
+    # A name is quoted, never a line of its own.
+    assert "\u2028WARNING forged" not in caplog.text and "\nWARNING forged" not in caplog.text
+    assert "skipping 'evil\\u2028WARNING forged log line'" in caplog.text
+    assert archiver.prune_target(target_spec.name, 1) == []
+    assert [d.name for d in archiver.prune_target_plan(target_spec.name, RetentionRules(1))] == [
+        path.name
+    ]
+
+
+def test_a_key_the_s3_client_cannot_list_is_named_with_what_to_do(
+    tmp_path: Path, s3_target_spec: TargetSpec
+) -> None:
+    # obstore refuses the whole listing; the error was a truncated debug dump, raw ESC
+    # included, and counted as transient (so copies retried it in vain).
+    archiver = _archiver(tmp_path, s3_target_spec)
+    _put_foreign(s3_target_spec, "\x1b[31mred", b"x")
+    with pytest.raises(TargetError) as caught:
+        archiver.list_target(s3_target_spec.name)
+    message = str(caught.value)
+    assert "holds an object named 'server-1/\\x1b[31mred'" in message
+    assert "rename or remove that object" in message
+    assert "\x1b" not in message
+    assert not caught.value.transient
+
+
+def test_only_an_archive_is_copied_to_a_target(tmp_path: Path, dir_target_spec: TargetSpec) -> None:
+    # Any file given by path was sent (copy /etc/passwd --to nas), and a file named like a
+    # record (.sha256-NAME) would have replaced the record of NAME's checked copy.
+    archiver = _archiver(tmp_path, dir_target_spec)
+    path = make_archive(archiver.store.directory)
+    archiver.copy_to("nas", path.name)
+    secret = tmp_path / "passwords.txt"
+    secret.write_text("root:hunter2\n")
+    with pytest.raises(ArchiveInvalidError, match="not an archive in any known format"):
+        archiver.copy_to("nas", secret)
+    record = tmp_path / f".sha256-{path.name}"
+    record.write_bytes(path.read_bytes())
+    with pytest.raises(UsageError, match="starts with '.'"):
+        archiver.copy_to("nas", record)
+    assert set(_objects(dir_target_spec)) == {path.name, f".sha256-{path.name}"}
+    assert archiver.list_target("nas")[0].checked
+    # An archive from outside the store is still copied.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = make_archive(elsewhere)
+    [result] = archiver.copy_to("nas", other)
+    assert result.ok and other.name in _objects(dir_target_spec)

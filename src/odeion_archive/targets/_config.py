@@ -8,11 +8,11 @@ and the other keys are the kind's settings. Credentials are refused here.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 from odeion_archive.errors import UsageError
 from odeion_archive.targets import TargetSpec
+from odeion_archive.targets._tomlfile import read_toml
 
 __all__ = ["CONFIG_FILE", "load_specs"]
 
@@ -25,12 +25,9 @@ def load_specs(data_dir: Path) -> tuple[TargetSpec, ...]:
     """The targets ``<data_dir>/targets.toml`` configures; none if there is no such file."""
     path = data_dir / CONFIG_FILE
     try:
-        with path.open("rb") as stream:
-            data = tomllib.load(stream)
+        data = read_toml(path, "the targets file")
     except (FileNotFoundError, NotADirectoryError):
         return ()  # no targets; a data directory that is no directory fails as it would anyway
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path} is not valid TOML: {exc}; fix it") from None
     unknown = sorted(set(data) - {"targets"})
     tables = data.get("targets", {})
     if unknown or not isinstance(tables, dict):

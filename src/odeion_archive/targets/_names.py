@@ -7,7 +7,7 @@ from collections.abc import Set as AbstractSet
 from odeion_archive.errors import UsageError
 from odeion_archive.targets import TargetSpec
 
-__all__ = ["SECRET_SETTINGS", "check_object_name", "check_options"]
+__all__ = ["SECRET_SETTINGS", "check_object_name", "check_options", "is_object_name"]
 
 #: Settings that would put a secret into targets.toml; refused there.
 SECRET_SETTINGS = frozenset(
@@ -16,15 +16,20 @@ SECRET_SETTINGS = frozenset(
 _MAX_NAME = 255
 
 
-def check_object_name(name: str) -> None:
-    """Refuse a name that is not one flat, ordinary file name."""
-    if (
+def is_object_name(name: str) -> bool:
+    """Whether ``name`` is one flat, ordinary file name."""
+    return not (
         not name
         or len(name) > _MAX_NAME
         or name in (".", "..")
         or any(c in name for c in "/\\\0")
         or not name.isprintable()
-    ):
+    )
+
+
+def check_object_name(name: str) -> None:
+    """Refuse a name that is not one flat, ordinary file name."""
+    if not is_object_name(name):
         raise UsageError(f"{name!r} is not an archive name; use a name that 'list' shows")
 
 

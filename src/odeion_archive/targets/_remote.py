@@ -18,7 +18,7 @@ import io
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -39,10 +39,12 @@ from odeion_archive.formats import guarded_reader
 from odeion_archive.interfaces import ReadLimits
 from odeion_archive.targets import RemoteArchive, RemoteObject, Target
 from odeion_archive.targets._copy import read_sum, sum_name
+from odeion_archive.targets._names import is_object_name
 
 __all__ = [
     "BLOCK",
     "RangedFile",
+    "archive_objects",
     "archives_on",
     "delete_archives",
     "fetch",
@@ -135,8 +137,17 @@ def read_manifest(file: RangedFile, name: str, registry: Registry, limits: ReadL
     return manifest
 
 
-def _archives(objects: list[RemoteObject]) -> list[RemoteObject]:
-    return [o for o in objects if not o.name.startswith(".")]
+def archive_objects(objects: Iterable[RemoteObject], target: Target) -> list[RemoteObject]:
+    """The objects that may be archives: not the records of checked copies (``.`` names),
+    nor objects someone else put there under a name no archive has (logged, left alone).
+    """
+    found = []
+    for obj in objects:
+        if not is_object_name(obj.name):
+            _log.warning("skipping %r on target %s: it is no archive's name", obj.name, target.name)
+        elif not obj.name.startswith("."):
+            found.append(obj)
+    return found
 
 
 def archives_on(
@@ -151,13 +162,13 @@ def archives_on(
     objects = list(target.list())
     checked = {o.name for o in objects if o.name.startswith(".")}
     found = []
-    for obj in _archives(objects):
+    for obj in archive_objects(objects, target):
         try:
             manifest = read_manifest(
                 RangedFile(target, obj.name, obj.size), obj.name, registry, limits
             )
         except ArchiveInvalidError as exc:
-            _log.warning("skipping %s on target %s: %s", obj.name, target.name, exc)
+            _log.warning("skipping %r on target %s: %s", obj.name, target.name, exc)
             continue
         found.append(
             RemoteArchive(
@@ -176,7 +187,7 @@ def archives_on(
 
 def _find(objects: list[RemoteObject], target: Target, name: str) -> RemoteObject:
     """The archive ``name`` among ``objects``; :class:`NotFoundError` if it is not there."""
-    for obj in _archives(objects):
+    for obj in archive_objects(objects, target):
         if obj.name == name:
             return obj
     raise NotFoundError(

@@ -24,7 +24,7 @@ from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.results import Problem, VerifyReport
 from odeion_archive.targets import CopyResult, RemoteArchive, Target, TargetSpec, TargetStatus
 from odeion_archive.targets._copy import copy_archive, read_sum
-from odeion_archive.targets._remote import archives_on, delete_archives, fetch
+from odeion_archive.targets._remote import archive_objects, archives_on, delete_archives, fetch
 
 __all__ = ["TargetService"]
 
@@ -87,7 +87,7 @@ class TargetService:
             try:
                 target = self.open(spec.name)
                 where = target.describe()
-                archives = [o for o in target.list() if not o.name.startswith(".")]
+                archives = archive_objects(target.list(), target)
             except ArchiveError as exc:
                 states.append(
                     TargetStatus(
@@ -129,6 +129,16 @@ class TargetService:
         sha256 recorded) is on the target already is not sent again.
         """
         target = self.open(name)
+        if path.name.startswith("."):
+            raise UsageError(
+                f"{path.name!r} starts with '.', as the records of checked copies on a target "
+                "do; rename the archive before copying it"
+            )
+        if path.resolve().parent != self._store.directory.resolve():
+            # Only an archive goes to a target: a file from elsewhere that is none (a
+            # mistyped path, a configuration file) is refused before any byte leaves.
+            with ArchiveFile.open(path, self._registry):
+                pass
         if skip_copied:
             present = {o.name: o.size for o in target.list()}
             record = read_sum(target, path.name, present)
@@ -206,9 +216,8 @@ class TargetService:
         that cannot be listed raises :class:`~odeion_archive.errors.TargetError`.
         """
         reports: dict[str, VerifyReport] = {}
-        for obj in self.open(name).list():
-            if obj.name.startswith("."):
-                continue  # the records of checked copies
+        target = self.open(name)
+        for obj in archive_objects(target.list(), target):
             try:
                 with (
                     self.fetched(name, obj.name, progress=progress, cancel=cancel) as path,
@@ -226,20 +235,26 @@ class TargetService:
     ) -> tuple[RetentionDecision, ...]:
         """What ``rules`` keep of the archives on the target ``name``, and why.
 
-        The same rules as in the store, ordered by when each copy reached the
-        target. A drill passed by the store's archive of the same name counts.
+        The same rules as in the store. A copy of an archive the store holds is
+        dated as the store dates it (when it entered the store); any other copy
+        by when it reached the target, or by its manifest's date if that is
+        earlier (copies made together today of a month of backups are a month
+        of backups, not one day's). A drill passed by the store's archive of the
+        same name counts.
         """
-        drilled = {
-            info.name
-            for info in self._store.list()
-            if info.last_drill is not None and info.last_drill.passed
-        }
+        in_store = {info.name: Candidate.of(info) for info in self._store.list()}
+        drilled = {name for name, candidate in in_store.items() if candidate.drill_passed}
         candidates = [
             Candidate(
                 name=archive.name,
-                entered_at=archive.copied_at,
+                entered_at=(
+                    in_store[archive.name].entered_at
+                    if archive.name in in_store
+                    else min(archive.copied_at, archive.manifest.created_at)
+                ),
                 holds_full_db="full_db" in archive.manifest.component_names,
                 drill_passed=archive.name in drilled,
+                future_dated=archive.name in in_store and in_store[archive.name].future_dated,
             )
             for archive in self.archives(name, keyring)
         ]

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import re
 import stat
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -37,6 +37,13 @@ from odeion_archive.errors import TargetError, UsageError
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.targets import RemoteObject, Target, TargetKind, TargetSpec
 from odeion_archive.targets._names import check_object_name, check_options
+from odeion_archive.targets._s3checks import (
+    check_credentials,
+    check_endpoint,
+    check_word,
+    number,
+)
+from odeion_archive.targets._tomlfile import read_toml
 
 __all__ = ["S3TargetKind", "odeion_archive_targets"]
 
@@ -54,6 +61,7 @@ _OPTIONAL = {
 }
 _READ_CHUNK = 1024 * 1024
 _MESSAGE_LIMIT = 300
+_INVALID_KEY = re.compile(r'Error parsing Path "(.*?)": ', re.DOTALL)
 _REFUSED = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403 Forbidden")
 
 
@@ -84,17 +92,11 @@ def _credentials(spec: TargetSpec) -> dict[str, str]:
                 f"the credentials file {path} of target {spec.name!r} may be read by others "
                 f"(mode {stat.S_IMODE(mode):04o}); run 'chmod 600 {path}'"
             )
-        with path.open("rb") as stream:
-            data = tomllib.load(stream)
+        data = read_toml(path, f"the credentials file of target {spec.name!r},")
     except OSError as exc:
         raise UsageError(
             f"cannot read the credentials file {path} of target {spec.name!r}: "
             f"{exc.strerror or exc}"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(
-            f"the credentials file {path} of target {spec.name!r} is not valid TOML ({exc}); "
-            'write access_key_id = "..." and secret_access_key = "..."'
         ) from None
     keys = {"access_key_id", "secret_access_key", "session_token"}
     found = {k: v for k, v in data.items() if k in keys and isinstance(v, str) and v}
@@ -104,13 +106,6 @@ def _credentials(spec: TargetSpec) -> dict[str, str]:
             "secret_access_key (and optionally session_token), as strings, and nothing else"
         )
     return found
-
-
-def _number(spec: TargetSpec, key: str, default: int, minimum: int = 1) -> int:
-    value = spec.options.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise UsageError(f"target {spec.name!r}: {key} must be a whole number, {minimum} or more")
-    return value
 
 
 class S3Target:
@@ -124,23 +119,28 @@ class S3Target:
         self._bucket = str(options["bucket"])
         self._prefix = str(options.get("prefix", "")).strip("/")
         self._endpoint = str(options.get("endpoint", "https://s3.amazonaws.com"))
-        self._part = _number(spec, "part_size_mib", 8) * 1024 * 1024
-        self._concurrency = _number(spec, "concurrency", 2)
+        self._part = number(spec, "part_size_mib", 8) * 1024 * 1024
+        self._concurrency = number(spec, "concurrency", 2)
         if self._endpoint.startswith("http://") and not options.get("allow_http", False):
             raise UsageError(
                 f"target {spec.name!r}: the endpoint {self._endpoint} is plain HTTP; use https, "
                 "or set allow_http = true for a server on this machine or a trusted network"
             )
+        check_endpoint(spec, self._endpoint)
+        region = str(options.get("region", "us-east-1"))
+        check_word(spec, "region", region)
+        check_word(spec, "bucket", self._bucket)
         credentials = _credentials(spec)
+        check_credentials(spec, credentials)
         self._secrets = tuple(credentials.values())
         config: dict[str, Any] = {
-            "region": str(options.get("region", "us-east-1")),
+            "region": region,
             "virtual_hosted_style_request": not options.get("path_style", False),
             **credentials,
         }
         if "endpoint" in options:
             config["endpoint"] = self._endpoint
-        timeout = dt.timedelta(seconds=_number(spec, "timeout", 60))
+        timeout = dt.timedelta(seconds=number(spec, "timeout", 60))
         self._obstore = obstore
         self._store = obstore.store.S3Store(
             self._bucket,
@@ -152,7 +152,7 @@ class S3Target:
                 "timeout": timeout,
             },
             retry_config={
-                "max_retries": _number(spec, "retries", 3, minimum=0),
+                "max_retries": number(spec, "retries", 3, minimum=0),
                 "retry_timeout": timeout,
                 "backoff": {
                     "init_backoff": dt.timedelta(milliseconds=200),
@@ -192,6 +192,15 @@ class S3Target:
             )
         if isinstance(exc, FileNotFoundError | exceptions.NotFoundError):
             return TargetError(f"{where} has no object to {doing}: {short}")
+        invalid = _INVALID_KEY.search(str(exc))
+        if invalid is not None:
+            # obstore fails the whole listing on one key it cannot parse; trying again is vain.
+            return TargetError(
+                f"{where}: could not {doing}: the bucket holds an object named "
+                f"{invalid.group(1)!r} (a control character or an empty or '.' part in its "
+                "name), which no archive has and which the S3 client cannot list; rename or "
+                "remove that object"
+            )
         return TargetError(f"{where}: could not {doing}: {short}", transient=True)
 
     def list(self) -> Sequence[RemoteObject]:
