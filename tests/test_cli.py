@@ -279,7 +279,7 @@ def test_server_version_and_pg_bin_options_and_environment(cli: Cli, tmp_path: P
     assert "pg_dump" in cli("create", "--components", "full_db", code=1).stderr
 
 
-# -- issue 11: the command line as a new administrator meets it ---------------------
+# -- the command line as a new administrator meets it ---------------------
 
 
 def _one_line_error(completed: subprocess.CompletedProcess[str]) -> str:
@@ -332,7 +332,7 @@ def _on_a_terminal(env: dict[str, str], *args: str, answer: bytes | None = None)
     return seen.decode(errors="replace"), process.returncode
 
 
-def test_item1_an_unusable_data_directory_is_a_one_line_error(cli: Cli, tmp_path: Path) -> None:
+def test_an_unusable_data_directory_is_a_one_line_error(cli: Cli, tmp_path: Path) -> None:
     not_a_dir = tmp_path / "a-file"
     not_a_dir.write_text("")
     archive = cli.json("create", "--components", "settings")["path"]
@@ -347,7 +347,7 @@ def test_item1_an_unusable_data_directory_is_a_one_line_error(cli: Cli, tmp_path
         assert "Permission denied" in error
 
 
-def test_item1_import_of_a_missing_file_or_a_directory(cli: Cli, tmp_path: Path) -> None:
+def test_import_of_a_missing_file_or_a_directory(cli: Cli, tmp_path: Path) -> None:
     missing = _one_line_error(cli("import", str(tmp_path / "nowhere.zip"), code=1))
     assert "nowhere.zip does not exist" in missing
     directory = _one_line_error(cli("import", str(tmp_path), code=1))
@@ -357,7 +357,7 @@ def test_item1_import_of_a_missing_file_or_a_directory(cli: Cli, tmp_path: Path)
 @pytest.mark.parametrize(
     "args", [("--json", "list"), ("list",), ("--json", "inspect", "ARCHIVE"), ("plugins",)]
 )
-def test_item1_a_closed_stdout_ends_quietly(cli: Cli, args: tuple[str, ...]) -> None:
+def test_a_closed_stdout_ends_quietly(cli: Cli, args: tuple[str, ...]) -> None:
     name = cli.json("create", "--components", "settings")["name"]
     for _ in range(3):
         process = subprocess.Popen(
@@ -375,12 +375,12 @@ def test_item1_a_closed_stdout_ends_quietly(cli: Cli, args: tuple[str, ...]) -> 
         assert stderr == ""
 
 
-def test_item2_unknown_format_or_component_is_a_usage_error(cli: Cli) -> None:
+def test_unknown_format_or_component_is_a_usage_error(cli: Cli) -> None:
     assert "zip" in _one_line_error(cli("create", "--format", "rar", code=2))
     assert "settings" in _one_line_error(cli("create", "--components", "nothing", code=2))
 
 
-def test_item2_any_damage_found_by_verify_is_exit_4(cli: Cli) -> None:
+def test_any_damage_found_by_verify_is_exit_4(cli: Cli) -> None:
     created = Path(cli.json("create", "--components", "settings")["path"])
     store = created.parent
     data = created.read_bytes()
@@ -395,7 +395,7 @@ def test_item2_any_damage_found_by_verify_is_exit_4(cli: Cli) -> None:
         assert text.stdout.startswith("container: ")
 
 
-def test_item3_errors_name_the_right_thing(cli: Cli, tmp_path: Path) -> None:
+def test_errors_name_the_right_thing(cli: Cli, tmp_path: Path) -> None:
     garbage = tmp_path / "holiday-photos.bin"
     garbage.write_bytes(b"not an archive at all")
     error = _one_line_error(cli("import", str(garbage), code=1))
@@ -406,7 +406,7 @@ def test_item3_errors_name_the_right_thing(cli: Cli, tmp_path: Path) -> None:
         assert "no such file" in error and "not an archive name" not in error
 
 
-def test_item3_an_unreachable_database_url_from_the_environment_says_so(tmp_path: Path) -> None:
+def test_an_unreachable_database_url_from_the_environment_says_so(tmp_path: Path) -> None:
     unreachable = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"
     bad = Cli(tmp_path / "data", unreachable)
     error = _one_line_error(bad("create", code=1))
@@ -415,14 +415,14 @@ def test_item3_an_unreachable_database_url_from_the_environment_says_so(tmp_path
     assert "ODEION_DATABASE_URL" not in _one_line_error(by_option)
 
 
-def test_item4_the_unknown_mode_error_lists_each_mode_once(cli: Cli) -> None:
+def test_the_unknown_mode_error_lists_each_mode_once(cli: Cli) -> None:
     error = _one_line_error(cli("plan", "x", "--mode", "everything", code=2))
     modes = error.split("choose one of ")[1].split(", ")
     assert len(modes) == len(set(modes))
     assert {"full_db", "users_auth", "settings", "everything_json"} <= set(modes)
 
 
-def test_item5_conflict_does_not_apply_to_full_db(cli: Cli) -> None:
+def test_conflict_does_not_apply_to_full_db(cli: Cli) -> None:
     name = cli.json("create", "--components", "settings")["name"]
     for command in ("plan", "restore"):
         failed = cli(
@@ -438,7 +438,7 @@ def test_item5_conflict_does_not_apply_to_full_db(cli: Cli) -> None:
         assert "--conflict applies to the JSON modes only" in _one_line_error(failed)
 
 
-def test_item6_prune_shows_asks_and_has_a_dry_run(cli: Cli) -> None:
+def test_prune_shows_asks_and_has_a_dry_run(cli: Cli) -> None:
     names = [cli.json("create", "--components", "settings")["name"] for _ in range(3)]
     dry = cli.json("prune", "--keep-last", "1", "--dry-run")
     assert dry == {
@@ -462,7 +462,7 @@ def test_item6_prune_shows_asks_and_has_a_dry_run(cli: Cli) -> None:
     assert [a["name"] for a in cli.json("list")] == [names[2]]
 
 
-def test_item7_restore_with_yes_prints_the_plans_warnings(cli: Cli) -> None:
+def test_restore_with_yes_prints_the_plans_warnings(cli: Cli) -> None:
     name = cli.json("create", "--components", "settings")["name"]
     restored = cli("restore", name, "--mode", "settings", "--conflict", "overwrite", "--yes")
     assert "warning [rescan_required]" in restored.stderr
@@ -471,7 +471,7 @@ def test_item7_restore_with_yes_prints_the_plans_warnings(cli: Cli) -> None:
     assert json.loads(as_json.stdout)["restored"] is True
 
 
-def test_item8_plan_checks_the_archive_and_says_so(cli: Cli) -> None:
+def test_plan_checks_the_archive_and_says_so(cli: Cli) -> None:
     created = Path(cli.json("create")["path"])
     intact = cli("plan", created.name, "--mode", "settings")
     assert "integrity: checked" in intact.stdout
@@ -488,7 +488,7 @@ def test_item8_plan_checks_the_archive_and_says_so(cli: Cli) -> None:
     cli("restore", damaged.name, "--mode", "settings", "--yes", code=1)
 
 
-def test_item9_importing_an_identical_copy_names_the_archive_it_duplicates(
+def test_importing_an_identical_copy_names_the_archive_it_duplicates(
     cli: Cli, tmp_path: Path
 ) -> None:
     created = cli.json("create", "--components", "settings")
@@ -499,7 +499,7 @@ def test_item9_importing_an_identical_copy_names_the_archive_it_duplicates(
     assert [a["name"] for a in cli.json("list")] == [created["name"]]
 
 
-def test_item10_verify_on_a_non_terminal_prints_real_figures(cli: Cli) -> None:
+def test_verify_on_a_non_terminal_prints_real_figures(cli: Cli) -> None:
     created = cli.json("create", "--components", "users_auth,settings")
     checked = cli("verify", created["name"])
     assert checked.stdout == "ok\n"
@@ -509,7 +509,7 @@ def test_item10_verify_on_a_non_terminal_prints_real_figures(cli: Cli) -> None:
     assert cli("--json", "verify", created["name"]).stderr.startswith("verify: ")
 
 
-def test_item11_on_a_terminal_every_bar_ends_full_and_nothing_says_done(cli: Cli) -> None:
+def test_on_a_terminal_every_bar_ends_full_and_nothing_says_done(cli: Cli) -> None:
     name = cli.json("create")["name"]
     drawn, code = _on_a_terminal(cli.env, "verify", name)
     assert code == 0
@@ -538,7 +538,7 @@ def _events(printer: ProgressPrinter, now: list[float]) -> None:
     printer.finish()
 
 
-def test_item12_each_phase_has_its_own_bar_and_counted_unit_on_a_terminal() -> None:
+def test_each_phase_has_its_own_bar_and_counted_unit_on_a_terminal() -> None:
     stream, now = io.StringIO(), [0.0]
     _events(ProgressPrinter(stream, tty=True, clock=lambda: now[0]), now)
     screens = stream.getvalue()
@@ -551,7 +551,7 @@ def test_item12_each_phase_has_its_own_bar_and_counted_unit_on_a_terminal() -> N
     assert "done" not in screens
 
 
-def test_item12_each_phase_ends_with_its_own_figures_on_a_non_terminal() -> None:
+def test_each_phase_ends_with_its_own_figures_on_a_non_terminal() -> None:
     stream, now = io.StringIO(), [0.0]
     _events(ProgressPrinter(stream, tty=False, interval=5, clock=lambda: now[0]), now)
     assert stream.getvalue().splitlines() == [
@@ -563,7 +563,7 @@ def test_item12_each_phase_ends_with_its_own_figures_on_a_non_terminal() -> None
     ]
 
 
-def test_item12_a_real_full_db_restore_reports_its_phases_in_order(cli: Cli) -> None:
+def test_a_real_full_db_restore_reports_its_phases_in_order(cli: Cli) -> None:
     """Through the console script: each phase ends with its own figures, in order."""
     name = cli.json("create", "--components", "full_db")["name"]
     restored = cli("restore", name, "--mode", "full_db", "--yes")
@@ -581,7 +581,7 @@ def test_item12_a_real_full_db_restore_reports_its_phases_in_order(cli: Cli) -> 
     assert lines[-1].startswith("full_db restore: ") and " in " in lines[-1], restored.stderr
 
 
-def test_item13_sample_makes_a_data_directory_ready_to_try(tmp_path: Path) -> None:
+def test_sample_makes_a_data_directory_ready_to_try(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODEION_")}
     data_dir = tmp_path / "try"
 
@@ -609,7 +609,7 @@ def test_item13_sample_makes_a_data_directory_ready_to_try(tmp_path: Path) -> No
     assert "sample --data-dir DIR" in help_text and "demo" in help_text
 
 
-def test_item14_help_shows_defaults_and_every_argument() -> None:
+def test_help_shows_defaults_and_every_argument() -> None:
     def help_of(*args: str) -> str:
         return subprocess.run(
             [str(SCRIPT), *args, "--help"], capture_output=True, text=True, check=True
@@ -622,7 +622,7 @@ def test_item14_help_shows_defaults_and_every_argument() -> None:
     assert "the archive's name, as 'list' shows it" in help_of("delete")
 
 
-def test_item14_list_columns_line_up(cli: Cli) -> None:
+def test_list_columns_line_up(cli: Cli) -> None:
     cli.json("create", "--components", "settings", "--format", "zip")
     cli.json("create", "--components", "users_auth,settings")
     lines = cli("list").stdout.splitlines()
@@ -645,7 +645,7 @@ def test_item14_list_columns_line_up(cli: Cli) -> None:
     assert {line.index("KiB") for line in lines[1:]} == {lines[0].index("SIZE") + 1}
 
 
-def test_item14_the_library_does_not_import_rich() -> None:
+def test_the_library_does_not_import_rich() -> None:
     code = (
         "import sys, odeion_archive, odeion_archive._archiver;"
         "print(sorted(m for m in sys.modules if m == 'rich' or m.startswith('rich.')))"
@@ -654,7 +654,7 @@ def test_item14_the_library_does_not_import_rich() -> None:
     assert done.stdout.strip() == "[]"
 
 
-# -- issue 10, item 8: nothing from an archive drives the terminal --------------------
+# -- nothing from an archive drives the terminal --------------------
 
 _HOSTILE = "evil\x1b[8m\u202ehidden"
 _SHOWN = "evil\\x1b[8m\\u202ehidden"

@@ -1,4 +1,4 @@
-"""Hostile containers (issue 10): refused up front, in bounded time and memory.
+"""Hostile containers: refused up front, in bounded time and memory.
 
 Each test builds its hostile archive itself and checks that every way of
 reading it (open, walk, verify, the container check) refuses it with an
