@@ -310,7 +310,7 @@ def test_run_due_applies_the_same_retention_on_every_storage_target(
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ('format = "tar.gz"', "no archive format 'tar.gz' is registered"),
+        ('format = "tar.nope"', "no archive format 'tar.nope' is registered"),
         ('components = ["settings", "photos"]', "no backup component 'photos' is registered"),
     ],
 )
