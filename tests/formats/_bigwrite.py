@@ -24,7 +24,15 @@ MIB = 1024 * 1024
 
 
 def generated(mebibytes: int) -> Iterator[bytes]:
-    """Text-like, compressible, different in every chunk: JSON lines with counters."""
+    """Text-like, compressible, different in every chunk: JSON lines with counters.
+
+    With ``BIGWRITE_RANDOM`` set: random bytes, which do not compress at all
+    (stored blobs, artwork), where compressors hold the most memory.
+    """
+    if os.environ.get("BIGWRITE_RANDOM"):
+        for _ in range(mebibytes):
+            yield os.urandom(MIB)
+        return
     lines = b"".join(
         b'{"id":%08d,"path":"/media/films/title-%08d.mkv","plays":%d}\n' % (i, i * 7, i % 13)
         for i in range(16_000)

@@ -25,9 +25,12 @@ def _run(
     *,
     give_size: bool = True,
     encrypt_to: str | None = None,
+    random: bool = False,
 ) -> tuple[int, float, int]:
     """Peak RSS (bytes), seconds, and archive bytes of one child run."""
     env = {**os.environ, "TMPDIR": str(tmp)}
+    if random:
+        env["BIGWRITE_RANDOM"] = "1"
     if encrypt_to is not None:
         env["BIGWRITE_ENCRYPT_TO"] = encrypt_to
     with subprocess.Popen(
@@ -77,6 +80,20 @@ def test_an_encrypted_member_of_one_gib_holds_bounded_memory(fmt: str, tmp_path:
     assert rss - small_rss < 16 * MIB
     assert size < 1024 * MIB // 4  # the member was compressed before it was encrypted
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_data_that_does_not_compress_holds_bounded_memory_too(
+    encrypted: bool, tmp_path: Path
+) -> None:
+    """The default tar.zst settings where the compressor's buffers are largest."""
+    recipient = None
+    if encrypted:
+        pyrage = pytest.importorskip("pyrage", reason="the age extra (pyrage) is not installed")
+        recipient = str(pyrage.x25519.Identity.generate().to_public())
+    rss, _, size = _run("tar.zst", 0, 512, tmp_path, encrypt_to=recipient, random=True)
+    assert size > 512 * MIB  # nothing compressed: the worst case was exercised
+    assert rss < 200 * MIB
 
 
 def test_unsized_tar_zst_member_to_a_pipe_is_spooled_with_bounded_memory(
