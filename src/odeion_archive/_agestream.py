@@ -20,6 +20,7 @@ from typing import IO, Any, cast
 import zstandard
 
 from odeion_archive._age import pyrage
+from odeion_archive._zstd import dump_parameters
 
 __all__ = [
     "COALESCE_BYTES",
@@ -204,17 +205,7 @@ def coalesce(chunks: Iterable[bytes], size: int = COALESCE_BYTES) -> Iterator[by
 #: checksum of its own. In the calling thread: age and the outer format run in
 #: threads of their own, and a second multi-threaded zstd context would double
 #: the buffers held (over 200 MiB).
-_COMPRESSION = zstandard.ZstdCompressionParameters(
-    strategy=zstandard.STRATEGY_DFAST,
-    window_log=22,
-    chain_log=15,
-    hash_log=16,
-    search_log=1,
-    min_match=7,
-    target_length=0,
-    threads=0,
-    write_checksum=False,
-)
+_COMPRESSION = dump_parameters(threads=0, write_checksum=False)
 #: The largest zstd window a member may ask for when it is decompressed (128 MiB).
 _MAX_WINDOW = 1 << 27
 

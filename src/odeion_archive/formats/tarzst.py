@@ -41,6 +41,7 @@ from typing import IO, Any
 
 import zstandard
 
+from odeion_archive._zstd import dump_parameters
 from odeion_archive.errors import BackupFailedError
 from odeion_archive.formats._tar import BLOCK, USTAR_MAGIC
 from odeion_archive.formats._tarzst_frames import FOOTER_MAGIC, ZSTD_MAGIC
@@ -97,17 +98,7 @@ class TarZstFormat:
         }
         if self.level is not None:
             return zstandard.ZstdCompressionParameters.from_level(self.level, **common)
-        return zstandard.ZstdCompressionParameters(
-            strategy=zstandard.STRATEGY_DFAST,
-            window_log=22,
-            chain_log=15,
-            hash_log=16,
-            search_log=1,
-            min_match=7,
-            target_length=0,
-            job_size=4 * 1024 * 1024,
-            **common,
-        )
+        return dump_parameters(job_size=4 * 1024 * 1024, **common)
 
     def __repr__(self) -> str:
         return f"TarZstFormat(level={self.level}, threads={self.threads})"
