@@ -214,42 +214,19 @@ class ArchiveFile:
                 "permissions"
             ) from exc
         try:
-            fmt, manifest, manifest_bytes = cls._read_manifest(path, fd, registry, limits)
+            fmt, manifest, manifest_bytes = read_manifest(
+                os.pread(fd, SNIFF_BYTES, 0),
+                cast("IO[bytes]", _FdView(fd)),
+                path.name,
+                registry,
+                limits,
+            )
         except BaseException:
             os.close(fd)
             raise
         return cls(
             path, fd, fmt, manifest, manifest_bytes, limits, authenticity_of(manifest, keyring)
         )
-
-    @staticmethod
-    def _read_manifest(
-        path: Path, fd: int, registry: Registry, limits: ReadLimits
-    ) -> tuple[ArchiveFormat, Manifest, dict[str, bytes]]:
-        head = os.pread(fd, SNIFF_BYTES, 0)
-        fmt = registry.format_of(head)
-        if fmt is None:
-            known = ", ".join(sorted(registry.formats())) or "none"
-            raise ArchiveInvalidError(
-                f"{path.name} is not an archive in any known format (known: {known}); "
-                "choose an archive that odeion-archive wrote, or install the plugin of its format"
-            )
-        reader = guarded_reader(fmt, cast("IO[bytes]", _FdView(fd)), limits)
-        try:
-            raw = {
-                member: reader.read_member(member, limits.max_manifest_bytes)
-                for member in (HEAD_MEMBER, TAIL_MEMBER)
-            }
-        finally:
-            reader.close()
-        manifest = Manifest.from_parts(raw[HEAD_MEMBER], raw[TAIL_MEMBER])
-        if manifest.format != fmt.name:
-            raise ManifestError(
-                f"manifest field 'format' says {manifest.format!r} but the file is a "
-                f"{fmt.name!r} archive; {DAMAGED}"
-            )
-        _check_manifest_paths(manifest.components, manifest.encryption)
-        return fmt, manifest, raw
 
     @property
     def limits(self) -> ReadLimits:
@@ -505,6 +482,39 @@ def _check_entry(entry: Entry) -> None:
             f"member {entry.name!r} is a {entry.kind}; odeion archives hold only regular "
             f"files, so {DAMAGED}"
         )
+
+
+def read_manifest(
+    head: bytes, stream: IO[bytes], name: str, registry: Registry, limits: ReadLimits
+) -> tuple[ArchiveFormat, Manifest, dict[str, bytes]]:
+    """The format, manifest and manifest members' bytes of the archive ``stream`` holds.
+
+    ``head`` is its first :data:`SNIFF_BYTES`; ``stream`` is read with bounded
+    reads only (a local file, or ranged reads of a copy on a storage target).
+    """
+    fmt = registry.format_of(head)
+    if fmt is None:
+        known = ", ".join(sorted(registry.formats())) or "none"
+        raise ArchiveInvalidError(
+            f"{name} is not an archive in any known format (known: {known}); "
+            "choose an archive that odeion-archive wrote, or install the plugin of its format"
+        )
+    reader = guarded_reader(fmt, stream, limits)
+    try:
+        raw = {
+            member: reader.read_member(member, limits.max_manifest_bytes)
+            for member in (HEAD_MEMBER, TAIL_MEMBER)
+        }
+    finally:
+        reader.close()
+    manifest = Manifest.from_parts(raw[HEAD_MEMBER], raw[TAIL_MEMBER])
+    if manifest.format != fmt.name:
+        raise ManifestError(
+            f"manifest field 'format' says {manifest.format!r} but the file is a "
+            f"{fmt.name!r} archive; {DAMAGED}"
+        )
+    _check_manifest_paths(manifest.components, manifest.encryption)
+    return fmt, manifest, raw
 
 
 def _check_manifest_paths(

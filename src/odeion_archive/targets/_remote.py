@@ -22,20 +22,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
-from odeion_archive._archive import SNIFF_BYTES, _check_manifest_paths
+from odeion_archive import _archive
+from odeion_archive._archive import SNIFF_BYTES
 from odeion_archive._keys import Keyring, authenticity_of
-from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER, Manifest
+from odeion_archive._manifest import Manifest
 from odeion_archive._registry import Registry
 from odeion_archive._store import BackupStore
-from odeion_archive._verify import DAMAGED
 from odeion_archive.errors import (
     ArchiveInvalidError,
     CorruptArchiveError,
-    ManifestError,
     NotFoundError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent
-from odeion_archive.formats import guarded_reader
 from odeion_archive.interfaces import ReadLimits
 from odeion_archive.targets import RemoteArchive, RemoteObject, Target
 from odeion_archive.targets._copy import read_sum, sum_name
@@ -116,25 +114,7 @@ class RangedFile(io.RawIOBase):
 def read_manifest(file: RangedFile, name: str, registry: Registry, limits: ReadLimits) -> Manifest:
     """The manifest of the archive ``file`` holds, as :class:`~odeion_archive._archive.ArchiveFile` reads it."""
     head = file.read(SNIFF_BYTES) or b""
-    fmt = registry.format_of(head)
-    if fmt is None:
-        raise ArchiveInvalidError(f"{name} is not an archive in any known format")
-    reader = guarded_reader(fmt, cast("IO[bytes]", file), limits)
-    try:
-        raw = {
-            member: reader.read_member(member, limits.max_manifest_bytes)
-            for member in (HEAD_MEMBER, TAIL_MEMBER)
-        }
-    finally:
-        reader.close()
-    manifest = Manifest.from_parts(raw[HEAD_MEMBER], raw[TAIL_MEMBER])
-    if manifest.format != fmt.name:
-        raise ManifestError(
-            f"manifest field 'format' says {manifest.format!r} but the file is a "
-            f"{fmt.name!r} archive; {DAMAGED}"
-        )
-    _check_manifest_paths(manifest.components)
-    return manifest
+    return _archive.read_manifest(head, cast("IO[bytes]", file), name, registry, limits)[1]
 
 
 def archive_objects(objects: Iterable[RemoteObject], target: Target) -> list[RemoteObject]:
