@@ -21,7 +21,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from odeion_archive import Archiver, CancelToken, Failure, ProgressEvent, Registry, _keys, hookimpl
+from _hooks import Failures, archiver_with
+from odeion_archive import Archiver, CancelToken, ProgressEvent, _keys
 from odeion_archive._archive import ArchiveBuilder, ArchiveFile
 from odeion_archive._manifest import ComponentEntry
 from odeion_archive._rowcounts import count_rows
@@ -32,27 +33,6 @@ from odeion_archive.sample import SeedScale, seed
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
-
-
-class Failures:
-    """A plugin that records every failure the hook reports (and may raise)."""
-
-    def __init__(self, *, raises: bool = False) -> None:
-        self.seen: list[Failure] = []
-        self.raises = raises
-
-    @hookimpl
-    def odeion_archive_backup_failed(self, failure: Failure) -> None:
-        self.seen.append(failure)
-        if self.raises:
-            raise RuntimeError("the host's notifier is down")
-
-
-def _archiver(data_dir: Path, url: str, failures: Failures | None = None) -> Archiver:
-    registry = Registry.default(entry_points=False)
-    if failures is not None:
-        registry.register(failures, name="failures")
-    return Archiver(data_dir, database_url=url, registry=registry)
 
 
 def _scratch_databases(conninfo: str) -> list[str]:
@@ -108,7 +88,7 @@ def test_a_drill_restores_into_a_scratch_database_and_leaves_the_live_one_alone(
     pg_server: Any, odeion_db: str, tmp_path: Path, db_snapshot: Snapshot
 ) -> None:
     failures = Failures()
-    archiver = _archiver(tmp_path, odeion_db, failures)
+    archiver = archiver_with(tmp_path, odeion_db, failures)
     info = archiver.create().archive
     with psycopg.connect(odeion_db) as conn:
         live_counts = count_rows(conn)
@@ -144,7 +124,7 @@ def test_the_row_counts_are_taken_in_the_backups_snapshot(
     module_odeion_db: str, tmp_path: Path
 ) -> None:
     """Rows written after the snapshot, before full_db runs, are neither dumped nor counted."""
-    archiver = _archiver(tmp_path, module_odeion_db)
+    archiver = archiver_with(tmp_path, module_odeion_db)
     with psycopg.connect(module_odeion_db) as conn:
         before = count_rows(conn)
     written: list[int] = []
@@ -178,7 +158,7 @@ def test_the_row_counts_are_taken_in_the_backups_snapshot(
 def test_an_archive_without_full_db_is_drilled_through_the_json_restore(
     module_odeion_db: str, tmp_path: Path
 ) -> None:
-    archiver = _archiver(tmp_path, module_odeion_db)
+    archiver = archiver_with(tmp_path, module_odeion_db)
     info = archiver.create(components=["users_auth", "settings"]).archive
     report = archiver.drill(info.name)
     assert report.passed, report
@@ -196,7 +176,7 @@ def test_an_archive_without_full_db_is_drilled_through_the_json_restore(
 def test_an_archive_made_before_row_counts_says_not_recorded(
     module_odeion_db: str, tmp_path: Path
 ) -> None:
-    archiver = _archiver(tmp_path, module_odeion_db)
+    archiver = archiver_with(tmp_path, module_odeion_db)
     info = archiver.create(components=["full_db"]).archive
 
     def without_counts(component: str, facts: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +200,7 @@ def test_a_drill_whose_counts_differ_fails_names_the_table_and_fires_the_hook_on
     pg_server: Any, odeion_db: str, tmp_path: Path
 ) -> None:
     failures = Failures()
-    archiver = _archiver(tmp_path, odeion_db, failures)
+    archiver = archiver_with(tmp_path, odeion_db, failures)
     info = archiver.create().archive
 
     def more_users(component: str, facts: dict[str, Any]) -> dict[str, Any]:
@@ -260,12 +240,12 @@ def test_a_dump_the_target_server_refuses_fails_the_drill_with_the_servers_words
 ) -> None:
     """An archive taken on PostgreSQL 18, drilled where the database is on PostgreSQL 15."""
     failures = Failures()
-    made = _archiver(tmp_path, module_odeion_db).create(components=["full_db"]).archive
+    made = archiver_with(tmp_path, module_odeion_db).create(components=["full_db"]).archive
     target = f"drill_target_{os.getpid()}"
     with psycopg.connect(pg15.conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target)))
     try:
-        on15 = _archiver(tmp_path, pg15.database_conninfo(target), failures)
+        on15 = archiver_with(tmp_path, pg15.database_conninfo(target), failures)
         report = on15.drill(made.name)
         assert not report.passed
         assert report.restore_seconds is None  # the restore failed
@@ -286,7 +266,7 @@ def test_a_hook_that_raises_is_logged_and_changes_nothing(
     module_odeion_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     failures = Failures(raises=True)
-    archiver = _archiver(tmp_path, module_odeion_db, failures)
+    archiver = archiver_with(tmp_path, module_odeion_db, failures)
     info = archiver.create(components=["settings"]).archive
 
     def wrong(component: str, facts: dict[str, Any]) -> dict[str, Any]:
@@ -308,7 +288,7 @@ def test_a_hook_that_raises_is_logged_and_changes_nothing(
 def test_a_cancelled_drill_drops_its_scratch_database(
     module_odeion_db: str, tmp_path: Path
 ) -> None:
-    archiver = _archiver(tmp_path, module_odeion_db)
+    archiver = archiver_with(tmp_path, module_odeion_db)
     info = archiver.create(components=["full_db"]).archive
     cancel = CancelToken()
     seen: list[str] = []
@@ -358,7 +338,7 @@ def test_a_drill_killed_with_kill_9_leaves_no_scratch_database_after_the_next_op
                 ),
                 seed=1,
             )
-        archiver = _archiver(tmp_path, url)
+        archiver = archiver_with(tmp_path, url)
         name = archiver.create(components=["full_db"]).archive.name
         env = {**os.environ, "ODEION_DATA_DIR": str(tmp_path), "ODEION_DATABASE_URL": url}
         errors = tmp_path / "drill.stderr"
@@ -440,7 +420,7 @@ def test_a_role_with_createdb_drills_in_a_database_of_its_own_on_the_server(
     pg18: Any, tmp_path: Path
 ) -> None:
     with _role_database(pg18, createdb=True) as url:
-        archiver = _archiver(tmp_path, url)
+        archiver = archiver_with(tmp_path, url)
         info = archiver.create().archive
         report = archiver.drill(info.name)
         assert report.passed, report
@@ -467,7 +447,7 @@ def test_a_role_without_createdb_drills_in_a_temporary_cluster(
     pg18: Any, plain_role_db: str, cluster_dir: Path, db_snapshot: Snapshot
 ) -> None:
     tmp_path = cluster_dir
-    archiver = _archiver(tmp_path, plain_role_db)
+    archiver = archiver_with(tmp_path, plain_role_db)
     info = archiver.create().archive
     before = db_snapshot(plain_role_db)
     clusters: list[str] = []
@@ -490,7 +470,7 @@ def test_a_cluster_left_by_a_killed_drill_is_stopped_and_removed(
 ) -> None:
     """A killed drill's cluster (its server still running) goes with the next operation."""
     tmp_path = cluster_dir
-    archiver = _archiver(tmp_path, plain_role_db)
+    archiver = archiver_with(tmp_path, plain_role_db)
     name = archiver.create(components=["full_db"]).archive.name
     env = {**os.environ, "ODEION_DATA_DIR": str(tmp_path), "ODEION_DATABASE_URL": plain_role_db}
     process = subprocess.Popen(
@@ -553,7 +533,7 @@ def test_the_command_line_drills_and_lists_the_outcome(
 ) -> None:
     import json
 
-    archiver = _archiver(tmp_path, module_odeion_db)
+    archiver = archiver_with(tmp_path, module_odeion_db)
     name = archiver.create(components=["users_auth", "settings", "full_db"]).archive.name
     out = json.loads(_cli(tmp_path, module_odeion_db, "--json", "drill", name).stdout)
     assert out["passed"] is True and out["archive"] == name and out["mode"] == "full_db"
@@ -588,9 +568,9 @@ def test_a_damaged_or_foreign_archive_fails_the_drill_and_says_why(
     module_odeion_db: str, tmp_path: Path
 ) -> None:
     failures = Failures()
-    archiver = _archiver(tmp_path / "data", module_odeion_db, failures)
+    archiver = archiver_with(tmp_path / "data", module_odeion_db, failures)
     info = archiver.create(components=["settings", "full_db"]).archive
-    elsewhere = _archiver(tmp_path / "other", module_odeion_db, failures)
+    elsewhere = archiver_with(tmp_path / "other", module_odeion_db, failures)
     foreign = elsewhere.import_archive(info.path).name
     with info.path.open("r+b") as stream:  # one byte flipped in the middle of the dump
         stream.seek(info.size // 2)

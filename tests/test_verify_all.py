@@ -11,30 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from odeion_archive import Archiver, Failure, Registry, hookimpl
+from _hooks import Failures, archiver_with
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
-
-
-class Failures:
-    """A plugin that records every failure the hook reports (and may raise)."""
-
-    def __init__(self, *, raises: bool = False) -> None:
-        self.seen: list[Failure] = []
-        self.raises = raises
-
-    @hookimpl
-    def odeion_archive_backup_failed(self, failure: Failure) -> None:
-        self.seen.append(failure)
-        if self.raises:
-            raise RuntimeError("the host's notifier is down")
-
-
-def _archiver(data_dir: Path, url: str, failures: Failures | None = None) -> Archiver:
-    registry = Registry.default(entry_points=False)
-    if failures is not None:
-        registry.register(failures, name="failures")
-    return Archiver(data_dir, database_url=url, registry=registry)
 
 
 def _rot(path: Path) -> None:
@@ -54,7 +33,7 @@ def test_verify_all_finds_an_archive_damaged_after_it_was_stored(
     module_odeion_db: str, tmp_path: Path
 ) -> None:
     failures = Failures()
-    archiver = _archiver(tmp_path, module_odeion_db, failures)
+    archiver = archiver_with(tmp_path, module_odeion_db, failures)
     rotting = archiver.create(components=["settings", "full_db"]).archive
     healthy = archiver.create(components=["settings", "full_db"], format="zip").archive
 
@@ -95,7 +74,7 @@ def test_an_archive_too_damaged_to_open_is_damaged_and_an_unverified_one_is_not_
     module_odeion_db: str, tmp_path: Path
 ) -> None:
     failures = Failures()
-    archiver = _archiver(tmp_path, module_odeion_db, failures)
+    archiver = archiver_with(tmp_path, module_odeion_db, failures)
     verified = archiver.create(components=["settings"]).archive
     assert archiver.verify(verified.name).ok  # a single verify of a store archive records it
     never = archiver.create(components=["settings"]).archive
@@ -113,7 +92,7 @@ def test_an_archive_too_damaged_to_open_is_damaged_and_an_unverified_one_is_not_
 def test_verifying_a_file_outside_the_store_records_nothing(
     module_odeion_db: str, tmp_path: Path
 ) -> None:
-    archiver = _archiver(tmp_path / "data", module_odeion_db)
+    archiver = archiver_with(tmp_path / "data", module_odeion_db)
     info = archiver.create(components=["settings"]).archive
     copy = tmp_path / "copy.tar.zst"
     copy.write_bytes(info.path.read_bytes())
@@ -127,7 +106,7 @@ def test_a_failure_hook_that_raises_changes_nothing_in_verify_all(
     module_odeion_db: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     failures = Failures(raises=True)
-    archiver = _archiver(tmp_path, module_odeion_db, failures)
+    archiver = archiver_with(tmp_path, module_odeion_db, failures)
     info = archiver.create(components=["settings", "full_db"]).archive
     archiver.verify_all()
     _rot(info.path)
@@ -152,7 +131,7 @@ def _cli(data_dir: Path, url: str, *args: str, code: int = 0) -> subprocess.Comp
 def test_the_command_line_verifies_every_archive_and_lists_the_damage(
     module_odeion_db: str, tmp_path: Path
 ) -> None:
-    archiver = _archiver(tmp_path, module_odeion_db)
+    archiver = archiver_with(tmp_path, module_odeion_db)
     info = archiver.create(components=["settings", "full_db"]).archive
     assert _cli(tmp_path, module_odeion_db, "verify", "--all").stdout.strip() == f"{info.name}: ok"
     _rot(info.path)

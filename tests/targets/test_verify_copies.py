@@ -10,19 +10,11 @@ from pathlib import Path
 from _archives import make_archive
 from _s3 import closed_port, s3_spec
 
-from odeion_archive import Archiver, Failure, Registry, hookimpl
+from _hooks import Failures
+from odeion_archive import Archiver, Registry
 from odeion_archive.targets import TargetSpec
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
-
-
-class _Failures:
-    def __init__(self) -> None:
-        self.seen: list[Failure] = []
-
-    @hookimpl
-    def odeion_archive_backup_failed(self, failure: Failure) -> None:
-        self.seen.append(failure)
 
 
 def _damage(spec: TargetSpec, local: Path) -> None:
@@ -36,7 +28,7 @@ def _damage(spec: TargetSpec, local: Path) -> None:
 def test_verify_all_verifies_the_copies_on_each_target(
     tmp_path: Path, dir_target_spec: TargetSpec, s3_target_spec: TargetSpec
 ) -> None:
-    failures = _Failures()
+    failures = Failures()
     registry = Registry.default()
     registry.register(failures, name="failures")
     specs = (dir_target_spec, s3_target_spec)
@@ -77,7 +69,7 @@ def test_verify_all_verifies_the_copies_on_each_target(
 def test_a_target_that_cannot_be_listed_is_reported_not_skipped(
     tmp_path: Path, credentials_file: Path
 ) -> None:
-    failures = _Failures()
+    failures = Failures()
     registry = Registry.default()
     registry.register(failures, name="failures")
     gone = s3_spec(
