@@ -316,7 +316,9 @@ class Archiver:
         damaged copy, or a target that cannot be listed, fires the hook too.
         """
         report = self._checks.verify_all(progress, cancel)
-        copies, unreachable = verify_targets(self._targets, self._notify_failure, progress, cancel)
+        copies, unreachable = verify_targets(
+            self._targets, self._verify_file, self._notify_failure, progress, cancel
+        )
         return attrs.evolve(report, targets=copies, unreachable=unreachable)
 
     def drill(

@@ -47,6 +47,7 @@ FileVerifier = Callable[
 
 def verify_targets(
     targets: TargetService,
+    verify_file: FileVerifier,
     notify_failure: Callable[[Failure], None],
     progress: ProgressCallback,
     cancel: CancelToken | None,
@@ -60,7 +61,12 @@ def verify_targets(
     unreachable: dict[str, str] = {}
     for spec in targets.specs():
         try:
-            copies[spec.name] = targets.verify_copies(spec.name, progress=progress, cancel=cancel)
+            copies[spec.name] = targets.verify_copies(
+                spec.name,
+                lambda path, progress, cancel: verify_file(path, None, progress, cancel),
+                progress=progress,
+                cancel=cancel,
+            )
         except TargetError as exc:
             unreachable[spec.name] = str(exc)
             notify_failure(copy_failure(spec.name, None, error=str(exc)))

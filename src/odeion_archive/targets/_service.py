@@ -204,6 +204,7 @@ class TargetService:
     def verify_copies(
         self,
         name: str,
+        verify_file: Callable[[Path, ProgressCallback, CancelToken | None], VerifyReport],
         *,
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
@@ -211,7 +212,8 @@ class TargetService:
         """Verify every archive on the target ``name``, by name.
 
         Each is fetched into the staging area (checked against the record of its
-        checked copy as it arrives), verified member by member, and removed;
+        checked copy as it arrives), verified by ``verify_file`` as an archive of
+        the store is (decrypted where a key opens it), and removed;
         one archive at a time, so the staging area holds at most one. A target
         that cannot be listed raises :class:`~odeion_archive.errors.TargetError`.
         """
@@ -219,11 +221,8 @@ class TargetService:
         target = self.open(name)
         for obj in archive_objects(target.list(), target):
             try:
-                with (
-                    self.fetched(name, obj.name, progress=progress, cancel=cancel) as path,
-                    ArchiveFile.open(path, self._registry) as opened,
-                ):
-                    reports[obj.name] = opened.verify(progress=progress, cancel=cancel)
+                with self.fetched(name, obj.name, progress=progress, cancel=cancel) as path:
+                    reports[obj.name] = verify_file(path, progress, cancel)
             except NotFoundError:
                 continue  # deleted meanwhile
             except ArchiveInvalidError as exc:
