@@ -1,11 +1,14 @@
-"""Two operating-system facts that several modules need: a durable directory, a live process."""
+"""Operating-system facts that several modules need: a durable directory, a live process,
+and which process ids this process can judge."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 from pathlib import Path
 
-__all__ = ["fsync_dir", "process_alive"]
+__all__ = ["fsync_dir", "pid_space", "process_alive"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -30,3 +33,25 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc: the signal's answer is all there is
     return status.rpartition(")")[2].split()[0] != "Z"
+
+
+def pid_space() -> str:
+    """A name of the space of process ids this process lives in: ``host-0123456789ab``.
+
+    Two processes whose names are equal can judge each other's process ids
+    with :func:`process_alive`. The host name alone does not say so: two
+    machines (or two containers of one machine) may share a name. So the name
+    also carries a digest of the kernel's boot id (new at every boot of every
+    machine) and of this process's PID namespace.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        boot = ""
+    try:
+        namespace = str(Path("/proc/self/ns/pid").readlink())  # "pid:[4026531836]"
+    except OSError:
+        namespace = ""
+    parts = (boot, namespace)
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+    return f"{socket.gethostname()}-{digest}"

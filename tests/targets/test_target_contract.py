@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -138,3 +140,31 @@ def test_a_copy_killed_with_sigkill_leaves_no_object_and_the_next_copy_cleans_up
     [result] = archiver.copy_to("nas")  # the next run copies it again
     assert result.ok
     assert sorted(p.name for p in nas.iterdir()) == [f".sha256-{path.name}", path.name]
+
+
+def test_a_copy_leaves_other_hosts_temporary_files_alone_until_they_are_abandoned(
+    tmp_path: Path,
+) -> None:
+    """Two hosts may share a name (containers often do): a process id named in another
+    host's temporary file says nothing here, so only a long silence makes it a leftover."""
+    data_dir, nas = tmp_path / "data", tmp_path / "nas"
+    nas.mkdir()
+    path = make_archive(data_dir / "backups", payload=1 << 20)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    # Same host name, another machine or PID namespace, a process id that is free here.
+    namesake = nas / f".partial-{host}-0123456789ab-{dead.pid}-feedfacefeedface"
+    abandoned = nas / ".partial-elsewhere-ba9876543210-123-0badc0de0badc0de"
+    for temp in (namesake, abandoned):
+        temp.write_bytes(b"half an archive")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(abandoned, (two_days_ago, two_days_ago))
+    archiver = Archiver(
+        data_dir, targets=[TargetSpec.directory("nas", nas)], database_url="postgresql:///unused"
+    )
+    [result] = archiver.copy_to("nas")
+    assert result.ok
+    assert sorted(p.name for p in nas.iterdir()) == sorted(
+        [namesake.name, f".sha256-{path.name}", path.name]
+    )

@@ -2,8 +2,10 @@
 
 An object is written under a hidden temporary name, fsynced, renamed to its
 name and the directory fsynced: a copy interrupted at any moment leaves at
-worst a hidden ``.partial-`` file, never an object that is listed; the next
-copy from the same host removes those whose process is gone. The
+worst a hidden ``.partial-`` file, never an object that is listed. The next
+copy removes those whose process is gone (when it can tell: the file names the
+host and the space of process ids its writer lived in) and those that nothing
+has written to for a day (a host that went away, or rebooted). The
 directory must exist: a missing mount point is an error, never a directory
 quietly created on the server's own disk.
 
@@ -17,11 +19,11 @@ import datetime as dt
 import errno
 import os
 import secrets
-import socket
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from odeion_archive._os import fsync_dir, process_alive
+from odeion_archive._os import fsync_dir, pid_space, process_alive
 from odeion_archive.errors import TargetError
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.targets import RemoteObject, Target, TargetKind, TargetSpec
@@ -30,6 +32,8 @@ from odeion_archive.targets._names import check_object_name, check_options
 __all__ = ["DirTarget", "DirTargetKind", "odeion_archive_targets"]
 
 _TEMP_PREFIX = ".partial-"
+#: A temporary file that nothing wrote to for this long is a leftover, whoever wrote it.
+_ABANDONED_SECONDS = 24 * 3600
 _FILE_MODE = 0o600
 _CHUNK = 1024 * 1024
 #: Errors that may pass (a network share that went away for a moment).
@@ -98,19 +102,29 @@ class DirTarget:
             raise self._error(exc, f"read {name}") from exc
 
     def _own_prefix(self) -> str:
-        return f"{_TEMP_PREFIX}{socket.gethostname()}-"
+        return f"{_TEMP_PREFIX}{pid_space()}-"
 
     def _remove_leftovers(self) -> None:
-        """Remove the temporary files of copies from this host whose process is gone (kill -9).
+        """Remove the temporary files of copies that died (kill -9, a power cut).
 
-        Those of other hosts sharing the directory are theirs to remove.
+        A file of this host and process-id space whose process is gone goes at
+        once. Another host's may belong to a copy running there (hosts that
+        share a name included): it goes only once nothing has written to it
+        for :data:`_ABANDONED_SECONDS`.
         """
         prefix = self._own_prefix()
+        abandoned = time.time() - _ABANDONED_SECONDS
         for entry in os.scandir(self._dir):
-            if not entry.name.startswith(prefix):
+            if not entry.name.startswith(_TEMP_PREFIX):
                 continue
-            pid = entry.name.removeprefix(prefix).split("-", 1)[0]
-            if pid.isdigit() and not process_alive(int(pid)):
+            gone = False
+            if entry.name.startswith(prefix):
+                pid = entry.name.removeprefix(prefix).split("-", 1)[0]
+                gone = pid.isdigit() and not process_alive(int(pid))
+            else:
+                with contextlib.suppress(OSError):
+                    gone = entry.stat(follow_symlinks=False).st_mtime < abandoned
+            if gone:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)  # noqa: PTH108 - a scandir entry's path
 
