@@ -33,18 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from _datasets import DATASETS, SCALES, fresh_database, mib, seeded
-from _memory import peak_rss
 
 from odeion_archive._postgres import EmbeddedPostgres, find_tools, pick_tool, tool_invocation
-
-_HERE = Path(__file__).parent
+from odeion_archive.testing import peak_rss
 
 _CHILD = r"""
 import json, sys, time
 from odeion_archive import Archiver
 args = json.loads(sys.argv[1])
-sys.path.insert(0, args["benchmarks"])
-from _memory import peak_rss
+from odeion_archive.testing import peak_rss
 identities = encryption = None
 if args.get("age_key"):
     from odeion_archive import AgeIdentities, AgeRecipients
@@ -94,7 +91,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "raw": raw, "size": 
 
 def _child(**args: Any) -> dict[str, Any]:
     completed = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps({**args, "benchmarks": str(_HERE)})],
+        [sys.executable, "-c", _CHILD, json.dumps(args)],
         capture_output=True,
         text=True,
         check=False,

@@ -22,13 +22,10 @@ from typing import Any
 
 import pyrage
 
-_HERE = Path(__file__).parent
-
 _CHILD = r"""
 import datetime as dt, hashlib, json, os, sys, time
 args = json.loads(sys.argv[1])
-sys.path.insert(0, args["benchmarks"])
-from _memory import peak_rss
+from odeion_archive.testing import peak_rss
 from odeion_archive import Registry
 from odeion_archive._age import AgeIdentities, AgeRecipients
 from odeion_archive._archive import ArchiveBuilder, ArchiveFile
@@ -73,7 +70,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "rss": peak_rss()}))
 
 def _child(**args: Any) -> dict[str, Any]:
     completed = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps({**args, "benchmarks": str(_HERE)})],
+        [sys.executable, "-c", _CHILD, json.dumps(args)],
         capture_output=True,
         text=True,
         check=False,

@@ -29,14 +29,13 @@ from odeion_archive.testing import ArchiveBuilder, head_manifest
 
 _CHILD = r"""
 import json, sys, time
-sys.path.insert(0, sys.argv[1])
-from _memory import peak_rss
+from odeion_archive.testing import peak_rss
 from odeion_archive import Archiver
 from odeion_archive.targets import TargetSpec
 
-spec = TargetSpec(**json.loads(sys.argv[3]))
-archiver = Archiver(sys.argv[2], targets=[spec], database_url="postgresql:///unused")
-name = sys.argv[4]
+spec = TargetSpec(**json.loads(sys.argv[2]))
+archiver = Archiver(sys.argv[1], targets=[spec], database_url="postgresql:///unused")
+name = sys.argv[3]
 archiver.list()
 before = peak_rss()
 times = {}
@@ -79,7 +78,6 @@ def _run(data_dir: Path, spec: Mapping[str, object], name: str) -> dict[str, flo
             sys.executable,
             "-c",
             _CHILD,
-            str(Path(__file__).parent),
             str(data_dir),
             json.dumps(spec),
             name,

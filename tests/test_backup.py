@@ -386,8 +386,7 @@ import sys
 from odeion_archive import Archiver
 # zip: no compression worker threads, whose buffers would blur the measure
 Archiver(sys.argv[1], database_url=sys.argv[2]).create(components=["users_auth"], format="zip")
-sys.path.insert(0, sys.argv[3])
-from _rss import peak_rss
+from odeion_archive.testing import peak_rss
 print(peak_rss())
 """
 
@@ -427,7 +426,6 @@ def test_users_are_exported_by_streaming_not_held_in_memory(pg18: Any, tmp_path:
                     _MEASURED_BACKUP,
                     str(tmp_path / name),
                     url,
-                    str(Path(__file__).with_name("formats")),
                 ],
                 capture_output=True,
                 text=True,

@@ -31,8 +31,9 @@ listed::
     def test_my_target(tmp_path):
         check_target(MyTargetKind().open(TargetSpec("t", "mine", {...})))
 
-:func:`write_archive` and :func:`format_registry` help to build archives in
-tests; :class:`ArchiveBuilder`, :class:`ArchiveFile` and :func:`verify_archive`
+:func:`peak_rss` gives the peak memory of the process, for a memory test run
+in a child process. :func:`write_archive` and :func:`format_registry` help to
+build archives in tests; :class:`ArchiveBuilder`, :class:`ArchiveFile` and :func:`verify_archive`
 (the core's own writer, safe reader and check) and the manifest's values
 (:class:`Manifest`, :class:`ComponentEntry`, :class:`MemberEntry`) are here for
 a plugin's tests.
@@ -44,6 +45,7 @@ import datetime as dt
 import hashlib
 import importlib
 import re
+import resource
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -80,11 +82,30 @@ __all__ = [
     "check_target",
     "format_registry",
     "head_manifest",
+    "peak_rss",
     "verify_archive",
     "write_archive",
 ]
 
 _COMPONENT_NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,63}")
+
+
+def peak_rss() -> int:
+    """Peak resident memory of this process's own address space, in bytes.
+
+    For memory checks run in a child process: ``ru_maxrss`` would do, but Linux
+    carries it over from the parent across fork and exec, so a child of a
+    large test process would report the parent's size.
+    """
+    try:
+        with Path("/proc/self/status").open() as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
 
 #: The creation time of archives built by these helpers.
 FIXED_TIME = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)

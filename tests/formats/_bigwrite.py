@@ -12,13 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
-from _rss import peak_rss
 
 from odeion_archive._archive import ArchiveBuilder
 from odeion_archive._manifest import ENCRYPTED_SINCE
 from odeion_archive.formats.tarzst import TarZstFormat
 from odeion_archive.formats.zip import ZipFormat
-from odeion_archive.testing import head_manifest
+from odeion_archive.testing import head_manifest, peak_rss
 
 MIB = 1024 * 1024
 

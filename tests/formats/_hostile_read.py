@@ -10,11 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from _rss import peak_rss
-
 from odeion_archive._archive import ArchiveFile, verify_archive
 from odeion_archive._registry import Registry
 from odeion_archive.errors import ArchiveInvalidError
+from odeion_archive.testing import peak_rss
 
 
 def main() -> None:

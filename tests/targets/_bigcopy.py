@@ -3,14 +3,10 @@
 import json
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "formats"))
-
-from _rss import peak_rss
 
 from odeion_archive import Archiver
 from odeion_archive.targets import TargetSpec
+from odeion_archive.testing import peak_rss
 
 data_dir, spec_json, name = sys.argv[1:4]
 spec = TargetSpec(**json.loads(spec_json))
