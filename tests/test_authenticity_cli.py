@@ -179,6 +179,15 @@ def test_a_foreign_full_db_archive_needs_trust_foreign_dump(
     assert "foreign_dump" in _codes(restored["warnings"])
     assert _count(empty_target, "users") == _count(source, "users")
 
+    # A drill replays the dump too: refused without the same trust, and says how to give it;
+    # with it, the dump runs in a cluster of the drill's own, never on this server.
+    refused_drill = here.json("drill", imported["name"], code=4)
+    assert refused_drill["passed"] is False
+    assert "--trust-foreign-dump" in refused_drill["reason"]
+    drilled = here.json("drill", imported["name"], "--trust-foreign-dump")
+    assert drilled["passed"] is True, drilled["reason"]
+    assert (drilled["mode"], drilled["scratch"]) == ("full_db", "cluster")
+
     # The JSON modes of a foreign archive are allowed, with a warning.
     json_plan = here.json("plan", imported["name"], "--mode", "everything_json")
     assert json_plan["authenticity"] == "foreign"

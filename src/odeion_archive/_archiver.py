@@ -327,6 +327,7 @@ class Archiver:
         *,
         progress: ProgressCallback = null_progress,
         cancel: CancelToken | None = None,
+        **options: Any,
     ) -> DrillReport:
         """Restore the archive ``name`` into a scratch database and check it there.
 
@@ -336,8 +337,14 @@ class Archiver:
         directory; it is dropped however the drill ends (a drill that was
         killed leaves it to the next operation). The outcome is recorded (see
         :meth:`list`); a failed drill fires the ``odeion_archive_backup_failed``
-        hook. Raises :class:`~odeion_archive.errors.CancelledError` if cancelled.
+        hook. ``options`` are the components' restore options, as for
+        :meth:`restore` (``trust_foreign_dump=True`` drills the dump of an
+        archive this server did not make). Raises
+        :class:`~odeion_archive.errors.CancelledError` if cancelled, and
+        :class:`~odeion_archive.errors.UsageError` for an option no component
+        declares.
         """
+        check_options(options, self._registry)
         path = self._store.path_of(name)
         with self._exclusive("drill"):
             report = run_drill(
@@ -349,6 +356,7 @@ class Archiver:
                 pg_bin=self._pg_bin,
                 keyring=self._keyring(),
                 identities=self._identities(None),
+                options=options,
                 progress=progress,
                 cancel=cancel,
             )

@@ -69,9 +69,14 @@ def drill_mode(manifest: Manifest, registry: Registry) -> str | None:
 
 
 @contextlib.contextmanager
-def _scratch_target(data_dir: Path, live: str | None) -> Iterator[tuple[str, str]]:
-    """A scratch database: ``(kind, conninfo)``; ``live`` is the host's database URL."""
-    if live is not None and _scratch.can_create_databases(live):
+def _scratch_target(
+    data_dir: Path, live: str | None, *, isolated: bool
+) -> Iterator[tuple[str, str]]:
+    """A scratch database: ``(kind, conninfo)``; ``live`` is the host's database URL.
+
+    ``isolated``: in a cluster of its own, never on the host's server.
+    """
+    if live is not None and not isolated and _scratch.can_create_databases(live):
         with _scratch.scratch_database(data_dir, live) as conninfo:
             yield "database", conninfo
     else:
@@ -89,6 +94,7 @@ def run_drill(
     pg_bin: Path | None = None,
     keyring: Keyring | None = None,
     identities: AgeIdentities | None = None,
+    options: Mapping[str, Any] | None = None,
     progress: ProgressCallback = null_progress,
     cancel: CancelToken | None = None,
 ) -> DrillReport:
@@ -100,6 +106,9 @@ def run_drill(
     :class:`~odeion_archive.errors.CancelledError` is raised when cancelled. The
     caller holds the data directory's lock. ``identities`` open an encrypted
     archive (without one that does, the drill fails and says which key it needs).
+    ``options`` are the components' restore options, as for a restore (the
+    administrator's ``trust_foreign_dump`` for the dump of an archive this
+    server did not make, say).
     """
     cancel = cancel or CancelToken()
     started_at = dt.datetime.now(dt.UTC)
@@ -108,6 +117,7 @@ def run_drill(
         opened = open_source(ArchiveFile.open(path, registry, keyring=keyring), identities)
         with opened:
             manifest = opened.manifest
+            authenticity = opened.authenticity
     except (ArchiveInvalidError, DecryptionError) as exc:  # the drill fails at once
         return DrillReport(name, started_at, "none", "none", None, reason=str(exc))
     mode = drill_mode(manifest, registry)
@@ -129,14 +139,20 @@ def run_drill(
     seconds: float | None = None
     try:
         say("scratch", "creating a scratch database")
-        with _scratch_target(data_dir, database_url) as (kind, conninfo):
+        # The dump of an archive this server did not make (replayed only where the
+        # administrator trusts it) never runs on the host's server, even in a scratch
+        # database: a cluster of the drill's own, owned by a plain role, holds it.
+        isolated = mode == _FULL_DB and authenticity != "own"
+        with _scratch_target(data_dir, database_url, isolated=isolated) as (kind, conninfo):
             if mode != _FULL_DB:
                 _prepare_schema(conninfo, manifest.schema_version)
             say("restore", f"restoring {mode} into the scratch database")
             restore_started = time.monotonic()
             run_restore(
                 path,
-                RestoreOptions(mode, "overwrite" if mode != _FULL_DB else "skip", {}),
+                RestoreOptions(
+                    mode, "overwrite" if mode != _FULL_DB else "skip", dict(options or {})
+                ),
                 registry=registry,
                 conninfo=conninfo,
                 pg_bin=pg_bin,

@@ -300,9 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="all_archives",
         help="verify every archive in the store and record each outcome",
     )
-    command(
+    drill = command(
         "drill", "restore an archive into a scratch database and check it (a restore drill)"
-    ).add_argument("archive", metavar="ARCHIVE", help="a name from 'list'")
+    )
+    drill.add_argument("archive", metavar="ARCHIVE", help="a name from 'list'")
+    for field, owner in component_option_fields():
+        _option_flag(drill, field, owner)
     _restore_options(command("plan", "check an archive and show how it would restore"), "plan")
     _restore_options(command("restore", "restore an archive (asks first)"), "restore")
     command("import", "check an archive file and add it to the store").add_argument(

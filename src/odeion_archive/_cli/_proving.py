@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from odeion_archive._cli._output import _problem_lines, _problems_json
-from odeion_archive._cli._parser import EXIT_OK, EXIT_VERIFY
+from odeion_archive._cli._parser import EXIT_OK, EXIT_VERIFY, option_values
 from odeion_archive.errors import UsageError
 from odeion_archive.results import DrillReport, VerifyAllReport
 
@@ -51,7 +51,7 @@ def _drill_lines(report: DrillReport) -> list[str]:
 
 def drill_command(run: _Run) -> int:
     """``drill ARCHIVE``: exit 0 if the drill passed, 4 if it failed."""
-    report = run.archiver.drill(run.args.archive, progress=run.progress)
+    report = run.archiver.drill(run.args.archive, progress=run.progress, **option_values(run.args))
     run.progress.finish()
     run.out.result(_drill_json(report), _drill_lines(report))
     return EXIT_OK if report.passed else EXIT_VERIFY
