@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from _archives import make_archive
 from _s3 import closed_port, s3_spec
 
 from _hooks import Failures
 from odeion_archive import Archiver, Registry
-from odeion_archive.targets import TargetSpec
+from odeion_archive.targets import RemoteObject, TargetSpec
+from odeion_archive.targets.dir import DirTarget
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
 
@@ -116,3 +119,27 @@ def test_the_command_line_lists_the_copies_it_verified(
     assert out["archives"][path.name]["ok"] is True
     assert out["targets"]["nas"][path.name]["ok"] is False
     assert out["unreachable_targets"] == {}
+
+
+def test_verify_all_lists_a_target_once_however_many_copies_it_holds(
+    tmp_path: Path, dir_target_spec: TargetSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing a bucket is a request per thousand objects: once per target, not per copy."""
+    archiver = Archiver(
+        tmp_path / "data", targets=[dir_target_spec], database_url="postgresql:///unused"
+    )
+    paths = [make_archive(archiver.store.directory, fmt) for fmt in ("zip", "tar.zst", "zip")]
+    for path in paths:
+        archiver.copy_to(dir_target_spec.name, path.name)
+    listings = []
+    real_list = DirTarget.list
+
+    def counted(self: DirTarget) -> Sequence[RemoteObject]:
+        listings.append(self.name)
+        return real_list(self)
+
+    monkeypatch.setattr(DirTarget, "list", counted)
+    report = archiver.verify_all()
+    assert report.ok
+    assert sorted(report.targets[dir_target_spec.name]) == sorted(p.name for p in paths)
+    assert listings == [dir_target_spec.name]

@@ -18,7 +18,7 @@ import io
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -184,13 +184,16 @@ def fetch(
     *,
     progress: ProgressCallback,
     cancel: CancelToken | None = None,
+    listed: Sequence[RemoteObject] | None = None,
 ) -> Iterator[Path]:
     """The archive ``name`` of ``target``, staged in the data directory while the context lasts.
 
-    Raises :class:`~odeion_archive.errors.CorruptArchiveError` if the bytes
-    exceed the listed size, or differ from the record of the checked copy.
+    ``listed`` is the target's listing if the caller has one (it is read
+    otherwise). Raises :class:`~odeion_archive.errors.CorruptArchiveError` if
+    the bytes exceed the listed size, or differ from the record of the checked
+    copy.
     """
-    objects = list(target.list())
+    objects = list(target.list() if listed is None else listed)
     obj = _find(objects, target, name)
     record = read_sum(target, name, (o.name for o in objects))
     expected = obj.size if record is None else record.size

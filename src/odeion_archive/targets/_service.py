@@ -219,9 +219,12 @@ class TargetService:
         """
         reports: dict[str, VerifyReport] = {}
         target = self.open(name)
-        for obj in archive_objects(target.list(), target):
+        listed = list(target.list())  # once: each fetch finds its object and record there
+        for obj in archive_objects(listed, target):
             try:
-                with self.fetched(name, obj.name, progress=progress, cancel=cancel) as path:
+                with fetch(
+                    target, obj.name, self._store, progress=progress, cancel=cancel, listed=listed
+                ) as path:
                     reports[obj.name] = verify_file(path, progress, cancel)
             except NotFoundError:
                 continue  # deleted meanwhile
