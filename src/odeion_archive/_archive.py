@@ -26,6 +26,7 @@ from typing import IO, Any, Self, cast
 
 from odeion_archive import _names
 from odeion_archive._builder import ArchiveBuilder
+from odeion_archive._digest import BACKGROUND_BYTES, Sha256
 from odeion_archive._keys import Keyring, authenticity_of
 from odeion_archive._manifest import (
     HEAD_MEMBER,
@@ -106,26 +107,26 @@ def _collect(chunks: Iterable[bytes], limit: int, what: str) -> bytes:
 
 def _checked(chunks: Iterable[bytes], expected: MemberEntry) -> Iterator[bytes]:
     """``chunks``, cut off past the listed size, checked against size and sha256 at the end."""
-    digest = hashlib.sha256()
     done = 0
-    for chunk in chunks:
-        done += len(chunk)
-        if done > expected.size:
+    with Sha256(background=expected.size >= BACKGROUND_BYTES) as digest:
+        for chunk in chunks:
+            done += len(chunk)
+            if done > expected.size:
+                raise CorruptArchiveError(
+                    f"member {expected.path!r} holds more than the {expected.size} bytes the "
+                    f"manifest lists; {DAMAGED}"
+                )
+            digest.update(bytes(chunk))
+            yield chunk
+        if done != expected.size:
             raise CorruptArchiveError(
-                f"member {expected.path!r} holds more than the {expected.size} bytes the "
-                f"manifest lists; {DAMAGED}"
+                f"member {expected.path!r} holds {done} bytes, the manifest lists "
+                f"{expected.size}; {DAMAGED}"
             )
-        digest.update(chunk)
-        yield chunk
-    if done != expected.size:
-        raise CorruptArchiveError(
-            f"member {expected.path!r} holds {done} bytes, the manifest lists "
-            f"{expected.size}; {DAMAGED}"
-        )
-    if digest.hexdigest() != expected.sha256:
-        raise CorruptArchiveError(
-            f"member {expected.path!r} does not match the sha256 the manifest lists; {DAMAGED}"
-        )
+        if digest.hexdigest() != expected.sha256:
+            raise CorruptArchiveError(
+                f"member {expected.path!r} does not match the sha256 the manifest lists; {DAMAGED}"
+            )
 
 
 class _MemberStream(io.RawIOBase):

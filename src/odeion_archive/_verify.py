@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 
+from odeion_archive._digest import BACKGROUND_BYTES, Sha256
 from odeion_archive._manifest import HEAD_MEMBER, MANIFEST_MEMBERS, MemberEntry
 from odeion_archive.errors import ArchiveInvalidError, CorruptArchiveError
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent
@@ -91,22 +91,23 @@ class MemberCheck:
 
 def _member_problem(member: MemberEntry, chunks: Iterator[bytes]) -> str | None:
     """What is wrong with a member's bytes against its manifest entry, or ``None``."""
-    digest = hashlib.sha256()
     size = 0
-    try:
-        for chunk in chunks:
-            size += len(chunk)
-            if size > member.size:
-                break
-            digest.update(chunk)
-    except ArchiveInvalidError as exc:
-        return str(exc)
+    with Sha256(background=member.size >= BACKGROUND_BYTES) as digest:
+        try:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > member.size:
+                    break
+                digest.update(bytes(chunk))
+        except ArchiveInvalidError as exc:
+            return str(exc)
+        matches = digest.hexdigest() == member.sha256
     if size != member.size:
         return (
             f"member {member.path!r} holds {'more than ' if size > member.size else ''}{size} "
             f"bytes, the manifest lists {member.size}; {DAMAGED}"
         )
-    if digest.hexdigest() != member.sha256:
+    if not matches:
         return f"member {member.path!r} does not match the sha256 the manifest lists; {DAMAGED}"
     return None
 
