@@ -27,3 +27,15 @@ def test_the_thread_ends_with_the_digest() -> None:
         digest.update(b"x" * (1 << 20))
         assert any(t.name.startswith("sha256") for t in threading.enumerate())
     assert {t.name for t in threading.enumerate()} <= before
+
+
+def test_a_reused_buffer_is_hashed_as_it_was_when_added() -> None:
+    buffer = bytearray(1 << 20)
+    expected = hashlib.sha256()
+    with Sha256(background=True) as digest:
+        for n in range(16):
+            buffer[:] = bytes([n]) * len(buffer)
+            expected.update(buffer)
+            digest.update(memoryview(buffer))
+            buffer[:] = b"\xff" * len(buffer)  # the caller reuses it at once
+        assert digest.hexdigest() == expected.hexdigest()

@@ -116,7 +116,7 @@ def _checked(chunks: Iterable[bytes], expected: MemberEntry) -> Iterator[bytes]:
                     f"member {expected.path!r} holds more than the {expected.size} bytes the "
                     f"manifest lists; {DAMAGED}"
                 )
-            digest.update(bytes(chunk))
+            digest.update(chunk)
             yield chunk
         if done != expected.size:
             raise CorruptArchiveError(

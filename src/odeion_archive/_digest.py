@@ -44,13 +44,18 @@ class Sha256:
             pending, self._pending = self._pending, None
             pending.result()
 
-    def update(self, chunk: bytes) -> None:
-        """Add ``chunk`` (an immutable ``bytes``, never a buffer that is reused)."""
+    def update(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Add ``chunk``; one handed to the thread is first copied unless it is ``bytes``.
+
+        The copy keeps the thread's input fixed while the caller reuses its buffer.
+        """
         if self._pool is None:
             self._hash.update(chunk)
             return
         self._settle()
-        self._pending = self._pool.submit(self._hash.update, chunk)
+        self._pending = self._pool.submit(
+            self._hash.update, chunk if isinstance(chunk, bytes) else bytes(chunk)
+        )
 
     def hexdigest(self) -> str:
         """The digest of every chunk added so far."""

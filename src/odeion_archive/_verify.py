@@ -98,7 +98,7 @@ def _member_problem(member: MemberEntry, chunks: Iterator[bytes]) -> str | None:
                 size += len(chunk)
                 if size > member.size:
                     break
-                digest.update(bytes(chunk))
+                digest.update(chunk)
         except ArchiveInvalidError as exc:
             return str(exc)
         matches = digest.hexdigest() == member.sha256
