@@ -65,7 +65,7 @@ rss = peak_rss()
 print(json.dumps({"seconds": seconds, "rss": rss, **extra}))
 """
 
-# The loop of the issue that set the targets: the dump stream, read into one
+# A reference loop, as small as a compressing copy can be: the dump stream, read into one
 # reused 1 MiB buffer, hashed and compressed at zstd level 1 on every core.
 _ZSTD_LOOP = r"""
 import hashlib, json, subprocess, sys, time
@@ -171,7 +171,7 @@ def main() -> None:
     print()
     print(f"=== results at --scale {args.scale} ===")
     if args.scale != "benchmark":
-        print("(the targets are for --scale benchmark; at this scale fixed costs weigh more)")
+        print("(read the ratios at --scale benchmark: at this scale fixed costs weigh more)")
     for name, lines in results.items():
         print()
         print(f"--- data set: {name} ---")
