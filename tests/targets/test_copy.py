@@ -495,3 +495,28 @@ def test_only_an_archive_is_copied_to_a_target(tmp_path: Path, dir_target_spec: 
     other = make_archive(elsewhere)
     [result] = archiver.copy_to("nas", other)
     assert result.ok and other.name in _objects(dir_target_spec)
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.zst"])
+def test_an_archive_replaced_by_a_shorter_object_after_the_listing_is_skipped_alone(
+    tmp_path: Path, target_spec: TargetSpec, fmt: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The listing's size is then past the object's end: S3 answers such ranged reads with 416.
+    archiver = _archiver(tmp_path, target_spec)
+    kept = make_archive(archiver.store.directory, fmt)
+    replaced = make_archive(archiver.store.directory, fmt)
+    for path in (kept, replaced):
+        archiver.copy_to(target_spec.name, path.name)
+    target = _open(target_spec)
+    real_list = target.list
+
+    def list_then_replace() -> Iterator[RemoteObject]:
+        objects = list(real_list())
+        _put_foreign(target_spec, replaced.name, replaced.read_bytes()[:1000])
+        return iter(objects)
+
+    target.list = list_then_replace  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING):
+        listed = archives_on(target, Registry.default())
+    assert [a.name for a in listed] == [kept.name]
+    assert f"skipping {replaced.name!r}" in caplog.text

@@ -119,7 +119,11 @@ class Target(Protocol):
         ...
 
     def read_range(self, name: str, start: int, length: int) -> bytes:
-        """``length`` bytes of the object ``name`` from ``start`` (fewer at its end)."""
+        """``length`` bytes of the object ``name`` from ``start``: fewer at its end, none past it.
+
+        An object shorter than its listing said (replaced since) thus reads short,
+        which the archive readers report as a damaged archive.
+        """
         ...
 
     def read(self, name: str) -> Iterator[bytes]:

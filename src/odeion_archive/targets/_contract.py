@@ -53,6 +53,8 @@ def check_target(target: Target, *, large: int = 12 * 1024 * 1024 + 12345) -> No
         _expect(b"".join(target.read(small)) == b"hello, target", "read returns what was written")
         _expect(target.read_range(small, 7, 3) == b"tar", "read_range returns the range asked")
         _expect(target.read_range(small, 10, 100) == b"get", "read_range stops at the end")
+        _expect(target.read_range(small, 13, 10) == b"", "read_range at the end returns nothing")
+        _expect(target.read_range(small, 99, 10) == b"", "read_range past the end returns nothing")
 
         target.write(big, _chunks(data, 1024 * 1024 + 7))
         _expect(_listed(target).get(big) == large, "a large object is listed whole")
