@@ -515,7 +515,7 @@ def test_an_archive_replaced_by_a_shorter_object_after_the_listing_is_skipped_al
         _put_foreign(target_spec, replaced.name, replaced.read_bytes()[:1000])
         return iter(objects)
 
-    target.list = list_then_replace  # type: ignore[method-assign]
+    target.list = list_then_replace  # type: ignore[method-assign,assignment]
     with caplog.at_level(logging.WARNING):
         listed = archives_on(target, Registry.default())
     assert [a.name for a in listed] == [kept.name]
