@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from _datasets import DATASETS, SCALES, fresh_database, mib, seeded
 
 from odeion_archive._postgres import EmbeddedPostgres, find_tools, pick_tool, tool_invocation
@@ -111,6 +112,14 @@ def _zstd_loop(command: list[str], env: dict[str, str]) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(completed.stdout)
     return result
+
+
+def _settled(admin: str, name: str) -> str:
+    """A new, empty database ``name``, after a checkpoint has written every dirty page out."""
+    url = fresh_database(admin, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    return url
 
 
 def _timed(command: list[str], env: dict[str, str], **kwargs: Any) -> float:
@@ -223,27 +232,44 @@ def run(admin: str, workdir: Path, dataset: str, scale: str, repeat: int) -> lis
     age = _age_key(gzip_file.parent)
     encrypted = measure("backup", source, components=["full_db"], format="tar.zst", **age)
 
-    target_info, target_env = tool_invocation(fresh_database(admin, "bench_pg_restore"))
-    t_restore = _timed(
-        [
-            str(pg_restore.path),
-            "--single-transaction",
-            "--no-owner",
-            f"--dbname={target_info}",
-            str(raw_file),
-        ],
-        target_env,
-    )
-    ours = measure(
-        "restore",
-        fresh_database(admin, "bench_full_restore"),
-        archive=full["path"],
-        mode="full_db",
-        conflict="skip",
-    )
+    # pg_restore and the restore run in turn ``repeat`` times each, each into a new
+    # database after a CHECKPOINT, so that neither pays for the other's dirty
+    # pages; a restore writes gigabytes of WAL, and when a checkpoint falls
+    # inside one run moves by a fifth from run to run.
+    references, restores = [], []
+    for _ in range(repeat):
+        target_info, target_env = tool_invocation(_settled(admin, "bench_pg_restore"))
+        references.append(
+            _timed(
+                [
+                    str(pg_restore.path),
+                    "--single-transaction",
+                    "--no-owner",
+                    f"--dbname={target_info}",
+                    str(raw_file),
+                ],
+                target_env,
+            )
+        )
+        restores.append(
+            measure(
+                "restore",
+                _settled(admin, "bench_full_restore"),
+                archive=full["path"],
+                mode="full_db",
+                conflict="skip",
+            )
+        )
+    t_restore = min(references)
+    ours = {
+        **min(restores, key=lambda r: float(r["seconds"])),
+        "rss": max(float(r["rss"]) for r in restores),
+    }
+    _settled(admin, "bench_pg_restore")  # the space of the last restored copies back
+    _settled(admin, "bench_full_restore")
     ours_encrypted = measure(
         "restore",
-        fresh_database(admin, "bench_full_restore_age"),
+        _settled(admin, "bench_full_restore_age"),
         archive=encrypted["path"],
         mode="full_db",
         conflict="skip",
@@ -293,6 +319,13 @@ def run(admin: str, workdir: Path, dataset: str, scale: str, repeat: int) -> lis
         f"pg_restore --single-transaction {t_restore:7.2f} s   (of the uncompressed dump)",
         f"full_db restore                {ours['seconds']:8.2f} s   peak RSS {mib(ours['rss'])}",
         f"  time ratio to pg_restore     {ours['seconds'] / t_restore:8.2f}   (target <= 1.05)",
+        (
+            f"  (best of {repeat}: pg_restore "
+            + ", ".join(f"{t:.2f}" for t in references)
+            + "; restore "
+            + ", ".join(f"{float(r['seconds']):.2f}" for r in restores)
+            + " s)"
+        ),
         f"plan of the full_db archive    {plan['seconds']:8.2f} s",
         (
             f"encrypted (age) tar.zst backup {encrypted['seconds']:8.2f} s   "
