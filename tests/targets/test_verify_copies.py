@@ -143,3 +143,39 @@ def test_verify_all_lists_a_target_once_however_many_copies_it_holds(
     assert report.ok
     assert sorted(report.targets[dir_target_spec.name]) == sorted(p.name for p in paths)
     assert listings == [dir_target_spec.name]
+
+
+def test_verify_all_skips_copies_deleted_while_it_runs_and_rereads_changed_records(
+    tmp_path: Path, target_spec: TargetSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The listing is taken once, and a run may take hours: another host's retention deletes
+    # copies meanwhile, or a copy's record of its check goes away.
+    from odeion_archive.targets._copy import sum_name
+    from odeion_archive.targets._remote import delete_archives
+
+    archiver = Archiver(
+        tmp_path / "data", targets=[target_spec], database_url="postgresql:///unused"
+    )
+    paths = [make_archive(archiver.store.directory, fmt) for fmt in ("zip", "tar.zst", "zip")]
+    for path in paths:
+        archiver.copy_to(target_spec.name, path.name)
+    first, *others = sorted(p.name for p in paths)
+    kind = type(Registry.default().target_kind(target_spec.kind).open(target_spec))
+    real_list = kind.list
+    listings = []
+
+    def list_then_change(self: object) -> Sequence[RemoteObject]:
+        objects = list(real_list(self))  # type: ignore[arg-type]
+        if not listings:  # right after the run's own listing
+            delete_archives(self, others)  # type: ignore[arg-type]
+            self.delete(sum_name(first))  # type: ignore[attr-defined]
+        listings.append(objects)
+        return objects
+
+    monkeypatch.setattr(kind, "list", list_then_change)
+    report = archiver.verify_all()
+    assert report.unreachable == {}
+    assert list(report.targets[target_spec.name]) == [first]
+    assert report.targets[target_spec.name][first].ok
+    assert report.ok
+    assert len(listings) == 2  # listed once more, when the record could not be read

@@ -18,6 +18,7 @@ from odeion_archive.errors import (
     ArchiveInvalidError,
     CancelledError,
     NotFoundError,
+    TargetError,
     UsageError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
@@ -219,17 +220,35 @@ class TargetService:
         """
         reports: dict[str, VerifyReport] = {}
         target = self.open(name)
-        listed = list(target.list())  # once: each fetch finds its object and record there
+        # Listed once: each fetch finds its object and record there. A run can take
+        # hours, so an object that fails to read is looked for in a new listing: one
+        # deleted meanwhile (another host's retention) is skipped, and a copy whose
+        # record went or came is fetched again with what the target holds now.
+        listed = list(target.list())
         for obj in archive_objects(listed, target):
-            try:
-                with fetch(
-                    target, obj.name, self._store, progress=progress, cancel=cancel, listed=listed
-                ) as path:
-                    reports[obj.name] = verify_file(path, progress, cancel)
-            except NotFoundError:
-                continue  # deleted meanwhile
-            except ArchiveInvalidError as exc:
-                reports[obj.name] = VerifyReport((Problem(None, str(exc)),))
+            for attempt in (1, 2):
+                try:
+                    with fetch(
+                        target,
+                        obj.name,
+                        self._store,
+                        progress=progress,
+                        cancel=cancel,
+                        listed=listed,
+                    ) as path:
+                        reports[obj.name] = verify_file(path, progress, cancel)
+                except NotFoundError:
+                    break  # deleted meanwhile
+                except TargetError:
+                    if attempt == 2:
+                        raise
+                    listed = list(target.list())
+                    if all(o.name != obj.name for o in listed):
+                        break  # deleted meanwhile
+                    continue
+                except ArchiveInvalidError as exc:
+                    reports[obj.name] = VerifyReport((Problem(None, str(exc)),))
+                break
         return reports
 
     def retention(
