@@ -3,8 +3,10 @@ and which process ids this process can judge."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -35,6 +37,7 @@ def process_alive(pid: int) -> bool:
     return status.rpartition(")")[2].split()[0] != "Z"
 
 
+@functools.cache
 def pid_space() -> str:
     """A name of the space of process ids this process lives in: ``host-0123456789ab``.
 
@@ -42,7 +45,9 @@ def pid_space() -> str:
     with :func:`process_alive`. The host name alone does not say so: two
     machines (or two containers of one machine) may share a name. So the name
     also carries a digest of the kernel's boot id (new at every boot of every
-    machine) and of this process's PID namespace.
+    machine) and of this process's PID namespace. Where neither can be read
+    (no ``/proc``), nothing tells this machine from a namesake: the name is
+    then this process's alone, so that no other process judges its ids.
     """
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
@@ -52,6 +57,6 @@ def pid_space() -> str:
         namespace = str(Path("/proc/self/ns/pid").readlink())  # "pid:[4026531836]"
     except OSError:
         namespace = ""
-    parts = (boot, namespace)
+    parts = (boot, namespace) if boot or namespace else ("alone", secrets.token_hex(16))
     digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
     return f"{socket.gethostname()}-{digest}"

@@ -8,13 +8,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _archives import make_archive
 
 from odeion_archive import Archiver, Registry, hookimpl
+from odeion_archive._os import pid_space
 from odeion_archive.errors import PluginError, TargetError, UsageError
 from odeion_archive.targets import TargetSpec
 from odeion_archive.targets._contract import TargetContractError
@@ -168,3 +170,77 @@ def test_a_copy_leaves_other_hosts_temporary_files_alone_until_they_are_abandone
     assert sorted(p.name for p in nas.iterdir()) == sorted(
         [namesake.name, f".sha256-{path.name}", path.name]
     )
+
+
+def _stale(path: Path, seconds: float = 2 * 24 * 3600) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_an_own_leftover_whose_process_id_was_taken_again_goes_after_a_day(
+    tmp_path: Path,
+) -> None:
+    # Process 1 always runs: its id in an old file of this host's was reused since.
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    reused = nas / f".partial-{pid_space()}-1-feedfacefeedface"
+    running = nas / f".partial-{pid_space()}-1-0123456789abcdef"
+    reused.write_bytes(b"half an archive")
+    running.write_bytes(b"being written")
+    _stale(reused)
+    DirTarget("nas", nas).write("archive", [b"data"])
+    assert sorted(p.name for p in nas.iterdir()) == sorted(["archive", running.name])
+
+
+@pytest.mark.parametrize("pid", ["9" * 30, "\u00b2", "\u0663", "-1", "0x10", ""])
+def test_a_temporary_name_with_no_process_id_in_it_breaks_no_copy(tmp_path: Path, pid: str) -> None:
+    # Anyone who may write to the share may put such a name there.
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    odd = nas / f".partial-{pid_space()}-{pid}-x"
+    odd.write_bytes(b"")
+    DirTarget("nas", nas).write("archive", [b"data"])
+    assert (nas / "archive").read_bytes() == b"data"
+    assert odd.exists()  # not known to be dead, and fresh: left alone
+
+
+def test_a_share_whose_clock_lags_keeps_another_hosts_running_copy(tmp_path: Path) -> None:
+    # The age of a temporary file is judged by the share's clock: its newest file's time.
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    running = nas / ".partial-elsewhere-ba9876543210-123-0badc0de0badc0de"
+    running.write_bytes(b"being written")
+    _stale(running, 3 * 24 * 3600)
+    real_fstat = os.fstat
+
+    def lagging(fd: int) -> os.stat_result:
+        result = real_fstat(fd)
+        fields = list(result)
+        fields[8] = result.st_mtime - 3 * 24 * 3600 + 60  # st_mtime, as the share sets it
+        return os.stat_result(fields)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fstat", lagging)
+        DirTarget("nas", nas).write("archive", [b"data"])
+    assert running.exists()
+
+
+def test_without_proc_a_process_id_space_is_the_process_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nothing then tells this machine from a namesake: no other process may judge its ids.
+    real_read_text, real_readlink = Path.read_text, Path.readlink
+
+    def no_proc(real: Callable[..., Any]) -> Callable[..., Any]:
+        def read(self: Path, *args: Any, **kwargs: Any) -> Any:
+            if str(self).startswith("/proc/"):
+                raise FileNotFoundError(str(self))
+            return real(self, *args, **kwargs)
+
+        return read
+
+    monkeypatch.setattr(Path, "read_text", no_proc(real_read_text))
+    monkeypatch.setattr(Path, "readlink", no_proc(real_readlink))
+    spaces = {pid_space.__wrapped__() for _ in range(3)}
+    assert len(spaces) == 3
+    assert all(space.startswith(f"{socket.gethostname()}-") for space in spaces)

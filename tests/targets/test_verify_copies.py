@@ -162,7 +162,7 @@ def test_verify_all_skips_copies_deleted_while_it_runs_and_rereads_changed_recor
     first, *others = sorted(p.name for p in paths)
     kind = type(Registry.default().target_kind(target_spec.kind).open(target_spec))
     real_list = kind.list
-    listings = []
+    listings: list[list[RemoteObject]] = []
 
     def list_then_change(self: object) -> Sequence[RemoteObject]:
         objects = list(real_list(self))  # type: ignore[arg-type]

@@ -5,9 +5,10 @@ name and the directory fsynced: a copy interrupted at any moment leaves at
 worst a hidden ``.partial-`` file, never an object that is listed. The next
 copy removes those whose process is gone (when it can tell: the file names the
 host and the space of process ids its writer lived in) and those that nothing
-has written to for a day (a host that went away, or rebooted). The
-directory must exist: a missing mount point is an error, never a directory
-quietly created on the server's own disk.
+has written to for a day, by the share's clock (a host that went away, or
+rebooted, or a process id taken again). The directory must exist: a missing
+mount point is an error, never a directory quietly created on the server's own
+disk.
 
 Settings: ``path`` (relative paths are relative to the data directory).
 """
@@ -19,7 +20,6 @@ import datetime as dt
 import errno
 import os
 import secrets
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -34,6 +34,8 @@ __all__ = ["DirTarget", "DirTargetKind", "odeion_archive_targets"]
 _TEMP_PREFIX = ".partial-"
 #: A temporary file that nothing wrote to for this long is a leftover, whoever wrote it.
 _ABANDONED_SECONDS = 24 * 3600
+#: Linux process ids have at most 7 digits (pid_max is at most 2**22).
+_PID_DIGITS = 7
 _FILE_MODE = 0o600
 _CHUNK = 1024 * 1024
 #: Errors that may pass (a network share that went away for a moment).
@@ -104,36 +106,34 @@ class DirTarget:
     def _own_prefix(self) -> str:
         return f"{_TEMP_PREFIX}{pid_space()}-"
 
-    def _remove_leftovers(self) -> None:
+    def _remove_leftovers(self, now: float, keep: Path) -> None:
         """Remove the temporary files of copies that died (kill -9, a power cut).
 
         A file of this host and process-id space whose process is gone goes at
-        once. Another host's may belong to a copy running there (hosts that
-        share a name included): it goes only once nothing has written to it
-        for :data:`_ABANDONED_SECONDS`.
+        once. Any other (another host's, hosts that share a name included, or
+        one whose process id was reused since) may belong to a copy still
+        running: it goes only once nothing has written to it for
+        :data:`_ABANDONED_SECONDS`. ``now`` is the time as the directory's own
+        file system tells it (a network share's clock may differ from this
+        host's); ``keep`` is this copy's own file.
         """
         prefix = self._own_prefix()
-        abandoned = time.time() - _ABANDONED_SECONDS
         for entry in os.scandir(self._dir):
-            if not entry.name.startswith(_TEMP_PREFIX):
+            if not entry.name.startswith(_TEMP_PREFIX) or entry.name == keep.name:
                 continue
             gone = False
             if entry.name.startswith(prefix):
                 pid = entry.name.removeprefix(prefix).split("-", 1)[0]
-                gone = pid.isdigit() and not process_alive(int(pid))
-            else:
+                gone = _is_pid(pid) and not process_alive(int(pid))
+            if not gone:
                 with contextlib.suppress(OSError):
-                    gone = entry.stat(follow_symlinks=False).st_mtime < abandoned
+                    gone = entry.stat(follow_symlinks=False).st_mtime < now - _ABANDONED_SECONDS
             if gone:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)  # noqa: PTH108 - a scandir entry's path
 
     def write(self, name: str, chunks: Iterable[bytes]) -> None:
         final = self._path(name)
-        try:
-            self._remove_leftovers()
-        except OSError as exc:
-            raise self._error(exc, f"write {name}") from exc
         temp = self._dir / f"{self._own_prefix()}{os.getpid()}-{secrets.token_hex(8)}"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
@@ -141,6 +141,7 @@ class DirTarget:
             raise self._error(exc, f"write {name}") from exc
         try:
             with os.fdopen(fd, "wb") as stream:
+                self._remove_leftovers(os.fstat(fd).st_mtime, temp)
                 for chunk in chunks:
                     stream.write(chunk)
                 stream.flush()
@@ -172,6 +173,11 @@ class DirTargetKind:
         if not path.is_absolute() and spec.base is not None:
             path = spec.base / path
         return DirTarget(spec.name, path)
+
+
+def _is_pid(text: str) -> bool:
+    """Whether ``text`` (from a file name anyone may have written) is a process id."""
+    return text.isascii() and text.isdigit() and len(text) <= _PID_DIGITS
 
 
 @hookimpl
