@@ -244,3 +244,26 @@ def test_without_proc_a_process_id_space_is_the_process_own(
     spaces = {pid_space.__wrapped__() for _ in range(3)}
     assert len(spaces) == 3
     assert all(space.startswith(f"{socket.gethostname()}-") for space in spaces)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gone 416 Range Not Satisfiable",
+        "x - Server returned non-2xx status code: 416 Range Not Satisfiable: y",
+        (
+            "Generic S3 error: Error performing GET x in 1ms - Server returned non-2xx "
+            "status code: 416 Range Not Satisfiable"
+        ),
+    ],
+)
+def test_an_s3_error_about_a_name_that_quotes_a_range_error_stays_an_error(
+    s3_target_spec: TargetSpec, name: str
+) -> None:
+    # obstore's message for a missing object holds the raw name: only S3's own 416, with
+    # its percent-encoded URL, is a read past the end.
+    target = Registry.default().target_kind("s3").open(s3_target_spec)
+    target.write("small", [b"hello"])
+    assert target.read_range("small", 10, 5) == b""
+    with pytest.raises(TargetError, match="no object to read"):
+        target.read_range(name, 0, 10)
