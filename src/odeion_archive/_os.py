@@ -23,10 +23,17 @@ def fsync_dir(path: Path) -> None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether the process ``pid`` still runs; a zombie (exited, not yet reaped) does not."""
+    """Whether the process ``pid`` still runs; a zombie (exited, not yet reaped) does not.
+
+    ``pid`` may come from a file anyone could write: 0 and negative numbers
+    (which :func:`os.kill` reads as process groups) and numbers past any
+    process id are no running process.
+    """
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True  # it exists, as another user
