@@ -34,12 +34,12 @@ from odeion_archive._age import AgeIdentities
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._converter import FullDbFacts, JsonComponentFacts, component_facts
 from odeion_archive._encrypted import open_source
+from odeion_archive._foreign import foreign_dump_issue
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import Manifest
 from odeion_archive._registry import Registry
 from odeion_archive._restore import RestoreOptions, run_restore
 from odeion_archive._rowcounts import count_rows
-from odeion_archive.components.full_db._restore import foreign_dump_issue
 from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,

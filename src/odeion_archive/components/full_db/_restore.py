@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from odeion_archive._foreign import foreign_dump_issue
 from odeion_archive._postgres import PgTool
 from odeion_archive.components.full_db import _dumpfile, _pipeline, _roles, _tocreview
 from odeion_archive.components.full_db._estimate import PHASES, RestoreEstimate
@@ -127,31 +128,6 @@ def plan(context: PlanContext) -> ComponentPlan:
 def _foreign_issue(trusted: bool, blockers: list[Issue], warnings: list[Issue]) -> None:
     """Replaying the dump of an archive this server did not make needs the host's trust."""
     (warnings if trusted else blockers).append(foreign_dump_issue(trusted=trusted))
-
-
-def foreign_dump_issue(*, trusted: bool) -> Issue:
-    """The ``foreign_dump`` issue: a warning where the host trusts the dump, else a blocker."""
-    origin = (
-        "this archive was not made by this server: it carries no seal of this server's "
-        "keys (it came from another server or an upload, or was made before archives "
-        "were sealed)"
-    )
-    if trusted:
-        return Issue(
-            "foreign_dump",
-            f"{origin}; its database dump is restored as you allowed with "
-            "--trust-foreign-dump: its SQL runs as the database owner",
-        )
-    return Issue(
-        "foreign_dump",
-        f"{origin}. A full_db restore replays the archive's SQL as the owner "
-        "of the database, so a hostile dump could change or read anything that "
-        "role can. Restore it only if you trust where the archive came from: "
-        "then pass --trust-foreign-dump (trust_foreign_dump=True); otherwise "
-        "restore its users and settings with the everything_json mode. If it is "
-        "this server's archive from an earlier machine, import that machine's key "
-        "instead ('odeion-archive key import')",
-    )
 
 
 def _unsafe_issues(header: _dumpfile.DumpHeader, *, allow: bool) -> tuple[list[Issue], list[Issue]]:
