@@ -15,6 +15,8 @@ from _s3 import closed_port, s3_spec
 from _hooks import Failures
 from odeion_archive import Archiver, Registry
 from odeion_archive.targets import RemoteObject, TargetSpec
+from odeion_archive.targets._copy import sum_name
+from odeion_archive.targets._remote import delete_archives
 from odeion_archive.targets.dir import DirTarget
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
@@ -121,16 +123,20 @@ def test_the_command_line_lists_the_copies_it_verified(
     assert out["unreachable_targets"] == {}
 
 
+def _three_copies(tmp_path: Path, spec: TargetSpec) -> tuple[Archiver, list[Path]]:
+    """An archiver whose three archives (zip and tar.zst) are copied to the target ``spec``."""
+    archiver = Archiver(tmp_path / "data", targets=[spec], database_url="postgresql:///unused")
+    paths = [make_archive(archiver.store.directory, fmt) for fmt in ("zip", "tar.zst", "zip")]
+    for path in paths:
+        archiver.copy_to(spec.name, path.name)
+    return archiver, paths
+
+
 def test_verify_all_lists_a_target_once_however_many_copies_it_holds(
     tmp_path: Path, dir_target_spec: TargetSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Listing a bucket is a request per thousand objects: once per target, not per copy."""
-    archiver = Archiver(
-        tmp_path / "data", targets=[dir_target_spec], database_url="postgresql:///unused"
-    )
-    paths = [make_archive(archiver.store.directory, fmt) for fmt in ("zip", "tar.zst", "zip")]
-    for path in paths:
-        archiver.copy_to(dir_target_spec.name, path.name)
+    archiver, paths = _three_copies(tmp_path, dir_target_spec)
     listings = []
     real_list = DirTarget.list
 
@@ -150,15 +156,7 @@ def test_verify_all_skips_copies_deleted_while_it_runs_and_rereads_changed_recor
 ) -> None:
     # The listing is taken once, and a run may take hours: another host's retention deletes
     # copies meanwhile, or a copy's record of its check goes away.
-    from odeion_archive.targets._copy import sum_name
-    from odeion_archive.targets._remote import delete_archives
-
-    archiver = Archiver(
-        tmp_path / "data", targets=[target_spec], database_url="postgresql:///unused"
-    )
-    paths = [make_archive(archiver.store.directory, fmt) for fmt in ("zip", "tar.zst", "zip")]
-    for path in paths:
-        archiver.copy_to(target_spec.name, path.name)
+    archiver, paths = _three_copies(tmp_path, target_spec)
     first, *others = sorted(p.name for p in paths)
     kind = type(Registry.default().target_kind(target_spec.kind).open(target_spec))
     real_list = kind.list
