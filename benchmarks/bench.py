@@ -234,8 +234,8 @@ def run(admin: str, workdir: Path, dataset: str, scale: str, repeat: int) -> lis
 
     # pg_restore and the restore run in turn ``repeat`` times each, each into a new
     # database after a CHECKPOINT, so that neither pays for the other's dirty
-    # pages; a restore writes gigabytes of WAL, and when a checkpoint falls
-    # inside one run moves by a fifth from run to run.
+    # pages: a restore writes gigabytes of WAL, and a single run of either moved
+    # by up to a fifth from one run of the benchmark to the next.
     references, restores = [], []
     for _ in range(repeat):
         target_info, target_env = tool_invocation(_settled(admin, "bench_pg_restore"))

@@ -38,7 +38,7 @@ from odeion_archive._foreign import foreign_dump_issue
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import Manifest
 from odeion_archive._registry import Registry
-from odeion_archive._restore import RestoreOptions, run_restore
+from odeion_archive._restore import RestoreOptions, blocked_reason, run_restore
 from odeion_archive._rowcounts import count_rows
 from odeion_archive.errors import (
     ArchiveError,
@@ -154,15 +154,8 @@ def run_drill(
     # that trust the drill is refused before any scratch is made.
     isolated = mode == _FULL_DB and authenticity != "own"
     if isolated and not (options or {}).get("trust_foreign_dump"):
-        refusal = foreign_dump_issue(trusted=False)
-        return DrillReport(
-            name,
-            started_at,
-            mode,
-            "none",
-            None,
-            reason=f"the archive cannot be restored: [{refusal.code}] {refusal.message}",
-        )
+        refusal = blocked_reason([foreign_dump_issue(trusted=False)])
+        return DrillReport(name, started_at, mode, "none", None, reason=refusal)
     kind = "none"
     seconds: float | None = None
     try:

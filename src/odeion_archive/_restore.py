@@ -9,6 +9,7 @@ transaction scope inside one transaction, a component of the database scope
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -49,6 +50,7 @@ from odeion_archive.results import RestorePlan, RestoreResult
 __all__ = [
     "CONFLICTS",
     "RestoreOptions",
+    "blocked_reason",
     "check_options",
     "components_for",
     "plan_restore",
@@ -99,11 +101,7 @@ def run_restore(
         identities=identities,
     )
     if not checked.can_restore:
-        raise RestoreBlockedError(
-            "the archive cannot be restored: "
-            + "; ".join(f"[{b.code}] {b.message}" for b in checked.blockers),
-            checked,
-        )
+        raise RestoreBlockedError(blocked_reason(checked.blockers), checked)
     components = [registry.component(name) for name in checked.components]
     done: list[ComponentPlan] = []
     with (
@@ -190,6 +188,13 @@ def run_restore(
     )
     return RestoreResult(
         plan=carried_out, schema_version=schema_after, seconds=time.monotonic() - started
+    )
+
+
+def blocked_reason(blockers: Sequence[Issue]) -> str:
+    """Why a restore cannot run: each blocker with its code."""
+    return "the archive cannot be restored: " + "; ".join(
+        f"[{b.code}] {b.message}" for b in blockers
     )
 
 

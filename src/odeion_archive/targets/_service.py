@@ -220,35 +220,32 @@ class TargetService:
         """
         reports: dict[str, VerifyReport] = {}
         target = self.open(name)
-        # Listed once: each fetch finds its object and record there. A run can take
-        # hours, so an object that fails to read is looked for in a new listing: one
-        # deleted meanwhile (another host's retention) is skipped, and a copy whose
-        # record went or came is fetched again with what the target holds now.
-        listed = list(target.list())
+        listed = list(target.list())  # once: each fetch finds its object and record there
+
+        def verified(archive: str) -> VerifyReport | None:
+            try:
+                with fetch(
+                    target, archive, self._store, progress=progress, cancel=cancel, listed=listed
+                ) as path:
+                    return verify_file(path, progress, cancel)
+            except NotFoundError:
+                return None  # deleted meanwhile
+            except ArchiveInvalidError as exc:
+                return VerifyReport((Problem(None, str(exc)),))
+
         for obj in archive_objects(listed, target):
-            for attempt in (1, 2):
-                try:
-                    with fetch(
-                        target,
-                        obj.name,
-                        self._store,
-                        progress=progress,
-                        cancel=cancel,
-                        listed=listed,
-                    ) as path:
-                        reports[obj.name] = verify_file(path, progress, cancel)
-                except NotFoundError:
-                    break  # deleted meanwhile
-                except TargetError:
-                    if attempt == 2:
-                        raise
-                    listed = list(target.list())
-                    if all(o.name != obj.name for o in listed):
-                        break  # deleted meanwhile
+            try:
+                report = verified(obj.name)
+            except TargetError:
+                # A run can take hours: a copy that fails to read is looked for in a new
+                # listing. One deleted meanwhile (another host's retention) is skipped; one
+                # whose record went or came is fetched once more, with what is there now.
+                listed = list(target.list())
+                if all(o.name != obj.name for o in listed):
                     continue
-                except ArchiveInvalidError as exc:
-                    reports[obj.name] = VerifyReport((Problem(None, str(exc)),))
-                break
+                report = verified(obj.name)
+            if report is not None:
+                reports[obj.name] = report
         return reports
 
     def retention(

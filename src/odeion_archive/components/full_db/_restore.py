@@ -121,13 +121,9 @@ def plan(context: PlanContext) -> ComponentPlan:
     steps += [f"move media paths under {old!r} to {new!r}" for old, new in remap.items()]
     steps.append("commit everything in one transaction")
     if context.authenticity == "foreign":
-        _foreign_issue(bool(context.options.get("trust_foreign_dump")), blockers, warnings)
+        trusted = bool(context.options.get("trust_foreign_dump"))
+        (warnings if trusted else blockers).append(foreign_dump_issue(trusted=trusted))
     return ComponentPlan(blockers=tuple(blockers), warnings=tuple(warnings), steps=tuple(steps))
-
-
-def _foreign_issue(trusted: bool, blockers: list[Issue], warnings: list[Issue]) -> None:
-    """Replaying the dump of an archive this server did not make needs the host's trust."""
-    (warnings if trusted else blockers).append(foreign_dump_issue(trusted=trusted))
 
 
 def _unsafe_issues(header: _dumpfile.DumpHeader, *, allow: bool) -> tuple[list[Issue], list[Issue]]:
