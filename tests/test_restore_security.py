@@ -933,8 +933,13 @@ def superuser_owned(pg18: PgServer, tmp_path: Path) -> Iterator[tuple[Archiver, 
             )
 
 
+@pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
 def test_an_own_archive_whose_dump_was_replaced_runs_nothing(
-    pg18: PgServer, superuser_owned: tuple[Archiver, str], attack: Attack, tmp_path: Path
+    pg18: PgServer,
+    superuser_owned: tuple[Archiver, str],
+    attack: Attack,
+    tmp_path: Path,
+    fmt: str,
 ) -> None:
     """Default settings, no consent: the seal covers the manifest, not yet-unread member bytes.
 
@@ -947,9 +952,15 @@ def test_an_own_archive_whose_dump_was_replaced_runs_nothing(
     the end of the member, when the hostile function (a CHECK constraint
     during COPY) has run already. Owners that are powerful are allowed for
     own archives, so here it runs as a superuser: COPY TO PROGRAM.
+
+    The dump is checked before its SQL: in tar.zst by one sha256 over the
+    container's bytes through the dump (the manifest records it), in zip by
+    reading the dump through against its sha256.
     """
     archiver, _url = superuser_owned
-    own = archiver.create(components=["full_db"]).archive
+    own = archiver.create(components=["full_db"], format=fmt).archive
+    recorded = archiver.inspect(own.name).member("full_db/database.dump").prefix
+    assert (recorded is not None) == (fmt == "tar.zst")
     assert own.authenticity == "own"
     hostile = _pg_dump(
         pg18,
@@ -980,6 +991,7 @@ INSERT INTO public.chk VALUES (1);
         f"a program ran on the database host (plan blockers: {plan.blockers}; "
         f"restore error: {error[:200]!r})"
     )
+    assert "full_db/database.dump" in error, error
 
 
 # -- 4. the guard allows comments on shared objects ---------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, cast
@@ -47,6 +47,7 @@ from odeion_archive.errors import (
 )
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.formats import guarded_reader
+from odeion_archive.formats._common import sha256_range
 from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, Authenticity, Entry, ReadLimits
 from odeion_archive.results import Problem, VerifyReport
 
@@ -419,6 +420,41 @@ class ArchiveFile:
         return cast(
             "IO[bytes]", io.BufferedReader(_MemberStream(chunks()), self._limits.chunk_bytes)
         )
+
+    def check_prefix(self, path: str, on_bytes: Callable[[int, int], None] | None = None) -> bool:
+        """Check the bytes member ``path`` is read from, without decompressing it.
+
+        Where the manifest records the container's bytes through the member (a
+        :class:`~odeion_archive.interfaces.ContainerPrefix`: the format reads the
+        member from those bytes alone), one sha256 over them vouches for the
+        member as the manifest does. Returns ``False`` where it records none
+        (older archives, formats that cannot say): read the member through to
+        check it. ``on_bytes`` is called with the bytes checked so far and in all. Raises
+        :class:`~odeion_archive.errors.CorruptArchiveError` if they differ.
+        """
+        prefix = self.manifest.member(path).prefix
+        if prefix is None:
+            return False
+        if self._fd is None:
+            raise ArchiveInvalidError(
+                f"the archive {self.path} is closed; open it again to read it"
+            )
+        fd = self._fd
+        done = [0]
+
+        def read(offset: int, size: int) -> bytes:
+            data = os.pread(fd, size, offset)
+            done[0] += len(data)
+            if on_bytes is not None:
+                on_bytes(done[0], prefix.end)
+            return data
+
+        if prefix.end > self.size or sha256_range(read, 0, prefix.end).hex() != prefix.sha256:
+            raise CorruptArchiveError(
+                f"the bytes that hold member {path!r} differ from those its manifest records "
+                f"(the first {prefix.end} bytes of the file); {DAMAGED}"
+            )
+        return True
 
     # -- verification --------------------------------------------------------
 

@@ -23,7 +23,9 @@ from odeion_archive._manifest import (
     ENCRYPTED_SUFFIX,
     HEAD_MEMBER,
     IDENTITY_MEMBER,
+    PREFIXED_SINCE,
     TAIL_MEMBER,
+    ContainerPrefix,
     Manifest,
     MemberEntry,
 )
@@ -97,8 +99,14 @@ class ArchiveBuilder:
         if encryptor is not None and encryptor.identity_file is not None:
             self._own.append(self._written(IDENTITY_MEMBER, [encryptor.identity_file]))
 
-    def _write(self, path: str, chunks: Iterable[bytes], size: int | None) -> None:
-        self._writer.add(path, chunks, size=size)
+    def _write(
+        self, path: str, chunks: Iterable[bytes], size: int | None
+    ) -> ContainerPrefix | None:
+        """Write a member; the container's bytes through it, if the format records them."""
+        prefix = self._writer.add(path, chunks, size=size)
+        if self._head.manifest_version < PREFIXED_SINCE:
+            return None
+        return prefix if isinstance(prefix, ContainerPrefix) else None
 
     def _written(self, path: str, chunks: Iterable[bytes]) -> MemberEntry:
         """Write ``chunks`` as the member ``path``; its entry (size and sha256)."""
@@ -111,8 +119,8 @@ class ArchiveBuilder:
                 counted[0] += len(chunk)
                 yield chunk
 
-        self._write(path, hashing(), None)
-        return MemberEntry(path, counted[0], digest.hexdigest())
+        prefix = self._write(path, hashing(), None)
+        return MemberEntry(path, counted[0], digest.hexdigest(), prefix)
 
     def add_member(
         self, component: str, name: str, chunks: Iterable[bytes], *, size: int | None = None
@@ -147,12 +155,13 @@ class ArchiveBuilder:
                 counted[0] += len(chunk)
                 yield chunk
 
+        prefix = None
         if self._encryptor is None:
-            self._write(path, hashing(), size)
+            prefix = self._write(path, hashing(), size)
         else:
             stored = self._written(path + ENCRYPTED_SUFFIX, self._encryptor.encrypt(hashing()))
             self._stored[component].append(stored)
-        entry = MemberEntry(path, counted[0], digest.hexdigest())
+        entry = MemberEntry(path, counted[0], digest.hexdigest(), prefix)
         self._members[component].append(entry)
         return entry
 

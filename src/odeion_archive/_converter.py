@@ -22,6 +22,7 @@ from typing import Any, TypeVar, get_args, get_origin
 import attrs
 import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory, is_mapping, mapping_structure_factory
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from odeion_archive import _safejson
 from odeion_archive._duration import Duration
@@ -327,6 +328,14 @@ def _load(data: bytes | str, what: str) -> RawManifest:
 def manifest_from_json(data: bytes | str) -> Manifest:
     """Structure one whole-manifest document."""
     return _structure(_load(data, "manifest"))
+
+
+# A member's ``prefix`` appears only when set: members of older manifests read
+# back to the very same JSON, which their seal covers.
+converter.register_unstructure_hook(
+    MemberEntry,
+    make_dict_unstructure_fn(MemberEntry, converter, prefix=override(omit_if_default=True)),
+)
 
 
 def _unstructure(manifest: Manifest) -> RawManifest:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Self, cast
 
@@ -285,6 +285,10 @@ class EncryptedArchive:
                 yield from self._decrypted(iter(lambda: cipher.read(64 * 1024), b""), expected)
 
         return cast("IO[bytes]", io.BufferedReader(_MemberStream(chunks()), 64 * 1024))
+
+    def check_prefix(self, path: str, on_bytes: Callable[[int, int], None] | None = None) -> bool:
+        """Check the ciphertext of ``path`` (see :meth:`ArchiveFile.check_prefix`)."""
+        return self.archive.check_prefix(path + ENCRYPTED_SUFFIX, on_bytes)
 
     def walk(self) -> Generator[tuple[MemberEntry, Iterator[bytes]], None, None]:
         """Every payload member, with an iterator of its decrypted, checked bytes."""

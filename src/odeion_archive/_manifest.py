@@ -30,9 +30,11 @@ __all__ = [
     "IDENTITY_MEMBER",
     "MANIFEST_MEMBERS",
     "MANIFEST_VERSION",
+    "PREFIXED_SINCE",
     "TAIL_MEMBER",
     "Authentication",
     "ComponentEntry",
+    "ContainerPrefix",
     "Encryption",
     "Manifest",
     "MemberEntry",
@@ -40,11 +42,13 @@ __all__ = [
 
 #: The manifest version this library writes, as (major, minor). A reader
 #: accepts any minor of a major it knows and refuses a newer major.
-MANIFEST_VERSION = (1, 2)
+MANIFEST_VERSION = (1, 3)
 #: The first manifest version that may carry an :class:`Authentication` (in the tail).
 AUTHENTICATED_SINCE = (1, 1)
 #: The first manifest version that may carry an :class:`Encryption` (in the tail).
 ENCRYPTED_SINCE = (1, 2)
+#: The first manifest version whose members may record a :class:`ContainerPrefix`.
+PREFIXED_SINCE = (1, 3)
 HEAD_MEMBER = "manifest.json"
 TAIL_MEMBER = "manifest-tail.json"
 MANIFEST_MEMBERS = frozenset({HEAD_MEMBER, TAIL_MEMBER})
@@ -86,12 +90,32 @@ def _check_utc(_inst: object, attribute: attrs.Attribute[dt.datetime], value: dt
 
 
 @attrs.frozen
+class ContainerPrefix:
+    """The container's bytes from its start through one member, as its writer wrote them.
+
+    A format records it (see :meth:`ArchiveWriter.add <odeion_archive.interfaces.ArchiveWriter.add>`)
+    when its reader reads each member from these bytes alone: then one sha256
+    over the stored, compressed bytes vouches for the member without
+    decompressing it.
+    """
+
+    #: The offset just past the member's last byte in the container.
+    end: int = attrs.field(validator=_check_non_negative)
+    #: sha256 of the container's bytes ``[0, end)``.
+    sha256: str = attrs.field(validator=_check_sha256)
+
+
+@attrs.frozen
 class MemberEntry:
-    """One file inside the archive: its path, size in bytes and sha256."""
+    """One file inside the archive: its path, size in bytes and sha256.
+
+    ``prefix``, from manifest version 1.3 on, where the format records it.
+    """
 
     path: str
     size: int = attrs.field(validator=_check_non_negative)
     sha256: str = attrs.field(validator=_check_sha256)
+    prefix: ContainerPrefix | None = None
 
 
 @attrs.frozen

@@ -8,7 +8,7 @@ options it declares), and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
@@ -154,6 +154,10 @@ class PlanningContext(ComponentContext):
 
     def open_member(self, path: str) -> IO[bytes]:
         return self._archive.open_member(path)
+
+    def check_prefix(self, path: str, on_bytes: Callable[[int, int], None] | None = None) -> bool:
+        check = getattr(self._archive, "check_prefix", None)  # archives in memory have none
+        return bool(check(path, on_bytes)) if check is not None else False
 
     def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> PgTool | None:
         return self._toolbox.find(name)

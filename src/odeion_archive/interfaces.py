@@ -8,10 +8,12 @@ interfaces.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
+
+from odeion_archive._manifest import ContainerPrefix
 
 if TYPE_CHECKING:
     import psycopg
@@ -29,6 +31,7 @@ __all__ = [
     "Component",
     "ComponentPlan",
     "Conflict",
+    "ContainerPrefix",
     "DatabaseRestoreContext",
     "Entry",
     "EntryKind",
@@ -94,7 +97,9 @@ class MemberSource(Protocol):
 class ArchiveWriter(Protocol):
     """Writes one archive to a sequential binary stream, member after member."""
 
-    def add(self, path: str, chunks: Iterable[bytes], *, size: int | None = None) -> None:
+    def add(
+        self, path: str, chunks: Iterable[bytes], *, size: int | None = None
+    ) -> ContainerPrefix | None:
         """Write one regular member from an iterable of chunks, streaming.
 
         ``size`` is the member's size when it is known in advance, ``None``
@@ -103,6 +108,12 @@ class ArchiveWriter(Protocol):
         memory and does not stage it whole, on disk or in memory, where the
         output stream can seek; on a stream that cannot, it may stage members of
         unknown size.
+
+        Returns the container's bytes through the member, as finally written
+        (:class:`ContainerPrefix`), if and only if the format's
+        reader reads the member from those bytes alone (whatever follows them);
+        the manifest records it, and a restore then checks the member with one
+        sha256 over them, without decompressing it. ``None`` otherwise.
         """
         ...
 
@@ -311,6 +322,19 @@ class DatabaseRestoreContext(PlanContext, Protocol):
 
     def tool_env(self) -> tuple[str, dict[str, str]]:
         """A connection string without password, and the environment to run a tool with."""
+        ...
+
+    def check_prefix(self, path: str, on_bytes: Callable[[int, int], None] | None = None) -> bool:
+        """Check the stored bytes member ``path`` is read from, without decompressing it.
+
+        ``True``: they are the bytes the manifest records (one sha256 over the
+        container's bytes through the member, see :class:`ContainerPrefix`),
+        so reading the member yields what the manifest lists. ``False``: the
+        archive records none (older archives, formats that cannot say); read
+        the member through to check it. ``on_bytes`` is called with the bytes
+        checked so far. Raises
+        :class:`~odeion_archive.errors.CorruptArchiveError` if they differ.
+        """
         ...
 
 

@@ -202,8 +202,9 @@ def check_format(fmt: ArchiveFormat, workdir: Path) -> None:
     member of unknown size to a file without staging it, recognition by
     ``sniff``, a flipped bit and a truncation noticed by ``verify`` and by
     ``container_problems()`` itself, refusal of unsafe names and of members
-    that differ from their announced size, ``ReadLimits`` and ``max_size``
-    honoured by the reader, each entry's true kind reported by ``walk()`` (for
+    that differ from their announced size, the container prefix a writer
+    returns (if it returns one) equal to the file's bytes through the member,
+    ``ReadLimits`` and ``max_size`` honoured by the reader, each entry's true kind reported by ``walk()`` (for
     zip and compressed tar containers, built here by hand), and refusal of
     unlisted, missing and oversized members.
     """
@@ -212,6 +213,7 @@ def check_format(fmt: ArchiveFormat, workdir: Path) -> None:
     path = workdir / f"contract{fmt.suffix}"
     manifest = _write(fmt, path, members)
     _check_round_trip(fmt, path, registry, manifest, members)
+    _check_prefixes(fmt, path, registry)
     _check_determinism(fmt, path, workdir, members)
     _contract.check_streaming(fmt, workdir)
     _check_damage(fmt, workdir, registry)
@@ -244,6 +246,29 @@ def _check_round_trip(
                 _require(stream.read() == data, f"{fmt.name}: open_member({member_path!r}) differs")
         report = archive.verify()
         _require(report.ok, f"{fmt.name}: an intact archive fails verify: {report.problems}")
+
+
+def _check_prefixes(fmt: ArchiveFormat, path: Path, registry: Registry) -> None:
+    """Each prefix a writer returned: the file's bytes through its member, in member order."""
+    data = path.read_bytes()
+    with ArchiveFile.open(path, registry) as archive:
+        last = 0
+        for member in archive.manifest.members:
+            prefix = member.prefix
+            if prefix is None:
+                continue
+            _require(
+                last < prefix.end <= len(data),
+                f"{fmt.name}: the prefix of {member.path!r} ends at {prefix.end}, not past the "
+                f"previous member's ({last}) and within the file ({len(data)} bytes)",
+            )
+            _require(
+                hashlib.sha256(data[: prefix.end]).hexdigest() == prefix.sha256,
+                f"{fmt.name}: the prefix of {member.path!r} is not the sha256 of the file's "
+                f"first {prefix.end} bytes",
+            )
+            _require(archive.check_prefix(member.path), f"{fmt.name}: check_prefix() refuses it")
+            last = prefix.end
 
 
 def _check_determinism(fmt: ArchiveFormat, path: Path, workdir: Path, members: Members) -> None:

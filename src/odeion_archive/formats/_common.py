@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
+from odeion_archive._manifest import ContainerPrefix
 from odeion_archive._names import ADVICE, check_name, name_key
 from odeion_archive.errors import BackupFailedError, UnsafeArchiveError
 
@@ -151,6 +152,22 @@ class SealedOutput:
         """Note that bytes written from now on may be rewritten (call before writing them)."""
         if self._rehash is None:
             self._rehash = (self.offset, self._hash.copy())
+
+    def prefix(self) -> ContainerPrefix:
+        """Every byte written so far, as it now stands: their count and sha256.
+
+        Call it between members, when no byte written is left to rewrite: the
+        bytes written since a rewrite was marked are read back now (once: the
+        seal goes on from here), and the bytes written next are hashed as they
+        are written again.
+        """
+        if self._rehash is not None:
+            start, digest = self._rehash
+            self.stream.flush()
+            sha256_range(self._read_back, start, self.offset, digest)
+            self._hash = digest
+            self._rehash = None
+        return ContainerPrefix(self.offset, self._hash.hexdigest())
 
     def seal(self) -> bytes:
         """sha256 of every byte written so far, as it now stands."""

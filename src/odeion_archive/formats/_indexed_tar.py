@@ -24,6 +24,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
+from odeion_archive._manifest import ContainerPrefix
 from odeion_archive._names import ADVICE
 from odeion_archive.errors import (
     ArchiveInvalidError,
@@ -93,9 +94,13 @@ class IndexedTarWriter(abc.ABC):
     def trailer(self, index: bytes, footer: bytes) -> bytes:
         """The bytes after the end-of-archive frame: the index, then the footer."""
 
-    def add(self, path: str, chunks: Iterable[bytes], *, size: int | None = None) -> None:
+    def add(
+        self, path: str, chunks: Iterable[bytes], *, size: int | None = None
+    ) -> ContainerPrefix:
         """Write one regular member, streaming; ``size`` is checked if given.
 
+        Returns the container's bytes through the member: the reader walks
+        the tar stream from the start, so these bytes alone make the member.
         Raises :class:`~odeion_archive.errors.UnsafeArchiveError` for an unsafe
         name and :class:`~odeion_archive.errors.BackupFailedError` for a name
         already written, a member that differs from ``size``, or a closed writer.
@@ -108,6 +113,7 @@ class IndexedTarWriter(abc.ABC):
                 self._add(path, staged, length)
         else:
             self._add(path, chunks, size)
+        return self._out.prefix()
 
     def _add(self, path: str, chunks: Iterable[bytes], size: int | None) -> None:
         out = self._out

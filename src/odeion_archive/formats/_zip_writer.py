@@ -72,6 +72,8 @@ class ZipWriter:
     def add(self, path: str, chunks: Iterable[bytes], *, size: int | None = None) -> None:
         """Write one regular member, streaming; ``size``, if given, is checked.
 
+        Returns no container prefix: a zip reader finds a member where the
+        central directory, written after every member, points.
         Raises :class:`~odeion_archive.errors.UnsafeArchiveError` for an unsafe
         name and :class:`~odeion_archive.errors.BackupFailedError` for a name
         already written, a member that differs from ``size``, or a closed writer.
