@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -17,6 +20,7 @@ from typing import Any
 import psutil
 import psycopg
 import pytest
+import zstandard
 
 from odeion_archive import Archiver, CancelToken, ProgressEvent, Registry
 from odeion_archive._archive import ArchiveFile
@@ -379,6 +383,36 @@ def test_the_dump_streams_into_a_tar_zst_archive_without_staging(
     monkeypatch.setattr(tempfile, "SpooledTemporaryFile", no_spooling)
     info = Archiver(tmp_path, database_url=odeion_db).create(format="tar.zst").archive
     assert Archiver(tmp_path, database_url=odeion_db).verify(info.name).ok
+
+
+@pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
+def test_a_full_db_backup_records_the_archive_bytes_that_hold_its_dump(
+    odeion_db: str, tmp_path: Path, fmt: str
+) -> None:
+    """tar.zst reads a member from the bytes before its end: their sha256 checks the dump.
+
+    zip finds members through its central directory, written last: it records none.
+    """
+    archiver = Archiver(tmp_path, database_url=odeion_db)
+    info = archiver.create(components=["full_db"], format=fmt).archive
+    facts = archiver.inspect(info.name).component("full_db").facts
+    if fmt == "zip":
+        assert "dump_prefix" not in facts
+        return
+    prefix = facts["dump_prefix"]
+    data = info.path.read_bytes()
+    assert 0 < prefix["end"] < len(data)
+    assert hashlib.sha256(data[: prefix["end"]]).hexdigest() == prefix["sha256"]
+    # Those bytes alone, decompressed as the tar stream they begin, hold the whole dump.
+    dump = archiver.inspect(info.name).member("full_db/database.dump")
+    stream = zstandard.ZstdDecompressor().stream_reader(
+        io.BytesIO(data[: prefix["end"]]), read_across_frames=True
+    )
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        found = next(m for m in tar if m.name == dump.path)
+        extracted = tar.extractfile(found)
+        assert extracted is not None
+        assert hashlib.sha256(extracted.read()).hexdigest() == dump.sha256
 
 
 _MEASURED_BACKUP = """

@@ -954,12 +954,12 @@ def test_an_own_archive_whose_dump_was_replaced_runs_nothing(
     own archives, so here it runs as a superuser: COPY TO PROGRAM.
 
     The dump is checked before its SQL: in tar.zst by one sha256 over the
-    container's bytes through the dump (the manifest records it), in zip by
+    archive's bytes through the dump (the full_db facts record it), in zip by
     reading the dump through against its sha256.
     """
     archiver, _url = superuser_owned
     own = archiver.create(components=["full_db"], format=fmt).archive
-    recorded = archiver.inspect(own.name).member("full_db/database.dump").prefix
+    recorded = archiver.inspect(own.name).component("full_db").facts.get("dump_prefix")
     assert (recorded is not None) == (fmt == "tar.zst")
     assert own.authenticity == "own"
     hostile = _pg_dump(

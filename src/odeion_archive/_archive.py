@@ -33,6 +33,7 @@ from odeion_archive._manifest import (
     MANIFEST_MEMBERS,
     TAIL_MEMBER,
     ComponentEntry,
+    ContainerPrefix,
     Encryption,
     Manifest,
     MemberEntry,
@@ -421,20 +422,18 @@ class ArchiveFile:
             "IO[bytes]", io.BufferedReader(_MemberStream(chunks()), self._limits.chunk_bytes)
         )
 
-    def check_prefix(self, path: str, on_bytes: Callable[[int, int], None] | None = None) -> bool:
-        """Check the bytes member ``path`` is read from, without decompressing it.
+    def check_prefix(
+        self, prefix: ContainerPrefix, on_bytes: Callable[[int, int], None] | None = None
+    ) -> bool:
+        """Check that the file's first bytes are those ``prefix`` records.
 
-        Where the manifest records the container's bytes through the member (a
-        :class:`~odeion_archive.interfaces.ContainerPrefix`: the format reads the
-        member from those bytes alone), one sha256 over them vouches for the
-        member as the manifest does. Returns ``False`` where it records none
-        (older archives, formats that cannot say): read the member through to
-        check it. ``on_bytes`` is called with the bytes checked so far and in all. Raises
+        A format returns a :class:`~odeion_archive.interfaces.ContainerPrefix`
+        for a member it reads from those bytes alone: when they match, the
+        member reads back as written, without being decompressed to check it.
+        ``on_bytes`` is called with the bytes checked so far and in all.
+        Returns ``True``; raises
         :class:`~odeion_archive.errors.CorruptArchiveError` if they differ.
         """
-        prefix = self.manifest.member(path).prefix
-        if prefix is None:
-            return False
         if self._fd is None:
             raise ArchiveInvalidError(
                 f"the archive {self.path} is closed; open it again to read it"
@@ -451,8 +450,8 @@ class ArchiveFile:
 
         if prefix.end > self.size or sha256_range(read, 0, prefix.end).hex() != prefix.sha256:
             raise CorruptArchiveError(
-                f"the bytes that hold member {path!r} differ from those its manifest records "
-                f"(the first {prefix.end} bytes of the file); {DAMAGED}"
+                f"the first {prefix.end} bytes of the archive differ from those its manifest "
+                f"records; {DAMAGED}"
             )
         return True
 

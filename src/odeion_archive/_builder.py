@@ -23,7 +23,6 @@ from odeion_archive._manifest import (
     ENCRYPTED_SUFFIX,
     HEAD_MEMBER,
     IDENTITY_MEMBER,
-    PREFIXED_SINCE,
     TAIL_MEMBER,
     ContainerPrefix,
     Manifest,
@@ -102,10 +101,8 @@ class ArchiveBuilder:
     def _write(
         self, path: str, chunks: Iterable[bytes], size: int | None
     ) -> ContainerPrefix | None:
-        """Write a member; the container's bytes through it, if the format records them."""
+        """Write a member; the container's bytes through it, if the format returns them."""
         prefix = self._writer.add(path, chunks, size=size)
-        if self._head.manifest_version < PREFIXED_SINCE:
-            return None
         return prefix if isinstance(prefix, ContainerPrefix) else None
 
     def _written(self, path: str, chunks: Iterable[bytes]) -> MemberEntry:
@@ -161,6 +158,7 @@ class ArchiveBuilder:
         else:
             stored = self._written(path + ENCRYPTED_SUFFIX, self._encryptor.encrypt(hashing()))
             self._stored[component].append(stored)
+            prefix = stored.prefix  # the ciphertext's: it decrypts to the member
         entry = MemberEntry(path, counted[0], digest.hexdigest(), prefix)
         self._members[component].append(entry)
         return entry

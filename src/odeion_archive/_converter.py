@@ -22,7 +22,7 @@ from typing import Any, TypeVar, get_args, get_origin
 import attrs
 import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory, is_mapping, mapping_structure_factory
-from cattrs.gen import make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from odeion_archive import _safejson
 from odeion_archive._duration import Duration
@@ -31,6 +31,7 @@ from odeion_archive._manifest import (
     MANIFEST_VERSION,
     TAIL_MEMBER,
     ComponentEntry,
+    ContainerPrefix,
     Manifest,
     MemberEntry,
 )
@@ -254,6 +255,8 @@ class FullDbFacts:
     schema_version: int | None = attrs.field(default=None, validator=_non_negative)
     #: Every table's row count (``schema.table``), taken in the backup's snapshot.
     row_counts: Mapping[str, int] | None = attrs.field(default=None, validator=_row_counts)
+    #: The archive's bytes through the dump, where the format returned them.
+    dump_prefix: ContainerPrefix | None = None
 
 
 #: The model of the facts of each built-in component. Facts of other components
@@ -330,11 +333,13 @@ def manifest_from_json(data: bytes | str) -> Manifest:
     return _structure(_load(data, "manifest"))
 
 
-# A member's ``prefix`` appears only when set: members of older manifests read
-# back to the very same JSON, which their seal covers.
+# A member's ``prefix`` is what a writer returned, never part of the manifest: a
+# manifest's JSON (which its seal covers) holds the same fields in every version.
 converter.register_unstructure_hook(
-    MemberEntry,
-    make_dict_unstructure_fn(MemberEntry, converter, prefix=override(omit_if_default=True)),
+    MemberEntry, make_dict_unstructure_fn(MemberEntry, converter, prefix=override(omit=True))
+)
+converter.register_structure_hook(
+    MemberEntry, make_dict_structure_fn(MemberEntry, converter, prefix=override(omit=True))
 )
 
 

@@ -34,6 +34,7 @@ from odeion_archive._manifest import (
     ENCRYPTED_SINCE,
     ENCRYPTED_SUFFIX,
     IDENTITY_MEMBER,
+    ContainerPrefix,
     Encryption,
     Manifest,
     MemberEntry,
@@ -286,9 +287,15 @@ class EncryptedArchive:
 
         return cast("IO[bytes]", io.BufferedReader(_MemberStream(chunks()), 64 * 1024))
 
-    def check_prefix(self, path: str, on_bytes: Callable[[int, int], None] | None = None) -> bool:
-        """Check the ciphertext of ``path`` (see :meth:`ArchiveFile.check_prefix`)."""
-        return self.archive.check_prefix(path + ENCRYPTED_SUFFIX, on_bytes)
+    def check_prefix(
+        self, prefix: ContainerPrefix, on_bytes: Callable[[int, int], None] | None = None
+    ) -> bool:
+        """Check the file's first bytes (see :meth:`ArchiveFile.check_prefix`).
+
+        The prefix of an encrypted member covers its ciphertext, which
+        decrypts to the member.
+        """
+        return self.archive.check_prefix(prefix, on_bytes)
 
     def walk(self) -> Generator[tuple[MemberEntry, Iterator[bytes]], None, None]:
         """Every payload member, with an iterator of its decrypted, checked bytes."""

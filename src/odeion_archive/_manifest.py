@@ -30,7 +30,6 @@ __all__ = [
     "IDENTITY_MEMBER",
     "MANIFEST_MEMBERS",
     "MANIFEST_VERSION",
-    "PREFIXED_SINCE",
     "TAIL_MEMBER",
     "Authentication",
     "ComponentEntry",
@@ -42,13 +41,11 @@ __all__ = [
 
 #: The manifest version this library writes, as (major, minor). A reader
 #: accepts any minor of a major it knows and refuses a newer major.
-MANIFEST_VERSION = (1, 3)
+MANIFEST_VERSION = (1, 2)
 #: The first manifest version that may carry an :class:`Authentication` (in the tail).
 AUTHENTICATED_SINCE = (1, 1)
 #: The first manifest version that may carry an :class:`Encryption` (in the tail).
 ENCRYPTED_SINCE = (1, 2)
-#: The first manifest version whose members may record a :class:`ContainerPrefix`.
-PREFIXED_SINCE = (1, 3)
 HEAD_MEMBER = "manifest.json"
 TAIL_MEMBER = "manifest-tail.json"
 MANIFEST_MEMBERS = frozenset({HEAD_MEMBER, TAIL_MEMBER})
@@ -93,10 +90,12 @@ def _check_utc(_inst: object, attribute: attrs.Attribute[dt.datetime], value: dt
 class ContainerPrefix:
     """The container's bytes from its start through one member, as its writer wrote them.
 
-    A format records it (see :meth:`ArchiveWriter.add <odeion_archive.interfaces.ArchiveWriter.add>`)
-    when its reader reads each member from these bytes alone: then one sha256
-    over the stored, compressed bytes vouches for the member without
-    decompressing it.
+    A format returns it (see :meth:`ArchiveWriter.add
+    <odeion_archive.interfaces.ArchiveWriter.add>`) when its reader reads the
+    member from these bytes alone: then one sha256 over the stored, compressed
+    bytes vouches for the member without decompressing it. The manifest does
+    not list it; a component that wants a restore to check a member this way
+    records it in its facts (full_db does, for its dump).
     """
 
     #: The offset just past the member's last byte in the container.
@@ -109,13 +108,16 @@ class ContainerPrefix:
 class MemberEntry:
     """One file inside the archive: its path, size in bytes and sha256.
 
-    ``prefix``, from manifest version 1.3 on, where the format records it.
+    ``prefix``: on the entry of a member just written, the container's bytes
+    through it, where the format returns them; not part of the manifest (a
+    manifest read back has none, and two entries that differ only in it are
+    equal).
     """
 
     path: str
     size: int = attrs.field(validator=_check_non_negative)
     sha256: str = attrs.field(validator=_check_sha256)
-    prefix: ContainerPrefix | None = None
+    prefix: ContainerPrefix | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen

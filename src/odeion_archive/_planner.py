@@ -21,7 +21,7 @@ from odeion_archive._archive import ArchiveFile
 from odeion_archive._context import ComponentContext
 from odeion_archive._encrypted import open_source
 from odeion_archive._keys import Keyring
-from odeion_archive._manifest import Manifest
+from odeion_archive._manifest import ContainerPrefix, Manifest
 from odeion_archive._postgres import PgTool, server_version_num
 from odeion_archive._registry import Registry
 from odeion_archive._tools import Toolbox
@@ -155,9 +155,11 @@ class PlanningContext(ComponentContext):
     def open_member(self, path: str) -> IO[bytes]:
         return self._archive.open_member(path)
 
-    def check_prefix(self, path: str, on_bytes: Callable[[int, int], None] | None = None) -> bool:
+    def check_prefix(
+        self, prefix: ContainerPrefix, on_bytes: Callable[[int, int], None] | None = None
+    ) -> bool:
         check = getattr(self._archive, "check_prefix", None)  # archives in memory have none
-        return bool(check(path, on_bytes)) if check is not None else False
+        return bool(check(prefix, on_bytes)) if check is not None else False
 
     def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> PgTool | None:
         return self._toolbox.find(name)

@@ -110,10 +110,10 @@ class ArchiveWriter(Protocol):
         unknown size.
 
         Returns the container's bytes through the member, as finally written
-        (:class:`ContainerPrefix`), if and only if the format's
-        reader reads the member from those bytes alone (whatever follows them);
-        the manifest records it, and a restore then checks the member with one
-        sha256 over them, without decompressing it. ``None`` otherwise.
+        (:class:`ContainerPrefix`), if and only if the format's reader reads
+        the member from those bytes alone (whatever follows them); a component
+        may record it in its facts, and a restore then checks the member with
+        one sha256 over them, without decompressing it. ``None`` otherwise.
         """
         ...
 
@@ -324,15 +324,17 @@ class DatabaseRestoreContext(PlanContext, Protocol):
         """A connection string without password, and the environment to run a tool with."""
         ...
 
-    def check_prefix(self, path: str, on_bytes: Callable[[int, int], None] | None = None) -> bool:
-        """Check the stored bytes member ``path`` is read from, without decompressing it.
+    def check_prefix(
+        self, prefix: ContainerPrefix, on_bytes: Callable[[int, int], None] | None = None
+    ) -> bool:
+        """Check the archive's stored bytes through a member, without decompressing it.
 
-        ``True``: they are the bytes the manifest records (one sha256 over the
-        container's bytes through the member, see :class:`ContainerPrefix`),
-        so reading the member yields what the manifest lists. ``False``: the
-        archive records none (older archives, formats that cannot say); read
-        the member through to check it. ``on_bytes`` is called with the bytes
-        checked so far. Raises
+        ``prefix`` is what the format returned when the member was written (the
+        component recorded it in its facts, see :class:`ContainerPrefix`).
+        ``True``: the archive's first bytes are those, so the member reads
+        back as written. ``False``: this archive cannot be checked so (one held
+        in memory); read the member through to check it. ``on_bytes`` is
+        called with the bytes checked so far and in all. Raises
         :class:`~odeion_archive.errors.CorruptArchiveError` if they differ.
         """
         ...

@@ -213,7 +213,7 @@ def check_format(fmt: ArchiveFormat, workdir: Path) -> None:
     path = workdir / f"contract{fmt.suffix}"
     manifest = _write(fmt, path, members)
     _check_round_trip(fmt, path, registry, manifest, members)
-    _check_prefixes(fmt, path, registry)
+    _check_prefixes(fmt, path, registry, manifest)
     _check_determinism(fmt, path, workdir, members)
     _contract.check_streaming(fmt, workdir)
     _check_damage(fmt, workdir, registry)
@@ -248,12 +248,12 @@ def _check_round_trip(
         _require(report.ok, f"{fmt.name}: an intact archive fails verify: {report.problems}")
 
 
-def _check_prefixes(fmt: ArchiveFormat, path: Path, registry: Registry) -> None:
-    """Each prefix a writer returned: the file's bytes through its member, in member order."""
+def _check_prefixes(fmt: ArchiveFormat, path: Path, registry: Registry, written: Manifest) -> None:
+    """Each prefix the writer returned: the file's bytes through its member, in member order."""
     data = path.read_bytes()
     with ArchiveFile.open(path, registry) as archive:
         last = 0
-        for member in archive.manifest.members:
+        for member in written.members:
             prefix = member.prefix
             if prefix is None:
                 continue
@@ -267,7 +267,7 @@ def _check_prefixes(fmt: ArchiveFormat, path: Path, registry: Registry) -> None:
                 f"{fmt.name}: the prefix of {member.path!r} is not the sha256 of the file's "
                 f"first {prefix.end} bytes",
             )
-            _require(archive.check_prefix(member.path), f"{fmt.name}: check_prefix() refuses it")
+            _require(archive.check_prefix(prefix), f"{fmt.name}: check_prefix() refuses it")
             last = prefix.end
 
 

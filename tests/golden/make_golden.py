@@ -1,9 +1,8 @@
-"""Write the golden archives of manifest versions 1.0, 1.1, 1.2 and 1.3.
+"""Write the golden archives of manifest versions 1.0, 1.1 and 1.2.
 
 ``tests/golden/v1`` holds manifest version 1.0 archives (no seal);
 ``tests/golden/v1.1`` the same content as 1.1 archives sealed with the fixed
-:data:`TEST_KEY`; ``tests/golden/v1.3`` as 1.3 archives, sealed the same way,
-whose tar.zst members record the container's bytes through each of them. Run ``python tests/golden/make_golden.py`` to (re)write them.
+:data:`TEST_KEY`. Run ``python tests/golden/make_golden.py`` to (re)write them.
 The archives are committed: the tests read them with the current code, and
 check that this script still produces the same bytes with the zlib and zstd
 versions recorded in ``versions.json``.
@@ -37,11 +36,7 @@ from odeion_archive.interfaces import ArchiveFormat
 
 HERE = Path(__file__).parent / "v1"
 #: The directory of each manifest version's golden archives.
-DIRS = {
-    (1, 0): HERE,
-    (1, 1): Path(__file__).parent / "v1.1",
-    (1, 3): Path(__file__).parent / "v1.3",
-}
+DIRS = {(1, 0): HERE, (1, 1): Path(__file__).parent / "v1.1"}
 #: The fixed key that seals the 1.1 golden archives; a test key, never a server's.
 TEST_KEY = bytes(range(32))
 #: The directory of the encrypted (1.2) golden archives.
@@ -106,7 +101,7 @@ def versions() -> dict[str, str]:
 def build(
     fmt: ArchiveFormat, version: tuple[int, int] = (1, 0), *, encrypted: bool = False
 ) -> bytes:
-    """The golden archive in ``fmt`` of manifest ``version`` (from 1.1 on sealed with TEST_KEY).
+    """The golden archive in ``fmt`` of manifest ``version`` (1.1 is sealed with TEST_KEY).
 
     ``encrypted``: encrypted to TEST_IDENTITY and TEST_PASSPHRASE (version 1.2).
     """

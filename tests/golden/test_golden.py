@@ -1,4 +1,4 @@
-"""The golden archives of manifest versions 1.0 to 1.3 read with the current code."""
+"""The golden archives of manifest versions 1.0, 1.1 and 1.2 read with the current code."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _load_script() -> ModuleType:
 SCRIPT = _load_script()
 REGISTRY = format_registry(ZipFormat(), TarZstFormat())
 FILES = {"zip": "archive.zip", "tar.zst": "archive.tar.zst"}
-VERSIONS = {"1.0": (1, 0), "1.1": (1, 1), "1.3": (1, 3)}
+VERSIONS = {"1.0": (1, 0), "1.1": (1, 1)}
 
 
 @pytest.mark.parametrize("version", sorted(VERSIONS))
@@ -91,35 +91,10 @@ def test_make_golden_reproduces_the_committed_bytes(
 
 
 @pytest.mark.parametrize("fmt_name", sorted(FILES))
-def test_golden_prefixes(fmt_name: str) -> None:
-    """1.3 tar.zst members record the file's bytes through each member; zip, and older, none."""
-    path = SCRIPT.DIRS[(1, 3)] / FILES[fmt_name]
-    data = path.read_bytes()
-    with ArchiveFile.open(path, REGISTRY) as archive:
-        prefixes = [m.prefix for m in archive.manifest.members]
-        checked = [archive.check_prefix(m.path) for m in archive.manifest.members]
-    if fmt_name == "zip":
-        assert prefixes == [None] * 4
-        assert checked == [False] * 4
-        return
-    ends = [p.end for p in prefixes if p is not None]
-    assert len(ends) == 4 and ends == sorted(ends) and ends[-1] < len(data)
-    for prefix in prefixes:
-        assert prefix is not None
-        assert hashlib.sha256(data[: prefix.end]).hexdigest() == prefix.sha256
-    assert checked == [True] * 4
-    for version in ((1, 0), (1, 1)):
-        with ArchiveFile.open(SCRIPT.DIRS[version] / FILES[fmt_name], REGISTRY) as older:
-            assert [m.prefix for m in older.manifest.members] == [None] * 4
-
-
-@pytest.mark.parametrize("version", [(1, 1), (1, 3)])
-@pytest.mark.parametrize("fmt_name", sorted(FILES))
-def test_golden_authenticity(fmt_name: str, version: tuple[int, int]) -> None:
-    """Archives from 1.1 on are sealed: own under the test key, foreign under any other;
-    1.0 never own."""
+def test_golden_authenticity(fmt_name: str) -> None:
+    """1.1 archives are sealed: own under the test key, foreign under any other; 1.0 never own."""
     test_key, other = Keyring(SCRIPT.TEST_KEY), Keyring(bytes(32))
-    sealed = SCRIPT.DIRS[version] / FILES[fmt_name]
+    sealed = SCRIPT.DIRS[(1, 1)] / FILES[fmt_name]
     with ArchiveFile.open(sealed, REGISTRY, keyring=test_key) as archive:
         assert archive.authenticity == "own"
         seal = archive.manifest.authentication

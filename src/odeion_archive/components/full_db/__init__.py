@@ -109,8 +109,12 @@ class FullDbComponent:
         header: dict[str, Any] = {}
         # Every table's row count, in the snapshot, while pg_dump streams (for restore drills).
         with counted_in_snapshot(context.conninfo, context.snapshot) as row_counts:
-            context.add_member(DUMP, stream_dump(command, env, context, header), total=size)
+            dump = context.add_member(DUMP, stream_dump(command, env, context, header), total=size)
+        # Where the format says which bytes of the archive hold the dump, a restore checks
+        # those (compressed) bytes before any of its SQL runs instead of decompressing it.
+        prefix = {} if dump.prefix is None else {"dump_prefix": attrs.asdict(dump.prefix)}
         return {
+            **prefix,
             "server_version": server_version,
             "server_version_num": server_version_num,
             "pg_dump_version": pg_dump.version,

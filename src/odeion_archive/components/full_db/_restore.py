@@ -16,11 +16,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from odeion_archive import _converter
 from odeion_archive._foreign import foreign_dump_issue
 from odeion_archive._postgres import PgTool
 from odeion_archive.components.full_db import _dumpfile, _pipeline, _roles, _tocreview
 from odeion_archive.components.full_db._estimate import PHASES, RestoreEstimate
-from odeion_archive.errors import RestoreFailedError
+from odeion_archive.errors import CorruptArchiveError, RestoreFailedError
 from odeion_archive.interfaces import ComponentPlan, DatabaseRestoreContext, Issue, PlanContext
 
 __all__ = ["plan", "remap_statements", "restore"]
@@ -288,9 +289,10 @@ def _check_whole_dump(context: DatabaseRestoreContext, size: int, phases: _Phase
     The members' digests are what the manifest (and this server's seal over
     it) vouch for; a dump whose bytes were replaced must be refused before
     pg_restore hands a single statement of it to the server, not at the end.
-    Where the archive records the container's bytes through the dump, one
-    sha256 over those stored bytes is that check (they decompress to the dump
-    the manifest lists); else the dump is read through against its sha256.
+    Where the backup recorded the archive's bytes through the dump (facts
+    ``dump_prefix``: tar.zst), one sha256 over those stored bytes is that check
+    (they decompress to the dump the manifest lists); else the dump is read
+    through against its sha256.
     """
 
     def checked(done: int, total: int) -> None:
@@ -300,13 +302,18 @@ def _check_whole_dump(context: DatabaseRestoreContext, size: int, phases: _Phase
         context.progress("checking the dump", min(share, size), size, "bytes")
         phases.overall("checking the dump", min(share, size))
 
-    if not context.check_prefix(DUMP_MEMBER, checked):
+    facts = _converter.component_facts(context.entry)
+    prefix = facts.dump_prefix if isinstance(facts, _converter.FullDbFacts) else None
+    try:
+        vouched = prefix is not None and context.check_prefix(prefix, checked)
+    except CorruptArchiveError as exc:
+        raise CorruptArchiveError(f"{DUMP_MEMBER}: {exc}") from None
+    if not vouched:
         done = 0
         with context.open_member(DUMP_MEMBER) as stream:
             while chunk := stream.read(1024 * 1024):
                 done += len(chunk)
                 checked(done, size)
-    context.progress("checking the dump", size, size, "bytes")
     phases.overall("checking the dump", size, end=True)
 
 
