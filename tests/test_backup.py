@@ -25,6 +25,7 @@ import zstandard
 from odeion_archive import Archiver, CancelToken, ProgressEvent, Registry
 from odeion_archive._archive import ArchiveFile
 from odeion_archive._backup import BackupOptions, run_backup
+from odeion_archive._manifest import TAIL_MEMBER
 from odeion_archive._store import TEMP_PREFIX
 from odeion_archive.errors import BackupFailedError, CancelledError, InsufficientSpaceError
 
@@ -401,6 +402,15 @@ def test_a_full_db_backup_records_the_archive_bytes_that_hold_its_dump(
         return
     prefix = facts["dump_prefix"]
     data = info.path.read_bytes()
+    # Member entries keep the fields every release knows: a release that drops unknown
+    # fields before it checks the seal over the manifest still finds it intact.
+    with ArchiveFile.open(info.path, Registry.default()) as archive:
+        tail = json.loads(archive._manifest_bytes[TAIL_MEMBER])
+    assert {key for c in tail["components"] for m in c["members"] for key in m} == {
+        "path",
+        "size",
+        "sha256",
+    }
     assert 0 < prefix["end"] < len(data)
     assert hashlib.sha256(data[: prefix["end"]]).hexdigest() == prefix["sha256"]
     # Those bytes alone, decompressed as the tar stream they begin, hold the whole dump.
