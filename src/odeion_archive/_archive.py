@@ -26,7 +26,7 @@ from typing import IO, Any, Self, cast
 
 from odeion_archive import _names
 from odeion_archive._builder import ArchiveBuilder
-from odeion_archive._digest import BACKGROUND_BYTES, Sha256
+from odeion_archive._digest import BACKGROUND_BYTES, Sha256, sha256_range
 from odeion_archive._keys import Keyring, authenticity_of
 from odeion_archive._manifest import (
     HEAD_MEMBER,
@@ -48,7 +48,6 @@ from odeion_archive.errors import (
 )
 from odeion_archive.events import CancelToken, ProgressCallback, null_progress
 from odeion_archive.formats import guarded_reader
-from odeion_archive.formats._common import sha256_range
 from odeion_archive.interfaces import ArchiveFormat, ArchiveReader, Authenticity, Entry, ReadLimits
 from odeion_archive.results import Problem, VerifyReport
 

@@ -5,19 +5,25 @@ Reading a member is decompressing it and hashing it; both release the GIL
 2 KiB), so hashing chunk *n* in a thread while chunk *n + 1* is decompressed
 takes the time of the slower of the two instead of their sum: the check of a
 whole database dump before a restore, and every verification, on two cores.
+
+:func:`sha256_range` hashes a range of a file through a read function: a
+container's seal, the bytes of an archive through a member.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Self
+from typing import Any, Self
 
-__all__ = ["BACKGROUND_BYTES", "Sha256"]
+__all__ = ["BACKGROUND_BYTES", "Sha256", "sha256_range"]
 
 #: Members this large are hashed in a thread of their own; smaller ones inline
 #: (starting a thread costs more than it saves on them).
 BACKGROUND_BYTES = 16 * 1024 * 1024
+#: Bytes read at a time by :func:`sha256_range`.
+_PIECE = 1024 * 1024
 
 
 class Sha256:
@@ -68,3 +74,22 @@ class Sha256:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
             self._pending = None
+
+
+def sha256_range(
+    read: Callable[[int, int], bytes], start: int, end: int, digest: Any = None
+) -> bytes:
+    """sha256 of bytes ``[start, end)`` through ``read(offset, size)`` (continuing ``digest``).
+
+    Stops early where ``read`` returns nothing: a reader compares the result
+    with the seal, which a short file then fails.
+    """
+    digest = digest or hashlib.sha256()
+    position = start
+    while position < end:
+        data = read(position, min(_PIECE, end - position))
+        if not data:
+            break
+        digest.update(data)
+        position += len(data)
+    return bytes(digest.digest())

@@ -14,9 +14,10 @@ import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from odeion_archive._digest import sha256_range
 from odeion_archive._manifest import ContainerPrefix
 from odeion_archive._names import ADVICE, check_name, name_key
 from odeion_archive.errors import BackupFailedError, UnsafeArchiveError
@@ -190,25 +191,6 @@ class SealedOutput:
                 "the archive could not be read back to seal it; check the backup directory"
             )
         return data
-
-
-def sha256_range(
-    read: Callable[[int, int], bytes], start: int, end: int, digest: Any = None
-) -> bytes:
-    """sha256 of bytes ``[start, end)`` through ``read(offset, size)`` (continuing ``digest``).
-
-    Stops early where ``read`` returns nothing: a reader compares the result
-    with the seal, which a short file then fails.
-    """
-    digest = digest or hashlib.sha256()
-    position = start
-    while position < end:
-        data = read(position, min(PIECE, end - position))
-        if not data:
-            break
-        digest.update(data)
-        position += len(data)
-    return bytes(digest.digest())
 
 
 def too_many_members(what: str, limit: int) -> UnsafeArchiveError:
