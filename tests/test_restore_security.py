@@ -17,6 +17,7 @@ server setting appeared outside it, and the error says what happened.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import psycopg
 import pytest
+import zstandard
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -37,7 +39,14 @@ from odeion_archive._archive import ArchiveBuilder, ArchiveFile
 from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER
 from odeion_archive._registry import Registry
 from odeion_archive._schema import migrate
-from odeion_archive.errors import ArchiveError, RestoreBlockedError, UnsafeArchiveError
+from odeion_archive.errors import (
+    ArchiveError,
+    BackupFailedError,
+    RestoreBlockedError,
+    UnsafeArchiveError,
+)
+from odeion_archive.formats import _indexed_tar
+from odeion_archive.formats._tar import tar_header, tar_padding
 from odeion_archive.sample import SeedScale, seed
 
 if TYPE_CHECKING:
@@ -992,6 +1001,99 @@ INSERT INTO public.chk VALUES (1);
         f"restore error: {error[:200]!r})"
     )
     assert "full_db/database.dump" in error, error
+
+
+def test_a_foreign_archive_is_checked_by_its_dump_whatever_its_facts_record(
+    embedded_target: Target, template_archive: Path, tmp_path: Path
+) -> None:
+    """Only this server's seal makes a recorded ``dump_prefix`` worth checking instead.
+
+    A foreign archive's facts are its sender's word: its dump is read through
+    against its sha256 before its SQL runs, and a ``dump_prefix`` that matches
+    nothing neither refuses it nor stands in for that reading.
+    """
+    registry = Registry.default()
+    with ArchiveFile.open(template_archive, registry) as archive:
+        manifest = archive.manifest
+        dump = archive.open_member("full_db/database.dump").read()
+    entry = manifest.component("full_db")
+    assert "dump_prefix" in entry.facts
+    bogus = {**entry.facts, "dump_prefix": {"end": 1, "sha256": "0" * 64}}
+    head = attrs.evolve(manifest, components=(attrs.evolve(entry, members=(), facts={}),))
+    path = tmp_path / "foreign.tar.zst"
+    with path.open("wb") as stream:
+        builder = ArchiveBuilder(registry.format("tar.zst"), stream, head=head)
+        builder.add_member("full_db", "database.dump", [dump], size=len(dump))
+        builder.set_facts("full_db", bogus)
+        builder.finish()
+    name = embedded_target.archiver.import_archive(path).name
+    try:
+        result = embedded_target.archiver.restore(name, "full_db", trust_foreign_dump=True)
+        assert result.plan.authenticity == "foreign"
+    finally:
+        embedded_target.archiver.delete(name)
+
+
+_HOSTILE_SETUP = """
+CREATE FUNCTION public.evil() RETURNS integer LANGUAGE plpgsql AS $evil$
+BEGIN
+    IF current_database() = '{{source_db}}' THEN RETURN 1; END IF;
+    EXECUTE 'COPY (SELECT 1) TO PRO' || 'GRAM ' || quote_literal('touch {marker}');
+    RETURN 1;
+END
+$evil$;
+CREATE TABLE public.chk (a int CHECK (public.evil() = 1));
+INSERT INTO public.chk VALUES (1);
+"""
+
+
+def test_a_dump_changed_on_disk_while_the_backup_writes_it_is_never_sealed(
+    pg18: PgServer,
+    superuser_owned: tuple[Archiver, str],
+    attack: Attack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whoever can write the backup directory while pg_dump streams gets nothing sealed.
+
+    The streamed dump's tar header is rewritten in place once its size is
+    known, so the bytes after it are read back to seal them (and to record the
+    archive's bytes through the dump, which a restore checks instead of
+    decompressing the dump). Here an attacker replaces the dump's compressed
+    frame on disk, just before that reading, by a hostile dump's frame of the
+    same length (a zstd frame and a skippable frame): what is read back differs
+    from what was written, so the backup fails and lists nothing.
+    """
+    archiver, _url = superuser_owned
+    hostile = _pg_dump(pg18, _HOSTILE_SETUP.format(marker=attack.marker))
+    original = _indexed_tar.IndexedTarWriter._add
+    tampered: list[int] = []
+
+    def add(self: Any, path: str, chunks: Any, size: int | None) -> None:
+        original(self, path, chunks, size)
+        if path != "full_db/database.dump":
+            return
+        out = self._out
+        out.stream.flush()
+        _name, offset = self._index[-1]
+        start = offset + len(self.header_frame(tar_header(path, 0)))
+        declared = int(os.pread(out.stream.fileno(), 512, offset + 10)[124:135], 8)
+        assert len(hostile) <= declared
+        plain = hostile + bytes(declared - len(hostile)) + tar_padding(declared)
+        frame = zstandard.ZstdCompressor(level=19).compress(plain)
+        room = out.offset - start - len(frame) - 8
+        assert room >= 0
+        skippable = (0x184D2A50).to_bytes(4, "little") + room.to_bytes(4, "little")
+        os.pwrite(out.stream.fileno(), frame + skippable + bytes(room), start)
+        tampered.append(start)
+
+    monkeypatch.setattr(_indexed_tar.IndexedTarWriter, "_add", add)
+    with pytest.raises(BackupFailedError, match="changed on disk while it was written"):
+        archiver.create(components=["full_db"], format="tar.zst")
+    monkeypatch.undo()
+    assert tampered
+    assert archiver.list() == []
+    assert not attack.marker.exists()
 
 
 # -- 4. the guard allows comments on shared objects ---------------------------------------

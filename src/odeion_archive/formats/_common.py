@@ -106,8 +106,11 @@ class SealedOutput:
 
     :meth:`rewrite` replaces bytes already written (a header whose size field
     is known only at the member's end) on an output that :meth:`can_rewrite`;
-    :meth:`seal` then reads back what follows the first rewritten byte, so that
-    the seal covers the bytes as finally written.
+    :meth:`prefix` and :meth:`seal` then read back what follows the first
+    rewritten byte, so that the seal covers the bytes as finally written. What
+    they read back is checked against what was written (each write after a
+    mark by its sha256, each rewrite by its bytes): a file changed on disk while
+    the archive is written fails the backup instead of being sealed.
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -116,15 +119,20 @@ class SealedOutput:
         self.offset = 0
         self._hash = hashlib.sha256()
         self._rehash: tuple[int, Any] | None = None
+        #: Each write since the mark: its offset, length and sha256.
+        self._written: list[tuple[int, int, bytes]] = []
+        #: The bytes each rewrite since the mark put at its offset.
+        self._rewritten: dict[int, bytes] = {}
 
     def write(self, data: bytes) -> None:
         """Write ``data`` and add it to the seal."""
         if data:
             self.stream.write(data)
             if self._rehash is None:
-                # Once a rewrite is marked, :meth:`seal` reads the rest back: hashing it
-                # here as well would hash every compressed byte of a dump twice.
                 self._hash.update(data)
+            else:
+                # Read back once the rewrites are done: remembered to check that reading.
+                self._written.append((self.offset, len(data), hashlib.sha256(data).digest()))
             self.offset += len(data)
 
     def can_rewrite(self) -> bool:
@@ -141,42 +149,73 @@ class SealedOutput:
         return True
 
     def rewrite(self, offset: int, data: bytes) -> None:
-        """Replace the bytes at ``offset`` by as many of ``data`` (needs :meth:`can_rewrite`)."""
+        """Replace the bytes of one earlier :meth:`write` at ``offset`` by ``data``, as long.
+
+        Needs :meth:`can_rewrite`, and :meth:`mark_rewrite` before that write.
+        """
         if self._rehash is None or self._rehash[0] > offset:
             raise BackupFailedError("a header was rewritten without mark_rewrite() before it")
+        if not any(at == offset and size == len(data) for at, size, _ in self._written):
+            raise BackupFailedError(
+                f"a rewrite at byte {offset} of {len(data)} bytes does not replace one whole "
+                "earlier write of the same length"
+            )
         self.stream.flush()
         self.stream.seek(offset)
         self.stream.write(data)
         self.stream.seek(self.offset)
+        self._rewritten[offset] = bytes(data)
 
     def mark_rewrite(self) -> None:
         """Note that bytes written from now on may be rewritten (call before writing them)."""
         if self._rehash is None:
             self._rehash = (self.offset, self._hash.copy())
 
+    def _caught_up(self) -> None:
+        """Hash the bytes written since the mark as they now stand, read back and checked."""
+        if self._rehash is None:
+            return
+        _start, digest = self._rehash
+        self.stream.flush()
+        for offset, size, written in self._written:
+            data = self._read_exactly(offset, size)
+            now = self._rewritten.get(offset)
+            if (data != now) if now is not None else hashlib.sha256(data).digest() != written:
+                raise BackupFailedError(
+                    f"the archive changed on disk while it was written (the {size} bytes at "
+                    f"byte {offset} differ from those written); nothing was kept, check the "
+                    "storage of the backup directory and that nothing else writes there"
+                )
+            digest.update(data)
+        self._hash = digest
+        self._rehash = None
+        self._written.clear()
+        self._rewritten.clear()
+
     def prefix(self) -> ContainerPrefix:
         """Every byte written so far, as it now stands: their count and sha256.
 
         Call it between members, when no byte written is left to rewrite: the
-        bytes written since a rewrite was marked are read back now (once: the
-        seal goes on from here), and the bytes written next are hashed as they
-        are written again.
+        bytes written since a rewrite was marked are read back and checked now
+        (once: the seal goes on from here), and the bytes written next are
+        hashed as they are written again.
         """
-        if self._rehash is not None:
-            start, digest = self._rehash
-            self.stream.flush()
-            sha256_range(self._read_back, start, self.offset, digest)
-            self._hash = digest
-            self._rehash = None
+        self._caught_up()
         return ContainerPrefix(self.offset, self._hash.hexdigest())
 
     def seal(self) -> bytes:
         """sha256 of every byte written so far, as it now stands."""
-        if self._rehash is None:
-            return self._hash.digest()
-        start, digest = self._rehash
-        self.stream.flush()
-        return sha256_range(self._read_back, start, self.offset, digest)
+        self._caught_up()
+        return bytes(self._hash.digest())
+
+    def _read_exactly(self, offset: int, size: int) -> bytes:
+        parts = []
+        while size > 0:
+            data = self._read_back(offset, min(size, PIECE))
+            parts.append(data)
+            offset += len(data)
+            size -= len(data)
+        return b"".join(parts)
 
     def _read_back(self, offset: int, size: int) -> bytes:
         if self.stream.readable():

@@ -289,10 +289,10 @@ def _check_whole_dump(context: DatabaseRestoreContext, size: int, phases: _Phase
     The members' digests are what the manifest (and this server's seal over
     it) vouch for; a dump whose bytes were replaced must be refused before
     pg_restore hands a single statement of it to the server, not at the end.
-    Where the backup recorded the archive's bytes through the dump (facts
-    ``dump_prefix``: tar.zst), one sha256 over those stored bytes is that check
-    (they decompress to the dump the manifest lists); else the dump is read
-    through against its sha256.
+    Where this server's backup recorded the archive's bytes through the dump
+    (facts ``dump_prefix``: tar.zst), one sha256 over those stored bytes is
+    that check (they decompress to the dump the manifest lists); else the dump
+    is read through against its sha256.
     """
 
     def checked(done: int, total: int) -> None:
@@ -304,6 +304,9 @@ def _check_whole_dump(context: DatabaseRestoreContext, size: int, phases: _Phase
 
     facts = _converter.component_facts(context.entry)
     prefix = facts.dump_prefix if isinstance(facts, _converter.FullDbFacts) else None
+    if context.authenticity != "own":
+        # Only this server's seal makes the recorded bytes worth checking instead of the dump.
+        prefix = None
     try:
         vouched = prefix is not None and context.check_prefix(prefix, checked)
     except CorruptArchiveError as exc:
