@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -51,14 +52,52 @@ def test_bytes_changed_on_disk_before_they_are_read_back_fail_the_backup(
     out.stream.close()
 
 
-def test_a_rewrite_must_replace_one_whole_earlier_write(tmp_path: Path) -> None:
+def test_a_rewrite_must_replace_the_whole_first_write_after_a_mark(tmp_path: Path) -> None:
     with (tmp_path / "archive").open("w+b") as stream:
         out = SealedOutput(stream)
         out.mark_rewrite()
         out.write(b"HEADER??")
         out.write(b"data")
-        for offset, data in ((0, b"HEADER4"), (1, b"EADER42"), (0, b"HEADER42data")):
-            with pytest.raises(BackupFailedError, match="does not replace one whole"):
+        for offset, data in ((0, b"HEADER4"), (1, b"EADER42"), (0, b"HEADER42data"), (8, b"DATA")):
+            with pytest.raises(BackupFailedError, match="mark_rewrite"):
                 out.rewrite(offset, data)
         out.rewrite(0, b"HEADER42")
         assert out.seal() == hashlib.sha256(b"HEADER42data").digest()
+
+
+def test_several_streamed_members_are_sealed_as_finally_written(tmp_path: Path) -> None:
+    """As a writer that never asks for a prefix does: every header rewritten, then sealed."""
+    with (tmp_path / "archive").open("w+b") as stream:
+        out = SealedOutput(stream)
+        final = b""
+        for number in range(3):
+            start = out.offset
+            out.mark_rewrite()
+            out.write(b"HEADER??")
+            out.write(b"data %d " % number * 500)
+            out.rewrite(start, b"HEADER%02d" % number)
+            final += b"HEADER%02d" % number + b"data %d " % number * 500
+        out.write(b"end")
+        assert out.seal() == hashlib.sha256(final + b"end").digest()
+
+
+def test_memory_does_not_grow_with_the_writes_after_a_mark(tmp_path: Path) -> None:
+    """A member streamed in a million pieces is remembered by two digests, not one per piece."""
+    with (tmp_path / "archive").open("w+b", buffering=0) as stream:
+        out = SealedOutput(stream)
+        out.mark_rewrite()
+        out.write(b"HEADER??")
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(20_000):
+                out.write(b"0123456789abcdef")
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert grown < 16 * 1024, grown
+        out.rewrite(0, b"HEADER42")
+        assert (
+            out.prefix().sha256
+            == hashlib.sha256(b"HEADER42" + b"0123456789abcdef" * 20_000).hexdigest()
+        )

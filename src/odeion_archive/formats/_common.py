@@ -101,6 +101,29 @@ def spooled(chunks: Iterable[bytes]) -> Iterator[tuple[Iterator[bytes], int]]:
         yield iter(lambda: spool.read(PIECE), b""), length
 
 
+class _Segment:
+    """The bytes from one :meth:`SealedOutput.mark_rewrite` to the next, as written.
+
+    Its first write may be rewritten (kept by its sha256, or by the bytes a
+    rewrite put there); the rest is kept by one sha256, so memory holds one of
+    these per streamed member whatever the member's size.
+    """
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.first: tuple[int, bytes] | None = None  # length and sha256 of the first write
+        self.rewritten: bytes | None = None
+        self.rest = hashlib.sha256()
+        self.rest_length = 0
+
+    def add(self, data: bytes) -> None:
+        if self.first is None:
+            self.first = (len(data), hashlib.sha256(data).digest())
+        else:
+            self.rest.update(data)
+            self.rest_length += len(data)
+
+
 class SealedOutput:
     """An output stream that counts and hashes what is written: the archive's seal.
 
@@ -108,9 +131,9 @@ class SealedOutput:
     is known only at the member's end) on an output that :meth:`can_rewrite`;
     :meth:`prefix` and :meth:`seal` then read back what follows the first
     rewritten byte, so that the seal covers the bytes as finally written. What
-    they read back is checked against what was written (each write after a
-    mark by its sha256, each rewrite by its bytes): a file changed on disk while
-    the archive is written fails the backup instead of being sealed.
+    they read back is checked against what was written (a rewritten write by
+    its new bytes, the rest by sha256): a file changed on disk while the
+    archive is written fails the backup instead of being sealed.
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -118,11 +141,9 @@ class SealedOutput:
         #: Bytes written so far.
         self.offset = 0
         self._hash = hashlib.sha256()
+        #: Since the first mark: the hash then, and the segments written since.
         self._rehash: tuple[int, Any] | None = None
-        #: Each write since the mark: its offset, length and sha256.
-        self._written: list[tuple[int, int, bytes]] = []
-        #: The bytes each rewrite since the mark put at its offset.
-        self._rewritten: dict[int, bytes] = {}
+        self._segments: list[_Segment] = []
 
     def write(self, data: bytes) -> None:
         """Write ``data`` and add it to the seal."""
@@ -132,7 +153,7 @@ class SealedOutput:
                 self._hash.update(data)
             else:
                 # Read back once the rewrites are done: remembered to check that reading.
-                self._written.append((self.offset, len(data), hashlib.sha256(data).digest()))
+                self._segments[-1].add(data)
             self.offset += len(data)
 
     def can_rewrite(self) -> bool:
@@ -149,48 +170,66 @@ class SealedOutput:
         return True
 
     def rewrite(self, offset: int, data: bytes) -> None:
-        """Replace the bytes of one earlier :meth:`write` at ``offset`` by ``data``, as long.
+        """Replace the first write after a :meth:`mark_rewrite` (at ``offset``) by ``data``.
 
-        Needs :meth:`can_rewrite`, and :meth:`mark_rewrite` before that write.
+        ``data`` must be as long as that write; needs :meth:`can_rewrite`.
         """
-        if self._rehash is None or self._rehash[0] > offset:
+        segment = next((s for s in self._segments if s.start == offset), None)
+        if segment is None:
             raise BackupFailedError("a header was rewritten without mark_rewrite() before it")
-        if not any(at == offset and size == len(data) for at, size, _ in self._written):
+        if segment.first is None or segment.first[0] != len(data):
             raise BackupFailedError(
-                f"a rewrite at byte {offset} of {len(data)} bytes does not replace one whole "
-                "earlier write of the same length"
+                f"a rewrite at byte {offset} of {len(data)} bytes does not replace the whole "
+                "first write after mark_rewrite()"
             )
         self.stream.flush()
         self.stream.seek(offset)
         self.stream.write(data)
         self.stream.seek(self.offset)
-        self._rewritten[offset] = bytes(data)
+        segment.rewritten = bytes(data)
 
     def mark_rewrite(self) -> None:
-        """Note that bytes written from now on may be rewritten (call before writing them)."""
+        """Note that the next write may be rewritten, once it is all written (call before it)."""
         if self._rehash is None:
             self._rehash = (self.offset, self._hash.copy())
+        if self._segments and self._segments[-1].start == self.offset:
+            return
+        self._segments.append(_Segment(self.offset))
 
     def _caught_up(self) -> None:
-        """Hash the bytes written since the mark as they now stand, read back and checked."""
+        """Hash the bytes written since the first mark as they now stand, read back and checked."""
         if self._rehash is None:
             return
         _start, digest = self._rehash
         self.stream.flush()
-        for offset, size, written in self._written:
-            data = self._read_exactly(offset, size)
-            now = self._rewritten.get(offset)
-            if (data != now) if now is not None else hashlib.sha256(data).digest() != written:
-                raise BackupFailedError(
-                    f"the archive changed on disk while it was written (the {size} bytes at "
-                    f"byte {offset} differ from those written); nothing was kept, check the "
-                    "storage of the backup directory and that nothing else writes there"
-                )
+        for segment in self._segments:
+            if segment.first is None:
+                continue
+            length, written = segment.first
+            data = self._read_exactly(segment.start, length)
+            if segment.rewritten is not None:
+                same = data == segment.rewritten
+            else:
+                same = hashlib.sha256(data).digest() == written
             digest.update(data)
+            rest = hashlib.sha256()
+            offset = segment.start + length
+            end = offset + segment.rest_length
+            while offset < end:
+                data = self._read_exactly(offset, min(PIECE, end - offset))
+                rest.update(data)
+                digest.update(data)
+                offset += len(data)
+            if not same or rest.digest() != segment.rest.digest():
+                raise BackupFailedError(
+                    f"the archive changed on disk while it was written (between bytes "
+                    f"{segment.start} and {end}, the bytes differ from those written); nothing "
+                    "was kept, check the storage of the backup directory and that nothing else "
+                    "writes there"
+                )
         self._hash = digest
         self._rehash = None
-        self._written.clear()
-        self._rewritten.clear()
+        self._segments.clear()
 
     def prefix(self) -> ContainerPrefix:
         """Every byte written so far, as it now stands: their count and sha256.

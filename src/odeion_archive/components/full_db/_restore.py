@@ -291,8 +291,10 @@ def _check_whole_dump(context: DatabaseRestoreContext, size: int, phases: _Phase
     pg_restore hands a single statement of it to the server, not at the end.
     Where this server's backup recorded the archive's bytes through the dump
     (facts ``dump_prefix``: tar.zst), one sha256 over those stored bytes is
-    that check (they decompress to the dump the manifest lists); else the dump
-    is read through against its sha256.
+    that check: they are the bytes this server wrote, and the reader makes the
+    dump from them alone (that they decompress to the dump's sha256 is checked
+    as the dump streams, before ``COMMIT``). Else the dump is read through
+    against its sha256.
     """
 
     def checked(done: int, total: int) -> None:
