@@ -917,6 +917,20 @@ def _replace_member_keep_manifest(original: Path, member: str, data: bytes, out:
     return out
 
 
+#: A database whose table's CHECK runs a program when restored anywhere else.
+_HOSTILE_SETUP = """
+CREATE FUNCTION public.evil() RETURNS integer LANGUAGE plpgsql AS $evil$
+BEGIN
+    IF current_database() = '{{source_db}}' THEN RETURN 1; END IF;
+    EXECUTE 'COPY (SELECT 1) TO PRO' || 'GRAM ' || quote_literal('touch {marker}');
+    RETURN 1;
+END
+$evil$;
+CREATE TABLE public.chk (a int CHECK (public.evil() = 1));
+INSERT INTO public.chk VALUES (1);
+"""
+
+
 @pytest.fixture
 def superuser_owned(pg18: PgServer, tmp_path: Path) -> Iterator[tuple[Archiver, str]]:
     """A database created by the superuser (owned by it), its URL connecting as the superuser."""
@@ -971,20 +985,7 @@ def test_an_own_archive_whose_dump_was_replaced_runs_nothing(
     recorded = archiver.inspect(own.name).component("full_db").facts.get("dump_prefix")
     assert (recorded is not None) == (fmt == "tar.zst")
     assert own.authenticity == "own"
-    hostile = _pg_dump(
-        pg18,
-        f"""
-CREATE FUNCTION public.evil() RETURNS integer LANGUAGE plpgsql AS $evil$
-BEGIN
-    IF current_database() = '{{source_db}}' THEN RETURN 1; END IF;
-    EXECUTE 'COPY (SELECT 1) TO PRO' || 'GRAM ' || quote_literal('touch {attack.marker}');
-    RETURN 1;
-END
-$evil$;
-CREATE TABLE public.chk (a int CHECK (public.evil() = 1));
-INSERT INTO public.chk VALUES (1);
-""",
-    )
+    hostile = _pg_dump(pg18, _HOSTILE_SETUP.format(marker=attack.marker))
     offsite = _replace_member_keep_manifest(
         own.path, "full_db/database.dump", hostile, tmp_path / own.path.name
     )
@@ -1032,19 +1033,6 @@ def test_a_foreign_archive_is_checked_by_its_dump_whatever_its_facts_record(
         assert result.plan.authenticity == "foreign"
     finally:
         embedded_target.archiver.delete(name)
-
-
-_HOSTILE_SETUP = """
-CREATE FUNCTION public.evil() RETURNS integer LANGUAGE plpgsql AS $evil$
-BEGIN
-    IF current_database() = '{{source_db}}' THEN RETURN 1; END IF;
-    EXECUTE 'COPY (SELECT 1) TO PRO' || 'GRAM ' || quote_literal('touch {marker}');
-    RETURN 1;
-END
-$evil$;
-CREATE TABLE public.chk (a int CHECK (public.evil() = 1));
-INSERT INTO public.chk VALUES (1);
-"""
 
 
 def test_a_dump_changed_on_disk_while_the_backup_writes_it_is_never_sealed(
