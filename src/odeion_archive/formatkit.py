@@ -19,10 +19,11 @@ Writing
     and enforces an announced size; :class:`SealedOutput` writes, counts and
     hashes the archive's bytes and rewrites a header in place (a tar header
     whose size is known only once a streamed member ends: the first write
-    after ``mark_rewrite()``, as long) with the seal still right (what it reads back to seal is checked
-    against what was written), and its ``prefix()`` is the
-    :class:`~odeion_archive.interfaces.ContainerPrefix` a writer returns
-    from ``add`` where its reader reads members from the start; :func:`spooled` stages a member of unknown size for an output that
+    after ``mark_rewrite()``, as long) with the seal still right (what it
+    reads back to seal is checked against what was written); its
+    ``prefix()`` is the :class:`~odeion_archive.interfaces.ContainerPrefix`
+    a writer returns from ``add`` where its reader reads members from the
+    start; :func:`spooled` stages a member of unknown size for an output that
     cannot seek; :func:`index_json` and :data:`INDEX_FOOTER` write an index of
     member offsets with its sealed footer.
 Reading

@@ -141,15 +141,15 @@ class SealedOutput:
         #: Bytes written so far.
         self.offset = 0
         self._hash = hashlib.sha256()
-        #: Since the first mark: the hash then, and the segments written since.
-        self._rehash: tuple[int, Any] | None = None
+        #: The seal's hash at the first mark, and the segments written since.
+        self._marked: Any = None
         self._segments: list[_Segment] = []
 
     def write(self, data: bytes) -> None:
         """Write ``data`` and add it to the seal."""
         if data:
             self.stream.write(data)
-            if self._rehash is None:
+            if self._marked is None:
                 self._hash.update(data)
             else:
                 # Read back once the rewrites are done: remembered to check that reading.
@@ -190,17 +190,17 @@ class SealedOutput:
 
     def mark_rewrite(self) -> None:
         """Note that the next write may be rewritten, once it is all written (call before it)."""
-        if self._rehash is None:
-            self._rehash = (self.offset, self._hash.copy())
+        if self._marked is None:
+            self._marked = self._hash.copy()
         if self._segments and self._segments[-1].start == self.offset:
             return
         self._segments.append(_Segment(self.offset))
 
     def _caught_up(self) -> None:
         """Hash the bytes written since the first mark as they now stand, read back and checked."""
-        if self._rehash is None:
+        digest = self._marked
+        if digest is None:
             return
-        _start, digest = self._rehash
         self.stream.flush()
         for segment in self._segments:
             if segment.first is None:
@@ -228,7 +228,7 @@ class SealedOutput:
                     "writes there"
                 )
         self._hash = digest
-        self._rehash = None
+        self._marked = None
         self._segments.clear()
 
     def prefix(self) -> ContainerPrefix:

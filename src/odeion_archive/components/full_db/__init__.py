@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import attrs
 
+from odeion_archive._converter import converter
 from odeion_archive.components.full_db._counts import counted_in_snapshot
 from odeion_archive.components.full_db._dump import stream_dump
 from odeion_archive.hookspecs import hookimpl
@@ -112,7 +113,7 @@ class FullDbComponent:
             dump = context.add_member(DUMP, stream_dump(command, env, context, header), total=size)
         # Where the format says which bytes of the archive hold the dump, a restore checks
         # those (compressed) bytes before any of its SQL runs instead of decompressing it.
-        prefix = {} if dump.prefix is None else {"dump_prefix": attrs.asdict(dump.prefix)}
+        prefix = {} if dump.prefix is None else {"dump_prefix": converter.unstructure(dump.prefix)}
         return {
             **prefix,
             "server_version": server_version,

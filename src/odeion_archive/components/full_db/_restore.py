@@ -304,11 +304,11 @@ def _check_whole_dump(context: DatabaseRestoreContext, size: int, phases: _Phase
         context.progress("checking the dump", min(share, size), size, "bytes")
         phases.overall("checking the dump", min(share, size))
 
-    facts = _converter.component_facts(context.entry)
-    prefix = facts.dump_prefix if isinstance(facts, _converter.FullDbFacts) else None
-    if context.authenticity != "own":
-        # Only this server's seal makes the recorded bytes worth checking instead of the dump.
-        prefix = None
+    prefix = None
+    # Only this server's seal makes the recorded bytes worth checking instead of the dump.
+    if context.authenticity == "own":
+        facts = _converter.component_facts(context.entry)
+        prefix = facts.dump_prefix if isinstance(facts, _converter.FullDbFacts) else None
     try:
         vouched = prefix is not None and context.check_prefix(prefix, checked)
     except CorruptArchiveError as exc:
