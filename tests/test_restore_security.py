@@ -42,9 +42,11 @@ from odeion_archive._schema import migrate
 from odeion_archive.errors import (
     ArchiveError,
     BackupFailedError,
+    CorruptArchiveError,
     RestoreBlockedError,
     UnsafeArchiveError,
 )
+from odeion_archive.events import ProgressEvent
 from odeion_archive.formats import _indexed_tar
 from odeion_archive.formats._tar import tar_header, tar_padding
 from odeion_archive.sample import SeedScale, seed
@@ -1002,6 +1004,47 @@ def test_an_own_archive_whose_dump_was_replaced_runs_nothing(
         f"restore error: {error[:200]!r})"
     )
     assert "full_db/database.dump" in error, error
+
+
+def test_an_own_archive_changed_on_disk_after_its_check_runs_nothing(
+    pg18: PgServer,
+    superuser_owned: tuple[Archiver, str],
+    attack: Attack,
+    tmp_path: Path,
+) -> None:
+    """Whoever can write the archive while it is restored gets none of their bytes used.
+
+    The dump of an own tar.zst archive is checked by the archive's bytes
+    through it before its SQL runs; streaming the dump reads those bytes
+    again. Here an attacker rewrites the file in place (the restore's open
+    descriptor sees it) the moment the check has read it: the same archive
+    with a hostile dump, its sealed manifest kept. Reading a block again that
+    differs from the one checked fails the restore before a changed byte is
+    decompressed, so the hostile function never runs and the database keeps
+    its data.
+    """
+    archiver, url = superuser_owned
+    own = archiver.create(components=["full_db"], format="tar.zst").archive
+    hostile = _pg_dump(pg18, _HOSTILE_SETUP.format(marker=attack.marker))
+    swapped = _replace_member_keep_manifest(
+        own.path, "full_db/database.dump", hostile, tmp_path / own.path.name
+    ).read_bytes()
+    seen: list[ProgressEvent] = []
+
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "checking the dump" and event.done == event.total and not seen:
+            seen.append(event)
+            with own.path.open("r+b") as stream:
+                stream.write(swapped)
+                stream.truncate()
+
+    with pytest.raises(CorruptArchiveError, match="changed since they were checked"):
+        archiver.restore(own.name, "full_db", progress=progress)
+    assert seen, "the dump was not checked by the archive's bytes through it"
+    assert not attack.marker.exists()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM public.padding").fetchone() == (60000,)
+        assert conn.execute("SELECT to_regclass('public.chk')").fetchone() == (None,)
 
 
 def test_a_foreign_archive_is_checked_by_its_dump_whatever_its_facts_record(

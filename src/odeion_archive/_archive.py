@@ -26,7 +26,12 @@ from typing import IO, Any, Self, cast
 
 from odeion_archive import _names
 from odeion_archive._builder import ArchiveBuilder
-from odeion_archive._digest import BACKGROUND_BYTES, Sha256, sha256_range
+from odeion_archive._digest import (
+    BACKGROUND_BYTES,
+    CheckedBlocks,
+    Sha256,
+    sha256_range,
+)
 from odeion_archive._keys import Keyring, authenticity_of
 from odeion_archive._manifest import (
     HEAD_MEMBER,
@@ -67,6 +72,8 @@ class _FdView(io.RawIOBase):
         super().__init__()
         self._fd = fd
         self._pos = 0
+        #: The file's first bytes as checked: read from here, never from the file.
+        self.checked: CheckedBlocks | None = None
 
     def readable(self) -> bool:
         return True
@@ -89,7 +96,11 @@ class _FdView(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        data = os.pread(self._fd, len(view), self._pos)
+        checked = self.checked
+        if checked is not None and self._pos < checked.end:
+            data = checked.read(self._pos, min(len(view), checked.end - self._pos))
+        else:
+            data = os.pread(self._fd, len(view), self._pos)
         view[: len(data)] = data
         self._pos += len(data)
         return len(data)
@@ -106,10 +117,16 @@ def _collect(chunks: Iterable[bytes], limit: int, what: str) -> bytes:
     return b"".join(parts)
 
 
-def _checked(chunks: Iterable[bytes], expected: MemberEntry) -> Iterator[bytes]:
-    """``chunks``, cut off past the listed size, checked against size and sha256 at the end."""
+def _checked(
+    chunks: Iterable[bytes], expected: MemberEntry, *, hashed: bool = True
+) -> Iterator[bytes]:
+    """``chunks``, cut off past the listed size, checked against size and sha256 at the end.
+
+    ``hashed=False``: the bytes they are made from were checked instead (the
+    archive's bytes through the member, see :meth:`ArchiveFile.open_by_prefix`).
+    """
     done = 0
-    with Sha256(background=expected.size >= BACKGROUND_BYTES) as digest:
+    with Sha256(background=hashed and expected.size >= BACKGROUND_BYTES) as digest:
         for chunk in chunks:
             done += len(chunk)
             if done > expected.size:
@@ -117,14 +134,15 @@ def _checked(chunks: Iterable[bytes], expected: MemberEntry) -> Iterator[bytes]:
                     f"member {expected.path!r} holds more than the {expected.size} bytes the "
                     f"manifest lists; {DAMAGED}"
                 )
-            digest.update(chunk)
+            if hashed:
+                digest.update(chunk)
             yield chunk
         if done != expected.size:
             raise CorruptArchiveError(
                 f"member {expected.path!r} holds {done} bytes, the manifest lists "
                 f"{expected.size}; {DAMAGED}"
             )
-        if digest.hexdigest() != expected.sha256:
+        if hashed and digest.hexdigest() != expected.sha256:
             raise CorruptArchiveError(
                 f"member {expected.path!r} does not match the sha256 the manifest lists; {DAMAGED}"
             )
@@ -237,12 +255,13 @@ class ArchiveFile:
 
     # -- the file ------------------------------------------------------------
 
-    def _open_reader(self) -> ArchiveReader:
+    def _open_reader(self, view: _FdView | None = None) -> ArchiveReader:
         if self._fd is None:
             raise ArchiveInvalidError(
                 f"the archive {self.path} is closed; open it again to read it"
             )
-        return guarded_reader(self.format, cast("IO[bytes]", _FdView(self._fd)), self._limits)
+        view = _FdView(self._fd) if view is None else view
+        return guarded_reader(self.format, cast("IO[bytes]", view), self._limits)
 
     def close(self) -> None:
         """Release the file."""
@@ -363,7 +382,20 @@ class ArchiveFile:
         :class:`~odeion_archive.errors.CorruptArchiveError` naming it, as soon as
         it exceeds its listed size, or at its end for a size or sha256 mismatch.
         """
-        reader = self._open_reader()
+        return self._walk()
+
+    def _walk(
+        self, by_prefix: tuple[str, CheckedBlocks] | None = None
+    ) -> Generator[tuple[MemberEntry, Iterator[bytes]], None, None]:
+        """:meth:`walk`; ``by_prefix``: a member made from the archive's bytes as checked."""
+        if self._fd is None:
+            raise ArchiveInvalidError(
+                f"the archive {self.path} is closed; open it again to read it"
+            )
+        view = _FdView(self._fd)
+        if by_prefix is not None:
+            view.checked = by_prefix[1]
+        reader = self._open_reader(view)
         try:
             listing = self._listing(reader)
             for source in self._sources(reader, listing):
@@ -376,7 +408,8 @@ class ArchiveFile:
                         )
                     continue
                 expected = self.manifest.member(name)
-                yield expected, _checked(source.chunks(), expected)
+                hashed = by_prefix is None or name != by_prefix[0]
+                yield expected, _checked(source.chunks(), expected, hashed=hashed)
         finally:
             reader.close()
 
@@ -405,10 +438,13 @@ class ArchiveFile:
         the bytes exceed the listed size, or do not match the listed size and
         sha256 by the time the end is reached.
         """
+        return self._open_member(path)
+
+    def _open_member(self, path: str, checked: CheckedBlocks | None = None) -> IO[bytes]:
         self.manifest.member(path)
 
         def chunks() -> Iterator[bytes]:
-            walk = self.walk()
+            walk = self._walk(None if checked is None else (path, checked))
             try:
                 for entry, member_chunks in walk:
                     if entry.path == path:
@@ -420,6 +456,43 @@ class ArchiveFile:
         return cast(
             "IO[bytes]", io.BufferedReader(_MemberStream(chunks()), self._limits.chunk_bytes)
         )
+
+    def open_by_prefix(
+        self,
+        path: str,
+        prefix: ContainerPrefix,
+        on_bytes: Callable[[int, int], None] | None = None,
+    ) -> IO[bytes] | None:
+        """The member ``path``, checked by the archive's stored bytes through it.
+
+        ``prefix`` is what the format returned when the member was written
+        (see :class:`~odeion_archive.interfaces.ContainerPrefix`), recorded in
+        the sealed manifest. The file's first ``prefix.end`` bytes are checked
+        against it now, before the stream is returned (``on_bytes`` is called
+        with the bytes checked so far and in all), and the reader then reads
+        them only as they were checked, block by block: bytes changed since
+        are refused before they are used, and the member is never
+        decompressed only to be hashed. Only an archive this server sealed is
+        read so (``None`` for any other: its prefix is its sender's word; read
+        the member with :meth:`open_member`). Raises
+        :class:`~odeion_archive.errors.CorruptArchiveError` if the bytes
+        differ, now or as they are read.
+        """
+        if self.authenticity != "own":
+            return None
+        if self._fd is None:
+            raise ArchiveInvalidError(
+                f"the archive {self.path} is closed; open it again to read it"
+            )
+        fd = self._fd
+        checked = None
+        if prefix.end <= self.size:
+            checked = CheckedBlocks.take(
+                lambda offset, size: os.pread(fd, size, offset), prefix.end, prefix.sha256, on_bytes
+            )
+        if checked is None:
+            raise _prefix_differs(prefix)
+        return self._open_member(path, checked)
 
     def check_prefix(
         self, prefix: ContainerPrefix, on_bytes: Callable[[int, int], None] | None = None
@@ -448,10 +521,7 @@ class ArchiveFile:
             return data
 
         if prefix.end > self.size or sha256_range(read, 0, prefix.end).hex() != prefix.sha256:
-            raise CorruptArchiveError(
-                f"the first {prefix.end} bytes of the archive differ from those its manifest "
-                f"records; {DAMAGED}"
-            )
+            raise _prefix_differs(prefix)
         return True
 
     # -- verification --------------------------------------------------------
@@ -508,6 +578,13 @@ class ArchiveFile:
             Problem(member, str(error)) for error, member in self._listing_errors(listing)
         ]
         return check.run(reader.walk(), listing)
+
+
+def _prefix_differs(prefix: ContainerPrefix) -> CorruptArchiveError:
+    return CorruptArchiveError(
+        f"the first {prefix.end} bytes of the archive differ from those its manifest records; "
+        f"{DAMAGED}"
+    )
 
 
 def _check_entry(entry: Entry) -> None:

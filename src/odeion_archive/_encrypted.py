@@ -278,24 +278,31 @@ class EncryptedArchive:
         against the whole one; a mismatch raises
         :class:`~odeion_archive.errors.CorruptArchiveError`.
         """
+        return self._plaintext(path, self.archive.open_member(path + ENCRYPTED_SUFFIX))
+
+    def open_by_prefix(
+        self,
+        path: str,
+        prefix: ContainerPrefix,
+        on_bytes: Callable[[int, int], None] | None = None,
+    ) -> IO[bytes] | None:
+        """The plaintext of ``path``, its ciphertext checked by the bytes through it.
+
+        See :meth:`ArchiveFile.open_by_prefix`: the prefix of an encrypted
+        member covers its ciphertext; the plaintext is still checked against
+        its sha256.
+        """
+        cipher = self.archive.open_by_prefix(path + ENCRYPTED_SUFFIX, prefix, on_bytes)
+        return None if cipher is None else self._plaintext(path, cipher)
+
+    def _plaintext(self, path: str, cipher: IO[bytes]) -> IO[bytes]:
         expected = self.manifest.member(path)
-        cipher = self.archive.open_member(path + ENCRYPTED_SUFFIX)
 
         def chunks() -> Iterator[bytes]:
             with cipher:
                 yield from self._decrypted(iter(lambda: cipher.read(64 * 1024), b""), expected)
 
         return cast("IO[bytes]", io.BufferedReader(_MemberStream(chunks()), 64 * 1024))
-
-    def check_prefix(
-        self, prefix: ContainerPrefix, on_bytes: Callable[[int, int], None] | None = None
-    ) -> bool:
-        """Check the file's first bytes (see :meth:`ArchiveFile.check_prefix`).
-
-        The prefix of an encrypted member covers its ciphertext, which
-        decrypts to the member.
-        """
-        return self.archive.check_prefix(prefix, on_bytes)
 
     def walk(self) -> Generator[tuple[MemberEntry, Iterator[bytes]], None, None]:
         """Every payload member, with an iterator of its decrypted, checked bytes."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Literal, Protocol, cast
 
 import attrs
 import psycopg
@@ -155,11 +155,14 @@ class PlanningContext(ComponentContext):
     def open_member(self, path: str) -> IO[bytes]:
         return self._archive.open_member(path)
 
-    def check_prefix(
-        self, prefix: ContainerPrefix, on_bytes: Callable[[int, int], None] | None = None
-    ) -> bool:
-        check = getattr(self._archive, "check_prefix", None)  # archives in memory have none
-        return bool(check(prefix, on_bytes)) if check is not None else False
+    def open_by_prefix(
+        self,
+        path: str,
+        prefix: ContainerPrefix,
+        on_bytes: Callable[[int, int], None] | None = None,
+    ) -> IO[bytes] | None:
+        opener = getattr(self._archive, "open_by_prefix", None)  # archives in memory have none
+        return None if opener is None else cast("IO[bytes] | None", opener(path, prefix, on_bytes))
 
     def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> PgTool | None:
         return self._toolbox.find(name)

@@ -324,18 +324,25 @@ class DatabaseRestoreContext(PlanContext, Protocol):
         """A connection string without password, and the environment to run a tool with."""
         ...
 
-    def check_prefix(
-        self, prefix: ContainerPrefix, on_bytes: Callable[[int, int], None] | None = None
-    ) -> bool:
-        """Check the archive's stored bytes through a member, without decompressing it.
+    def open_by_prefix(
+        self,
+        path: str,
+        prefix: ContainerPrefix,
+        on_bytes: Callable[[int, int], None] | None = None,
+    ) -> IO[bytes] | None:
+        """The member ``path``, checked by the archive's stored bytes through it.
 
         ``prefix`` is what the format returned when the member was written (the
-        component recorded it in its facts, see :class:`ContainerPrefix`).
-        ``True``: the archive's first bytes are those, so the member reads
-        back as written. ``False``: this archive cannot be checked so (one held
-        in memory); read the member through to check it. ``on_bytes`` is
-        called with the bytes checked so far and in all. Raises
-        :class:`~odeion_archive.errors.CorruptArchiveError` if they differ.
+        component recorded it in its facts, see :class:`ContainerPrefix`). The
+        archive's first ``prefix.end`` bytes are checked before this returns
+        (``on_bytes`` is called with the bytes checked so far and in all), and
+        again as the reader walks them to make the member, which is never
+        decompressed only to be hashed. ``None``: this archive cannot be
+        checked so (one this server did not seal, whose prefix is its sender's
+        word, or one held in memory); read the member through with
+        :meth:`open_member` to check it. Raises
+        :class:`~odeion_archive.errors.CorruptArchiveError` if the bytes
+        differ, now or by the member's end.
         """
         ...
 

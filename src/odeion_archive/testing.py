@@ -54,6 +54,7 @@ import attrs
 
 from odeion_archive._archive import ArchiveBuilder, ArchiveFile, verify_archive
 from odeion_archive._archiver import Archiver
+from odeion_archive._digest import CheckedBlocks
 from odeion_archive._manifest import (
     HEAD_MEMBER,
     TAIL_MEMBER,
@@ -213,7 +214,7 @@ def check_format(fmt: ArchiveFormat, workdir: Path) -> None:
     path = workdir / f"contract{fmt.suffix}"
     manifest = _write(fmt, path, members)
     _check_round_trip(fmt, path, registry, manifest, members)
-    _check_prefixes(fmt, path, registry, manifest)
+    _check_prefixes(fmt, path, registry, manifest, members)
     _check_determinism(fmt, path, workdir, members)
     _contract.check_streaming(fmt, workdir)
     _check_damage(fmt, workdir, registry)
@@ -248,9 +249,16 @@ def _check_round_trip(
         _require(report.ok, f"{fmt.name}: an intact archive fails verify: {report.problems}")
 
 
-def _check_prefixes(fmt: ArchiveFormat, path: Path, registry: Registry, written: Manifest) -> None:
-    """Each prefix the writer returned: the file's bytes through its member, in member order."""
+def _check_prefixes(
+    fmt: ArchiveFormat, path: Path, registry: Registry, written: Manifest, members: Members
+) -> None:
+    """Each prefix the writer returned: the file's bytes through its member, in member order.
+
+    The member read from those bytes as checked (a restore's
+    ``open_by_prefix``) is the member written.
+    """
     data = path.read_bytes()
+    expected = {f"{c}/{n}": d for c, files in members.items() for n, d in files.items()}
     with ArchiveFile.open(path, registry) as archive:
         last = 0
         for member in written.members:
@@ -268,6 +276,18 @@ def _check_prefixes(fmt: ArchiveFormat, path: Path, registry: Registry, written:
                 f"first {prefix.end} bytes",
             )
             _require(archive.check_prefix(prefix), f"{fmt.name}: check_prefix() refuses it")
+            checked = CheckedBlocks.take(
+                lambda offset, size: data[offset : offset + size], prefix.end, prefix.sha256
+            )
+            _require(checked is not None, f"{fmt.name}: the prefix of {member.path!r} differs")
+            # What open_by_prefix reads for an archive this server sealed.
+            with archive._open_member(member.path, checked) as stream:  # noqa: SLF001
+                read = stream.read()
+            _require(
+                read == expected[member.path],
+                f"{fmt.name}: {member.path!r} read from the checked bytes through it differs "
+                "from what was written",
+            )
             last = prefix.end
 
 

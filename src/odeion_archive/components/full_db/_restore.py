@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 from psycopg import sql
@@ -259,8 +259,7 @@ def restore(context: DatabaseRestoreContext) -> ComponentPlan:
     post_sql = remap_statements(remap, context.connection)
     member = context.entry.member(DUMP_MEMBER)
     phases = _Phases(context, header, member.size)
-    _check_whole_dump(context, member.size, phases)
-    with context.open_member(DUMP_MEMBER) as stream:
+    with _checked_dump(context, member.size, phases) as stream:
         chunks = iter(lambda: stream.read(1024 * 1024), b"")
         _pipeline.replace_database(
             conninfo=context.conninfo,
@@ -283,8 +282,8 @@ def restore(context: DatabaseRestoreContext) -> ComponentPlan:
     )
 
 
-def _check_whole_dump(context: DatabaseRestoreContext, size: int, phases: _Phases) -> None:
-    """Check the whole dump against the manifest before any of its SQL runs.
+def _checked_dump(context: DatabaseRestoreContext, size: int, phases: _Phases) -> IO[bytes]:
+    """The dump, checked whole against the manifest before any of its SQL runs.
 
     The members' digests are what the manifest (and this server's seal over
     it) vouch for; a dump whose bytes were replaced must be refused before
@@ -292,9 +291,10 @@ def _check_whole_dump(context: DatabaseRestoreContext, size: int, phases: _Phase
     Where this server's backup recorded the archive's bytes through the dump
     (facts ``dump_prefix``: tar.zst), one sha256 over those stored bytes is
     that check: they are the bytes this server wrote, and the reader makes the
-    dump from them alone (that they decompress to the dump's sha256 is checked
-    as the dump streams, before ``COMMIT``). Else the dump is read through
-    against its sha256.
+    dump from them alone. The stream returned is then checked by the same
+    bytes as the reader walks them (before ``COMMIT``), and the dump is never
+    decompressed only to be hashed. Else the dump is read through against its
+    sha256 first, and checked against it again as it streams.
     """
 
     def checked(done: int, total: int) -> None:
@@ -304,22 +304,25 @@ def _check_whole_dump(context: DatabaseRestoreContext, size: int, phases: _Phase
         context.progress("checking the dump", min(share, size), size, "bytes")
         phases.overall("checking the dump", min(share, size))
 
-    prefix = None
+    stream = None
     # Only this server's seal makes the recorded bytes worth checking instead of the dump.
     if context.authenticity == "own":
         facts = _converter.component_facts(context.entry)
         prefix = facts.dump_prefix if isinstance(facts, _converter.FullDbFacts) else None
-    try:
-        vouched = prefix is not None and context.check_prefix(prefix, checked)
-    except CorruptArchiveError as exc:
-        raise CorruptArchiveError(f"{DUMP_MEMBER}: {exc}") from None
-    if not vouched:
+        if prefix is not None:
+            try:
+                stream = context.open_by_prefix(DUMP_MEMBER, prefix, checked)
+            except CorruptArchiveError as exc:
+                raise CorruptArchiveError(f"{DUMP_MEMBER}: {exc}") from None
+    if stream is None:
         done = 0
-        with context.open_member(DUMP_MEMBER) as stream:
-            while chunk := stream.read(1024 * 1024):
+        with context.open_member(DUMP_MEMBER) as whole:
+            while chunk := whole.read(1024 * 1024):
                 done += len(chunk)
                 checked(done, size)
+        stream = context.open_member(DUMP_MEMBER)
     phases.overall("checking the dump", size, end=True)
+    return stream
 
 
 #: Statements of the post-data section: built after the data.
