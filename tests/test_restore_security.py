@@ -1006,25 +1006,27 @@ def test_an_own_archive_whose_dump_was_replaced_runs_nothing(
     assert "full_db/database.dump" in error, error
 
 
+@pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
 def test_an_own_archive_changed_on_disk_after_its_check_runs_nothing(
     pg18: PgServer,
     superuser_owned: tuple[Archiver, str],
     attack: Attack,
     tmp_path: Path,
+    fmt: str,
 ) -> None:
     """Whoever can write the archive while it is restored gets none of their bytes used.
 
-    The dump of an own tar.zst archive is checked by the archive's bytes
-    through it before its SQL runs; streaming the dump reads those bytes
+    The dump is checked before its SQL runs (tar.zst: by the archive's bytes
+    through it; zip: by reading it through), and streaming it reads the file
     again. Here an attacker rewrites the file in place (the restore's open
     descriptor sees it) the moment the check has read it: the same archive
     with a hostile dump, its sealed manifest kept. Reading a block again that
     differs from the one checked fails the restore before a changed byte is
-    decompressed, so the hostile function never runs and the database keeps
-    its data.
+    decompressed, so the hostile function never runs (as a superuser here:
+    COPY TO PROGRAM) and the database keeps its data.
     """
     archiver, url = superuser_owned
-    own = archiver.create(components=["full_db"], format="tar.zst").archive
+    own = archiver.create(components=["full_db"], format=fmt).archive
     hostile = _pg_dump(pg18, _HOSTILE_SETUP.format(marker=attack.marker))
     swapped = _replace_member_keep_manifest(
         own.path, "full_db/database.dump", hostile, tmp_path / own.path.name

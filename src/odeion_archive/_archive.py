@@ -25,13 +25,9 @@ from types import TracebackType
 from typing import IO, Any, Self, cast
 
 from odeion_archive import _names
+from odeion_archive._blocks import CheckedBlocks
 from odeion_archive._builder import ArchiveBuilder
-from odeion_archive._digest import (
-    BACKGROUND_BYTES,
-    CheckedBlocks,
-    Sha256,
-    sha256_range,
-)
+from odeion_archive._digest import BACKGROUND_BYTES, Sha256, sha256_range
 from odeion_archive._keys import Keyring, authenticity_of
 from odeion_archive._manifest import (
     HEAD_MEMBER,
@@ -86,6 +82,8 @@ class _FdView(io.RawIOBase):
             self._pos = offset
         elif whence == os.SEEK_CUR:
             self._pos += offset
+        elif self.checked is not None and self.checked.whole:
+            self._pos = self.checked.end + offset
         else:
             self._pos = os.fstat(self._fd).st_size + offset
         self._pos = max(self._pos, 0)
@@ -98,7 +96,13 @@ class _FdView(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         checked = self.checked
         if checked is not None and self._pos < checked.end:
-            data = checked.read(self._pos, min(len(view), checked.end - self._pos))
+            # As pread: short only at the end (of what was checked, when that is the file).
+            size = min(len(view), checked.end - self._pos)
+            data = checked.read(self._pos, size)
+            while len(data) < size:
+                data += checked.read(self._pos + len(data), size - len(data))
+        elif checked is not None and checked.whole:
+            data = b""
         else:
             data = os.pread(self._fd, len(view), self._pos)
         view[: len(data)] = data
@@ -123,7 +127,7 @@ def _checked(
     """``chunks``, cut off past the listed size, checked against size and sha256 at the end.
 
     ``hashed=False``: the bytes they are made from were checked instead (the
-    archive's bytes through the member, see :meth:`ArchiveFile.open_by_prefix`).
+    archive's bytes through the member, see :meth:`ArchiveFile.open_checked`).
     """
     done = 0
     with Sha256(background=hashed and expected.size >= BACKGROUND_BYTES) as digest:
@@ -385,16 +389,18 @@ class ArchiveFile:
         return self._walk()
 
     def _walk(
-        self, by_prefix: tuple[str, CheckedBlocks] | None = None
+        self, checked: CheckedBlocks | None = None, unhashed: str | None = None
     ) -> Generator[tuple[MemberEntry, Iterator[bytes]], None, None]:
-        """:meth:`walk`; ``by_prefix``: a member made from the archive's bytes as checked."""
+        """:meth:`walk`, reading the file through ``checked`` if given.
+
+        ``unhashed``: a member not hashed, as the bytes it is made from were checked.
+        """
         if self._fd is None:
             raise ArchiveInvalidError(
                 f"the archive {self.path} is closed; open it again to read it"
             )
         view = _FdView(self._fd)
-        if by_prefix is not None:
-            view.checked = by_prefix[1]
+        view.checked = checked
         reader = self._open_reader(view)
         try:
             listing = self._listing(reader)
@@ -408,8 +414,7 @@ class ArchiveFile:
                         )
                     continue
                 expected = self.manifest.member(name)
-                hashed = by_prefix is None or name != by_prefix[0]
-                yield expected, _checked(source.chunks(), expected, hashed=hashed)
+                yield expected, _checked(source.chunks(), expected, hashed=name != unhashed)
         finally:
             reader.close()
 
@@ -440,11 +445,13 @@ class ArchiveFile:
         """
         return self._open_member(path)
 
-    def _open_member(self, path: str, checked: CheckedBlocks | None = None) -> IO[bytes]:
+    def _open_member(
+        self, path: str, checked: CheckedBlocks | None = None, *, hashed: bool = True
+    ) -> IO[bytes]:
         self.manifest.member(path)
 
         def chunks() -> Iterator[bytes]:
-            walk = self._walk(None if checked is None else (path, checked))
+            walk = self._walk(checked, None if hashed else path)
             try:
                 for entry, member_chunks in walk:
                     if entry.path == path:
@@ -457,42 +464,59 @@ class ArchiveFile:
             "IO[bytes]", io.BufferedReader(_MemberStream(chunks()), self._limits.chunk_bytes)
         )
 
-    def open_by_prefix(
+    def open_checked(
         self,
         path: str,
-        prefix: ContainerPrefix,
         on_bytes: Callable[[int, int], None] | None = None,
-    ) -> IO[bytes] | None:
-        """The member ``path``, checked by the archive's stored bytes through it.
+        *,
+        prefix: ContainerPrefix | None = None,
+        plain: Callable[[IO[bytes]], IO[bytes]] | None = None,
+    ) -> IO[bytes]:
+        """The member ``path``, checked whole now, then read only as it was checked.
 
-        ``prefix`` is what the format returned when the member was written
-        (see :class:`~odeion_archive.interfaces.ContainerPrefix`), recorded in
-        the sealed manifest. The file's first ``prefix.end`` bytes are checked
-        against it now, before the stream is returned (``on_bytes`` is called
-        with the bytes checked so far and in all), and the reader then reads
-        them only as they were checked, block by block: bytes changed since
-        are refused before they are used, and the member is never
-        decompressed only to be hashed. Only an archive this server sealed is
-        read so (``None`` for any other: its prefix is its sender's word; read
-        the member with :meth:`open_member`). Raises
-        :class:`~odeion_archive.errors.CorruptArchiveError` if the bytes
-        differ, now or as they are read.
+        A restore must know a member is the one the manifest lists before it
+        uses any of it (a dump, before its first statement runs), and then
+        read it again to use it. Where ``prefix`` is given (what the format
+        returned when the member was written, see
+        :class:`~odeion_archive.interfaces.ContainerPrefix`) and this server
+        sealed the archive, the check is one sha256 over the file's first
+        ``prefix.end`` bytes, which the reader makes the member from, and the
+        member is never decompressed only to be hashed; else (the prefix of an
+        archive made elsewhere is its sender's word) the member is read
+        through once against its size and sha256. Either way the stream
+        returned reads the file only as the check saw it, block by block, so
+        bytes changed since are refused before they are used. ``on_bytes`` is
+        called with the bytes checked so far and in all; ``plain`` turns the
+        member's stream into the one to check and return (decryption).
+        Raises :class:`~odeion_archive.errors.CorruptArchiveError` if the
+        member differs, now or as it is read.
         """
-        if self.authenticity != "own":
-            return None
         if self._fd is None:
             raise ArchiveInvalidError(
                 f"the archive {self.path} is closed; open it again to read it"
             )
         fd = self._fd
-        checked = None
-        if prefix.end <= self.size:
-            checked = CheckedBlocks.take(
-                lambda offset, size: os.pread(fd, size, offset), prefix.end, prefix.sha256, on_bytes
-            )
-        if checked is None:
-            raise _prefix_differs(prefix)
-        return self._open_member(path, checked)
+
+        def pread(offset: int, size: int) -> bytes:
+            return os.pread(fd, size, offset)
+
+        wrap = plain if plain is not None else (lambda stream: stream)
+        if prefix is not None and self.authenticity == "own":
+            checked = None
+            if prefix.end <= self.size:
+                checked = CheckedBlocks.take(pread, prefix.end, prefix.sha256, on_bytes)
+            if checked is None:
+                raise _prefix_differs(prefix, path)
+            return wrap(self._open_member(path, checked, hashed=False))
+        recorded = CheckedBlocks.recording(pread, self.size)
+        size = self.manifest.member(path).size
+        with wrap(self._open_member(path, recorded)) as first:
+            done = 0
+            while chunk := first.read(self._limits.chunk_bytes):
+                done += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(done, size)
+        return wrap(self._open_member(path, recorded.replay(), hashed=False))
 
     def check_prefix(
         self, prefix: ContainerPrefix, on_bytes: Callable[[int, int], None] | None = None
@@ -580,10 +604,11 @@ class ArchiveFile:
         return check.run(reader.walk(), listing)
 
 
-def _prefix_differs(prefix: ContainerPrefix) -> CorruptArchiveError:
+def _prefix_differs(prefix: ContainerPrefix, path: str | None = None) -> CorruptArchiveError:
+    through = "" if path is None else f" (through member {path!r})"
     return CorruptArchiveError(
-        f"the first {prefix.end} bytes of the archive differ from those its manifest records; "
-        f"{DAMAGED}"
+        f"the first {prefix.end} bytes of the archive{through} differ from those its manifest "
+        f"records; {DAMAGED}"
     )
 
 

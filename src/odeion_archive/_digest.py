@@ -7,8 +7,7 @@ takes the time of the slower of the two instead of their sum: the check of a
 whole database dump before a restore, and every verification, on two cores.
 
 :func:`sha256_range` hashes a range of a file through a read function: a
-container's seal, the bytes of an archive through a member. :class:`CheckedBlocks`
-reads a file's first bytes a second time only as they were when checked.
+container's seal, the bytes of an archive through a member.
 """
 
 from __future__ import annotations
@@ -18,17 +17,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Self
 
-from odeion_archive.errors import CorruptArchiveError
-
-__all__ = ["BACKGROUND_BYTES", "BLOCK_BYTES", "CheckedBlocks", "Sha256", "sha256_range"]
+__all__ = ["BACKGROUND_BYTES", "Sha256", "sha256_range"]
 
 #: Members this large are hashed in a thread of their own; smaller ones inline
 #: (starting a thread costs more than it saves on them).
 BACKGROUND_BYTES = 16 * 1024 * 1024
 #: Bytes read at a time by :func:`sha256_range`.
 _PIECE = 1024 * 1024
-#: The blocks :class:`CheckedBlocks` remembers by their sha256.
-BLOCK_BYTES = 1024 * 1024
 
 
 class Sha256:
@@ -98,85 +93,3 @@ def sha256_range(
         digest.update(data)
         position += len(data)
     return bytes(digest.digest())
-
-
-class CheckedBlocks:
-    """A file's first ``end`` bytes, read again only as they were when checked.
-
-    :meth:`take` reads them once, compares their sha256 with the one expected
-    and remembers each block's sha256 (32 bytes per MiB). :meth:`read` then
-    reads a block again and gives its bytes only if they hash as they did: a
-    file changed between the check and the use (a time-of-check to time-of-use
-    race) raises :class:`~odeion_archive.errors.CorruptArchiveError` before a
-    changed byte is used.
-    Any order of reading is served.
-    """
-
-    def __init__(self, read: Callable[[int, int], bytes], end: int, digests: list[bytes]) -> None:
-        self.end = end
-        self._read = read
-        self._digests = digests
-        self._index = -1
-        self._block = b""
-
-    @classmethod
-    def take(
-        cls,
-        read: Callable[[int, int], bytes],
-        end: int,
-        sha256: str,
-        on_bytes: Callable[[int, int], None] | None = None,
-    ) -> CheckedBlocks | None:
-        """Check bytes ``[0, end)`` through ``read(offset, size)`` against ``sha256`` (hex).
-
-        ``None`` if they do not match (or the file is shorter). ``on_bytes``
-        is called with the bytes checked so far and in all. The whole's sha256
-        runs in a second thread beside the blocks' own.
-        """
-        digests = []
-        position = 0
-        with Sha256(background=end >= BACKGROUND_BYTES) as whole:
-            while position < end:
-                data = _read_exactly(read, position, min(BLOCK_BYTES, end - position))
-                if data is None:
-                    return None
-                whole.update(data)
-                digests.append(hashlib.sha256(data).digest())
-                position += len(data)
-                if on_bytes is not None:
-                    on_bytes(position, end)
-            if whole.hexdigest() != sha256:
-                return None
-        return cls(read, end, digests)
-
-    def read(self, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes at ``offset`` (below :attr:`end`), as checked; at most to a block's end."""
-        index = offset // BLOCK_BYTES
-        if index != self._index:
-            start = index * BLOCK_BYTES
-            data = _read_exactly(self._read, start, min(BLOCK_BYTES, self.end - start))
-            if data is None or hashlib.sha256(data).digest() != self._digests[index]:
-                raise CorruptArchiveError(
-                    f"the archive's bytes from {start} changed since they were checked (the "
-                    "file is being written to); none of them was used, so nothing changed; "
-                    "restore from a copy that nothing writes to"
-                )
-            self._index, self._block = index, data
-        within = offset - index * BLOCK_BYTES
-        return self._block[within : within + size]
-
-
-def _read_exactly(read: Callable[[int, int], bytes], offset: int, size: int) -> bytes | None:
-    """``size`` bytes at ``offset``, or ``None`` where the file ends first."""
-    data = read(offset, size)
-    if len(data) == size:
-        return data
-    parts = [data]
-    done = len(data)
-    while done < size:
-        more = read(offset + done, size - done)
-        if not more:
-            return None
-        parts.append(more)
-        done += len(more)
-    return b"".join(parts)

@@ -280,20 +280,25 @@ class EncryptedArchive:
         """
         return self._plaintext(path, self.archive.open_member(path + ENCRYPTED_SUFFIX))
 
-    def open_by_prefix(
+    def open_checked(
         self,
         path: str,
-        prefix: ContainerPrefix,
         on_bytes: Callable[[int, int], None] | None = None,
-    ) -> IO[bytes] | None:
-        """The plaintext of ``path``, its ciphertext checked by the bytes through it.
+        *,
+        prefix: ContainerPrefix | None = None,
+    ) -> IO[bytes]:
+        """The plaintext of ``path``, checked whole now, then read only as it was checked.
 
-        See :meth:`ArchiveFile.open_by_prefix`: the prefix of an encrypted
-        member covers its ciphertext; the plaintext is still checked against
-        its sha256.
+        See :meth:`ArchiveFile.open_checked`: the prefix of an encrypted member
+        covers its ciphertext; the plaintext is checked against its sha256 as
+        it is decrypted.
         """
-        cipher = self.archive.open_by_prefix(path + ENCRYPTED_SUFFIX, prefix, on_bytes)
-        return None if cipher is None else self._plaintext(path, cipher)
+        return self.archive.open_checked(
+            path + ENCRYPTED_SUFFIX,
+            on_bytes,
+            prefix=prefix,
+            plain=lambda cipher: self._plaintext(path, cipher),
+        )
 
     def _plaintext(self, path: str, cipher: IO[bytes]) -> IO[bytes]:
         expected = self.manifest.member(path)

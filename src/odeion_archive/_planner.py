@@ -155,14 +155,25 @@ class PlanningContext(ComponentContext):
     def open_member(self, path: str) -> IO[bytes]:
         return self._archive.open_member(path)
 
-    def open_by_prefix(
+    def open_checked(
         self,
         path: str,
-        prefix: ContainerPrefix,
         on_bytes: Callable[[int, int], None] | None = None,
-    ) -> IO[bytes] | None:
-        opener = getattr(self._archive, "open_by_prefix", None)  # archives in memory have none
-        return None if opener is None else cast("IO[bytes] | None", opener(path, prefix, on_bytes))
+        *,
+        prefix: ContainerPrefix | None = None,
+    ) -> IO[bytes]:
+        opener = getattr(self._archive, "open_checked", None)
+        if opener is not None:
+            return cast("IO[bytes]", opener(path, on_bytes, prefix=prefix))
+        # An archive held in memory: nothing can change it between two readings.
+        size = self._archive.manifest.member(path).size
+        with self._archive.open_member(path) as stream:
+            done = 0
+            while chunk := stream.read(1024 * 1024):
+                done += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(done, size)
+        return self._archive.open_member(path)
 
     def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> PgTool | None:
         return self._toolbox.find(name)

@@ -324,25 +324,28 @@ class DatabaseRestoreContext(PlanContext, Protocol):
         """A connection string without password, and the environment to run a tool with."""
         ...
 
-    def open_by_prefix(
+    def open_checked(
         self,
         path: str,
-        prefix: ContainerPrefix,
         on_bytes: Callable[[int, int], None] | None = None,
-    ) -> IO[bytes] | None:
-        """The member ``path``, checked by the archive's stored bytes through it.
+        *,
+        prefix: ContainerPrefix | None = None,
+    ) -> IO[bytes]:
+        """The member ``path``, checked whole before this returns, then read only as it was.
 
-        ``prefix`` is what the format returned when the member was written (the
-        component recorded it in its facts, see :class:`ContainerPrefix`). The
-        archive's first ``prefix.end`` bytes are checked before this returns
-        (``on_bytes`` is called with the bytes checked so far and in all), and
-        again as the reader walks them to make the member, which is never
-        decompressed only to be hashed. ``None``: this archive cannot be
-        checked so (one this server did not seal, whose prefix is its sender's
-        word, or one held in memory); read the member through with
-        :meth:`open_member` to check it. Raises
-        :class:`~odeion_archive.errors.CorruptArchiveError` if the bytes
-        differ, now or by the member's end.
+        For a member whose bytes must be known before any is used (a dump,
+        before its first statement runs). The check reads the member through
+        once against its size and sha256; with a ``prefix`` (what the format
+        returned when the member was written: the component recorded it in its
+        facts, see :class:`ContainerPrefix`) and an archive this server sealed,
+        it is one sha256 over the archive's stored bytes through the member
+        instead, and the member is never decompressed only to be hashed. The
+        stream returned reads the archive only as the check saw it: bytes
+        changed since (whoever can write the file while a restore runs) are
+        refused before they are used. ``on_bytes`` is called with the bytes
+        checked so far and in all. Raises
+        :class:`~odeion_archive.errors.CorruptArchiveError` if the member
+        differs, now or as it is read.
         """
         ...
 

@@ -54,7 +54,7 @@ import attrs
 
 from odeion_archive._archive import ArchiveBuilder, ArchiveFile, verify_archive
 from odeion_archive._archiver import Archiver
-from odeion_archive._digest import CheckedBlocks
+from odeion_archive._blocks import CheckedBlocks
 from odeion_archive._manifest import (
     HEAD_MEMBER,
     TAIL_MEMBER,
@@ -255,7 +255,7 @@ def _check_prefixes(
     """Each prefix the writer returned: the file's bytes through its member, in member order.
 
     The member read from those bytes as checked (a restore's
-    ``open_by_prefix``) is the member written.
+    ``open_checked``) is the member written.
     """
     data = path.read_bytes()
     expected = {f"{c}/{n}": d for c, files in members.items() for n, d in files.items()}
@@ -280,8 +280,8 @@ def _check_prefixes(
                 lambda offset, size: data[offset : offset + size], prefix.end, prefix.sha256
             )
             _require(checked is not None, f"{fmt.name}: the prefix of {member.path!r} differs")
-            # What open_by_prefix reads for an archive this server sealed.
-            with archive._open_member(member.path, checked) as stream:  # noqa: SLF001
+            # What open_checked reads for an archive this server sealed.
+            with archive._open_member(member.path, checked, hashed=False) as stream:  # noqa: SLF001
                 read = stream.read()
             _require(
                 read == expected[member.path],

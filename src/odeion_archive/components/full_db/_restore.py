@@ -21,7 +21,7 @@ from odeion_archive._foreign import foreign_dump_issue
 from odeion_archive._postgres import PgTool
 from odeion_archive.components.full_db import _dumpfile, _pipeline, _roles, _tocreview
 from odeion_archive.components.full_db._estimate import PHASES, RestoreEstimate
-from odeion_archive.errors import CorruptArchiveError, RestoreFailedError
+from odeion_archive.errors import RestoreFailedError
 from odeion_archive.interfaces import ComponentPlan, DatabaseRestoreContext, Issue, PlanContext
 
 __all__ = ["plan", "remap_statements", "restore"]
@@ -287,14 +287,13 @@ def _checked_dump(context: DatabaseRestoreContext, size: int, phases: _Phases) -
 
     The members' digests are what the manifest (and this server's seal over
     it) vouch for; a dump whose bytes were replaced must be refused before
-    pg_restore hands a single statement of it to the server, not at the end.
+    pg_restore hands a single statement of it to the server, not at the end,
+    and the dump streamed must be the one checked
+    (:meth:`~odeion_archive.interfaces.DatabaseRestoreContext.open_checked`).
     Where this server's backup recorded the archive's bytes through the dump
     (facts ``dump_prefix``: tar.zst), one sha256 over those stored bytes is
     that check: they are the bytes this server wrote, and the reader makes the
-    dump from them alone. The stream returned is then checked by the same
-    bytes as the reader walks them (before ``COMMIT``), and the dump is never
-    decompressed only to be hashed. Else the dump is read through against its
-    sha256 first, and checked against it again as it streams.
+    dump from them alone. Else the dump is read through against its sha256.
     """
 
     def checked(done: int, total: int) -> None:
@@ -304,23 +303,12 @@ def _checked_dump(context: DatabaseRestoreContext, size: int, phases: _Phases) -
         context.progress("checking the dump", min(share, size), size, "bytes")
         phases.overall("checking the dump", min(share, size))
 
-    stream = None
+    prefix = None
     # Only this server's seal makes the recorded bytes worth checking instead of the dump.
     if context.authenticity == "own":
         facts = _converter.component_facts(context.entry)
         prefix = facts.dump_prefix if isinstance(facts, _converter.FullDbFacts) else None
-        if prefix is not None:
-            try:
-                stream = context.open_by_prefix(DUMP_MEMBER, prefix, checked)
-            except CorruptArchiveError as exc:
-                raise CorruptArchiveError(f"{DUMP_MEMBER}: {exc}") from None
-    if stream is None:
-        done = 0
-        with context.open_member(DUMP_MEMBER) as whole:
-            while chunk := whole.read(1024 * 1024):
-                done += len(chunk)
-                checked(done, size)
-        stream = context.open_member(DUMP_MEMBER)
+    stream = context.open_checked(DUMP_MEMBER, checked, prefix=prefix)
     phases.overall("checking the dump", size, end=True)
     return stream
 
