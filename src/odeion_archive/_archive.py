@@ -501,7 +501,7 @@ class ArchiveFile:
             return os.pread(fd, size, offset)
 
         wrap = plain if plain is not None else (lambda stream: stream)
-        if prefix is not None and self.authenticity == "own":
+        if prefix is not None and prefix.end > 0 and self.authenticity == "own":
             checked = None
             if prefix.end <= self.size:
                 checked = CheckedBlocks.take(pread, prefix.end, prefix.sha256, on_bytes)

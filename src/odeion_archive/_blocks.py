@@ -90,9 +90,9 @@ class CheckedBlocks:
             known = self._digests.get(index)
             if known is None and not self._recording:
                 raise CorruptArchiveError(
-                    f"the archive's bytes from {start} were not read when it was checked, and "
-                    "are not used unchecked; nothing changed; report this, with the archive's "
-                    "format"
+                    f"the archive's bytes from {start} were not read when it was checked (its "
+                    "format's reader read the file differently the second time), and are not "
+                    "used unchecked; nothing changed; report this, with the archive's format"
                 )
             if data is None or digest is None or (known is not None and digest != known):
                 raise CorruptArchiveError(
