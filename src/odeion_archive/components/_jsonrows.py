@@ -15,6 +15,7 @@ from typing import IO, Any, cast
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from odeion_archive import _converter, _safejson
 from odeion_archive.components._jsonfields import (
@@ -257,7 +258,7 @@ def load_member(
         with (
             archive_data(path),
             context.open_member(path) as stream,
-            cur.copy(statement) as copy,
+            cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy,
         ):
             rows, sure = _copy_lines(copy, stream, path, expected, spec, on_batch)
         # The row count, for the planner's estimates of the joins on this table.
