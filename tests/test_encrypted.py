@@ -27,7 +27,13 @@ from psycopg import sql
 from odeion_archive import AgeIdentities, AgeRecipients, Archiver
 from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER
 from odeion_archive._schema import migrate
-from odeion_archive.errors import ArchiveError, DecryptionError, RestoreBlockedError
+from odeion_archive.errors import (
+    ArchiveError,
+    CorruptArchiveError,
+    DecryptionError,
+    RestoreBlockedError,
+)
+from odeion_archive.events import ProgressEvent
 from odeion_archive.sample import SeedScale, seed
 
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
@@ -296,15 +302,7 @@ def test_tampered_ciphertext_is_refused_before_anything_changes(
     member = whole.component(mode).members[-1].path + ".age"
     # Flip one byte inside the member's ciphertext.
     data = bytearray(info.path.read_bytes())
-    if fmt == "zip":
-        with zipfile.ZipFile(info.path) as archive:
-            entry = archive.getinfo(member)
-        local = entry.header_offset
-        name_length = int.from_bytes(data[local + 26 : local + 28], "little")
-        extra_length = int.from_bytes(data[local + 28 : local + 30], "little")
-        data[local + 30 + name_length + extra_length + entry.compress_size // 2] ^= 0x01
-    else:
-        data[len(data) // 2] ^= 0x01  # tar.zst: the compressed stream holds the ciphertext
+    data[_inside(info.path, fmt, member)] ^= 0x01
     broken = tmp_path / f"broken.{fmt}"
     broken.write_bytes(bytes(data))
 
@@ -319,6 +317,59 @@ def test_tampered_ciphertext_is_refused_before_anything_changes(
         assert "damaged" in plan.blockers[0].message
     with pytest.raises(ArchiveError):
         archiver.restore(broken, mode, "overwrite")
+    assert db_snapshot(target) == before
+
+
+def _inside(path: Path, fmt: str, member: str) -> int:
+    """An offset in the middle of ``member``'s stored bytes."""
+    if fmt == "zip":
+        data = path.read_bytes()
+        with zipfile.ZipFile(path) as archive:
+            entry = archive.getinfo(member)
+        local = entry.header_offset
+        name_length = int.from_bytes(data[local + 26 : local + 28], "little")
+        extra_length = int.from_bytes(data[local + 28 : local + 30], "little")
+        return local + 30 + name_length + extra_length + entry.compress_size // 2
+    return path.stat().st_size // 2  # tar.zst: the compressed stream holds the ciphertext
+
+
+@pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
+def test_ciphertext_changed_after_its_check_is_never_decrypted(
+    pg18: Any,
+    databases: Callable[..., str],
+    db_snapshot: Snapshot,
+    tmp_path: Path,
+    fmt: str,
+) -> None:
+    """A full_db restore streams the ciphertext it checked, whoever writes the file meanwhile.
+
+    The moment the check has read the dump, one byte of its ciphertext is
+    changed in place (the restore's open descriptor sees it): the stream
+    refuses the block before decrypting it, and the database is unchanged.
+    """
+    source = databases(pg18)
+    key, recipient = _keys(tmp_path)
+    identities = AgeIdentities.from_file(key)
+    archiver = Archiver(tmp_path, database_url=source, identities=identities)
+    info = archiver.create(format=fmt, encryption=AgeRecipients.to(recipient)).archive
+    offset = _inside(info.path, fmt, "full_db/database.dump.age")
+    target = databases(pg18, seed_value=5)
+    before = db_snapshot(target)
+    changed: list[int] = []
+
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "checking the dump" and event.done == event.total and not changed:
+            with info.path.open("r+b") as stream:
+                stream.seek(offset)
+                byte = stream.read(1)[0]
+                stream.seek(offset)
+                stream.write(bytes([byte ^ 0x01]))
+            changed.append(offset)
+
+    restorer = Archiver(tmp_path, database_url=target, identities=identities)
+    with pytest.raises(CorruptArchiveError, match="changed since they were checked"):
+        restorer.restore(info.path, "full_db", progress=progress)
+    assert changed
     assert db_snapshot(target) == before
 
 
