@@ -48,6 +48,21 @@ _USER_DECISIONS = {
 }
 
 
+#: The incoming users' fields, each read out of its jsonb once. ``OFFSET 0`` keeps
+#: PostgreSQL from pulling the subquery up into the joins above it, which would
+#: extract (and cast) a field again at every place that uses it.
+_TYPED_USERS = (
+    "SELECT r.ord, (r.doc->>'id')::bigint AS id, r.doc->>'username' AS username, "
+    "lower(r.doc->>'username') AS lname, r.doc->>'email' AS email, "
+    "lower(r.doc->>'email') AS lemail, r.doc->>'display_name' AS display_name, "
+    "r.doc->>'password_hash' AS password_hash, r.doc->>'role' AS role, "
+    "(r.doc->'disabled')::boolean AS disabled, r.doc->'preferences' AS preferences, "
+    "(r.doc->>'created_at')::timestamptz AS created_at, "
+    "(r.doc->>'last_login_at')::timestamptz AS last_login_at, r.doc->>'locale' AS locale "
+    "FROM _oa_users_raw r OFFSET 0"
+)
+
+
 def _decide_users(cur: Cursor, conflict: str, acting: int | None) -> None:
     """``_oa_users``: typed incoming users, what they match and what happens to them.
 
@@ -65,25 +80,17 @@ def _decide_users(cur: Cursor, conflict: str, acting: int | None) -> None:
                 " THEN d.match_id WHEN d.decision = 'insert' AND d.id_free THEN d.id END AS target_id "
                 "FROM (SELECT m.*, {decision} AS decision, m.username AS final_username, "
                 " m.email AS final_email FROM ("
-                "  SELECT r.ord, (r.doc->>'id')::bigint AS id, r.doc->>'username' AS username, "
-                "  lower(r.doc->>'username') AS lname, r.doc->>'email' AS email, "
-                "  lower(r.doc->>'email') AS lemail, r.doc->>'display_name' AS display_name, "
-                "  r.doc->>'password_hash' AS password_hash, r.doc->>'role' AS role, "
-                "  (r.doc->'disabled')::boolean AS disabled, r.doc->'preferences' AS preferences, "
-                "  (r.doc->>'created_at')::timestamptz AS created_at, "
-                "  (r.doc->>'last_login_at')::timestamptz AS last_login_at, "
-                "  r.doc->>'locale' AS locale, u.id AS match_id, "
-                "  coalesce(u.password_hash = r.doc->>'password_hash' "
-                "   AND u.created_at = (r.doc->>'created_at')::timestamptz, false) AS match_same, "
-                "  e.id AS email_holder, "
-                "  k.id IS NULL AND (r.doc->>'id')::bigint <= {max_id} AS id_free "
-                "  FROM _oa_users_raw r "
-                "  LEFT JOIN users u ON lower(u.username) = lower(r.doc->>'username') "
-                "  LEFT JOIN users e ON e.email IS NOT NULL "
-                "   AND lower(e.email) = lower(r.doc->>'email') "
-                "  LEFT JOIN users k ON k.id = (r.doc->>'id')::bigint"
+                "  SELECT r.*, u.id AS match_id, "
+                "  coalesce(u.password_hash = r.password_hash "
+                "   AND u.created_at = r.created_at, false) AS match_same, "
+                "  e.id AS email_holder, k.id IS NULL AND r.id <= {max_id} AS id_free "
+                "  FROM ({typed}) AS r "
+                "  LEFT JOIN users u ON lower(u.username) = r.lname "
+                "  LEFT JOIN users e ON e.email IS NOT NULL AND lower(e.email) = r.lemail "
+                "  LEFT JOIN users k ON k.id = r.id"
                 " ) AS m) AS d"
             ).format(
+                typed=sql.SQL(_TYPED_USERS),
                 decision=sql.SQL(_USER_DECISIONS[conflict]),
                 max_id=sql.Literal(MAX_RESTORED_ID),
             ),
@@ -225,17 +232,18 @@ def _decide_tokens(cur: Cursor) -> None:
                 " WHEN hash_holder IS NOT NULL AND hash_holder IS DISTINCT FROM match_id "
                 " THEN 'skip_conflict' "
                 " WHEN match_id IS NOT NULL THEN 'overwrite' ELSE 'insert' END AS decision FROM ("
-                " SELECT r.ord, r.doc->>'username' AS username, lower(r.doc->>'username') AS lowner, "
-                " r.doc->>'name' AS name, r.doc->>'token_hash' AS token_hash, "
-                " (r.doc->>'created_at')::timestamptz AS created_at, "
-                " (r.doc->>'last_used_at')::timestamptz AS last_used_at, "
-                " ou.decision AS owner_decision, ou.target_id AS owner_id, m.id AS match_id, "
-                " h.id AS hash_holder "
-                " FROM _oa_tokens_raw r "
-                " LEFT JOIN _oa_users ou ON ou.lname = lower(r.doc->>'username') "
+                " SELECT r.*, ou.decision AS owner_decision, ou.target_id AS owner_id, "
+                " m.id AS match_id, h.id AS hash_holder "
+                " FROM (SELECT r.ord, r.doc->>'username' AS username, "
+                "  lower(r.doc->>'username') AS lowner, r.doc->>'name' AS name, "
+                "  r.doc->>'token_hash' AS token_hash, "
+                "  (r.doc->>'created_at')::timestamptz AS created_at, "
+                "  (r.doc->>'last_used_at')::timestamptz AS last_used_at "
+                "  FROM _oa_tokens_raw r OFFSET 0) AS r "  # fields read once (see _TYPED_USERS)
+                " LEFT JOIN _oa_users ou ON ou.lname = r.lowner "
                 " LEFT JOIN api_tokens m ON ou.decision = 'overwrite' AND m.user_id = ou.target_id "
-                "  AND m.name = r.doc->>'name' "
-                " LEFT JOIN api_tokens h ON h.token_hash = r.doc->>'token_hash'"
+                "  AND m.name = r.name "
+                " LEFT JOIN api_tokens h ON h.token_hash = r.token_hash"
                 ") AS t"
             ),
         )
