@@ -34,7 +34,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from _dumps import craft_dump
-from odeion_archive import Archiver
+from odeion_archive import ArchiveInfo, Archiver
 from odeion_archive._archive import ArchiveBuilder, ArchiveFile
 from odeion_archive._manifest import HEAD_MEMBER, TAIL_MEMBER
 from odeion_archive._registry import Registry
@@ -958,6 +958,22 @@ def superuser_owned(pg18: PgServer, tmp_path: Path) -> Iterator[tuple[Archiver, 
             )
 
 
+def _own_and_hostile(
+    pg18: PgServer, archiver: Archiver, attack: Attack, tmp_path: Path, fmt: str
+) -> tuple[ArchiveInfo, Path]:
+    """A full_db archive of ``fmt`` this server made, and a copy whose dump is hostile.
+
+    The copy keeps the sealed manifest and holds a genuine pg_dump of
+    :data:`_HOSTILE_SETUP`, padded to the listed size, in a rewritten container.
+    """
+    own = archiver.create(components=["full_db"], format=fmt).archive
+    hostile = _pg_dump(pg18, _HOSTILE_SETUP.format(marker=attack.marker))
+    offsite = _replace_member_keep_manifest(
+        own.path, "full_db/database.dump", hostile, tmp_path / own.path.name
+    )
+    return own, offsite
+
+
 @pytest.mark.parametrize("fmt", ["tar.zst", "zip"])
 def test_an_own_archive_whose_dump_was_replaced_runs_nothing(
     pg18: PgServer,
@@ -983,14 +999,10 @@ def test_an_own_archive_whose_dump_was_replaced_runs_nothing(
     reading the dump through against its sha256.
     """
     archiver, _url = superuser_owned
-    own = archiver.create(components=["full_db"], format=fmt).archive
+    own, offsite = _own_and_hostile(pg18, archiver, attack, tmp_path, fmt)
     recorded = archiver.inspect(own.name).component("full_db").facts.get("dump_prefix")
     assert (recorded is not None) == (fmt == "tar.zst")
     assert own.authenticity == "own"
-    hostile = _pg_dump(pg18, _HOSTILE_SETUP.format(marker=attack.marker))
-    offsite = _replace_member_keep_manifest(
-        own.path, "full_db/database.dump", hostile, tmp_path / own.path.name
-    )
     assert archiver.authenticity(offsite) == "own"
     plan = archiver.plan(str(offsite), "full_db")
     try:
@@ -1026,11 +1038,8 @@ def test_an_own_archive_changed_on_disk_after_its_check_runs_nothing(
     COPY TO PROGRAM) and the database keeps its data.
     """
     archiver, url = superuser_owned
-    own = archiver.create(components=["full_db"], format=fmt).archive
-    hostile = _pg_dump(pg18, _HOSTILE_SETUP.format(marker=attack.marker))
-    swapped = _replace_member_keep_manifest(
-        own.path, "full_db/database.dump", hostile, tmp_path / own.path.name
-    ).read_bytes()
+    own, offsite = _own_and_hostile(pg18, archiver, attack, tmp_path, fmt)
+    swapped = offsite.read_bytes()
     seen: list[ProgressEvent] = []
 
     def progress(event: ProgressEvent) -> None:
@@ -1042,7 +1051,7 @@ def test_an_own_archive_changed_on_disk_after_its_check_runs_nothing(
 
     with pytest.raises(CorruptArchiveError, match="changed since they were checked"):
         archiver.restore(own.name, "full_db", progress=progress)
-    assert seen, "the dump was not checked by the archive's bytes through it"
+    assert seen, "the check of the dump never reported its end"
     assert not attack.marker.exists()
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM public.padding").fetchone() == (60000,)

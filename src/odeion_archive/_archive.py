@@ -27,7 +27,7 @@ from typing import IO, Any, Self, cast
 from odeion_archive import _names
 from odeion_archive._blocks import CheckedBlocks
 from odeion_archive._builder import ArchiveBuilder
-from odeion_archive._digest import BACKGROUND_BYTES, Sha256, sha256_range
+from odeion_archive._digest import BACKGROUND_BYTES, Sha256
 from odeion_archive._keys import Keyring, authenticity_of
 from odeion_archive._manifest import (
     HEAD_MEMBER,
@@ -511,42 +511,8 @@ class ArchiveFile:
         recorded = CheckedBlocks.recording(pread, self.size)
         size = self.manifest.member(path).size
         with wrap(self._open_member(path, recorded)) as first:
-            done = 0
-            while chunk := first.read(self._limits.chunk_bytes):
-                done += len(chunk)
-                if on_bytes is not None:
-                    on_bytes(done, size)
+            read_through(first, size, on_bytes, self._limits.chunk_bytes)
         return wrap(self._open_member(path, recorded.replay(), hashed=False))
-
-    def check_prefix(
-        self, prefix: ContainerPrefix, on_bytes: Callable[[int, int], None] | None = None
-    ) -> bool:
-        """Check that the file's first bytes are those ``prefix`` records.
-
-        A format returns a :class:`~odeion_archive.interfaces.ContainerPrefix`
-        for a member it reads from those bytes alone: when they match, the
-        member reads back as written, without being decompressed to check it.
-        ``on_bytes`` is called with the bytes checked so far and in all.
-        Returns ``True``; raises
-        :class:`~odeion_archive.errors.CorruptArchiveError` if they differ.
-        """
-        if self._fd is None:
-            raise ArchiveInvalidError(
-                f"the archive {self.path} is closed; open it again to read it"
-            )
-        fd = self._fd
-        done = [0]
-
-        def read(offset: int, size: int) -> bytes:
-            data = os.pread(fd, size, offset)
-            done[0] += len(data)
-            if on_bytes is not None:
-                on_bytes(done[0], prefix.end)
-            return data
-
-        if prefix.end > self.size or sha256_range(read, 0, prefix.end).hex() != prefix.sha256:
-            raise _prefix_differs(prefix)
-        return True
 
     # -- verification --------------------------------------------------------
 
@@ -604,12 +570,22 @@ class ArchiveFile:
         return check.run(reader.walk(), listing)
 
 
-def _prefix_differs(prefix: ContainerPrefix, path: str | None = None) -> CorruptArchiveError:
-    through = "" if path is None else f" (through member {path!r})"
+def _prefix_differs(prefix: ContainerPrefix, path: str) -> CorruptArchiveError:
     return CorruptArchiveError(
-        f"the first {prefix.end} bytes of the archive{through} differ from those its manifest "
-        f"records; {DAMAGED}"
+        f"the first {prefix.end} bytes of the archive (through member {path!r}) differ from "
+        f"those its manifest records; {DAMAGED}"
     )
+
+
+def read_through(
+    stream: IO[bytes], size: int, on_bytes: Callable[[int, int], None] | None, chunk: int
+) -> None:
+    """Read ``stream`` (of ``size`` bytes) to its end, ``chunk`` at a time, reporting progress."""
+    done = 0
+    while data := stream.read(chunk):
+        done += len(data)
+        if on_bytes is not None:
+            on_bytes(done, size)
 
 
 def _check_entry(entry: Entry) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from odeion_archive._digest import BACKGROUND_BYTES, Sha256
+from odeion_archive._digest import BACKGROUND_BYTES, Sha256, read_exactly
 from odeion_archive.errors import CorruptArchiveError
 
 __all__ = ["BLOCK_BYTES", "CheckedBlocks"]
@@ -59,7 +59,7 @@ class CheckedBlocks:
         position = 0
         with Sha256(background=end >= BACKGROUND_BYTES) as whole:
             while position < end:
-                data = _read_exactly(read, position, min(BLOCK_BYTES, end - position))
+                data = read_exactly(read, position, min(BLOCK_BYTES, end - position))
                 if data is None:
                     return None
                 whole.update(data)
@@ -85,7 +85,7 @@ class CheckedBlocks:
         index = offset // BLOCK_BYTES
         if index != self._index:
             start = index * BLOCK_BYTES
-            data = _read_exactly(self._read, start, min(BLOCK_BYTES, self.end - start))
+            data = read_exactly(self._read, start, min(BLOCK_BYTES, self.end - start))
             digest = None if data is None else hashlib.sha256(data).digest()
             known = self._digests.get(index)
             if known is None and not self._recording:
@@ -104,19 +104,3 @@ class CheckedBlocks:
             self._index, self._block = index, data
         within = offset - index * BLOCK_BYTES
         return self._block[within : within + size]
-
-
-def _read_exactly(read: Read, offset: int, size: int) -> bytes | None:
-    """``size`` bytes at ``offset``, or ``None`` where the file ends first."""
-    data = read(offset, size)
-    if len(data) == size:
-        return data
-    parts = [data]
-    done = len(data)
-    while done < size:
-        more = read(offset + done, size - done)
-        if not more:
-            return None
-        parts.append(more)
-        done += len(more)
-    return b"".join(parts)

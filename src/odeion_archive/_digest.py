@@ -6,8 +6,8 @@ Reading a member is decompressing it and hashing it; both release the GIL
 takes the time of the slower of the two instead of their sum: the check of a
 whole database dump before a restore, and every verification, on two cores.
 
-:func:`sha256_range` hashes a range of a file through a read function: a
-container's seal, the bytes of an archive through a member.
+:func:`sha256_range` hashes a range of a file through a read function (a
+container's seal), and :func:`read_exactly` reads one whole.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Self
 
-__all__ = ["BACKGROUND_BYTES", "Sha256", "sha256_range"]
+__all__ = ["BACKGROUND_BYTES", "Sha256", "read_exactly", "sha256_range"]
 
 #: Members this large are hashed in a thread of their own; smaller ones inline
 #: (starting a thread costs more than it saves on them).
@@ -93,3 +93,19 @@ def sha256_range(
         digest.update(data)
         position += len(data)
     return bytes(digest.digest())
+
+
+def read_exactly(read: Callable[[int, int], bytes], offset: int, size: int) -> bytes | None:
+    """``size`` bytes at ``offset`` through ``read(offset, size)``, or ``None`` where they end first."""
+    data = read(offset, size)
+    if len(data) == size:
+        return data
+    parts = [data]
+    done = len(data)
+    while done < size:
+        more = read(offset + done, size - done)
+        if not more:
+            return None
+        parts.append(more)
+        done += len(more)
+    return b"".join(parts)

@@ -17,7 +17,7 @@ import psycopg
 
 from odeion_archive import _schema as schema
 from odeion_archive._age import AgeIdentities
-from odeion_archive._archive import ArchiveFile
+from odeion_archive._archive import ArchiveFile, read_through
 from odeion_archive._context import ComponentContext
 from odeion_archive._encrypted import open_source
 from odeion_archive._keys import Keyring
@@ -166,13 +166,8 @@ class PlanningContext(ComponentContext):
         if opener is not None:
             return cast("IO[bytes]", opener(path, on_bytes, prefix=prefix))
         # An archive held in memory: nothing can change it between two readings.
-        size = self._archive.manifest.member(path).size
         with self._archive.open_member(path) as stream:
-            done = 0
-            while chunk := stream.read(1024 * 1024):
-                done += len(chunk)
-                if on_bytes is not None:
-                    on_bytes(done, size)
+            read_through(stream, self._archive.manifest.member(path).size, on_bytes, 1 << 20)
         return self._archive.open_member(path)
 
     def tool(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> PgTool | None:

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from odeion_archive._digest import BACKGROUND_BYTES, Sha256, sha256_range
+from odeion_archive._digest import BACKGROUND_BYTES, Sha256, read_exactly, sha256_range
 from odeion_archive._manifest import ContainerPrefix
 from odeion_archive._names import ADVICE, check_name, name_key
 from odeion_archive.errors import BackupFailedError, UnsafeArchiveError
@@ -250,26 +250,20 @@ class SealedOutput:
         return bytes(self._hash.digest())
 
     def _read_exactly(self, offset: int, size: int) -> bytes:
-        parts = []
-        while size > 0:
-            data = self._read_back(offset, min(size, PIECE))
-            parts.append(data)
-            offset += len(data)
-            size -= len(data)
-        return b"".join(parts)
-
-    def _read_back(self, offset: int, size: int) -> bytes:
-        if self.stream.readable():
-            position = self.stream.tell()
-            self.stream.seek(offset)
-            data = self.stream.read(size)
-            self.stream.seek(position)
-        else:
-            data = os.pread(self.stream.fileno(), size, offset)
-        if not data:
+        data = read_exactly(self._read_back, offset, size)
+        if data is None:
             raise BackupFailedError(
                 "the archive could not be read back to seal it; check the backup directory"
             )
+        return data
+
+    def _read_back(self, offset: int, size: int) -> bytes:
+        if not self.stream.readable():
+            return os.pread(self.stream.fileno(), size, offset)
+        position = self.stream.tell()
+        self.stream.seek(offset)
+        data = self.stream.read(size)
+        self.stream.seek(position)
         return data
 
 
