@@ -1,4 +1,5 @@
-"""Strict JSON: the quick path and the full path accept and refuse the same documents."""
+"""Strict JSON: the quick path and the full path accept and refuse the same documents,
+and so does the parser for many documents (:func:`_safejson.loads_many`)."""
 
 from __future__ import annotations
 
@@ -67,13 +68,120 @@ def test_whitespace_around_a_document_is_accepted(text: str) -> None:
         ("   ", "invalid JSON"),
     ],
 )
-def test_hostile_documents_are_refused_with_their_reason(text: str, message: str) -> None:
+@pytest.mark.parametrize("parse", [_safejson.loads, _safejson.loads_many])
+def test_hostile_documents_are_refused_with_their_reason(
+    parse: Any, text: str, message: str
+) -> None:
     with pytest.raises(UnsafeArchiveError, match=message) as info:
-        _safejson.loads(text, what="member line 3")
+        parse(text.encode(), what="member line 3")
     assert str(info.value).startswith("member line 3: ")
     assert "{what}" not in str(info.value)
 
 
-def test_text_that_is_not_utf8_is_refused() -> None:
+@pytest.mark.parametrize("parse", [_safejson.loads, _safejson.loads_many])
+def test_text_that_is_not_utf8_is_refused(parse: Any) -> None:
     with pytest.raises(UnsafeArchiveError, match="not UTF-8"):
-        _safejson.loads(b'{"a":"\xff"}', what="doc")
+        parse(b'{"a":"\xff"}', what="doc")
+
+
+def _outcome(parse: Any, data: bytes) -> tuple[str, str]:
+    """What ``parse`` makes of ``data``: the value as JSON (types and key order kept), or the error."""
+    try:
+        return "value", json.dumps(parse(data, what="line 7"))
+    except UnsafeArchiveError as exc:
+        return "error", str(exc)
+
+
+def _agree(data: bytes) -> None:
+    assert _outcome(_safejson.loads_many, data) == _outcome(_safejson.loads, data)
+
+
+#: Pieces of JSON and of the texts around its edges: whitespace JSON does and does not
+#: allow, escapes of every kind (lone surrogates too), numbers at and beyond the limits,
+#: bytes that are not UTF-8 or encode a surrogate, a BOM.
+_PIECES = st.sampled_from(
+    [
+        *(c.encode() for c in '{}[],:"\\'),
+        b'"k"',
+        b'"a":',
+        b"0",
+        b"1",
+        b"-",
+        b"+",
+        b".",
+        b"e",
+        b"E",
+        b"01",
+        b"1.5",
+        b"-0",
+        b"1e2",
+        b"1e999",
+        b"-1e400",
+        b"9" * 998,
+        b"9" * 1001,
+        b"true",
+        b"false",
+        b"null",
+        b"NaN",
+        b"Infinity",
+        b"\\u0041",
+        b"\\u00e9",
+        b"\\ud800",
+        b"\\udc00",
+        b"\\ud83d\\ude00",
+        b"\\u0000",
+        b"\\n",
+        b"\\/",
+        b"\\x",
+        *(bytes([c]) for c in (0x20, 0x09, 0x0A, 0x0D, 0x0B, 0x0C, 0x00, 0x1F, 0x7F)),
+        b"\xc3\xa9",
+        b"\xc2\xa0",
+        b"\xe2\x80\xa8",
+        b"\xed\xa0\x80",
+        b"\xc0\xaf",
+        b"\xff",
+        b"\xef\xbb\xbf",
+    ]
+)
+
+
+@given(pieces=st.lists(_PIECES, max_size=24))
+def test_many_agrees_with_loads_on_any_text(pieces: list[bytes]) -> None:
+    _agree(b"".join(pieces))
+
+
+@given(value=_VALUES, at=st.integers(min_value=0), piece=_PIECES, replace=st.booleans())
+def test_many_agrees_with_loads_on_documents_changed_in_one_place(
+    value: Any, at: int, piece: bytes, replace: bool
+) -> None:
+    data = json.dumps(value, ensure_ascii=False).encode()
+    _agree(data)
+    at %= len(data) + 1
+    _agree(data[:at] + piece + data[at + replace :])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a":{"b":1,"b":2}}',
+        b'{"a":1,"\\u0061":2}',
+        b'[{"x":[{"y":1,"y":1}]}]',
+        b'{"a":[' + b"[" * 31 + b"]" * 31 + b"]}",
+        b'{"a":[' + b"[" * 40 + b"]" * 40 + b"]}",
+        b'{"a":"' + b"[" * 40 + b'"}',
+        b'{"p":{"v":1e308},"q":1.7976931348623157e308}',
+        b'{"p":{"v":[1e309]}}',
+        b'{"p":[-' + b"9" * 999 + b"]}",
+        b'{"p":[-' + b"9" * 1000 + b"]}",
+        b'{"p":[' + b"9" * 1000 + b"]}",
+        b'{"p":[' + b"9" * 4400 + b"]}",
+        b'{"a":"\\ud800"}',
+        b'\x0c{"a":1}',
+        b'{"a":1}\x0b',
+        b'\xc2\xa0{"a":1}',
+        b'{"a":1}\n',
+        b'{"a":1}\r',
+    ],
+)
+def test_many_agrees_with_loads_at_its_edges(data: bytes) -> None:
+    _agree(data)

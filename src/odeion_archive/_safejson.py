@@ -16,9 +16,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import jiter
+
 from odeion_archive.errors import UnsafeArchiveError
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps", "loads"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "dumps", "loads", "loads_many"]
 
 #: Deepest nesting of arrays and objects accepted in a document.
 MAX_DEPTH = 32
@@ -147,6 +149,55 @@ def loads(data: bytes | str, *, what: str, max_depth: int = MAX_DEPTH) -> Any:
             f"{what}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             "the archive was damaged, use another archive"
         ) from None
+
+
+#: Integers from this magnitude on may have more than :data:`MAX_INT_DIGITS` digits.
+_LONG_INT = 10 ** (MAX_INT_DIGITS - 2)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds no float and no integer near :data:`MAX_INT_DIGITS` digits.
+
+    Those are the only values jiter accepts that :func:`loads` may refuse: jiter
+    turns ``1e999`` into infinity and reads integers of up to 4300 digits.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is not int or not -_LONG_INT < item < _LONG_INT:
+            return False
+    return True
+
+
+def loads_many(data: bytes, *, what: str) -> Any:
+    """:func:`loads` for one of many short documents: the same documents accepted
+    with the same values, and the same errors, in about half the time.
+
+    jiter (pydantic's Rust parser) refuses duplicate keys, ``NaN`` and text that
+    is not UTF-8 on its own. Every document it refuses, or accepts with a float
+    or a very long integer in it, or that may be nested too deeply, is judged
+    again by :func:`loads`, which gives the value or the error: so documents
+    only jiter refuses (a lone surrogate written as an escape) are still read,
+    and every error message is :func:`loads`'s.
+    """
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+        return loads(data, what=what)
+    try:
+        value = jiter.from_json(
+            data, allow_inf_nan=False, cache_mode="keys", catch_duplicate_keys=True
+        )
+    except ValueError:
+        return loads(data, what=what)
+    if not _plain(value):
+        return loads(data, what=what)
+    return value
 
 
 def dumps(value: Any) -> bytes:

@@ -8,10 +8,9 @@ preferences keep their exact value. Shared by both JSON components.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any, cast
+from typing import IO, Any, NoReturn
 
 import psycopg
 from psycopg import sql
@@ -88,47 +87,44 @@ def validate_raw(cur: Cursor, table: str, spec: RowSpec, path: str) -> None:
         )
 
 
-def _lines(stream: IO[bytes], what: str, limit: int) -> Iterator[tuple[int, bytes]]:
-    """The lines of a member with their numbers, newline removed; at most ``limit`` of them.
+def _chunks(stream: IO[bytes], what: str) -> Iterator[list[bytes]]:
+    """The lines of a member, newline removed, in lists of about :data:`BATCH_BYTES`.
 
-    Every line is a row: a blank line is invalid data, and a line beyond
-    ``limit`` (the rows the manifest declares) stops the reading at once.
+    Only whole lines are handed out; a line longer than :data:`MAX_LINE_BYTES`
+    is refused before it is handed out, as soon as that many of its bytes are read.
     """
-    reader: IO[bytes] = stream
-    if not isinstance(stream, io.BufferedIOBase):
-        reader = cast(
-            "IO[bytes]", io.BufferedReader(cast("io.RawIOBase", stream), buffer_size=BATCH_BYTES)
-        )
     number = 0
-    while True:
-        line = reader.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_LINE_BYTES:
-            raise CorruptArchiveError(
-                f"{what}: line {number} is longer than {MAX_LINE_BYTES} bytes; the archive "
-                "is damaged or not from odeion-archive, use another archive"
+    pending = bytearray()
+    while data := stream.read(BATCH_BYTES):
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending += data
+            if len(pending) > MAX_LINE_BYTES:
+                _too_long(what, number + 1)
+            continue
+        pending += data[:cut]
+        lines = bytes(pending).split(b"\n")
+        pending = bytearray(data[cut + 1 :])
+        if max(map(len, lines)) > MAX_LINE_BYTES:
+            _too_long(
+                what, number + 1 + next(i for i, x in enumerate(lines) if len(x) > MAX_LINE_BYTES)
             )
-        if line.endswith(b"\n"):
-            line = line[:-1]
-        if not line.strip():
-            raise CorruptArchiveError(
-                f"{what}: line {number} is blank; every line of a JSON Lines member is one "
-                "row, so the archive is damaged or was edited, use another archive"
-            )
-        if number > limit:
-            raise CorruptArchiveError(
-                f"{what}: holds more than the {limit} rows the manifest records (line "
-                f"{number} is one too many); the archive is damaged or was edited, use another "
-                "archive"
-            )
-        yield number, line
+        number += len(lines)
+        yield lines
+    if pending:
+        yield [bytes(pending)]
 
 
-def _copy_text(line: bytes) -> bytes:
-    """``line`` as one field of COPY's text format."""
-    return line.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+def _too_long(what: str, number: int) -> NoReturn:
+    raise CorruptArchiveError(
+        f"{what}: line {number} is longer than {MAX_LINE_BYTES} bytes; the archive "
+        "is damaged or not from odeion-archive, use another archive"
+    )
+
+
+def _copy_text(data: bytes) -> bytes:
+    """Lines of JSON as rows of COPY's text format: one field each, newlines kept."""
+    return data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
 
 
 @contextmanager
@@ -189,39 +185,46 @@ def _copy_lines(
     spec: RowSpec,
     on_batch: Callable[[int], None],
 ) -> tuple[int, bool]:
-    """Parse the lines of ``stream`` strictly and write them to ``copy`` as ``(ord, doc)``.
+    """Parse the lines of ``stream`` strictly and write them to ``copy``, one per row.
 
-    Returns the number of rows and whether Python vouched for every line's
-    fields (:meth:`RowSpec.surely_fits`). ``on_batch`` is called with the rows
-    written so far after every batch.
+    Every line is a row: a blank line is invalid data, and reading stops at the
+    first line beyond ``expected`` (the rows the manifest declares). Returns the
+    number of rows and whether Python vouched for every line's fields
+    (:meth:`RowSpec.surely_fits`). ``on_batch`` is called with the rows written
+    so far after every batch.
     """
-    buffer = bytearray()
     rows = 0
     sure = True
-    for number, line in _lines(stream, path, expected):
-        where = f"{path} line {number}"
-        value = _safejson.loads(line, what=where)
-        if type(value) is not dict:
-            raise CorruptArchiveError(
-                f"{where}: not a JSON object; the archive is damaged, use another archive"
-            )
-        if sure:
-            sure = spec.surely_fits(value)
-        buffer += b"%d\t" % number
-        buffer += _copy_text(line)
-        buffer += b"\n"
-        rows += 1
-        if len(buffer) >= BATCH_BYTES:
-            copy.write(bytes(buffer))
-            buffer.clear()
-            on_batch(rows)
+    parse = _safejson.loads_many
+    for lines in _chunks(stream, path):
+        for line in lines:
+            rows += 1
+            if not line.strip():
+                raise CorruptArchiveError(
+                    f"{path}: line {rows} is blank; every line of a JSON Lines member is one "
+                    "row, so the archive is damaged or was edited, use another archive"
+                )
+            if rows > expected:
+                raise CorruptArchiveError(
+                    f"{path}: holds more than the {expected} rows the manifest records (line "
+                    f"{rows} is one too many); the archive is damaged or was edited, use another "
+                    "archive"
+                )
+            value = parse(line, what=f"{path} line {rows}")
+            if type(value) is not dict:
+                raise CorruptArchiveError(
+                    f"{path} line {rows}: not a JSON object; the archive is damaged, use "
+                    "another archive"
+                )
+            if sure:
+                sure = spec.surely_fits(value)
+        copy.write(_copy_text(b"\n".join([*lines, b""])))
+        on_batch(rows)
     if rows != expected:
         raise CorruptArchiveError(
             f"{path}: holds {rows} rows but the manifest records {expected}; the "
             "archive is incomplete or was edited, use another archive"
         )
-    if buffer:
-        copy.write(bytes(buffer))
     return rows, sure
 
 
@@ -253,8 +256,13 @@ def load_member(
             progress(f"read {path}", rows, expected)
 
     with context.connection.cursor() as cur:
-        create_temp(cur, table, columns=sql.SQL("ord bigint NOT NULL, doc jsonb NOT NULL"))
-        statement = sql.SQL("COPY {} (ord, doc) FROM STDIN").format(sql.Identifier(table))
+        # ord, the line number: COPY adds the rows in the order of the lines.
+        create_temp(
+            cur,
+            table,
+            columns=sql.SQL("ord bigint GENERATED ALWAYS AS IDENTITY, doc jsonb NOT NULL"),
+        )
+        statement = sql.SQL("COPY {} (doc) FROM STDIN").format(sql.Identifier(table))
         with (
             archive_data(path),
             context.open_member(path) as stream,
