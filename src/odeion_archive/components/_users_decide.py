@@ -8,6 +8,7 @@ from odeion_archive.components._jsonrestore import listing
 from odeion_archive.components._jsonrows import (
     MAX_RESTORED_ID,
     Cursor,
+    analyze,
     archive_data,
     create_temp,
     drop_temp,
@@ -113,7 +114,7 @@ def _decide_users(cur: Cursor, conflict: str, acting: int | None) -> None:
     )
     # The name probes, invite codes and tokens join on these keys: give the
     # planner their statistics (hash joins on unique keys, not sorts).
-    cur.execute("ANALYZE _oa_users (ord, lname, lemail)")
+    analyze(cur, "_oa_users", "ord", "lname", "lemail", target=10)
     if conflict == "rename":
         _rename_users(cur)
     # New rows keep their archive id where it is free, else get one past every id in use.
@@ -176,7 +177,7 @@ def _decide_codes(cur: Cursor, conflict: str, acting: int | None) -> None:
             (acting,),
         )
     if conflict == "rename":
-        cur.execute("ANALYZE _oa_codes (ord, code)")
+        analyze(cur, "_oa_codes", "ord", "code", target=10)
     if conflict != "rename":
         return
     cur.execute("SELECT ord, code FROM _oa_codes WHERE decision IS NULL ORDER BY ord")
