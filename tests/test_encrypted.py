@@ -415,3 +415,88 @@ def test_age_decrypts_a_member_extracted_with_standard_tools(
         capture_output=True,
     ).stdout
     assert json.loads(manifest)["components"][0]["name"] == "settings"
+
+
+# -- the scrypt work an identity.age asks for ----------------------------------------------
+
+
+def _scrypt_line(rewrite: Callable[[bytes, bytes], bytes]) -> Callable[[bytes], bytes]:
+    """Rewrites the ``-> scrypt SALT FACTOR`` line of an identity.age as it is written."""
+
+    def edit(encrypted: bytes) -> bytes:
+        head, line, rest = encrypted.split(b"\n", 2)
+        marker, kind, salt, factor = line.split(b" ")
+        assert (marker, kind) == (b"->", b"scrypt")
+        return b"\n".join([head, rewrite(salt, factor), rest])
+
+    return edit
+
+
+def _armored(encrypted: bytes) -> bytes:
+    import base64
+
+    return b"-----BEGIN AGE ENCRYPTED FILE-----\n%s\n-----END AGE ENCRYPTED FILE-----\n" % (
+        base64.encodebytes(encrypted).strip()
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_scrypt_line(lambda s, _f: b"-> scrypt " + s + b" 22"), "work factor of 2^22 (4096 MiB"),
+        (_scrypt_line(lambda s, _f: b"-> scrypt " + s + b" 63"), "work factor of 2^63"),
+        (_scrypt_line(lambda s, _f: b"-> scrypt " + s + b" 023"), "without a valid work factor"),
+        (_scrypt_line(lambda s, _f: b"-> scrypt " + s + b" 9" * 500), "without a valid work"),
+        (_scrypt_line(lambda s, _f: b"-> scrypt " + s), "without a valid work factor"),
+        (_armored, "not an age file in binary form"),
+    ],
+    ids=["2^22", "2^63", "leading-zero", "500-digits", "no-factor", "armored"],
+)
+def test_an_identity_asking_for_too_much_scrypt_work_is_refused_before_scrypt_runs(
+    pg18: Any,
+    databases: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    edit: Callable[[bytes], bytes],
+    message: str,
+) -> None:
+    # An own archive whose identity.age asks for more work than the library ever
+    # writes: 2^23 made pyrage allocate 8 GiB, and abort the process without it.
+    import pyrage
+
+    source = databases(pg18)
+    write = pyrage.passphrase.encrypt
+    monkeypatch.setattr(
+        pyrage.passphrase, "encrypt", lambda data, phrase: edit(bytes(write(data, phrase)))
+    )
+    archiver = Archiver(tmp_path, database_url=source)
+    info = archiver.create(encryption=AgeRecipients.with_passphrase(PASSPHRASE)).archive
+    monkeypatch.setattr(pyrage.passphrase, "encrypt", write)
+
+    def never(_data: bytes, _phrase: str) -> bytes:
+        raise AssertionError("scrypt ran on a hostile identity.age")
+
+    monkeypatch.setattr(pyrage.passphrase, "decrypt", never)
+    opened = Archiver(
+        tmp_path, database_url=source, identities=AgeIdentities.from_passphrase(PASSPHRASE)
+    )
+    (blocker,) = opened.plan(info.name, "settings", "overwrite").blockers
+    assert blocker.code == "archive_invalid"
+    assert message in blocker.message
+    report = opened.verify(info.name)
+    assert not report.ok
+    assert any(message in problem.message for problem in report.problems), report.problems
+
+
+@pytest.mark.parametrize(
+    ("memory", "limit"),
+    [(64 << 30, 21), (4 << 30, 21), (2 << 30, 20), (1 << 30, 19), (256 << 20, 18)],
+)
+def test_the_work_factor_accepted_leaves_half_the_memory(
+    monkeypatch: pytest.MonkeyPatch, memory: int, limit: int
+) -> None:
+    from odeion_archive import _encrypted
+
+    sizes = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": memory // 4096}
+    monkeypatch.setattr(_encrypted.os, "sysconf", sizes.__getitem__)
+    assert _encrypted._work_factor_limit() == limit

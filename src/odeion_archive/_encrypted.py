@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Self, cast
@@ -46,6 +47,7 @@ from odeion_archive.errors import (
     CorruptArchiveError,
     DecryptionError,
     ManifestError,
+    UnsafeArchiveError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
 from odeion_archive.interfaces import Authenticity
@@ -133,6 +135,71 @@ def _wrong(encryption: Encryption, given: AgeIdentities) -> DecryptionError:
     )
 
 
+#: The highest scrypt work factor (log2 of N) an ``identity.age`` may ask for: 2^21
+#: needs 2 GiB of memory and some 5 seconds. rage, which writes the file, calibrates
+#: the factor to about a second on the machine that makes the archive (17 to 20 on
+#: common hardware); the reference age refuses more than 2^22.
+MAX_WORK_FACTOR = 21
+
+
+def _work_factor_limit() -> int:
+    """:data:`MAX_WORK_FACTOR`, or less where scrypt would take over half the memory."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return MAX_WORK_FACTOR
+    limit = MAX_WORK_FACTOR
+    while limit > 18 and _scrypt_memory(limit) > memory // 2:
+        limit -= 1
+    return limit
+
+
+def _scrypt_memory(work_factor: int) -> int:
+    """Bytes scrypt needs at ``work_factor`` with age's parameters (r = 8): 128 * r * N."""
+    return 1024 << work_factor
+
+
+def _check_work_factor(data: bytes) -> None:
+    """Refuse an ``identity.age`` whose scrypt work would exhaust this machine.
+
+    pyrage runs scrypt before it checks the header's MAC, at any work factor up to
+    4 above what it would choose itself (2^23, 8 GiB, on a machine that chooses
+    2^19), and it aborts the process when the memory cannot be had; nor does it
+    show the header. So the header is read here, by hand: the library writes it
+    in age's binary form, which starts with a version line and whose stanzas are
+    lines ``-> scrypt SALT FACTOR`` (the armored form is refused).
+    """
+    version, _, rest = data.partition(b"\n")
+    if version != b"age-encryption.org/v1":
+        raise CorruptArchiveError(f"{IDENTITY_MEMBER} is not an age file in binary form; {DAMAGED}")
+    limit = _work_factor_limit()
+    for line in rest.split(b"\n"):
+        if line.startswith(b"---"):
+            return
+        fields = line.split(b" ")
+        if fields[:2] != [b"->", b"scrypt"]:
+            continue
+        factor = fields[3] if len(fields) == 4 else b""
+        if not (factor.isdigit() and len(factor) <= 2 and not factor.startswith(b"0")):
+            raise CorruptArchiveError(
+                f"{IDENTITY_MEMBER} has a scrypt stanza without a valid work factor; {DAMAGED}"
+            )
+        if int(factor) > limit:
+            bound = (
+                f"2^{limit}"
+                if limit == MAX_WORK_FACTOR
+                else f"2^{limit}, half its memory (restore it on a machine with more memory if "
+                "it is genuine)"
+            )
+            raise UnsafeArchiveError(
+                f"{IDENTITY_MEMBER} asks scrypt for a work factor of 2^{int(factor)} "
+                f"({_scrypt_memory(int(factor)) >> 20} MiB of memory), and this machine "
+                f"accepts at most {bound}; the library asks for about a second of work on the "
+                "machine that makes an archive, so the archive was crafted or damaged: use "
+                "another archive"
+            )
+
+
 @functools.lru_cache(maxsize=8)
 def _unwrap(data: bytes, passphrase: str) -> str | None:
     """The identity in ``identity.age``, or ``None`` if the passphrase does not open it.
@@ -142,6 +209,7 @@ def _unwrap(data: bytes, passphrase: str) -> str | None:
     the process (keyed by the encrypted bytes, which the manifest's sha256 has
     checked).
     """
+    _check_work_factor(data)
     module = _age.pyrage()
     try:
         return bytes(module.passphrase.decrypt(data, passphrase)).decode()
