@@ -319,3 +319,52 @@ def test_restored_ids_within_the_bound_are_kept(odeion_db: str, empty_db: str) -
         odeion_db, "SELECT id FROM users ORDER BY id"
     )
     assert planned.counts["users"] == RowCounts(insert=len(query(odeion_db, "SELECT 1 FROM users")))
+
+
+# -- invite codes that make administrators ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("conflict", "named"),
+    [
+        ("skip", ["WELCOME-ADMIN"]),
+        ("overwrite", ["WELCOME-ADMIN", "TEAM", "LAPSED"]),
+        ("rename", ["WELCOME-ADMIN", "TEAM-restored", "LAPSED-restored"]),
+    ],
+)
+def test_invite_codes_that_make_administrators_are_named_when_added_or_widened(
+    odeion_db: str, empty_db: str, conflict: Conflict, named: list[str]
+) -> None:
+    # An archive can hand out a code that signs anyone up as an administrator, turn
+    # an existing code into one, or bring an expired admin code back to life.
+    target = fresh_database(empty_db, 2, seeded=True)
+    added = (
+        "INSERT INTO invite_codes (code, role, max_uses, expires_at) VALUES "
+        "('WELCOME-ADMIN', 'admin', NULL, NULL), ('TEAM', 'admin', NULL, NULL), "
+        "('LAPSED', 'admin', 3, '2999-01-01')"
+    )
+    staff = (
+        "INSERT INTO invite_codes (code, role, max_uses, expires_at, created_at) "
+        "VALUES ('STAFF', 'admin', 2, '2999-01-01', '2024-01-01')"
+    )
+    execute(odeion_db, added, staff)
+    execute(
+        target,
+        "INSERT INTO invite_codes (code, role, max_uses, expires_at) VALUES "
+        "('TEAM', 'user', 5, NULL), ('LAPSED', 'admin', 3, '2000-01-01')",
+        staff,
+    )
+    archive = take_backup(odeion_db)
+    planned = plan(target, archive, "users_auth", conflict)
+    (warning,) = [i for i in planned.warnings if i.code == "admin_invites_imported"]
+    assert f"adds or changes {len(named)} invite code(s)" in warning.message
+    for code in named:
+        assert code in warning.message
+    assert "WELCOME-ADMIN (unlimited uses, never expires)" in warning.message
+    assert "STAFF" not in warning.message  # the same admin code as the server's own
+    if conflict == "overwrite":
+        assert "LAPSED (3 uses, expires 2999-01-01)" in warning.message
+    # Once restored, the same archive changes nothing and names nothing.
+    restore(target, archive, "users_auth", "overwrite")
+    again = plan(target, archive, "users_auth", conflict)
+    assert "admin_invites_imported" not in codes(again.warnings)

@@ -163,6 +163,7 @@ def _warnings(cur: Cursor, user_emails: Mapping[str, str]) -> list[Issue]:
                 "the server",
             )
         )
+    warnings.extend(_admin_invites(cur))
     cur.execute(
         "SELECT t.username, u.username FROM _oa_users t JOIN users u ON u.id = t.email_holder "
         "WHERE t.decision = 'skip_email' ORDER BY t.ord"
@@ -202,6 +203,37 @@ def _warnings(cur: Cursor, user_emails: Mapping[str, str]) -> list[Issue]:
             )
         )
     return warnings
+
+
+def _admin_invites(cur: Cursor) -> list[Issue]:
+    """The warning for invite codes that the restore adds or widens and that make admins.
+
+    Such a code signs up anyone who has it as an administrator: an archive must
+    not hand one out unnoticed, nor turn an existing code into one, nor let an
+    expired or used-up one live again.
+    """
+    cur.execute(
+        "SELECT t.final_code, t.max_uses, t.expires_at FROM _oa_codes t "
+        "LEFT JOIN invite_codes i ON i.code = t.code "
+        "WHERE t.role = 'admin' AND (t.decision IN ('insert', 'rename') OR "
+        "(t.decision = 'overwrite' AND (i.role, i.max_uses, i.expires_at) "
+        "IS DISTINCT FROM (t.role, t.max_uses, t.expires_at))) ORDER BY t.ord"
+    )
+    found = [
+        f"{code} ({'unlimited uses' if uses is None else f'{uses} uses'}, "
+        f"{'never expires' if expires is None else f'expires {expires:%Y-%m-%d}'})"
+        for code, uses, expires in cur.fetchall()
+    ]
+    if not found:
+        return []
+    return [
+        Issue(
+            "admin_invites_imported",
+            f"the restore adds or changes {len(found)} invite code(s) that sign up whoever "
+            f"holds them as an administrator ({listing(found)}); check that each of them "
+            "should exist, or delete it after the restore",
+        )
+    ]
 
 
 def _steps(counts: Mapping[str, RowCounts], context: PlanContext) -> list[str]:
