@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ from _jsonarchive import (
     restore,
     take_backup,
 )
-from odeion_archive.errors import ArchiveInvalidError
+from odeion_archive.errors import ArchiveInvalidError, RestoreFailedError
 from odeion_archive.interfaces import Conflict, RowCounts
 
 Snapshot = Callable[[str], dict[str, list[tuple[Any, ...]]]]
@@ -368,3 +369,75 @@ def test_invite_codes_that_make_administrators_are_named_when_added_or_widened(
     restore(target, archive, "users_auth", "overwrite")
     again = plan(target, archive, "users_auth", conflict)
     assert "admin_invites_imported" not in codes(again.warnings)
+
+
+# -- sequences: moved only by a restore that commits ------------------------------------------
+
+
+def test_a_restore_that_fails_after_adding_users_leaves_every_sequence_where_it_was(
+    odeion_db: str, empty_db: str, db_snapshot: Snapshot
+) -> None:
+    # setval and nextval are never rolled back: a restore that used them and then
+    # failed left the id sequences moved, up to 2^53 with an archive that asks.
+    execute(
+        odeion_db,
+        f"INSERT INTO users (id, username, password_hash) VALUES ({2**53}, 'far-away', 'h')",
+        "INSERT INTO api_tokens (user_id, name, token_hash) "
+        "SELECT id, 'far', 'far-hash' FROM users WHERE username = 'far-away'",
+    )
+    archive = take_backup(odeion_db)
+    target = fresh_database(empty_db, 2, seeded=True)
+    planned = plan(target, archive, "everything_json", "rename")
+    assert planned.counts["users"].insert >= 1 and planned.counts["api_tokens"].insert >= 1
+    # The settings change after the plan: the restore adds the users and tokens, then
+    # refuses the settings and rolls everything back.
+    execute(
+        target, "DELETE FROM system_settings WHERE key = (SELECT min(key) FROM system_settings)"
+    )
+    before, sequences = db_snapshot(target), _sequences(target)
+    with pytest.raises(RestoreFailedError, match="changed since"):
+        restore(target, archive, "everything_json", "rename", planned=planned)
+    assert db_snapshot(target) == before
+    assert _sequences(target) == sequences
+    # The same restore, planned again, commits and moves them.
+    restore(target, archive, "everything_json", "rename")
+    assert query(target, "SELECT id FROM users WHERE username = 'far-away'") == [(2**53,)]
+    _plain_inserts_work(target)
+
+
+def test_a_role_that_does_not_own_the_sequences_still_restores(
+    odeion_db: str, empty_db: str
+) -> None:
+    # A role with the rights to write the tables but not to alter their sequences
+    # moves them with setval.
+    archive = take_backup(odeion_db)
+    target = fresh_database(empty_db, 2, seeded=True)
+    role = f"writer_{uuid.uuid4().hex[:8]}"
+    tables = "users, invite_codes, api_tokens, system_settings"
+    execute(
+        target,
+        f"CREATE ROLE {role} LOGIN",
+        f"GRANT SELECT, INSERT, UPDATE ON {tables} TO {role}",
+        f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        f"GRANT SELECT ON schema_migrations TO {role}",
+    )
+    try:
+        writer = make_conninfo(target, user=role, password=None)
+        # Sequences behind the ids the restore brings back: they must be moved.
+        execute(
+            target,
+            "DELETE FROM users WHERE id > 5 AND username <> 'admin'",
+            "ALTER SEQUENCE users_id_seq RESTART WITH 6",
+            "ALTER SEQUENCE api_tokens_id_seq RESTART WITH 1",
+        )
+        restore(writer, archive, "users_auth", "skip")
+        moved = query(
+            target,
+            "SELECT sequencename, last_value FROM pg_sequences "
+            "WHERE sequencename IN ('users_id_seq', 'api_tokens_id_seq') ORDER BY 1",
+        )
+        tops = query(target, "SELECT (SELECT max(id) FROM api_tokens), (SELECT max(id) FROM users)")
+        assert [last for _name, last in moved] == list(tops[0])
+        _plain_inserts_work(target)
+    finally:
+        execute(target, f"DROP OWNED BY {role}", f"DROP ROLE {role}")

@@ -99,16 +99,41 @@ def _decide(context: PlanContext) -> ComponentPlan:
         return _outcome(cur, context)
 
 
-def _move_sequence(cur: Cursor, table: str) -> None:
-    """Make the identity sequence of ``table`` hand out ids above every id in use."""
+def _sequence(cur: Cursor, table: str) -> tuple[str, int, bool]:
+    """The identity sequence of ``table``: its name, the value it hands out next, and
+    whether this role may ``ALTER`` it (it owns it)."""
     cur.execute(
-        sql.SQL(
-            "SELECT setval(s.seq, greatest(m.top, coalesce(pg_sequence_last_value(s.seq), 0), 1),"
-            " m.top > 0 OR pg_sequence_last_value(s.seq) IS NOT NULL) "
-            "FROM (SELECT pg_get_serial_sequence({name}, 'id')::regclass AS seq) AS s, "
-            "(SELECT coalesce(max(id), 0) AS top FROM {table}) AS m"
-        ).format(name=sql.Literal(table), table=sql.Identifier(table))
+        "SELECT c.oid::regclass::text, pg_has_role(c.relowner, 'USAGE') FROM pg_class c "
+        "WHERE c.oid = pg_get_serial_sequence(%s, 'id')::regclass",
+        (table,),
     )
+    row = cur.fetchone()
+    if row is None:
+        raise RestoreFailedError(f"the table {table} has no id sequence; is it Odeion's schema?")
+    name, owned = str(row[0]), bool(row[1])
+    cur.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.SQL(name)))
+    last, called = cur.fetchone() or (1, False)
+    return name, int(last) + (1 if called else 0), owned
+
+
+def _move_sequence(cur: Cursor, table: str) -> None:
+    """Make the identity sequence of ``table`` hand out ids above every id in use.
+
+    ``ALTER SEQUENCE ... RESTART`` is transactional: a restore that fails or is
+    killed before its ``COMMIT`` leaves the sequence where it was. ``setval``
+    (which is not) serves only a role that does not own the sequence.
+    """
+    name, upcoming, owned = _sequence(cur, table)
+    cur.execute(sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(table)))
+    top = int((cur.fetchone() or (0,))[0])
+    if top < upcoming:
+        return
+    if owned:
+        cur.execute(
+            sql.SQL("ALTER SEQUENCE {} RESTART WITH {}").format(sql.SQL(name), sql.Literal(top + 1))
+        )
+    else:
+        cur.execute("SELECT setval(%s::regclass, %s)", (name, top))
 
 
 def _apply(cur: Cursor, schema_version: int, decided: ComponentPlan) -> None:
@@ -200,11 +225,16 @@ def _apply(cur: Cursor, schema_version: int, decided: ComponentPlan) -> None:
     )
     expect_rows(cur, "invite codes", codes.overwrite, at_most=True)
 
-    _move_sequence(cur, "api_tokens")
+    # New tokens get ids past every id in use and every id the sequence handed out,
+    # in archive order, without calling the sequence (nextval is never rolled back).
+    _name, upcoming, _owned = _sequence(cur, "api_tokens")
     cur.execute(
-        "INSERT INTO api_tokens (user_id, name, token_hash, created_at, last_used_at) "
-        "SELECT owner_id, name, token_hash, created_at, last_used_at FROM _oa_tokens "
-        "WHERE decision = 'insert' ORDER BY ord"
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, last_used_at) "
+        "SELECT b.base + row_number() OVER (ORDER BY t.ord), t.owner_id, t.name, "
+        "t.token_hash, t.created_at, t.last_used_at FROM _oa_tokens t, "
+        "(SELECT greatest((SELECT coalesce(max(id), 0) FROM api_tokens), %s) AS base) AS b "
+        "WHERE t.decision = 'insert' ORDER BY t.ord",
+        (upcoming - 1,),
     )
     expect_rows(cur, "API tokens", tokens.insert)
     cur.execute(
