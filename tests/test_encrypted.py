@@ -495,8 +495,10 @@ def test_an_identity_asking_for_too_much_scrypt_work_is_refused_before_scrypt_ru
 def test_the_work_factor_accepted_leaves_half_the_memory(
     monkeypatch: pytest.MonkeyPatch, memory: int, limit: int
 ) -> None:
+    import os
+
     from odeion_archive import _encrypted
 
     sizes = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": memory // 4096}
-    monkeypatch.setattr(_encrypted.os, "sysconf", sizes.__getitem__)
+    monkeypatch.setattr(os, "sysconf", sizes.__getitem__)
     assert _encrypted._work_factor_limit() == limit
