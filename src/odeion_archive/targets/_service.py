@@ -258,9 +258,14 @@ class TargetService:
         by when it reached the target, or by its manifest's date if that is
         earlier (copies made together today of a month of backups are a month
         of backups, not one day's). A drill passed by the store's archive of the
-        same name counts.
+        same name counts, unless a verification since found that archive
+        damaged. A copy's origin is read from its own manifest (with
+        ``keyring``): the safety nets prefer this server's copies to those of
+        another server sharing the target. A verification of the store's archive
+        says nothing of the copy's bytes, so no copy counts as damaged here
+        (``verify --target`` checks them).
         """
-        in_store = {info.name: Candidate.of(info) for info in self._store.list()}
+        in_store = {info.name: Candidate.of(info) for info in self._store.list(keyring=keyring)}
         drilled = {name for name, candidate in in_store.items() if candidate.drill_passed}
         candidates = [
             Candidate(
@@ -273,6 +278,7 @@ class TargetService:
                 holds_full_db="full_db" in archive.manifest.component_names,
                 drill_passed=archive.name in drilled,
                 future_dated=archive.name in in_store and in_store[archive.name].future_dated,
+                authenticity=archive.authenticity,
             )
             for archive in self.archives(name, keyring)
         ]
