@@ -501,16 +501,26 @@ class Archiver:
         Streams with bounded memory, reports ``"copy"`` progress, retries
         failures that may pass, and counts a copy only once its size and sha256
         read back from the target match.
+
+        An archive whose last verification failed is never sent: named, it
+        raises :class:`~odeion_archive.errors.CorruptArchiveError`; without
+        ``archive``, it is a result with its ``error`` (saying to verify it
+        again, or delete it) and the other archives are still copied.
         """
         self._targets.open(target)  # a bad configuration is an error before any copy
-        paths = (
-            [self.resolve(archive)]
-            if archive is not None
-            else [info.path for info in reversed(self.list())]
-        )
-        return [
-            self._targets.copy(path, target, progress=progress, cancel=cancel) for path in paths
-        ]
+        if archive is not None:
+            path = self.resolve(archive)
+            return [self._targets.copy(path, target, progress=progress, cancel=cancel)]
+        results = []
+        for info in reversed(self.list()):
+            damaged = self._targets.damaged(info.path)
+            if damaged is not None:
+                results.append(CopyResult(target, info.name, error=damaged))
+            else:
+                results.append(
+                    self._targets.copy(info.path, target, progress=progress, cancel=cancel)
+                )
+        return results
 
     def list_target(self, target: str) -> builtins.list[RemoteArchive]:
         """The archives on ``target``, newest copy first, read with bounded ranged reads."""
