@@ -10,6 +10,7 @@ from pathlib import Path
 
 from _hooks import archiver_with
 from odeion_archive import RetentionRules, SchedulePolicy
+from odeion_archive.targets import TargetSpec
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
 
@@ -70,14 +71,20 @@ def test_a_foreign_full_db_never_takes_the_place_of_this_servers(
     module_odeion_db: str, tmp_path: Path
 ) -> None:
     """Before, keep-last 1 kept only the imported archive, which restores only when trusted."""
-    archiver = archiver_with(tmp_path / "data", module_odeion_db)
-    other = archiver_with(tmp_path / "other", module_odeion_db)
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    targets = [TargetSpec.directory("nas", nas)]
+    archiver = archiver_with(tmp_path / "data", module_odeion_db, targets=targets)
+    other = archiver_with(tmp_path / "other", module_odeion_db, targets=targets)
     older = archiver.create(components=["settings", "full_db"]).archive
     own = archiver.create(components=["settings", "full_db"]).archive
-    imported = archiver.import_archive(
-        other.create(components=["settings", "full_db"]).archive.path
-    )
+    theirs = other.create(components=["settings", "full_db"]).archive  # copied to nas too
+    imported = archiver.import_archive(theirs.path)
     assert imported.authenticity == "foreign" and own.authenticity == "own"
+
+    # On a target another server shares, its newer copy never shields itself in our place.
+    on_nas = {d.name: d.reasons for d in archiver.prune_target_plan("nas", RetentionRules(0))}
+    assert on_nas == {theirs.name: (), own.name: ("last full_db",), older.name: ()}
 
     plan = {d.name: d.reasons for d in archiver.prune_plan(RetentionRules(keep_last=1))}
     assert plan == {imported.name: ("keep-last",), own.name: ("last full_db",), older.name: ()}
