@@ -22,8 +22,8 @@ def _at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
-def _candidates(*times: str, **flags: dict[str, bool]) -> list[Candidate]:
-    return [Candidate(time, _at(time), **flags.get(time, {})) for time in times]
+def _candidates(*times: str) -> list[Candidate]:
+    return [Candidate(time, _at(time)) for time in times]
 
 
 def _kept(candidates: list[Candidate], rules: RetentionRules) -> dict[str, tuple[str, ...]]:
