@@ -235,7 +235,7 @@ def _within(
 
 
 def _newest(ordered: Sequence[Candidate], *tiers: Callable[[Candidate], bool]) -> str | None:
-    """The first candidate the first tier that has one admits."""
+    """The newest of ``ordered`` (newest first) in the first tier that admits any."""
     for admits in tiers:
         for candidate in ordered:
             if admits(candidate):
