@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Literal
 
 import pytest
 
+from odeion_archive import CheckRecord
 from odeion_archive._duration import Duration
 from odeion_archive._retention import Candidate, RetentionRules, decide
 from odeion_archive.errors import UsageError
+from odeion_archive.formats.zip import ZipFormat
+from odeion_archive.interfaces import Authenticity
+from odeion_archive.results import ArchiveInfo
+from odeion_archive.testing import head_manifest
 
 
 def _at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
-def _candidates(*times: str, **flags: dict[str, bool]) -> list[Candidate]:
-    return [Candidate(time, _at(time), **flags.get(time, {})) for time in times]
+def _candidates(*times: str) -> list[Candidate]:
+    return [Candidate(time, _at(time)) for time in times]
 
 
 def _kept(candidates: list[Candidate], rules: RetentionRules) -> dict[str, tuple[str, ...]]:
@@ -119,6 +126,127 @@ def test_the_newest_drilled_archive_and_the_last_full_db_always_stay() -> None:
         "full": ("last full_db",),
     }
     assert _kept(archives, RetentionRules(keep_last=1))["new-json"] == ("keep-last",)
+
+
+def test_the_last_full_db_is_an_intact_archive_of_this_server_not_the_newest_one() -> None:
+    # The newest full_db was found damaged; before, it stayed as the last full_db and
+    # keep-last 1 deleted the only intact one.
+    archives = [
+        Candidate("settings", _at("2026-06-03T00:00"), authenticity="own"),
+        Candidate("rotten", _at("2026-06-02T00:00"), True, damaged=True, authenticity="own"),
+        Candidate("intact", _at("2026-06-01T00:00"), True, authenticity="own"),
+    ]
+    assert _kept(archives, RetentionRules(keep_last=1)) == {
+        "settings": ("keep-last",),
+        "intact": ("last full_db",),
+    }
+
+
+def test_a_foreign_full_db_never_takes_the_place_of_one_of_this_servers() -> None:
+    archives = [
+        Candidate("imported", _at("2026-06-03T00:00"), True, authenticity="foreign"),
+        Candidate("tampered", _at("2026-06-02T12:00"), True, authenticity="tampered"),
+        Candidate("own", _at("2026-06-02T00:00"), True, authenticity="own"),
+        Candidate("older-own", _at("2026-06-01T00:00"), True, authenticity="own"),
+    ]
+    assert _kept(archives, RetentionRules(keep_last=0)) == {"own": ("last full_db",)}
+    assert _kept(archives, RetentionRules(keep_last=1)) == {
+        "imported": ("keep-last",),
+        "own": ("last full_db",),
+    }
+
+
+@pytest.mark.parametrize(
+    ("archives", "kept"),
+    [
+        # No archive of this server's holds full_db: an intact foreign one, not a damaged one.
+        (
+            [
+                Candidate("rotten-own", _at("2026-06-03T00:00"), True, damaged=True,
+                          authenticity="own"),
+                Candidate("tampered", _at("2026-06-02T12:00"), True, authenticity="tampered"),
+                Candidate("foreign", _at("2026-06-02T00:00"), True),
+            ],
+            "foreign",
+        ),
+        # Every full_db is damaged or tampered with: the newest of them, the last copy.
+        (
+            [
+                Candidate("tampered", _at("2026-06-03T00:00"), True, authenticity="tampered"),
+                Candidate("rotten-own", _at("2026-06-02T00:00"), True, damaged=True,
+                          authenticity="own"),
+            ],
+            "tampered",
+        ),
+    ],
+)  # fmt: skip
+def test_without_an_intact_full_db_of_this_server_the_net_falls_back(
+    archives: list[Candidate], kept: str
+) -> None:
+    assert _kept(archives, RetentionRules(keep_last=0)) == {kept: ("last full_db",)}
+
+
+def test_the_newest_passed_drill_prefers_this_servers_archives() -> None:
+    archives = [
+        Candidate("drilled-tampered", _at("2026-06-04T00:00"), drill_passed=True,
+                  authenticity="tampered"),
+        Candidate("drilled-foreign", _at("2026-06-03T00:00"), drill_passed=True),
+        Candidate("drilled-own", _at("2026-06-02T00:00"), drill_passed=True, authenticity="own"),
+    ]  # fmt: skip
+    assert _kept(archives, RetentionRules(keep_last=0)) == {"drilled-own": ("newest passed drill",)}
+    # A foreign archive that passed a drill here restores: kept when no own one passed.
+    assert _kept(archives[:2], RetentionRules(keep_last=0)) == {
+        "drilled-foreign": ("newest passed drill",)
+    }
+    # An archive tampered with since its drill is never kept for that drill.
+    assert _kept(archives[:1], RetentionRules(keep_last=0)) == {}
+
+
+def _info(
+    verification: tuple[str, bool] | None,
+    drill: tuple[str, bool] | None,
+    authenticity: Authenticity = "own",
+) -> ArchiveInfo:
+    def check(kind: Literal["verification", "drill"], when: tuple[str, bool]) -> CheckRecord:
+        return CheckRecord(kind, _at(when[0]), when[1])
+
+    return ArchiveInfo(
+        name="a.zip",
+        path=Path("a.zip"),
+        size=1,
+        manifest=head_manifest(ZipFormat(), ("full_db",), created_at=_at("2026-06-01T00:00")),
+        authenticity=authenticity,
+        entered_at=_at("2026-06-01T00:00"),
+        last_verification=None if verification is None else check("verification", verification),
+        last_drill=None if drill is None else check("drill", drill),
+    )
+
+
+@pytest.mark.parametrize(
+    ("verification", "drill", "damaged", "drill_passed"),
+    [
+        (None, None, False, False),
+        (("2026-06-02T00:00", True), ("2026-06-03T00:00", True), False, True),
+        (("2026-06-02T00:00", False), None, True, False),
+        # Found damaged after the drill: the drill no longer vouches for it.
+        (("2026-06-04T00:00", False), ("2026-06-03T00:00", True), True, False),
+        # A drill that passed after the failed verification restored it.
+        (("2026-06-02T00:00", False), ("2026-06-03T00:00", True), True, True),
+        (("2026-06-02T00:00", True), ("2026-06-03T00:00", False), False, False),
+    ],
+)
+def test_a_candidate_knows_its_last_checks_and_its_origin(
+    verification: tuple[str, bool] | None,
+    drill: tuple[str, bool] | None,
+    damaged: bool,
+    drill_passed: bool,
+) -> None:
+    candidate = Candidate.of(_info(verification, drill), now=_at("2026-06-05T00:00"))
+    assert (candidate.damaged, candidate.drill_passed) == (damaged, drill_passed)
+    assert candidate.holds_full_db and candidate.authenticity == "own"
+    assert Candidate.of(_info(None, None, "foreign"), now=_at("2026-06-05T00:00")).authenticity == (
+        "foreign"
+    )
 
 
 def test_an_archive_dated_in_the_future_counts_as_the_oldest_and_only_for_keep_last() -> None:

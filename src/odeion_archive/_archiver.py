@@ -432,19 +432,22 @@ class Archiver:
         """Delete the archives that ``rules`` do not keep; returns the names deleted.
 
         ``keep_last`` alone keeps the newest ``keep_last`` archives; with
-        ``rules`` (calendar retention) it is one more rule. The newest archive
-        that passed a drill and the newest holding full_db always stay. With
-        ``dry_run``, returns the names that would be deleted and deletes
-        nothing; :meth:`prune_plan` also says why each other archive stays.
+        ``rules`` (calendar retention) it is one more rule. Whatever the rules,
+        the newest archive holding full_db and the newest that passed a drill
+        stay, preferring this server's own archives that no verification found
+        damaged (a damaged or foreign archive never takes the place of an intact
+        one of this server's). With ``dry_run``, returns the names that would be
+        deleted and deletes nothing; :meth:`prune_plan` also says why each other
+        archive stays.
         """
         if dry_run:
-            return self._store.prune(keep_last, rules=rules, dry_run=True)
+            return self._store.prune(keep_last, rules=rules, dry_run=True, keyring=self._keyring())
         with self._exclusive("prune"):
-            return self._store.prune(keep_last, rules=rules)
+            return self._store.prune(keep_last, rules=rules, keyring=self._keyring())
 
     def prune_plan(self, rules: RetentionRules) -> builtins.tuple[RetentionDecision, ...]:
         """Each archive, newest first, with the rules that keep it (none: prune deletes it)."""
-        return self._store.retention(rules)
+        return self._store.retention(rules, keyring=self._keyring())
 
     # -- the schedule (the host's scheduler calls these) -----------------------
 
@@ -498,16 +501,26 @@ class Archiver:
         Streams with bounded memory, reports ``"copy"`` progress, retries
         failures that may pass, and counts a copy only once its size and sha256
         read back from the target match.
+
+        An archive whose last verification failed is never sent: named, it
+        raises :class:`~odeion_archive.errors.CorruptArchiveError`; without
+        ``archive``, it is a result with its ``error`` (saying to verify it
+        again, or delete it) and the other archives are still copied.
         """
         self._targets.open(target)  # a bad configuration is an error before any copy
-        paths = (
-            [self.resolve(archive)]
-            if archive is not None
-            else [info.path for info in reversed(self.list())]
-        )
-        return [
-            self._targets.copy(path, target, progress=progress, cancel=cancel) for path in paths
-        ]
+        if archive is not None:
+            path = self.resolve(archive)
+            return [self._targets.copy(path, target, progress=progress, cancel=cancel)]
+        results = []
+        for info in reversed(self.list()):
+            damaged = self._targets.damaged(info.path)
+            if damaged is not None:
+                results.append(CopyResult(target, info.name, error=damaged))
+            else:
+                results.append(
+                    self._targets.copy(info.path, target, progress=progress, cancel=cancel)
+                )
+        return results
 
     def list_target(self, target: str) -> builtins.list[RemoteArchive]:
         """The archives on ``target``, newest copy first, read with bounded ranged reads."""

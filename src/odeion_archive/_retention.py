@@ -15,8 +15,22 @@ same but for the reasons it lists):
   newest one (not before now: a server whose backups stopped keeps them).
 - Each rule looks at every archive on its own; an archive kept by several
   rules lists all of them.
-- Whatever the rules say, the newest archive that passed a restore drill and
-  the newest archive that holds ``full_db`` stay.
+- Whatever the rules say, two safety nets keep an archive each, one that can
+  be trusted to restore (the nets never let a damaged or foreign archive take
+  the place of an intact one of this server's own):
+
+  - ``last full_db``: the newest archive that holds ``full_db``, is this
+    server's own (its seal checks out) and that its last verification, if
+    any, did not find damaged. If none is, the newest archive holding
+    ``full_db`` not known to be damaged and not tampered with (one from
+    another server); if none is, the newest archive holding ``full_db``
+    whatever its state (the last copy of the database is never deleted by
+    retention).
+  - ``newest passed drill``: the newest of this server's archives whose last
+    drill passed and that no verification since found damaged; if none is,
+    the newest such archive from another server (a drill proves that it
+    restores). An archive tampered with since it was sealed is never kept by
+    this net: its drill says nothing of what it holds now.
 
 An archive dated in the future takes part in ``keep_last`` only: its place in
 the calendar is not to be trusted.
@@ -34,6 +48,7 @@ import attrs
 
 from odeion_archive._duration import Duration
 from odeion_archive.errors import UsageError
+from odeion_archive.interfaces import Authenticity
 from odeion_archive.results import ArchiveInfo
 
 __all__ = ["Candidate", "RetentionDecision", "RetentionRules", "decide"]
@@ -104,6 +119,9 @@ class Candidate:
 
     ``entered_at``: when it entered the store (never the time it claims);
     ``future_dated``: it claims a time after that (it counts as the oldest).
+    ``drill_passed``: its last drill passed and no verification since found
+    it damaged; ``damaged``: its last verification failed; ``authenticity``:
+    ``own`` if this server sealed it (see :class:`~odeion_archive.ArchiveInfo`).
     """
 
     name: str
@@ -111,6 +129,8 @@ class Candidate:
     holds_full_db: bool = False
     drill_passed: bool = False
     future_dated: bool = False
+    damaged: bool = False
+    authenticity: Authenticity = "foreign"
 
     @classmethod
     def of(cls, info: ArchiveInfo, now: dt.datetime | None = None) -> Candidate:
@@ -124,13 +144,19 @@ class Candidate:
         """
         entered_at = info.entered_at if info.entered_at is not None else info.created_at
         now = dt.datetime.now(dt.UTC) if now is None else now
+        verification, drill = info.last_verification, info.last_drill
+        damaged = verification is not None and not verification.passed
         return cls(
             name=info.name,
             entered_at=entered_at,
             holds_full_db="full_db" in info.components,
-            drill_passed=info.last_drill is not None and info.last_drill.passed,
+            drill_passed=drill is not None
+            and drill.passed
+            and not (damaged and verification is not None and verification.at >= drill.at),
             future_dated=entered_at > now + _CLOCK_SKEW
             or any(issue.code == "created_in_future" for issue in info.warnings),
+            damaged=damaged,
+            authenticity=info.authenticity,
         )
 
 
@@ -208,6 +234,32 @@ def _within(
             reasons[candidate.name].append(f"keep-within {within}")
 
 
+def _newest(ordered: Sequence[Candidate], *tiers: Callable[[Candidate], bool]) -> str | None:
+    """The newest of ``ordered`` (newest first) in the first tier that admits any."""
+    for admits in tiers:
+        for candidate in ordered:
+            if admits(candidate):
+                return candidate.name
+    return None
+
+
+def _last_full_db(ordered: Sequence[Candidate]) -> str | None:
+    return _newest(
+        [c for c in ordered if c.holds_full_db],
+        lambda c: c.authenticity == "own" and not c.damaged,
+        lambda c: c.authenticity == "foreign" and not c.damaged,
+        lambda _: True,
+    )
+
+
+def _drilled(ordered: Sequence[Candidate]) -> str | None:
+    return _newest(
+        [c for c in ordered if c.drill_passed],
+        lambda c: c.authenticity == "own",
+        lambda c: c.authenticity == "foreign",
+    )
+
+
 def decide(candidates: Sequence[Candidate], rules: RetentionRules) -> tuple[RetentionDecision, ...]:
     """What ``rules`` keep of ``candidates``: one decision each, newest first.
 
@@ -233,10 +285,7 @@ def decide(candidates: Sequence[Candidate], rules: RetentionRules) -> tuple[Rete
         if counts[rule]:
             _calendar_rule(dated, counts[rule], rule, period_of, reasons)
     _within(dated, rules.keep_within, reasons)
-    for protected, reason in (
-        (next((c for c in ordered if c.drill_passed), None), DRILLED),
-        (next((c for c in ordered if c.holds_full_db), None), LAST_FULL_DB),
-    ):
+    for protected, reason in ((_drilled(ordered), DRILLED), (_last_full_db(ordered), LAST_FULL_DB)):
         if protected is not None:
-            reasons[protected.name].append(reason)
+            reasons[protected].append(reason)
     return tuple(RetentionDecision(c.name, tuple(reasons[c.name])) for c in ordered)

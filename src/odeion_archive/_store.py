@@ -446,12 +446,16 @@ class BackupStore:
         self._delete_record(name)
         fsync_dir(self._dir)
 
-    def retention(self, rules: RetentionRules) -> tuple[RetentionDecision, ...]:
+    def retention(
+        self, rules: RetentionRules, *, keyring: Keyring | None = None
+    ) -> tuple[RetentionDecision, ...]:
         """What ``rules`` keep of the archives, and why; newest first (nothing is deleted).
 
         See :mod:`odeion_archive._retention` for how the rules combine.
+        ``keyring`` (the server's archive keys) tells this server's archives,
+        which the safety nets prefer; without it, every archive counts as foreign.
         """
-        return decide([Candidate.of(info) for info in self.list()], rules)
+        return decide([Candidate.of(info) for info in self.list(keyring=keyring)], rules)
 
     def prune(
         self,
@@ -459,17 +463,23 @@ class BackupStore:
         *,
         dry_run: bool = False,
         rules: RetentionRules | None = None,
+        keyring: Keyring | None = None,
     ) -> builtins.list[str]:
         """Delete the archives that ``rules`` (and ``keep_last``) do not keep.
 
         The order is by when the archives entered the store, never by the time an
-        archive claims: one dated in the future counts as the oldest. The newest
-        archive that passed a drill and the newest that holds full_db always stay.
-        Returns the names deleted; with ``dry_run``, the names that would be,
-        deleting nothing.
+        archive claims: one dated in the future counts as the oldest. The safety
+        nets of :mod:`odeion_archive._retention` keep the newest archive holding
+        full_db and the newest that passed a drill that can be trusted to restore
+        (``keyring`` tells this server's own). Returns the names deleted; with
+        ``dry_run``, the names that would be, deleting nothing.
         """
         rules = RetentionRules.combined(rules, keep_last)
-        doomed = [decision.name for decision in self.retention(rules) if not decision.keep]
+        doomed = [
+            decision.name
+            for decision in self.retention(rules, keyring=keyring)
+            if not decision.keep
+        ]
         if dry_run:
             return doomed
         for name in doomed:

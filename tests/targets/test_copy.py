@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -32,6 +35,8 @@ from odeion_archive.errors import (
 )
 from odeion_archive.targets import RemoteObject, Target, TargetSpec
 from odeion_archive.targets._remote import archives_on
+
+SCRIPT = Path(sys.executable).with_name("odeion-archive")
 
 
 def _archiver(tmp_path: Path, *specs: TargetSpec) -> Archiver:
@@ -238,6 +243,65 @@ def test_a_copy_damaged_on_the_target_is_refused_as_it_arrives(
         pass
     staging = [p for p in archiver.store.directory.iterdir() if p.name.startswith(".partial-")]
     assert staging == []
+
+
+def _rot(path: Path) -> None:
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    path.write_bytes(bytes(damaged))
+
+
+def test_an_archive_found_damaged_is_not_copied_and_says_what_to_do(
+    tmp_path: Path, dir_target_spec: TargetSpec
+) -> None:
+    """Before, the damaged archive was sent, reported "sha256 checked", and replaced the good copy."""
+    archiver = _archiver(tmp_path, dir_target_spec)
+    rotten, intact = (make_archive(archiver.store.directory) for _ in range(2))
+    archiver.copy_to(dir_target_spec.name, rotten.name)
+    good_copy = (Path(dir_target_spec.options["path"]) / rotten.name).read_bytes()
+    _rot(rotten)
+    assert not archiver.verify_all().ok
+
+    with pytest.raises(CorruptArchiveError, match=rf"{rotten.name} is damaged: its verification"):
+        archiver.copy_to(dir_target_spec.name, rotten.name)
+    results = {r.archive: r for r in archiver.copy_to(dir_target_spec.name)}
+    assert results[intact.name].ok and not results[intact.name].skipped
+    refused = results[rotten.name]
+    assert not refused.ok and not refused.skipped and refused.sha256 == ""
+    assert refused.error is not None and "verify it again" in refused.error.lower()
+    assert (Path(dir_target_spec.options["path"]) / rotten.name).read_bytes() == good_copy
+
+    # The command line: the intact archive is copied, the damaged one refused (exit 1).
+    nas = tmp_path / "nas2"
+    nas.mkdir()
+    (archiver.data_dir / "targets.toml").write_text(
+        f'[targets.nas2]\nkind = "dir"\npath = "{nas}"\n'
+    )
+    env = {**os.environ, "ODEION_DATA_DIR": str(archiver.data_dir)}
+    env.pop("ODEION_DATABASE_URL", None)
+    done = subprocess.run(
+        [str(SCRIPT), "copy", "--to", "nas2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith(f"copied {intact.name} to nas2") for line in lines)
+    [line] = [line for line in lines if rotten.name in line]
+    assert "is damaged" in line and f"odeion-archive verify {rotten.name}" in line
+    assert "sha256 checked" not in line
+    assert sorted(p.name for p in nas.iterdir() if not p.name.startswith(".")) == [intact.name]
+    # A verification that passes again (the disk was repaired) lets it go.
+    rotten.write_bytes(good_copy)
+    assert archiver.verify(rotten.name).ok
+    assert archiver.verify_all().ok
+    [copied] = archiver.copy_to(dir_target_spec.name, rotten.name)
+    assert copied.ok and copied.skipped  # the good copy on the target was never replaced
 
 
 def test_a_fetched_archive_is_staged_and_removed_afterwards(

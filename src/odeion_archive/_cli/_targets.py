@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from odeion_archive._cli._output import Column, _problem_lines, _problems_json, _say, table_lines
-from odeion_archive._cli._parser import EXIT_OK
+from odeion_archive._cli._parser import EXIT_FAILED, EXIT_OK
 from odeion_archive._progress import amount
 from odeion_archive.errors import ArchiveInvalidError
 from odeion_archive.results import Problem
@@ -122,7 +122,11 @@ def run_targets(run: _Run) -> int:
 
 
 def run_copy(run: _Run) -> int:
-    """``copy ARCHIVE --to NAME``: every copy, checked; exit 1 if one failed."""
+    """``copy ARCHIVE --to NAME``: every copy, checked; exit 1 if one failed or was refused.
+
+    Without ``ARCHIVE``, an archive found damaged by its last verification is
+    not sent (its line says why and what to do); the others still are.
+    """
     results: list[CopyResult] = []
     for name in run.args.to:
         results += run.archiver.copy_to(name, run.args.archive, progress=run.progress)
@@ -131,7 +135,7 @@ def run_copy(run: _Run) -> int:
         [copy_json(r) for r in results],
         copy_lines(results) or ["nothing to copy: the target holds a checked copy of each"],
     )
-    return EXIT_OK
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
 def run_list(run: _Run) -> int:

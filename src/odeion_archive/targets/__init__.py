@@ -168,6 +168,8 @@ class CopyResult:
 
     ``error`` is ``None`` when the copy is on the target, checked (its size and
     sha256 read back); ``skipped`` when an identical copy was there already.
+    An archive refused because its last verification failed has the
+    ``error`` that says so, and nothing was sent.
     """
 
     target: str

@@ -17,6 +17,7 @@ from odeion_archive.errors import (
     ArchiveError,
     ArchiveInvalidError,
     CancelledError,
+    CorruptArchiveError,
     NotFoundError,
     TargetError,
     UsageError,
@@ -127,7 +128,11 @@ class TargetService:
         """Copy the archive at ``path`` to the target ``name``; raises if it fails.
 
         With ``skip_copied``, an archive whose checked copy (same size and
-        sha256 recorded) is on the target already is not sent again.
+        sha256 recorded) is on the target already is not sent again. An archive
+        of the store whose last verification failed is refused
+        (:class:`CorruptArchiveError`, see :meth:`damaged`) before anything is
+        sent: its copy would be checked against its damaged bytes, and could
+        replace a good copy on the target.
         """
         target = self.open(name)
         if path.name.startswith("."):
@@ -135,6 +140,9 @@ class TargetService:
                 f"{path.name!r} starts with '.', as the records of checked copies on a target "
                 "do; rename the archive before copying it"
             )
+        damaged = self.damaged(path)
+        if damaged is not None:
+            raise CorruptArchiveError(damaged)
         if path.resolve().parent != self._store.directory.resolve():
             # Only an archive goes to a target: a file from elsewhere that is none (a
             # mistyped path, a configuration file) is refused before any byte leaves.
@@ -156,6 +164,25 @@ class TargetService:
             cancel=cancel,
             attempts=self._attempts,
             backoff=self._backoff,
+        )
+
+    def damaged(self, path: Path) -> str | None:
+        """Why the archive at ``path`` is not copied: the store found it damaged.
+
+        ``None`` unless it is an archive of the store whose last verification
+        failed (a file from elsewhere has no record: it is checked as it is read).
+        """
+        if path.resolve().parent != self._store.directory.resolve():
+            return None
+        record = self._store.record(path.name)
+        check = record.last_verification if record is not None else None
+        if check is None or check.passed:
+            return None
+        return (
+            f"{path.name} is damaged: its verification on {check.at:%Y-%m-%d %H:%M} UTC failed "
+            f"({check.reason or 'damaged'}); it is not copied, so that no damaged copy replaces "
+            f"a good one. Verify it again ('odeion-archive verify {path.name}'): if it passes, "
+            "copy it; if not, delete it and keep the copies of the other archives"
         )
 
     def copy_each(
@@ -258,9 +285,14 @@ class TargetService:
         by when it reached the target, or by its manifest's date if that is
         earlier (copies made together today of a month of backups are a month
         of backups, not one day's). A drill passed by the store's archive of the
-        same name counts.
+        same name counts, unless a verification since found that archive
+        damaged. A copy's origin is read from its own manifest (with
+        ``keyring``): the safety nets prefer this server's copies to those of
+        another server sharing the target. A verification of the store's archive
+        says nothing of the copy's bytes, so no copy counts as damaged here
+        (``verify --target`` checks them).
         """
-        in_store = {info.name: Candidate.of(info) for info in self._store.list()}
+        in_store = {info.name: Candidate.of(info) for info in self._store.list(keyring=keyring)}
         drilled = {name for name, candidate in in_store.items() if candidate.drill_passed}
         candidates = [
             Candidate(
@@ -273,6 +305,7 @@ class TargetService:
                 holds_full_db="full_db" in archive.manifest.component_names,
                 drill_passed=archive.name in drilled,
                 future_dated=archive.name in in_store and in_store[archive.name].future_dated,
+                authenticity=archive.authenticity,
             )
             for archive in self.archives(name, keyring)
         ]
