@@ -104,6 +104,11 @@ def _log_to_stderr() -> None:
 def _execute(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         return _demo(args, settings)
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise UsageError(
+            f"the data directory {settings.data_dir} is a file, not a directory; choose a "
+            "directory with --data-dir (or ODEION_DATA_DIR)"
+        )
     with Archiver(
         settings.data_dir,
         database_url=settings.database_url,
