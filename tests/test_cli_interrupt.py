@@ -189,6 +189,24 @@ def test_sigterm_at_the_confirmation_ends_the_restore_cleanly(
     assert _setting(odeion_db) == '"changed"'
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("create", "--components", "settings", "--with-passphrase"),
+        ("plan", "ARCHIVE", "--mode", "settings", "--ask-passphrase"),
+    ],
+)
+def test_the_end_of_input_at_a_passphrase_prompt_changes_nothing(
+    archive: tuple[dict[str, str], str], args: tuple[str, ...]
+) -> None:
+    env, name = archive
+    argv = [name if a == "ARCHIVE" else a for a in args]
+    seen, code = _on_a_terminal(env, argv, b"passphrase: ", send=b"\x04")
+    assert code == 1, seen
+    assert "Traceback" not in seen and "EOFError" not in seen
+    assert "no passphrase: the input ended at the prompt (Ctrl-D); nothing was changed" in seen
+
+
 def _on_a_terminal(
     env: dict[str, str], argv: list[str], prompt: bytes, *, send: bytes | None = None
 ) -> tuple[str, int]:

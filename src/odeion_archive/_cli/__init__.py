@@ -162,6 +162,13 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt as exc:
         _say(f"{_PROG}: error: {outcome.interrupted(exc)}")
         return EXIT_FAILED
+    except EOFError:
+        _error(
+            args,
+            "no passphrase: the input ended at the prompt (Ctrl-D); nothing was changed, "
+            "run the command again and type the passphrase",
+        )
+        return EXIT_FAILED
     except BrokenPipeError:
         _close_quietly(sys.stdout)
         return EXIT_OK
