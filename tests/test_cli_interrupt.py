@@ -176,6 +176,15 @@ def test_an_interrupt_after_a_prune_says_what_it_deleted(odeion_db: str, tmp_pat
     assert len(list((tmp_path / "data" / "backups").glob("odeion-backup-*"))) == 1
 
 
+def test_an_interrupt_while_closing_after_any_command_says_it_finished(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    env = _env(tmp_path / "data", odeion_db)
+    completed = _run(env, "list", at="close", name="SIGTERM")
+    assert completed.returncode == 1
+    assert _error(completed).endswith("interrupted (SIGTERM) after 'list' finished")
+
+
 def test_sigterm_at_the_confirmation_ends_the_restore_cleanly(
     archive: tuple[dict[str, str], str], odeion_db: str
 ) -> None:

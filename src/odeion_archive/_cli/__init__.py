@@ -128,6 +128,8 @@ def _execute(args: argparse.Namespace, settings: Settings, outcome: Outcome) -> 
     except BaseException:
         _close(archiver)
         raise
+    if outcome.done is None:
+        outcome.done = f"'{args.command}' finished"
     received = _close(archiver)
     if received:
         raise Interrupted(received[0])
