@@ -255,3 +255,19 @@ def _on_a_terminal(
     os.close(primary)
     assert acted, seen
     return seen.decode(errors="replace"), process.returncode
+
+
+def test_an_interrupted_run_due_says_some_tasks_may_have_run(
+    odeion_db: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "schedule.toml").write_text('backup_every = "1d"\ncomponents = ["settings"]\n')
+    env = _env(data, odeion_db)
+    completed = _run(env, "run-due", at="progress", phase="done")
+    assert completed.returncode == 1
+    assert _error(completed).endswith(
+        "interrupted (SIGINT); some of the due tasks may have run; 'due' shows what remains"
+    )
+    # The backup that ran is in the store: "nothing was changed" would have been untrue.
+    assert len(list((data / "backups").glob("odeion-backup-*"))) == 1

@@ -103,9 +103,19 @@ def _log_to_stderr() -> None:
     logger.propagate = False
 
 
+#: What an interrupt may have left done, for the commands that do their work in
+#: several steps that each stay done (the others change nothing until they finish).
+_PARTLY_DONE = {
+    "run-due": "some of the due tasks may have run; 'due' shows what remains",
+    "copy": "some archives may have been copied; run 'copy' again to copy the rest",
+    "sample": "the sample data may be incomplete; run 'sample' again",
+}
+
+
 def _execute(args: argparse.Namespace, settings: Settings, outcome: Outcome) -> int:
     if args.command == "demo":
         return _demo(args, settings)
+    outcome.before = _PARTLY_DONE.get(args.command, outcome.before)
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise UsageError(
             f"the data directory {settings.data_dir} is a file, not a directory; choose a "
