@@ -337,9 +337,10 @@ def test_an_unusable_data_directory_is_a_one_line_error(cli: Cli, tmp_path: Path
     not_a_dir.write_text("")
     archive = cli.json("create", "--components", "settings")["path"]
     for command in (("create", "--components", "settings"), ("import", archive)):
-        failed = cli("--data-dir", str(not_a_dir), *command, code=1)
+        failed = cli("--data-dir", str(not_a_dir), *command, code=2)
         error = _one_line_error(failed)
-        assert str(not_a_dir) in error and "check that it exists" in error
+        assert f"the data directory {not_a_dir} is a file, not a directory" in error
+        assert "choose a directory with --data-dir" in error
     if os.geteuid() != 0:  # root may write anywhere
         read_only = tmp_path / "read-only"
         read_only.mkdir(mode=0o500)
@@ -352,6 +353,26 @@ def test_import_of_a_missing_file_or_a_directory(cli: Cli, tmp_path: Path) -> No
     assert "nowhere.zip does not exist" in missing
     directory = _one_line_error(cli("import", str(tmp_path), code=1))
     assert "is a directory" in directory
+    device = _one_line_error(cli("import", os.devnull, code=1))
+    assert f"{os.devnull} is not a regular file; give the path of an archive file" in device
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("inspect",),
+        ("verify",),
+        ("plan", "--mode", "settings"),
+        ("restore", "--mode", "settings", "--yes"),
+    ],
+)
+def test_a_directory_or_a_device_for_the_archive_says_so(
+    cli: Cli, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    for path, what in ((tmp_path, "is a directory"), (Path(os.devnull), "is not a regular file")):
+        error = _one_line_error(cli(command[0], str(path), *command[1:], code=1))
+        assert f"{str(path)!r} {what}; give the path of an archive file" in error
+        assert "no such file" not in error
 
 
 @pytest.mark.parametrize(

@@ -175,6 +175,11 @@ class Archiver:
         in_store = "/" not in archive and (self._store.directory / archive).is_file()
         if not in_store and Path(archive).is_file():
             return Path(archive)
+        if not in_store and ("/" in archive or "\\" in archive) and Path(archive).exists():
+            what = "is a directory" if Path(archive).is_dir() else "is not a regular file"
+            raise NotFoundError(
+                f"{archive!r} {what}; give the path of an archive file or a name that 'list' shows"
+            )
         if "/" in archive or "\\" in archive:
             raise NotFoundError(
                 f"no such file {archive!r}; give the path of an archive file or a name "
@@ -409,7 +414,13 @@ class Archiver:
         if isinstance(source, str | Path):
             path = Path(source)
             if not path.is_file():
-                what = "is a directory" if path.is_dir() else "does not exist"
+                what = (
+                    "is a directory"
+                    if path.is_dir()
+                    else "is not a regular file"
+                    if path.exists()
+                    else "does not exist"
+                )
                 raise NotFoundError(f"{path} {what}; give the path of an archive file")
             # A first, bounded read names the user's file in any error about its format.
             ArchiveFile.open(path, self._registry).close()

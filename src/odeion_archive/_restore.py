@@ -174,6 +174,7 @@ def run_restore(
             raise RestoreFailedError(
                 f"the restore failed and was rolled back, the database is unchanged: {exc}"
             ) from exc
+        progress(ProgressEvent(operation="restore", phase="done"))
         connection.rollback()
         schema_after = schema.schema_version(connection)
         connection.rollback()

@@ -24,9 +24,9 @@ class ProgressEvent:
     ``"done"``; ``"verify"`` while an archive is verified; for a restore
     ``"component"``, ``"restore"`` (a full_db restore's work over all its phases, in
     byte-equivalents of loading data, for a time left that holds to the end) and the
-    components' own per-table phases (rows); for a copy to a storage target
-    ``"upload"`` and ``"check"`` (bytes), for a fetch from one ``"download"``
-    (bytes). ``component`` is the component being worked on, if any. ``done``
+    components' own per-table phases (rows), and ``"done"`` once it is committed;
+    for a copy to a storage target ``"upload"`` and ``"check"`` (bytes), for a
+    fetch from one ``"download"`` (bytes). ``component`` is the component being worked on, if any. ``done``
     counts ``unit``; ``total`` is ``None`` where it is not known in advance.
     """
 

@@ -77,6 +77,11 @@ def test_the_host_passes_targets_instead_of_the_file(tmp_path: Path) -> None:
     [
         ("[targets.nas\n", "not valid TOML"),
         ('[targets.nas]\npath = "/x"\n', "needs kind"),
+        (
+            '[targets.nas]\nkind = "dir"\npath = 5\n',
+            r"targets.toml: \[targets.nas\] path must be the directory's path in quotes .*not 5",
+        ),
+        ('[targets.nas]\nkind = "dir"\npath = ""\n', r"\[targets.nas\] path must be"),
         ('[targets.Bad-Name]\nkind = "dir"\n', "lower-case letters"),
         ('[elsewhere]\nkind = "dir"\n', r"only \[targets.NAME\] tables"),
         (

@@ -5,9 +5,10 @@ Every command calls one public function of the library. Results go to stdout
 human-readable line passes through :func:`~odeion_archive._printable.printable`,
 so nothing from an archive or a database can drive the terminal.
 
-Exit codes: 0 success; 1 the operation failed (the database unchanged); 2 usage
-error; 3 the plan says the archive cannot be restored; 4 verification found
-problems; 5 busy.
+Exit codes: 0 success; 1 the operation failed (the database unchanged) or was
+interrupted (SIGINT or SIGTERM; the message says what was done); 2 usage error;
+3 the plan says the archive cannot be restored; 4 verification found problems;
+5 busy.
 
 The parser is in :mod:`._parser`, what is printed in :mod:`._output`, the
 commands in :mod:`._commands`; this module runs them and turns errors into
@@ -38,6 +39,7 @@ from odeion_archive._cli._parser import (
     _resolve_settings,
     build_parser,
 )
+from odeion_archive._cli._signals import Interrupted, Outcome, deferred, handling_signals
 from odeion_archive._progress import ProgressPrinter
 from odeion_archive.errors import (
     ArchiveError,
@@ -101,34 +103,83 @@ def _log_to_stderr() -> None:
     logger.propagate = False
 
 
-def _execute(args: argparse.Namespace, settings: Settings) -> int:
+#: What an interrupt may have left done, for the commands that do their work in
+#: several steps that each stay done (the others change nothing until they finish).
+_PARTLY_DONE = {
+    "run-due": "some of the due tasks may have run; 'due' shows what remains",
+    "copy": "some archives may have been copied; run 'copy' again to copy the rest",
+    "sample": "the sample data may be incomplete; run 'sample' again",
+}
+
+
+def _execute(args: argparse.Namespace, settings: Settings, outcome: Outcome) -> int:
     if args.command == "demo":
         return _demo(args, settings)
-    with Archiver(
+    outcome.before = _PARTLY_DONE.get(args.command, outcome.before)
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise UsageError(
+            f"the data directory {settings.data_dir} is a file, not a directory; choose a "
+            "directory with --data-dir (or ODEION_DATA_DIR)"
+        )
+    archiver = Archiver(
         settings.data_dir,
         database_url=settings.database_url,
         pg_bin=settings.pg_bin,
         server_version=settings.server_version,
         identities=_age.identities_from(args),
-    ) as archiver:
+    )
+    try:
         progress = ProgressPrinter(sys.stderr, tty=sys.stderr.isatty())
-        run = _Run(args, settings, archiver, _Output(args.json), progress)
+        run = _Run(args, settings, archiver, _Output(args.json), progress, outcome)
         try:
-            return _COMMANDS[args.command](run)
+            code = _COMMANDS[args.command](run)
         finally:
             progress.finish()
+    except BaseException:
+        _close(archiver)
+        raise
+    if outcome.done is None:
+        outcome.done = f"'{args.command}' finished"
+    received = _close(archiver)
+    if received:
+        raise Interrupted(received[0])
+    return code
+
+
+def _close(archiver: Archiver) -> list[int]:
+    """Stop the embedded server, never cut short: the signals that arrived meanwhile."""
+    with deferred() as received:
+        archiver.close()
+    return received
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    with handling_signals():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    outcome = Outcome()
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt as exc:
+        _say(f"{_PROG}: error: {outcome.interrupted(exc)}")
+        return EXIT_FAILED
     settings: Settings | None = None
     _log_to_stderr()
     try:
         settings = _resolve_settings(args)
-        return _execute(args, settings)
-    except KeyboardInterrupt:
-        _error(args, "interrupted; nothing was changed")
+        return _execute(args, settings, outcome)
+    except KeyboardInterrupt as exc:
+        _say(f"{_PROG}: error: {outcome.interrupted(exc)}")
+        return EXIT_FAILED
+    except EOFError:
+        _error(
+            args,
+            "no passphrase: the input ended at the prompt (Ctrl-D); nothing was changed, "
+            "run the command again and type the passphrase",
+        )
         return EXIT_FAILED
     except BrokenPipeError:
         _close_quietly(sys.stdout)

@@ -35,6 +35,7 @@ from odeion_archive._cli._parser import (
 )
 from odeion_archive._cli._proving import drill_command, verify_all_command
 from odeion_archive._cli._schedule import due_command, prune_command, run_due_command
+from odeion_archive._cli._signals import Outcome
 from odeion_archive._cli._targets import (
     copy_json,
     copy_lines,
@@ -52,6 +53,7 @@ from odeion_archive.errors import (
     UnknownFormatError,
     UsageError,
 )
+from odeion_archive.events import ProgressCallback, ProgressEvent
 from odeion_archive.results import Problem, RestorePlan, VerifyReport
 
 
@@ -64,6 +66,7 @@ class _Run:
     archiver: Archiver
     out: _Output
     progress: ProgressPrinter
+    outcome: Outcome = attrs.field(factory=Outcome)
 
 
 def _confirm(question: str, *, yes: bool, what: str) -> bool:
@@ -77,12 +80,23 @@ def _confirm(question: str, *, yes: bool, what: str) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
+def _watching(run: _Run, done: Callable[[ProgressEvent], str]) -> ProgressCallback:
+    """The progress callback of ``run``, noting in its outcome when the work is done."""
+
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "done":
+            run.outcome.done = done(event)
+        run.progress(event)
+
+    return progress
+
+
 def _create(run: _Run) -> int:
     try:
         result = run.archiver.create(
             components=run.args.components,
             format=run.args.format,
-            progress=run.progress,
+            progress=_watching(run, lambda e: f"the backup was {e.message}; it is in the store"),
             copy_to=run.args.copy_to,
             encryption=_age.recipients_from(run.args),
         )
@@ -223,7 +237,7 @@ def _restore(run: _Run) -> int:
         args.mode,
         _conflict(args),
         **option_values(args),
-        progress=run.progress,
+        progress=_watching(run, lambda _: f"the restore of {_shown(args)} was committed"),
         expected=plan,
     )
     run.progress.finish()

@@ -195,10 +195,17 @@ def prune_command(run: _Run) -> int:
         ):
             _say("nothing was deleted")
             return EXIT_FAILED
+    listing = "list" if target is None else f"list --target {target}"
+    run.outcome.before = (
+        f"some archives may have been deleted{where}; see what remains with '{listing}'"
+    )
     if target is None:
         deleted = run.archiver.prune(rules=rules)
     else:
         deleted = run.archiver.prune_target(target, rules=rules)
+    run.outcome.done = (
+        f"the prune deleted {len(deleted)} archive{'' if len(deleted) == 1 else 's'}{where}"
+    )
     run.out.result(
         {"deleted": deleted}, [f"deleted {n}{where}" for n in deleted] or ["nothing to delete"]
     )

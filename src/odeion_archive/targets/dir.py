@@ -24,9 +24,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from odeion_archive._os import fsync_dir, pid_space, process_alive
-from odeion_archive.errors import TargetError
+from odeion_archive.errors import TargetError, UsageError
 from odeion_archive.hookspecs import hookimpl
 from odeion_archive.targets import RemoteObject, Target, TargetKind, TargetSpec
+from odeion_archive.targets._config import CONFIG_FILE
 from odeion_archive.targets._names import check_object_name, check_options
 
 __all__ = ["DirTarget", "DirTargetKind", "odeion_archive_targets"]
@@ -169,7 +170,18 @@ class DirTargetKind:
 
     def open(self, spec: TargetSpec) -> Target:
         check_options(spec, required={"path"}, optional=set())
-        path = Path(str(spec.options["path"])).expanduser()
+        given = spec.options["path"]
+        if not isinstance(given, str) or not given:
+            where = (
+                f"{spec.base / CONFIG_FILE}: [targets.{spec.name}]"
+                if spec.base is not None
+                else f"target {spec.name!r} (dir):"
+            )
+            raise UsageError(
+                f"{where} path must be the directory's path in quotes "
+                f'(path = "/mnt/backups"), not {given!r}'
+            )
+        path = Path(given).expanduser()
         if not path.is_absolute() and spec.base is not None:
             path = spec.base / path
         return DirTarget(spec.name, path)
