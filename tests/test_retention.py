@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Literal
 
+import attrs
 import pytest
 
 from odeion_archive import CheckRecord
@@ -142,6 +143,23 @@ def test_the_last_full_db_is_an_intact_archive_of_this_server_not_the_newest_one
     }
 
 
+def test_the_last_full_db_is_not_one_whose_drill_failed_while_another_is_intact() -> None:
+    # A drill that fails (damaged bytes the last verification predates, or a dump
+    # that does not restore) leaves the net to an archive not known to fail.
+    archives = [
+        Candidate("settings", _at("2026-06-03T00:00"), authenticity="own"),
+        Candidate("failed", _at("2026-06-02T00:00"), True, authenticity="own", drill_failed=True),
+        Candidate("intact", _at("2026-06-01T00:00"), True, authenticity="own"),
+    ]
+    assert _kept(archives, RetentionRules(keep_last=1)) == {
+        "settings": ("keep-last",),
+        "intact": ("last full_db",),
+    }
+    # Where every full_db archive failed its drill, the newest stays.
+    only = [archives[0], archives[1], attrs.evolve(archives[2], drill_failed=True)]
+    assert _kept(only, RetentionRules(keep_last=1))["failed"] == ("last full_db",)
+
+
 def test_a_foreign_full_db_never_takes_the_place_of_one_of_this_servers() -> None:
     archives = [
         Candidate("imported", _at("2026-06-03T00:00"), True, authenticity="foreign"),
@@ -243,6 +261,7 @@ def test_a_candidate_knows_its_last_checks_and_its_origin(
 ) -> None:
     candidate = Candidate.of(_info(verification, drill), now=_at("2026-06-05T00:00"))
     assert (candidate.damaged, candidate.drill_passed) == (damaged, drill_passed)
+    assert candidate.drill_failed == (drill is not None and not drill[1])
     assert candidate.holds_full_db and candidate.authenticity == "own"
     assert Candidate.of(_info(None, None, "foreign"), now=_at("2026-06-05T00:00")).authenticity == (
         "foreign"

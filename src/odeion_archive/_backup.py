@@ -25,7 +25,7 @@ from odeion_archive._context import ComponentContext
 from odeion_archive._encrypted import Encryptor
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import ComponentEntry, Manifest, MemberEntry
-from odeion_archive._postgres import PgTool, server_version_num
+from odeion_archive._postgres import PgTool, connect, server_version_num
 from odeion_archive._registry import Registry
 from odeion_archive._store import BackupStore
 from odeion_archive._tools import Toolbox
@@ -33,7 +33,6 @@ from odeion_archive._version import __version__
 from odeion_archive.errors import (
     ArchiveError,
     BackupFailedError,
-    DatabaseError,
     InsufficientSpaceError,
 )
 from odeion_archive.events import CancelToken, ProgressCallback, ProgressEvent, null_progress
@@ -161,13 +160,7 @@ def run_backup(
         progress(ProgressEvent(operation="backup", phase=phase, unit="steps", message=message))
 
     emit("snapshot", "opening a consistent snapshot of the database")
-    try:
-        connection = psycopg.connect(conninfo, autocommit=False)
-    except psycopg.Error as exc:
-        raise DatabaseError(
-            f"cannot connect to the database: {exc}; check the database URL and that "
-            "PostgreSQL is running"
-        ) from exc
+    connection = connect(conninfo)
     with connection:
         connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         connection.read_only = True

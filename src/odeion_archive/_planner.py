@@ -22,12 +22,11 @@ from odeion_archive._context import ComponentContext
 from odeion_archive._encrypted import open_source
 from odeion_archive._keys import Keyring
 from odeion_archive._manifest import ContainerPrefix, Manifest
-from odeion_archive._postgres import PgTool, server_version_num
+from odeion_archive._postgres import PgTool, connect, server_version_num
 from odeion_archive._registry import Registry
 from odeion_archive._tools import Toolbox
 from odeion_archive.errors import (
     ArchiveInvalidError,
-    DatabaseError,
     DecryptionError,
     ManifestTooNewError,
     UnknownComponentError,
@@ -175,16 +174,6 @@ class PlanningContext(ComponentContext):
 
     def tools(self, name: Literal["pg_dump", "pg_restore", "psql"]) -> Sequence[PgTool]:
         return self._toolbox.all(name)
-
-
-def connect(conninfo: str) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(conninfo, autocommit=False)
-    except psycopg.Error as exc:
-        raise DatabaseError(
-            f"cannot connect to the database: {exc}; check the database URL and that "
-            "PostgreSQL is running"
-        ) from exc
 
 
 def _blocked(options: RestoreOptions, components: tuple[str, ...], issue: Issue) -> RestorePlan:

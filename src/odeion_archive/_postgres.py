@@ -34,6 +34,7 @@ from odeion_archive.errors import DatabaseError, ToolNotFoundError
 __all__ = [
     "EmbeddedPostgres",
     "PgTool",
+    "connect",
     "database_url_or_embedded",
     "embedded_bin_dir",
     "find_tools",
@@ -53,6 +54,23 @@ _SYSTEM_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 _VERSION_TIMEOUT_SECONDS = 10
 _TOOL_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)((?:\.\d+)*)")
 _ANY_VERSION = re.compile(r"(\d+)((?:\.\d+)*)")
+
+
+def connect(conninfo: str) -> psycopg.Connection[Any]:
+    """A connection for a backup or a restore, in an explicit transaction.
+
+    Its client encoding is UTF-8 whatever the database or the role set as their
+    default: the JSON components pass UTF-8 bytes through ``COPY``, which the
+    server reads and writes in the client encoding (in LATIN1, ``Zoë`` came back
+    as ``ZoÃ«``).
+    """
+    try:
+        return psycopg.connect(conninfo, autocommit=False, client_encoding="UTF8")
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"cannot connect to the database: {exc}; check the database URL and that "
+            "PostgreSQL is running"
+        ) from exc
 
 
 # -- client tools -------------------------------------------------------------

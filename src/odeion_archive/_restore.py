@@ -26,10 +26,9 @@ from odeion_archive._planner import (
     RestoreOptions,
     check_options,
     components_for,
-    connect,
     plan_restore,
 )
-from odeion_archive._postgres import server_version_num
+from odeion_archive._postgres import connect, server_version_num
 from odeion_archive._registry import Registry
 from odeion_archive._tools import Toolbox
 from odeion_archive.errors import (
@@ -134,7 +133,9 @@ def run_restore(
                 reviewed = (
                     None
                     if expected is None
-                    else ComponentPlan(counts=expected.counts, renames=expected.renames)
+                    else ComponentPlan(
+                        warnings=expected.warnings, counts=expected.counts, renames=expected.renames
+                    )
                 )
                 contexts = [
                     PlanningContext(

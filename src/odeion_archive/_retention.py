@@ -21,7 +21,8 @@ same but for the reasons it lists):
 
   - ``last full_db``: the newest archive that holds ``full_db``, is this
     server's own (its seal checks out) and that its last verification, if
-    any, did not find damaged. If none is, the newest archive holding
+    any, did not find damaged, preferring one whose last drill, if any, did
+    not fail. If none is, the newest archive holding
     ``full_db`` not known to be damaged and not tampered with (one from
     another server); if none is, the newest archive holding ``full_db``
     whatever its state (the last copy of the database is never deleted by
@@ -121,7 +122,8 @@ class Candidate:
     ``future_dated``: it claims a time after that (it counts as the oldest).
     ``drill_passed``: its last drill passed and no verification since found
     it damaged; ``damaged``: its last verification failed; ``authenticity``:
-    ``own`` if this server sealed it (see :class:`~odeion_archive.ArchiveInfo`).
+    ``own`` if this server sealed it (see :class:`~odeion_archive.ArchiveInfo`);
+    ``drill_failed``: its last drill failed.
     """
 
     name: str
@@ -131,6 +133,7 @@ class Candidate:
     future_dated: bool = False
     damaged: bool = False
     authenticity: Authenticity = "foreign"
+    drill_failed: bool = False
 
     @classmethod
     def of(cls, info: ArchiveInfo, now: dt.datetime | None = None) -> Candidate:
@@ -157,6 +160,7 @@ class Candidate:
             or any(issue.code == "created_in_future" for issue in info.warnings),
             damaged=damaged,
             authenticity=info.authenticity,
+            drill_failed=drill is not None and not drill.passed,
         )
 
 
@@ -246,7 +250,9 @@ def _newest(ordered: Sequence[Candidate], *tiers: Callable[[Candidate], bool]) -
 def _last_full_db(ordered: Sequence[Candidate]) -> str | None:
     return _newest(
         [c for c in ordered if c.holds_full_db],
+        lambda c: c.authenticity == "own" and not c.damaged and not c.drill_failed,
         lambda c: c.authenticity == "own" and not c.damaged,
+        lambda c: c.authenticity == "foreign" and not c.damaged and not c.drill_failed,
         lambda c: c.authenticity == "foreign" and not c.damaged,
         lambda _: True,
     )

@@ -301,7 +301,8 @@ class DatabaseRestoreContext(PlanContext, Protocol):
     """
 
     #: The plan the host reviewed, if it passed one: the restore must do exactly
-    #: that or refuse. ``None``: decide now.
+    #: that or refuse. Its counts and renames are those of the whole plan, its
+    #: warnings every warning the host was shown. ``None``: decide now.
     plan: ComponentPlan | None
     cancel: CancelToken
 
@@ -359,7 +360,8 @@ class RestoreContext(PlanContext, Protocol):
     """
 
     #: The plan the host reviewed, if it passed one: the restore must do exactly
-    #: that or refuse. ``None``: decide now, inside the transaction.
+    #: that or refuse. Its counts and renames are those of the whole plan, its
+    #: warnings every warning the host was shown. ``None``: decide now, inside the transaction.
     plan: ComponentPlan | None
     cancel: CancelToken
 

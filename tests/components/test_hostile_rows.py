@@ -405,8 +405,9 @@ def test_a_restore_that_fails_after_adding_users_leaves_every_sequence_where_it_
     _plain_inserts_work(target)
 
 
+@pytest.mark.parametrize("grants", ["USAGE, SELECT, UPDATE", "USAGE, UPDATE"])
 def test_a_role_that_does_not_own_the_sequences_still_restores(
-    odeion_db: str, empty_db: str
+    odeion_db: str, empty_db: str, grants: str
 ) -> None:
     # A role with the rights to write the tables but not to alter their sequences
     # moves them with setval.
@@ -418,7 +419,7 @@ def test_a_role_that_does_not_own_the_sequences_still_restores(
         target,
         f"CREATE ROLE {role} LOGIN",
         f"GRANT SELECT, INSERT, UPDATE ON {tables} TO {role}",
-        f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        f"GRANT {grants} ON ALL SEQUENCES IN SCHEMA public TO {role}",
         f"GRANT SELECT ON schema_migrations TO {role}",
     )
     try:
@@ -441,3 +442,46 @@ def test_a_role_that_does_not_own_the_sequences_still_restores(
         _plain_inserts_work(target)
     finally:
         execute(target, f"DROP OWNED BY {role}", f"DROP ROLE {role}")
+
+
+def test_an_admin_code_used_up_here_and_fresh_in_the_archive_is_named(
+    odeion_db: str, empty_db: str
+) -> None:
+    # The overwrite takes the archive's count of uses: a code used up here could sign
+    # up another administrator.
+    target = fresh_database(empty_db, 2, seeded=True)
+    staff = (
+        "INSERT INTO invite_codes (code, role, max_uses, uses, expires_at, created_at) "
+        "VALUES ('STAFF', 'admin', 1, {}, '2999-01-01', '2024-01-01')"
+    )
+    execute(odeion_db, staff.format(0))
+    execute(target, staff.format(1))
+    archive = take_backup(odeion_db)
+    planned = plan(target, archive, "users_auth", "overwrite")
+    (warning,) = [i for i in planned.warnings if i.code == "admin_invites_imported"]
+    assert "STAFF (1 uses, expires 2999-01-01)" in warning.message
+    execute(odeion_db, "UPDATE invite_codes SET uses = 1 WHERE code = 'STAFF'")
+    again = plan(target, take_backup(odeion_db), "users_auth", "overwrite")
+    assert "admin_invites_imported" not in codes(again.warnings)
+
+
+def test_a_code_that_becomes_an_admin_code_after_the_plan_stops_the_restore(
+    odeion_db: str, empty_db: str, db_snapshot: Snapshot
+) -> None:
+    # The reviewed plan named no admin code; the restore must not grant one it did
+    # not show, even though it would add and change as many rows as planned.
+    target = fresh_database(empty_db, 2, seeded=True)
+    staff = (
+        "INSERT INTO invite_codes (code, role, max_uses, uses, expires_at, created_at) "
+        "VALUES ('STAFF', 'admin', 5, 0, NULL, '2024-01-01')"
+    )
+    execute(odeion_db, staff)
+    execute(target, staff)
+    archive = take_backup(odeion_db)
+    planned = plan(target, archive, "users_auth", "overwrite")
+    assert "admin_invites_imported" not in codes(planned.warnings)
+    execute(target, "UPDATE invite_codes SET role = 'user' WHERE code = 'STAFF'")
+    before = db_snapshot(target)
+    with pytest.raises(RestoreFailedError, match=r"a new warning \[admin_invites_imported\]"):
+        restore(target, archive, "users_auth", "overwrite", planned=planned)
+    assert db_snapshot(target) == before

@@ -502,3 +502,31 @@ def test_the_planner_plans_an_archive_in_memory_as_its_file(
     assert on_file.authenticity == in_memory.authenticity == "own"
     assert on_file == in_memory
     assert "rescan_required" in codes(in_memory.warnings)
+
+
+def test_databases_whose_client_encoding_is_latin1_keep_their_text(
+    odeion_db: str, empty_db: str
+) -> None:
+    # COPY reads and writes in the session's client encoding: with a database whose
+    # default is LATIN1, a restore stored 'Zoë' as 'ZoÃ«', and a backup could not
+    # write text LATIN1 lacks.
+    names = {"Zoë": "user-zoe", "日本語": "user-nihongo"}
+    for display, username in names.items():
+        execute(
+            odeion_db,
+            (
+                "INSERT INTO users (username, password_hash, display_name) VALUES (%s, 'h', %s)",
+                (username, display),
+            ),
+        )
+    target = fresh_database(empty_db, 2)
+    for url in (odeion_db, target):
+        (database,) = query(url, "SELECT current_database()")[0]
+        execute(url, f"ALTER DATABASE \"{database}\" SET client_encoding = 'LATIN1'")
+    archive = take_backup(odeion_db)
+    restore(target, archive, "users_auth", "skip")
+    stored = query(
+        target,
+        "SELECT username, convert_to(display_name, 'UTF8') FROM users WHERE username LIKE 'user-%%'",
+    )
+    assert {bytes(raw).decode(): username for username, raw in stored} == names

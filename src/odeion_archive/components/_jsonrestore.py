@@ -182,6 +182,13 @@ def check_against_plan(
         for key in rename_keys
         if dict(planned.renames.get(key, {})) != dict(decided.renames.get(key, {}))
     ]
+    # A warning the reviewed plan did not show (an invite code that became an admin
+    # code in between, an account that became an administrator) is a difference too.
+    differences += [
+        f"a new warning [{w.code}] {w.message}"
+        for w in decided.warnings
+        if w not in planned.warnings
+    ]
     if differences:
         raise RestoreFailedError(
             f"the database changed since the restore of {context.entry.name} was planned "

@@ -37,7 +37,10 @@ def _outcome(cur: Cursor, context: PlanContext) -> ComponentPlan:
     if user_emails:
         renames["users.email"] = user_emails
     blockers = _blockers(cur)
-    warnings = [*_kept_and_renumbered(cur), *_warnings(cur, user_emails)]
+    warnings = [
+        *_kept_and_renumbered(cur),
+        *_warnings(cur, user_emails, context.schema_version),
+    ]
     steps = _steps(counts, context)
     return ComponentPlan(
         blockers=tuple(blockers),
@@ -147,7 +150,7 @@ def _kept_and_renumbered(cur: Cursor) -> list[Issue]:
     return warnings
 
 
-def _warnings(cur: Cursor, user_emails: Mapping[str, str]) -> list[Issue]:
+def _warnings(cur: Cursor, user_emails: Mapping[str, str], schema_version: int) -> list[Issue]:
     warnings: list[Issue] = []
     cur.execute(
         "SELECT final_username FROM _oa_users WHERE role = 'admin' "
@@ -163,7 +166,7 @@ def _warnings(cur: Cursor, user_emails: Mapping[str, str]) -> list[Issue]:
                 "the server",
             )
         )
-    warnings.extend(_admin_invites(cur))
+    warnings.extend(_admin_invites(cur, schema_version))
     cur.execute(
         "SELECT t.username, u.username FROM _oa_users t JOIN users u ON u.id = t.email_holder "
         "WHERE t.decision = 'skip_email' ORDER BY t.ord"
@@ -205,19 +208,23 @@ def _warnings(cur: Cursor, user_emails: Mapping[str, str]) -> list[Issue]:
     return warnings
 
 
-def _admin_invites(cur: Cursor) -> list[Issue]:
+def _admin_invites(cur: Cursor, schema_version: int) -> list[Issue]:
     """The warning for invite codes that the restore adds or widens and that make admins.
 
     Such a code signs up anyone who has it as an administrator: an archive must
     not hand one out unnoticed, nor turn an existing code into one, nor let an
-    expired or used-up one live again.
+    expired or used-up one live again (a later expiry, more uses allowed, fewer
+    uses counted).
     """
     cur.execute(
-        "SELECT t.final_code, t.max_uses, t.expires_at FROM _oa_codes t "
-        "LEFT JOIN invite_codes i ON i.code = t.code "
-        "WHERE t.role = 'admin' AND (t.decision IN ('insert', 'rename') OR "
-        "(t.decision = 'overwrite' AND (i.role, i.max_uses, i.expires_at) "
-        "IS DISTINCT FROM (t.role, t.max_uses, t.expires_at))) ORDER BY t.ord"
+        sql.SQL(
+            "SELECT t.final_code, t.max_uses, t.expires_at FROM _oa_codes t "
+            "LEFT JOIN invite_codes i ON i.code = t.code "
+            "WHERE t.role = 'admin' AND (t.decision IN ('insert', 'rename') OR "
+            "(t.decision = 'overwrite' AND ((i.role, i.max_uses, i.expires_at) "
+            "IS DISTINCT FROM (t.role, t.max_uses, t.expires_at) "
+            "OR (t.max_uses IS NOT NULL AND t.uses < i.{uses})))) ORDER BY t.ord"
+        ).format(uses=sql.Identifier("uses" if schema_version >= 2 else "use_count"))
     )
     found = [
         f"{code} ({'unlimited uses' if uses is None else f'{uses} uses'}, "

@@ -101,19 +101,28 @@ def _decide(context: PlanContext) -> ComponentPlan:
 
 def _sequence(cur: Cursor, table: str) -> tuple[str, int, bool]:
     """The identity sequence of ``table``: its name, the value it hands out next, and
-    whether this role may ``ALTER`` it (it owns it)."""
+    whether this role may ``ALTER`` it (it owns it).
+
+    A role without ``SELECT`` on the sequence (``USAGE`` is enough to restore) sees
+    only ``pg_sequence_last_value``, which is ``NULL`` until the sequence is first
+    used: then the next value is taken to be its start.
+    """
     cur.execute(
-        "SELECT c.oid::regclass::text, pg_has_role(c.relowner, 'USAGE') FROM pg_class c "
+        "SELECT c.oid::regclass::text, pg_has_role(c.relowner, 'USAGE'), "
+        "has_sequence_privilege(c.oid, 'SELECT'), pg_sequence_last_value(c.oid), s.seqstart "
+        "FROM pg_class c JOIN pg_sequence s ON s.seqrelid = c.oid "
         "WHERE c.oid = pg_get_serial_sequence(%s, 'id')::regclass",
         (table,),
     )
     row = cur.fetchone()
     if row is None:
         raise RestoreFailedError(f"the table {table} has no id sequence; is it Odeion's schema?")
-    name, owned = str(row[0]), bool(row[1])
-    cur.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.SQL(name)))
-    last, called = cur.fetchone() or (1, False)
-    return name, int(last) + (1 if called else 0), owned
+    name, owned, readable, last, start = row
+    if readable:
+        cur.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.SQL(name)))
+        value, called = cur.fetchone() or (start, False)
+        return str(name), int(value) + (1 if called else 0), bool(owned)
+    return str(name), int(start) if last is None else int(last) + 1, bool(owned)
 
 
 def _move_sequence(cur: Cursor, table: str) -> None:
