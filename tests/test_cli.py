@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from _terminal import on_a_terminal
 from odeion_archive._lock import DataDirLock
 from odeion_archive._progress import ProgressPrinter
 from odeion_archive.events import ProgressEvent
@@ -294,42 +295,18 @@ def _on_a_terminal(env: dict[str, str], *args: str, answer: bytes | None = None)
 
     ``answer`` is typed when the program asks ``[y/N]``.
     """
-    primary, secondary = pty.openpty()
-    process = subprocess.Popen(
+
+    def type_answer(_process: subprocess.Popen[bytes], terminal: int) -> None:
+        assert answer is not None
+        os.write(terminal, answer)
+
+    drawn, code, _answered = on_a_terminal(
         [str(SCRIPT), *args],
-        stdin=secondary,
-        stdout=subprocess.PIPE,
-        stderr=secondary,
-        env={**env, "COLUMNS": "160", "TERM": "xterm-256color"},
+        env,
+        prompt=b"[y/N]",
+        act=None if answer is None else type_answer,
     )
-    os.close(secondary)
-    seen = b""
-    answered = answer is None
-    deadline = time.monotonic() + 120
-    while process.poll() is None and time.monotonic() < deadline:
-        ready, _, _ = select.select([primary], [], [], 0.2)
-        if ready:
-            try:
-                seen += os.read(primary, 65536)
-            except OSError:
-                break
-        if not answered and b"[y/N]" in seen:
-            assert answer is not None
-            os.write(primary, answer)
-            answered = True
-    process.wait(timeout=60)
-    while select.select([primary], [], [], 0.2)[0]:
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(primary)
-    assert process.stdout is not None
-    process.stdout.close()
-    return seen.decode(errors="replace"), process.returncode
+    return drawn, code
 
 
 def test_an_unusable_data_directory_is_a_one_line_error(cli: Cli, tmp_path: Path) -> None:

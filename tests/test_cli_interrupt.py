@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from _terminal import on_a_terminal
 
 # Runs the command line with a signal sent to itself at a known point: when the
 # progress printer sees ``phase`` (``at`` = "progress"), or as the archiver is
@@ -220,41 +219,23 @@ def _on_a_terminal(
     env: dict[str, str], argv: list[str], prompt: bytes, *, send: bytes | None = None
 ) -> tuple[str, int]:
     """Run the command line on a pty; at ``prompt``, type ``send`` or else send SIGTERM."""
-    primary, secondary = pty.openpty()
-    process = subprocess.Popen(
+
+    def act(process: subprocess.Popen[bytes], terminal: int) -> None:
+        if send is None:
+            process.send_signal(signal.SIGTERM)
+        else:
+            os.write(terminal, send)
+
+    seen, code, acted = on_a_terminal(
         [sys.executable, "-m", "odeion_archive", *argv],
-        stdin=secondary,
-        stdout=secondary,
-        stderr=secondary,
-        env={**env, "COLUMNS": "160", "TERM": "xterm-256color"},
-        start_new_session=True,
+        env,
+        prompt=prompt,
+        act=act,
+        stdout_too=True,
+        new_session=True,
     )
-    os.close(secondary)
-    seen = b""
-    acted = False
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([primary], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        elif process.poll() is not None:
-            break
-        if not acted and prompt in seen:
-            if send is None:
-                process.send_signal(signal.SIGTERM)
-            else:
-                os.write(primary, send)
-            acted = True
-    process.wait(timeout=60)
-    os.close(primary)
     assert acted, seen
-    return seen.decode(errors="replace"), process.returncode
+    return seen, code
 
 
 def test_an_interrupted_run_due_says_some_tasks_may_have_run(

@@ -9,19 +9,11 @@ import sys
 from pathlib import Path
 
 from _hooks import archiver_with
+from _terminal import rot
 from odeion_archive import RetentionRules, SchedulePolicy
 from odeion_archive.targets import TargetSpec
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
-
-
-def _rot(path: Path) -> None:
-    """Flip one byte in the middle of the file, as a failing disk would."""
-    with path.open("r+b") as stream:
-        stream.seek(path.stat().st_size // 2)
-        byte = stream.read(1)
-        stream.seek(-1, os.SEEK_CUR)
-        stream.write(bytes([byte[0] ^ 0x40]))
 
 
 def _cli(data_dir: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +34,7 @@ def test_a_damaged_full_db_never_takes_the_place_of_the_intact_one(
     intact = archiver.create(components=["settings", "full_db"]).archive
     rotten = archiver.create(components=["settings", "full_db"]).archive
     settings = archiver.create(components=["settings"]).archive
-    _rot(rotten.path)
+    rot(rotten.path)
     assert archiver.verify_all().damaged_since_verified == ()  # never verified intact before
     assert not archiver.verify_all().reports[rotten.name].ok
 

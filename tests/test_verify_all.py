@@ -12,17 +12,9 @@ from pathlib import Path
 import pytest
 
 from _hooks import Failures, archiver_with
+from _terminal import rot
 
 SCRIPT = Path(sys.executable).with_name("odeion-archive")
-
-
-def _rot(path: Path) -> None:
-    """Flip one byte in the middle of the file, as a failing disk would."""
-    with path.open("r+b") as stream:
-        stream.seek(path.stat().st_size // 2)
-        byte = stream.read(1)
-        stream.seek(-1, os.SEEK_CUR)
-        stream.write(bytes([byte[0] ^ 0x40]))
 
 
 def _codes(issues: object) -> list[str]:
@@ -49,7 +41,7 @@ def test_verify_all_finds_an_archive_damaged_after_it_was_stored(
         assert info.warnings == ()
     first_verified = listed[rotting.name].last_intact_at
 
-    _rot(rotting.path)
+    rot(rotting.path)
     second = archiver.verify_all()
     assert not second.ok
     assert second.damaged_since_verified == (rotting.name,)
@@ -109,7 +101,7 @@ def test_a_failure_hook_that_raises_changes_nothing_in_verify_all(
     archiver = archiver_with(tmp_path, module_odeion_db, failures)
     info = archiver.create(components=["settings", "full_db"]).archive
     archiver.verify_all()
-    _rot(info.path)
+    rot(info.path)
     with caplog.at_level(logging.ERROR):
         report = archiver.verify_all()
     assert report.damaged_since_verified == (info.name,)
@@ -134,7 +126,7 @@ def test_the_command_line_verifies_every_archive_and_lists_the_damage(
     archiver = archiver_with(tmp_path, module_odeion_db)
     info = archiver.create(components=["settings", "full_db"]).archive
     assert _cli(tmp_path, module_odeion_db, "verify", "--all").stdout.strip() == f"{info.name}: ok"
-    _rot(info.path)
+    rot(info.path)
     out = json.loads(_cli(tmp_path, module_odeion_db, "--json", "verify", "--all", code=4).stdout)
     assert out["ok"] is False
     assert out["damaged_since_verified"] == [info.name]
